@@ -1,0 +1,1 @@
+"""The static engine: discovery, parsing, the shared script analysis, suppressions, reporters."""

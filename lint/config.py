@@ -1,0 +1,194 @@
+"""`[tool.mlplint]` configuration: discovery, validation and the per-file rule selection."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from mlplint.lint.registry import Rule, all_rules
+from mlplint.probe.symptoms import SYMPTOMS
+
+
+class ConfigError(Exception):
+    """A configuration problem; str(error) names the file and the key."""
+
+
+def known_codes() -> list[str]:
+    return sorted([rule.code for rule in all_rules()] + list(SYMPTOMS))
+
+
+def parse_selectors(value: Any, key: str, source: str) -> list[str]:
+    """Codes or prefixes from a list or a comma-separated string; unknown ones are an error."""
+    if isinstance(value, str):
+        items = [item.strip() for item in value.split(",") if item.strip()]
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = [item.strip() for item in value]
+    else:
+        raise ConfigError(f"{source}: '{key}' must be a list of rule codes, got {value!r}")
+    codes = known_codes()
+    selectors = []
+    for item in items:
+        selector = item.upper()
+        if selector != "ALL" and not any(code.startswith(selector) for code in codes):
+            raise ConfigError(f"{source}: '{key}' has unknown rule code or prefix '{item}'")
+        selectors.append("" if selector == "ALL" else selector)
+    return selectors
+
+
+def _matches(code: str, selectors: list[str]) -> int:
+    """Length of the longest selector matching code (-1 if none): more specific wins, like ruff."""
+    return max((len(s) for s in selectors if code.startswith(s)), default=-1)
+
+
+def _check_option(rule: type[Rule], key: str, value: Any, source: str) -> Any:
+    default = rule.options[key]
+    where = f"{source}: 'tool.mlplint.{rule.name}.{key}'"
+    numbers = (int, float)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+    elif isinstance(default, numbers):
+        if isinstance(value, bool) or not isinstance(value, numbers):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+    elif isinstance(default, tuple):
+        if not (isinstance(value, list) and len(value) == len(default) and
+                all(isinstance(v, numbers) and not isinstance(v, bool) for v in value)):
+            raise ConfigError(f"{where} must be a list of {len(default)} numbers, got {value!r}")
+        if len(value) == 2 and value[0] > value[1]:
+            raise ConfigError(f"{where} must be [low, high] with low <= high, got {value!r}")
+        value = tuple(value)
+    return value
+
+
+@dataclass
+class Settings:
+    select: list[str] = field(default_factory=lambda: [""])
+    ignore: list[str] = field(default_factory=list)
+    per_file_ignores: list[tuple[str, list[str]]] = field(default_factory=list)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule code -> options
+    root: Optional[Path] = None  # directory that per-file-ignores patterns are relative to
+
+    def enabled(self, code: str, path: str) -> bool:
+        ignore = list(self.ignore)
+        relative = self._relative(path)
+        for pattern, codes in self.per_file_ignores:
+            if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
+                ignore.extend(codes)
+        selected = _matches(code, self.select)
+        return selected >= 0 and selected > _matches(code, ignore)
+
+    def rule_options(self, rule: type[Rule]) -> dict[str, Any]:
+        return {**rule.options, **self.options.get(rule.code, {})}
+
+    def _relative(self, path: str) -> str:
+        if self.root is None:
+            return path.replace(os.sep, "/")
+        try:
+            return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return path.replace(os.sep, "/")
+
+    def with_cli(self, select: Optional[list[str]], ignore: Optional[list[str]]) -> "Settings":
+        return Settings(
+            select=select if select is not None else self.select,
+            ignore=self.ignore + (ignore or []),
+            per_file_ignores=self.per_file_ignores,
+            options=self.options,
+            root=self.root,
+        )
+
+
+_TOP_KEYS = {"select", "ignore", "per-file-ignores"}
+
+
+def settings_from_table(table: dict, source: str, root: Optional[Path]) -> Settings:
+    settings = Settings(root=root)
+    rules_by_name = {rule.name: rule for rule in all_rules()}
+    for key, value in table.items():
+        if key == "select":
+            settings.select = parse_selectors(value, key, source)
+        elif key == "ignore":
+            settings.ignore = parse_selectors(value, key, source)
+        elif key == "per-file-ignores":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: 'per-file-ignores' must be a table of glob = [codes]")
+            settings.per_file_ignores = [
+                (pattern, parse_selectors(codes, f"per-file-ignores.{pattern}", source))
+                for pattern, codes in value.items()
+            ]
+        elif key in rules_by_name and isinstance(value, dict):
+            rule = rules_by_name[key]
+            for option, option_value in value.items():
+                if option not in rule.options:
+                    known = ", ".join(sorted(rule.options)) or "none"
+                    raise ConfigError(f"{source}: unknown option 'tool.mlplint.{key}.{option}' (known: {known})")
+                settings.options.setdefault(rule.code, {})[option] = _check_option(rule, option, option_value, source)
+        else:
+            expected = ", ".join(sorted(_TOP_KEYS)) + ", or a rule name with options"
+            raise ConfigError(f"{source}: unknown key 'tool.mlplint.{key}' (expected {expected})")
+    return settings
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: {error.strerror or error}") from None
+
+
+def _settings_from_document(data: dict, path: Path) -> Settings:
+    if path.name == "pyproject.toml" or "tool" in data:
+        table = data.get("tool", {}).get("mlplint", {})
+    else:
+        table = data  # a dedicated mlplint.toml holds the keys at the top level
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'tool.mlplint' must be a table")
+    return settings_from_table(table, str(path), path.parent)
+
+
+def load_config_file(path: Path) -> Settings:
+    return _settings_from_document(_read_toml(path), path)
+
+
+class ConfigResolver:
+    """Finds the nearest pyproject.toml with a [tool.mlplint] table above each checked file."""
+
+    def __init__(self, explicit: Optional[Path] = None):
+        self._explicit = load_config_file(explicit) if explicit is not None else None
+        self._by_directory: dict[Path, Settings] = {}
+
+    def for_path(self, path: str) -> Settings:
+        if self._explicit is not None:
+            return self._explicit
+        directory = Path(path).resolve().parent if path != "-" else Path.cwd().resolve()
+        return self._for_directory(directory)
+
+    def _for_directory(self, directory: Path) -> Settings:
+        if directory in self._by_directory:
+            return self._by_directory[directory]
+        candidate = directory / "pyproject.toml"
+        settings = None
+        if candidate.is_file():
+            document = _read_toml(candidate)
+            if "mlplint" in document.get("tool", {}):
+                settings = _settings_from_document(document, candidate)
+        if settings is None:
+            settings = Settings() if directory.parent == directory else self._for_directory(directory.parent)
+        self._by_directory[directory] = settings
+        return settings

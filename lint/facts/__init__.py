@@ -1,0 +1,22 @@
+"""The shared analysis of one script (see `core.ScriptFacts`)."""
+
+from __future__ import annotations
+
+import functools
+
+from mlplint.lint.facts.core import Binding, ScriptFacts as _CoreFacts
+from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
+from mlplint.lint.facts.training import TrainingAnalysis
+
+
+class ScriptFacts(_CoreFacts):
+    @functools.cached_property
+    def networks(self) -> NetworkAnalysis:
+        return NetworkAnalysis(self)
+
+    @functools.cached_property
+    def training(self) -> TrainingAnalysis:
+        return TrainingAnalysis(self)
+
+
+__all__ = ["Binding", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]

@@ -1,0 +1,624 @@
+"""ScriptFacts: one analysis of a script, computed once and queried by every rule.
+
+The analysis walks the module once (recording parents, calls, assignments, loops, functions,
+classes and argparse options) and then answers questions lazily, with memoisation:
+what does this expression hold (`origins`), which API or local class built it (`class_of`,
+`kind_of`), what literal value does it have (`literal`), who calls this function (`call_sites`).
+Names are resolved with LibCST's ScopeProvider and QualifiedNameProvider, so aliases and
+`from ... import ... as ...` are the same object to every rule.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Union
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, QualifiedNameSource, ScopeProvider
+
+from mlplint.lint.facts import names
+
+_MISSING = object()
+Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
+
+
+@dataclass(frozen=True)
+class Binding:
+    """How a target name got its value: `value` is the assigned expression; `index` is set for
+    tuple unpacking (`a, b = value`), `loop` for `for` targets and comprehension targets."""
+
+    value: cst.BaseExpression
+    index: Optional[int] = None
+    loop: bool = False
+
+
+def _unwrap(value: Any) -> Any:
+    return value() if callable(value) else value
+
+
+class _Indexer(cst.CSTVisitor):
+    """The single walk over the module."""
+
+    def __init__(self, facts: "ScriptFacts"):
+        super().__init__()
+        self.facts = facts
+        self.stack: list[cst.CSTNode] = []
+        self.containers: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        facts = self.facts
+        if self.stack:
+            facts.parent[node] = self.stack[-1]
+        self.stack.append(node)
+        if isinstance(node, (cst.FunctionDef, cst.For, cst.While)):
+            if isinstance(node, cst.For):
+                facts.loops.append(node)
+                self._bind_target(node.target, Binding(node.iter, loop=True))
+            elif isinstance(node, cst.While):
+                facts.loops.append(node)
+            else:
+                facts.functions.append(node)
+            self.containers.append(node)
+        elif isinstance(node, cst.ClassDef):
+            facts.classes.append(node)
+        elif isinstance(node, cst.Assign):
+            for target in node.targets:
+                self._bind_target(target.target, Binding(node.value))
+            self._record_effect(node)
+        elif isinstance(node, cst.AnnAssign) and node.value is not None:
+            self._bind_target(node.target, Binding(node.value))
+            self._record_effect(node)
+        elif isinstance(node, cst.AugAssign):
+            self._record_effect(node)
+        elif isinstance(node, cst.NamedExpr):
+            self._bind_target(node.target, Binding(node.value))
+        elif isinstance(node, cst.WithItem) and node.asname is not None:
+            self._bind_target(node.asname.name, Binding(node.item))
+        elif isinstance(node, cst.CompFor):
+            self._bind_target(node.target, Binding(node.iter, loop=True))
+        elif isinstance(node, cst.Return) and node.value is not None:
+            function = self._enclosing_function()
+            if function is not None:
+                facts.returns.setdefault(function, []).append(node.value)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.stack.pop()
+        if self.containers and self.containers[-1] is original_node:
+            self.containers.pop()
+        if isinstance(original_node, cst.Call):
+            self.facts.calls.append(original_node)
+            self._record_effect(original_node)
+            self._record_argparse(original_node)
+
+    def _enclosing_function(self) -> Optional[cst.FunctionDef]:
+        for container in reversed(self.containers):
+            if isinstance(container, cst.FunctionDef):
+                return container
+        return None
+
+    def _record_effect(self, node: cst.CSTNode) -> None:
+        facts = self.facts
+        facts.effects.setdefault(facts.module, []).append(node)
+        for container in self.containers:
+            facts.effects.setdefault(container, []).append(node)
+
+    def _bind_target(self, target: cst.BaseExpression, binding: Binding) -> None:
+        facts = self.facts
+        if isinstance(target, cst.Name):
+            facts.bindings[target] = binding
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for index, element in enumerate(target.elements):
+                inner = element.value
+                if isinstance(inner, cst.Name):
+                    facts.bindings[inner] = Binding(binding.value, index=index, loop=binding.loop)
+                elif isinstance(inner, (cst.Tuple, cst.List)):
+                    self._bind_target(inner, Binding(binding.value, loop=True))
+        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
+            function = self._enclosing_function()
+            if function is not None and _first_param(function) == target.value.value:
+                owner = facts.enclosing_class(function)
+                if owner is not None:
+                    facts.self_attributes.setdefault((owner, target.attr.value), []).append(binding.value)
+
+    def _record_argparse(self, call: cst.Call) -> None:
+        func = call.func
+        if not (isinstance(func, cst.Attribute) and func.attr.value == "add_argument"):
+            return
+        dest: Optional[str] = None
+        default: Optional[cst.BaseExpression] = None
+        for arg in call.args:
+            if arg.keyword is None and isinstance(arg.value, cst.SimpleString):
+                option = arg.value.evaluated_value
+                if isinstance(option, str) and (dest is None or option.startswith("--")):
+                    dest = option.lstrip("-").replace("-", "_")
+            elif arg.keyword is not None and arg.keyword.value == "dest":
+                if isinstance(arg.value, cst.SimpleString):
+                    dest = str(arg.value.evaluated_value)
+            elif arg.keyword is not None and arg.keyword.value == "default":
+                default = arg.value
+        if dest and default is not None:
+            self.facts.argparse_defaults[dest] = default
+
+
+def _first_param(function: cst.FunctionDef) -> Optional[str]:
+    params = function.params.posonly_params or function.params.params
+    return params[0].name.value if params else None
+
+
+class ScriptFacts:
+    """What is in one script: computed once per file, shared by every rule."""
+
+    def __init__(self, wrapper: MetadataWrapper):
+        module = wrapper.module
+        metadata = wrapper.resolve_many([ScopeProvider, QualifiedNameProvider])
+        self.module = module
+        self._wrapper = wrapper
+        self._scopes = metadata[ScopeProvider]
+        self._qualified = metadata[QualifiedNameProvider]
+        self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
+        self.calls: list[cst.Call] = []  # in evaluation order
+        self.loops: list[Union[cst.For, cst.While]] = []
+        self.functions: list[cst.FunctionDef] = []
+        self.classes: list[cst.ClassDef] = []
+        self.bindings: dict[cst.Name, Binding] = {}
+        self.self_attributes: dict[tuple[cst.ClassDef, str], list[cst.BaseExpression]] = {}
+        self.returns: dict[cst.FunctionDef, list[cst.BaseExpression]] = {}
+        self.effects: dict[cst.CSTNode, list[cst.CSTNode]] = {}
+        self.argparse_defaults: dict[str, cst.BaseExpression] = {}
+        self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
+        module.visit(_Indexer(self))
+
+    # ----------------------------------------------------------------- structure
+
+    @functools.cached_property
+    def positions(self):
+        """Source ranges of every node; resolved only when something needs a position."""
+        return self._wrapper.resolve(PositionProvider)
+
+    def line_of(self, node: cst.CSTNode) -> int:
+        return self.positions[node].start.line
+
+    def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        while node in self.parent:
+            node = self.parent[node]
+            yield node
+
+    def enclosing_class(self, function: cst.FunctionDef) -> Optional[cst.ClassDef]:
+        """The class a function is defined in as a method (None for plain functions)."""
+        owner = self.parent.get(self.parent.get(function))  # FunctionDef -> IndentedBlock -> ClassDef
+        return owner if isinstance(owner, cst.ClassDef) else None
+
+    def enclosing_function(self, node: cst.CSTNode) -> Optional[cst.FunctionDef]:
+        return next((a for a in self.ancestors(node) if isinstance(a, cst.FunctionDef)), None)
+
+    def enclosing_loops(self, node: cst.CSTNode) -> list[Union[cst.For, cst.While]]:
+        """Loops around node within its function, innermost first."""
+        loops = []
+        for ancestor in self.ancestors(node):
+            if isinstance(ancestor, cst.FunctionDef):
+                break
+            if isinstance(ancestor, (cst.For, cst.While)):
+                loops.append(ancestor)
+        return loops
+
+    def methods(self, owner: cst.ClassDef) -> dict[str, cst.FunctionDef]:
+        return {
+            stmt.name.value: stmt
+            for stmt in owner.body.body
+            if isinstance(stmt, cst.FunctionDef)
+        }
+
+    def method(self, owner: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
+        """A method of a local class, looked up through local base classes."""
+        for cls in self.class_lineage(owner):
+            found = self.methods(cls).get(name)
+            if found is not None:
+                return found
+        return None
+
+    def class_lineage(self, owner: cst.ClassDef) -> list[cst.ClassDef]:
+        lineage, todo = [], [owner]
+        while todo:
+            cls = todo.pop(0)
+            if cls in lineage:
+                continue
+            lineage.append(cls)
+            for base in cls.bases:
+                todo.extend(self.local_definitions(base.value, cst.ClassDef))
+        return lineage
+
+    def class_bases(self, owner: cst.ClassDef) -> set[str]:
+        """Qualified names of the imported classes anywhere in a local class's lineage."""
+        return {
+            qualified
+            for cls in self.class_lineage(owner)
+            for base in cls.bases
+            for qualified in [self.qualname(base.value)]
+            if qualified
+        }
+
+    def is_module_class(self, owner: cst.ClassDef) -> bool:
+        return bool(self.class_bases(owner) & names.MODULE_BASES)
+
+    # ----------------------------------------------------------------- names
+
+    def qualname(self, expr: cst.CSTNode) -> Optional[str]:
+        """Canonical qualified name of an imported or builtin object (`torch.nn.Linear`)."""
+        if not isinstance(expr, (cst.Name, cst.Attribute)):
+            return None
+        found = _unwrap(self._qualified.get(expr, set())) or set()
+        candidates = sorted(
+            q.name for q in found if q.source in (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN)
+        )
+        return names.canonical(candidates[0]) if candidates else None
+
+    def local_definitions(self, expr: cst.CSTNode, kind: type) -> list:
+        """Local FunctionDef/ClassDef nodes a Name (or `self.method`) refers to."""
+        if isinstance(expr, cst.Name):
+            return [node for node in self._referent_nodes(expr) if isinstance(node, kind)]
+        if isinstance(expr, cst.Attribute) and kind is cst.FunctionDef:
+            owners = self._receiver_classes(expr.value)
+            return [m for owner in owners for m in [self.method(owner, expr.attr.value)] if m is not None]
+        return []
+
+    def _referent_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
+        scope = self._scopes.get(name)
+        if scope is None:
+            return []
+        nodes = []
+        try:
+            accesses = scope.accesses[name]
+        except (KeyError, Exception):  # libcst raises on names it did not record as accesses
+            return []
+        for access in accesses:
+            for assignment in access.referents:
+                node = getattr(assignment, "node", None)
+                if node is not None:
+                    nodes.append(node)
+        return nodes
+
+    def _receiver_classes(self, receiver: cst.BaseExpression) -> list[cst.ClassDef]:
+        """Local classes an object may be an instance of (`self` inside a method included)."""
+        if isinstance(receiver, cst.Name):
+            function = self.enclosing_function(receiver)
+            if function is not None and _first_param(function) == receiver.value:
+                owner = self.enclosing_class(function)
+                if owner is not None and self._is_unbound_param(receiver):
+                    return [owner]
+        return [cls for cls in map(self.class_of, self.origins(receiver)) if isinstance(cls, cst.ClassDef)]
+
+    def _is_unbound_param(self, name: cst.Name) -> bool:
+        return all(isinstance(node, cst.Param) for node in self._referent_nodes(name))
+
+    # ----------------------------------------------------------------- values
+
+    def origins(self, expr: cst.BaseExpression) -> tuple[cst.BaseExpression, ...]:
+        """The expressions that may have produced expr's value, following variables, function
+        parameters (through the file's call sites), `self.attr`, local function returns, model
+        wrappers and pass-through methods (`.to(device)`, `.cuda()`, `.train()`...)."""
+        cached = self._origins_cache.get(expr)
+        if cached is None:
+            self._origins_cache[expr] = (expr,)  # cycle guard
+            cached = tuple(dict.fromkeys(self._origins(expr)))
+            self._origins_cache[expr] = cached
+        return cached
+
+    def _origins(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
+        if isinstance(expr, cst.Name):
+            return self._name_origins(expr)
+        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
+            owners = self._self_classes(expr.value)
+            values = [v for owner in owners for cls in self.class_lineage(owner)
+                      for v in self.self_attributes.get((cls, expr.attr.value), [])]
+            if values:
+                return [o for value in values for o in self.origins(value)]
+        if isinstance(expr, cst.Call):
+            func = expr.func
+            if isinstance(func, cst.Attribute) and func.attr.value in names.PASS_THROUGH_METHODS \
+                    and self.qualname(func) is None:
+                return list(self.origins(func.value))
+            if self.qualname(func) in names.MODEL_WRAPPERS and expr.args:
+                return list(self.origins(expr.args[0].value))
+            functions = self.local_definitions(func, cst.FunctionDef)
+            if functions:
+                returned = [v for f in functions for v in self.returns.get(f, [])]
+                if returned:
+                    return [o for value in returned for o in self.origins(value)]
+        return [expr]
+
+    def _self_classes(self, name: cst.Name) -> list[cst.ClassDef]:
+        function = self.enclosing_function(name)
+        if function is None or _first_param(function) != name.value or not self._is_unbound_param(name):
+            return []
+        owner = self.enclosing_class(function)
+        return [owner] if owner is not None else []
+
+    def _name_origins(self, name: cst.Name) -> list[cst.BaseExpression]:
+        out: list[cst.BaseExpression] = []
+        for node in self._referent_nodes(name):
+            binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
+            if binding is not None and binding.index is None and not binding.loop:
+                out.extend(self.origins(binding.value))
+            elif binding is not None and binding.index is not None and not binding.loop:
+                out.extend(self._unpacked_origins(binding, name))
+            elif isinstance(node, cst.Param):
+                out.extend(self._param_origins(node, name))
+            else:
+                out.append(name)
+        return out or [name]
+
+    def _unpacked_origins(self, binding: Binding, name: cst.Name) -> list[cst.BaseExpression]:
+        found = []
+        for value in self.origins(binding.value):
+            if isinstance(value, (cst.Tuple, cst.List)) and binding.index < len(value.elements):
+                found.extend(self.origins(value.elements[binding.index].value))
+            else:
+                found.append(name)
+        return found
+
+    def _param_origins(self, param: cst.Param, name: cst.Name) -> list[cst.BaseExpression]:
+        function = self.parent.get(self.parent.get(param))  # Param -> Parameters -> FunctionDef
+        if not isinstance(function, cst.FunctionDef):
+            return [name]
+        arguments = [self.argument_for(call, function, param) for call in self.call_sites(function)]
+        found = [o for arg in arguments if arg is not None for o in self.origins(arg)]
+        if param.default is not None and (not arguments or None in arguments):
+            found.extend(self.origins(param.default))
+        return found or [name]
+
+    def argument_for(self, call: cst.Call, function: cst.FunctionDef, param: cst.Param) -> Optional[cst.BaseExpression]:
+        """The expression a call passes for one parameter of a local function (None if not passed)."""
+        positional = list(function.params.posonly_params) + list(function.params.params)
+        if self._binds_self(call, function) and positional:
+            positional = positional[1:]
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == param.name.value:
+                return arg.value
+        plain = [arg for arg in call.args if arg.keyword is None and not arg.star]
+        for index, candidate in enumerate(positional):
+            if candidate is param:
+                return plain[index].value if index < len(plain) else None
+        return None
+
+    def _binds_self(self, call: cst.Call, function: cst.FunctionDef) -> bool:
+        """True when `function` is a method called through an instance or a class constructor."""
+        if self.enclosing_class(function) is None:
+            return False
+        return isinstance(call.func, cst.Attribute) or function.name.value == "__init__"
+
+    @functools.cached_property
+    def _call_sites(self) -> dict[cst.FunctionDef, list[cst.Call]]:
+        sites: dict[cst.FunctionDef, list[cst.Call]] = {}
+        for call in self.calls:
+            for function in self.local_definitions(call.func, cst.FunctionDef):
+                sites.setdefault(function, []).append(call)
+            for cls in self.local_definitions(call.func, cst.ClassDef):
+                init = self.method(cls, "__init__")
+                if init is not None:
+                    sites.setdefault(init, []).append(call)
+        return sites
+
+    def call_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
+        return self._call_sites.get(function, [])
+
+    def called_functions(self, call: cst.Call) -> list[cst.FunctionDef]:
+        """Local functions or methods a call runs (constructors run __init__)."""
+        found = self.local_definitions(call.func, cst.FunctionDef)
+        if isinstance(call.func, cst.Attribute) and not found:
+            for owner in self._receiver_classes(call.func.value):
+                method = self.method(owner, call.func.attr.value)
+                if method is not None:
+                    found.append(method)
+        return found
+
+    # ----------------------------------------------------------------- what objects are
+
+    def class_of(self, expr: cst.BaseExpression) -> Union[str, cst.ClassDef, None]:
+        """The class that constructed an origin expression: a canonical API name or a local class."""
+        if not isinstance(expr, cst.Call):
+            return None
+        qualified = self.qualname(expr.func)
+        if qualified is not None:
+            return qualified
+        classes = self.local_definitions(expr.func, cst.ClassDef)
+        return classes[0] if classes else None
+
+    def classes_of(self, expr: cst.BaseExpression) -> list[Union[str, cst.ClassDef]]:
+        return [cls for cls in map(self.class_of, self.origins(expr)) if cls is not None]
+
+    def kind_of(self, expr: cst.BaseExpression) -> Optional[str]:
+        """'model', 'optimizer', 'scheduler', 'loss', 'loader', 'scaler' or None."""
+        for cls in self.classes_of(expr):
+            kind = self._kind_of_class(cls)
+            if kind is not None:
+                return kind
+        return None
+
+    def _kind_of_class(self, cls: Union[str, cst.ClassDef]) -> Optional[str]:
+        if isinstance(cls, cst.ClassDef):
+            return "model" if self.is_module_class(cls) else None
+        if names.is_optimizer_class(cls):
+            return "optimizer"
+        if names.is_scheduler_class(cls):
+            return "scheduler"
+        if names.is_loss_class(cls):
+            return "loss"
+        if cls == names.DATALOADER:
+            return "loader"
+        if cls in names.GRAD_SCALERS:
+            return "scaler"
+        if names.is_layer_class(cls) or cls.startswith(("torchvision.models.", "timm.create_model")):
+            return "model"
+        return None
+
+    def calls_to(self, *qualified: str) -> Iterator[cst.Call]:
+        """Calls whose callee is one of the given APIs (canonical names)."""
+        wanted = set(qualified)
+        for call in self.calls:
+            if self.qualname(call.func) in wanted:
+                yield call
+
+    def applied_api(self, call: cst.Call) -> Optional[str]:
+        """The API a call applies to its arguments, as a canonical name: the function for
+        `F.cross_entropy(out, y)`, the instance's class for `criterion(out, y)` or
+        `criterion.forward(out, y)`. None for constructor calls such as `nn.CrossEntropyLoss()`."""
+        func = call.func
+        qualified = self.qualname(func)
+        if qualified is not None:
+            return None if qualified.rsplit(".", 1)[-1][:1].isupper() else qualified
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        for origin in self.origins(func):
+            cls = self.class_of(origin)
+            if isinstance(cls, str):
+                return cls
+            aliased = self.qualname(origin) if origin is not func else None
+            if aliased is not None and not aliased.rsplit(".", 1)[-1][:1].isupper():
+                return aliased  # `loss_fn = F.cross_entropy`
+        return None
+
+    @staticmethod
+    def argument(call: cst.Call, position: Optional[int], keyword: str) -> Optional[cst.BaseExpression]:
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == keyword:
+                return arg.value
+        plain = [arg for arg in call.args if arg.keyword is None and not arg.star]
+        if position is not None and position < len(plain):
+            return plain[position].value
+        return None
+
+    # ----------------------------------------------------------------- literals
+
+    def literal(self, expr: Optional[cst.BaseExpression]) -> Any:
+        """The constant value of expr, or None when it cannot be known statically."""
+        value = self._literal(expr, 0) if expr is not None else _MISSING
+        return None if value is _MISSING else value
+
+    def _literal(self, expr: cst.BaseExpression, depth: int) -> Any:
+        if depth > 12:
+            return _MISSING
+        if isinstance(expr, (cst.Integer, cst.Float)):
+            return expr.evaluated_value
+        if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
+            return expr.evaluated_value
+        if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+            return {"True": True, "False": False, "None": None}[expr.value]
+        if isinstance(expr, cst.UnaryOperation):
+            operand = self._literal(expr.expression, depth + 1)
+            if isinstance(operand, (int, float)) and not isinstance(operand, bool):
+                if isinstance(expr.operator, cst.Minus):
+                    return -operand
+                if isinstance(expr.operator, cst.Plus):
+                    return operand
+            if isinstance(expr.operator, cst.Not) and operand is not _MISSING:
+                return not operand
+            return _MISSING
+        if isinstance(expr, cst.BinaryOperation):
+            return self._binary(expr, depth)
+        if isinstance(expr, cst.Name):
+            return self._agreed([o for o in self.origins(expr) if o is not expr], depth)
+        if isinstance(expr, cst.Attribute):
+            return self._attribute_literal(expr, depth)
+        if isinstance(expr, cst.Subscript):
+            return self._subscript_literal(expr, depth)
+        if isinstance(expr, cst.Call):
+            return self._call_literal(expr, depth)
+        return _MISSING
+
+    def _agreed(self, candidates: list[cst.BaseExpression], depth: int) -> Any:
+        values = [self._literal(c, depth + 1) for c in candidates]
+        if not values or any(v is _MISSING for v in values):
+            return _MISSING
+        first = values[0]
+        return first if all(v == first for v in values) else _MISSING
+
+    def _binary(self, expr: cst.BinaryOperation, depth: int) -> Any:
+        left = self._literal(expr.left, depth + 1)
+        right = self._literal(expr.right, depth + 1)
+        numbers = (int, float)
+        if not (isinstance(left, numbers) and isinstance(right, numbers)):
+            return _MISSING
+        operations = {
+            cst.Add: lambda a, b: a + b,
+            cst.Subtract: lambda a, b: a - b,
+            cst.Multiply: lambda a, b: a * b,
+            cst.Divide: lambda a, b: a / b,
+            cst.FloorDivide: lambda a, b: a // b,
+            cst.Power: lambda a, b: a**b if abs(b) < 64 else _MISSING,
+        }
+        operation = operations.get(type(expr.operator))
+        try:
+            return operation(left, right) if operation else _MISSING
+        except (ArithmeticError, ValueError):
+            return _MISSING
+
+    def _attribute_literal(self, expr: cst.Attribute, depth: int) -> Any:
+        origins = [o for o in self.origins(expr) if o is not expr]
+        if origins:
+            return self._agreed(origins, depth)
+        attribute = expr.attr.value
+        receivers = self.origins(expr.value)
+        if attribute in self.argparse_defaults and not any(isinstance(r, (cst.Dict, cst.Call)) and
+                                                           not self._is_parse_args(r) for r in receivers):
+            return self._literal(self.argparse_defaults[attribute], depth + 1)
+        for receiver in receivers:
+            if isinstance(receiver, cst.Call):
+                keyword = self.argument(receiver, None, attribute)
+                if keyword is not None:
+                    return self._literal(keyword, depth + 1)
+        return _MISSING
+
+    @staticmethod
+    def _is_parse_args(expr: cst.BaseExpression) -> bool:
+        return isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
+            expr.func.attr.value in ("parse_args", "parse_known_args")
+
+    def _subscript_literal(self, expr: cst.Subscript, depth: int) -> Any:
+        if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+            return _MISSING
+        key = self._literal(expr.slice[0].slice.value, depth + 1)
+        if key is _MISSING:
+            return _MISSING
+        found = [self._mapping_value(o, key, depth) for o in self.origins(expr.value)]
+        if not found or any(v is _MISSING for v in found):
+            return _MISSING
+        return found[0] if all(v == found[0] for v in found) else _MISSING
+
+    def _mapping_value(self, mapping: cst.BaseExpression, key: Any, depth: int) -> Any:
+        if isinstance(mapping, cst.Dict):
+            for element in mapping.elements:
+                if isinstance(element, cst.DictElement) and self._literal(element.key, depth + 1) == key:
+                    return self._literal(element.value, depth + 1)
+        if isinstance(mapping, cst.Call) and self.qualname(mapping.func) == "builtins.dict" and isinstance(key, str):
+            value = self.argument(mapping, None, key)
+            if value is not None:
+                return self._literal(value, depth + 1)
+        if isinstance(mapping, (cst.Tuple, cst.List)) and isinstance(key, int) and -len(mapping.elements) <= key < len(mapping.elements):
+            return self._literal(mapping.elements[key].value, depth + 1)
+        return _MISSING
+
+    def _call_literal(self, call: cst.Call, depth: int) -> Any:
+        qualified = self.qualname(call.func)
+        if qualified in ("builtins.float", "builtins.int") and len(call.args) == 1:
+            value = self._literal(call.args[0].value, depth + 1)
+            if isinstance(value, (int, float, str)):
+                try:
+                    return float(value) if qualified == "builtins.float" else int(value)
+                except ValueError:
+                    return _MISSING
+            return _MISSING
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "get" and call.args:
+            key = self._literal(call.args[0].value, depth + 1)
+            default = call.args[1].value if len(call.args) > 1 else None
+            values = []
+            for mapping in self.origins(func.value):
+                value = self._mapping_value(mapping, key, depth)
+                if value is _MISSING and isinstance(mapping, cst.Dict) and default is not None:
+                    value = self._literal(default, depth + 1)
+                values.append(value)
+            if values and all(v is not _MISSING and v == values[0] for v in values):
+                return values[0]
+        return _MISSING

@@ -1,0 +1,147 @@
+"""Training loops: optimizer steps, backward passes, gradient clearing, and what a loop reaches
+through the local functions it calls."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Iterator, Optional, Union
+
+import libcst as cst
+
+from mlplint.lint.facts.core import ScriptFacts
+
+Loop = Union[cst.For, cst.While]
+# Receivers we cannot resolve are judged by name only as a last resort (functions imported
+# elsewhere and never called in the file): `optimizer`, `opt_g`, `self.optim`...
+_OPTIMIZER_NAME = re.compile(r"(^|_)(opt|optim|optimizer|optimiser)(_|\d|$)", re.IGNORECASE)
+_MAX_CALL_DEPTH = 6
+
+
+def _terminal_name(expr: cst.BaseExpression) -> str:
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    return ""
+
+
+class TrainingAnalysis:
+    def __init__(self, facts: ScriptFacts):
+        self.facts = facts
+        self._reachable_cache: dict[cst.CSTNode, list[cst.CSTNode]] = {}
+
+    def reachable(self, container: cst.CSTNode) -> list[cst.CSTNode]:
+        """Calls and assignments inside a loop or function, and inside the local functions it
+        calls (or passes as arguments, like an LBFGS closure), transitively."""
+        cached = self._reachable_cache.get(container)
+        if cached is None:
+            cached = self._reachable_cache[container] = self._collect(container)
+        return cached
+
+    def _collect(self, container: cst.CSTNode) -> list[cst.CSTNode]:
+        nodes: list[cst.CSTNode] = []
+        seen: set[cst.CSTNode] = set()
+        todo = [(container, _MAX_CALL_DEPTH)]
+        while todo:
+            current, depth = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            own = self.facts.effects.get(current, [])
+            nodes.extend(own)
+            if depth == 0:
+                continue
+            for node in own:
+                if isinstance(node, cst.Call):
+                    targets = self.facts.called_functions(node)
+                    for arg in node.args:
+                        targets += self.facts.local_definitions(arg.value, cst.FunctionDef)
+                    todo.extend((function, depth - 1) for function in targets)
+        return nodes
+
+    def optimizer_setting(self, call: cst.Call, key: str, position: Optional[int]) -> list[cst.BaseExpression]:
+        """Expressions setting one hyper-parameter of an optimizer constructor: the argument
+        (keyword, or positional at `position`) and the entries of parameter-group dicts."""
+        found = []
+        value = self.facts.argument(call, position, key)
+        if value is not None:
+            found.append(value)
+        params = self.facts.argument(call, 0, "params")
+        if isinstance(params, (cst.List, cst.Tuple)):
+            for element in params.elements:
+                if isinstance(element.value, cst.Dict):
+                    for entry in element.value.elements:
+                        if isinstance(entry, cst.DictElement) and self.facts.literal(entry.key) == key:
+                            found.append(entry.value)
+        return found
+
+    def is_optimizer(self, expr: cst.BaseExpression) -> bool:
+        kind = self.facts.kind_of(expr)
+        if kind is not None:
+            return kind == "optimizer"
+        return bool(_OPTIMIZER_NAME.search(_terminal_name(expr)))
+
+    def is_optimizer_step(self, node: cst.CSTNode) -> bool:
+        """`optimizer.step()` or `scaler.step(optimizer)`."""
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "step"):
+            return False
+        receiver = node.func.value
+        if self.facts.kind_of(receiver) == "scaler":
+            return True
+        return self.is_optimizer(receiver)
+
+    @functools.cached_property
+    def optimizer_steps(self) -> list[cst.Call]:
+        return [call for call in self.facts.calls if self.is_optimizer_step(call)]
+
+    @staticmethod
+    def is_backward(node: cst.CSTNode) -> bool:
+        """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`,
+        `torch.autograd.backward(...)`, `manual_backward(loss)` (Lightning)."""
+        if not isinstance(node, cst.Call):
+            return False
+        name = _terminal_name(node.func)
+        return name in ("backward", "manual_backward")
+
+    def clears_gradients(self, node: cst.CSTNode) -> bool:
+        """`zero_grad()` on anything, `p.grad = None`, `p.grad.zero_()`, `p.grad.detach_()`."""
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            method = node.func.attr.value
+            if method == "zero_grad":
+                return True
+            if method in ("zero_", "detach_", "fill_") and self._mentions_grad(node.func.value):
+                return True
+        if isinstance(node, (cst.Assign,)):
+            return any(self._mentions_grad(t.target) for t in node.targets)
+        return False
+
+    @staticmethod
+    def _mentions_grad(expr: cst.BaseExpression) -> bool:
+        while isinstance(expr, cst.Attribute):
+            if expr.attr.value == "grad":
+                return True
+            expr = expr.value
+        return False
+
+    def loops_around(self, node: cst.CSTNode) -> Iterator[Loop]:
+        """Loops that run node: its own enclosing loops (innermost first), then, when node sits in
+        a function, the loops around that function's call sites, recursively."""
+        yield from self._loops_around(node, _MAX_CALL_DEPTH, set())
+
+    def _loops_around(self, node: cst.CSTNode, depth: int, seen: set) -> Iterator[Loop]:
+        yield from self.facts.enclosing_loops(node)
+        function = self.facts.enclosing_function(node)
+        if function is None or depth == 0 or function in seen:
+            return
+        seen.add(function)
+        for call in self.caller_sites(function):
+            yield from self._loops_around(call, depth - 1, seen)
+
+    def caller_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
+        """Calls that run a function: direct calls, and calls receiving it as an argument."""
+        sites = list(self.facts.call_sites(function))
+        for call in self.facts.calls:
+            if any(function in self.facts.local_definitions(arg.value, cst.FunctionDef) for arg in call.args):
+                sites.append(call)
+        return sites

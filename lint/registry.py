@@ -1,0 +1,117 @@
+"""The rule base class, the registry decorator and rule discovery."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
+
+import libcst as cst
+
+from mlplint.lint.finding import Fix, Severity
+
+if TYPE_CHECKING:
+    from mlplint.lint.facts import ScriptFacts
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An example that must fire: optionally on a given line, with a message fragment, and the
+    source it turns into once the rule's fix is applied."""
+
+    code: str
+    line: Optional[int] = None
+    message: Optional[str] = None
+    fixed: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Report:
+    node: cst.CSTNode
+    message: str
+    fix: Optional["FixSpec"] = None
+
+
+@dataclass(frozen=True)
+class FixSpec:
+    """A fix expressed on CST nodes; the engine turns it into line/column edits."""
+
+    applicability: str  # "safe" | "unsafe"
+    replacements: tuple[tuple[cst.CSTNode, str], ...]
+    description: str = ""
+
+
+class RuleContext:
+    def __init__(self, facts: "ScriptFacts", options: dict[str, Any]):
+        self.facts = facts
+        self.options = options
+        self.reports: list[Report] = []
+
+    def report(self, node: cst.CSTNode, message: str, fix: Optional[FixSpec] = None) -> None:
+        self.reports.append(Report(node, message, fix))
+
+
+class Rule:
+    """Base class: subclasses set the class attributes and implement `check`."""
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]
+    # Runtime symptoms (ML9xx) whose presence in a probe run confirms this rule's finding.
+    symptoms: ClassVar[tuple[str, ...]] = ()
+    # Configurable thresholds: option name -> default value (documented in the docstring).
+    options: ClassVar[dict[str, Any]] = {}
+    VALID: ClassVar[list[str]] = []
+    INVALID: ClassVar[list[Union[str, Invalid]]] = []
+
+    def check(self, ctx: RuleContext) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def doc_sections(cls) -> dict[str, str]:
+        return parse_doc_sections(cls.__doc__ or "")
+
+    @classmethod
+    def summary(cls) -> str:
+        what = cls.doc_sections().get("What it does", "")
+        return " ".join(what.split("\n\n")[0].split())
+
+
+_SECTION = re.compile(r"^## (?P<title>.+?)\s*$", re.MULTILINE)
+
+
+def parse_doc_sections(doc: str) -> dict[str, str]:
+    """Split a rule docstring into its '## Section' blocks."""
+    text = inspect.cleandoc(doc)
+    matches = list(_SECTION.finditer(text))
+    sections = {}
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        sections[match.group("title")] = text[match.end() : end].strip()
+    return sections
+
+
+_REGISTRY: dict[str, type[Rule]] = {}
+
+
+def register(rule: type[Rule]) -> type[Rule]:
+    if rule.code in _REGISTRY and _REGISTRY[rule.code] is not rule:
+        raise ValueError(f"duplicate rule code {rule.code}")
+    _REGISTRY[rule.code] = rule
+    return rule
+
+
+def all_rules() -> list[type[Rule]]:
+    """Every registered rule, sorted by code (imports every module under mlplint.rules once)."""
+    import mlplint.rules as package
+
+    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        importlib.import_module(info.name)
+    return [_REGISTRY[code] for code in sorted(_REGISTRY)]
+
+
+def rule_by_code(code: str) -> Optional[type[Rule]]:
+    return {rule.code: rule for rule in all_rules()}.get(code.upper())

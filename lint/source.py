@@ -1,0 +1,44 @@
+"""Reading a file into text, with one clear message for each way that can fail."""
+
+from __future__ import annotations
+
+import errno
+import io
+import tokenize
+
+
+class SourceError(Exception):
+    """A file that cannot be read as Python source; str(error) is a one-line reason."""
+
+
+def decode_source(data: bytes) -> str:
+    if b"\x00" in data:
+        raise SourceError("binary file (contains NUL bytes), not Python source")
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as error:
+        raise SourceError(f"cannot determine the source encoding: {error}") from None
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as error:
+        position = getattr(error, "start", None)
+        where = f" at byte {position}" if position is not None else ""
+        raise SourceError(f"not valid {encoding} text{where}; is it a Python file?") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def read_source(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise SourceError("no such file") from None
+    except IsADirectoryError:
+        raise SourceError("is a directory") from None
+    except PermissionError:
+        raise SourceError("permission denied") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise SourceError("symbolic link loop") from None
+        raise SourceError(error.strerror or str(error)) from None
+    return decode_source(data)

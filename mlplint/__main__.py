@@ -1,0 +1,3 @@
+from mlplint.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The runtime probe: runs a training script briefly under instrumentation (`mlplint probe`)."""

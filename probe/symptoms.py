@@ -1,0 +1,45 @@
+"""The catalog of runtime symptoms (ML9xx): code, name, severity and a one-line summary.
+
+Detectors judge recorded statistics into these; static rules name the ones that confirm them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlplint.lint.finding import Severity
+
+
+@dataclass(frozen=True)
+class Symptom:
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+
+
+_E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
+
+SYMPTOMS = {
+    s.code: s
+    for s in [
+        Symptom("ML901", "non-finite", _E, "NaN or Inf in loss, activations or gradients"),
+        Symptom("ML902", "diverging-loss", _E, "loss trends upward or blows past its start"),
+        Symptom("ML903", "oscillating-loss", _W, "loss swings without a downward trend"),
+        Symptom("ML904", "stalled-loss", _W, "loss barely moves over the run"),
+        Symptom("ML905", "exploding-gradients", _E, "gradient norms huge or growing step over step"),
+        Symptom("ML906", "vanishing-gradients", _W, "early layers get orders of magnitude smaller gradients"),
+        Symptom("ML907", "dead-relu", _W, "a large share of ReLU units never activate"),
+        Symptom("ML908", "saturated-activations", _W, "sigmoid/tanh outputs pinned at their bounds"),
+        Symptom("ML909", "activation-scale-drift", _W, "activation scale shrinks or grows layer after layer"),
+        Symptom("ML910", "unscaled-input-features", _W, "input features differ in scale by orders of magnitude"),
+        Symptom("ML911", "update-ratio-out-of-range", _W, "parameter update / parameter size far from ~1e-3"),
+        Symptom("ML912", "initial-loss-off", _W, "first loss far from the chance level for the task"),
+        Symptom("ML913", "gradient-accumulation", _E, "gradients grow across steps because they are never cleared"),
+        Symptom("ML914", "probabilities-into-logit-loss", _E, "inputs to a logit loss already look like probabilities"),
+        Symptom("ML915", "loss-shape-broadcast-observed", _E, "loss inputs of different shapes were broadcast"),
+        Symptom("ML916", "class-imbalance", _I, "observed targets are dominated by few classes"),
+        Symptom("ML917", "train-mode-during-eval", _E, "Dropout/BatchNorm in training mode during a no-grad pass"),
+        Symptom("ML918", "frozen-parameters", _W, "parameters that never receive gradients or updates"),
+    ]
+}

@@ -1,0 +1,1 @@
+"""ML1xx: how data reaches the model."""

@@ -1,0 +1,1 @@
+"""ML4xx: loss functions and what is fed to them."""

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+
+@register
+class SoftmaxBeforeCrossEntropy(Rule):
+    """
+    ## What it does
+    Finds probabilities (the output of a softmax) fed to `nn.CrossEntropyLoss` or
+    `F.cross_entropy`: a softmax as the last layer of an `nn.Sequential`, as the last operation of
+    `forward()`, or applied to the model output before the loss.
+
+    ## Why is this bad?
+    `CrossEntropyLoss` applies `log_softmax` to its input itself. Fed probabilities, it computes
+    a softmax of a softmax: outputs are squeezed into a narrow range, the loss cannot go much
+    below its starting value and the gradients shrink, so the model learns slowly or stalls.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3), nn.Softmax(dim=1))
+    criterion = nn.CrossEntropyLoss()
+    loss = criterion(model(x), y)
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3))
+    criterion = nn.CrossEntropyLoss()
+    loss = criterion(model(x), y)
+    probabilities = model(x).softmax(dim=1)  # only for predictions
+    ```
+    """
+
+    code = "ML401"
+    name = "softmax-before-cross-entropy"
+    severity = Severity.ERROR
+    symptoms = ("ML914", "ML904")
+
+    VALID = [
+        # logits into the loss, softmax only for predictions
+        """
+import torch.nn as nn
+import torch.nn.functional as F
+model = nn.Sequential(nn.Linear(4, 3))
+loss = nn.CrossEntropyLoss()(model(x), y)
+probs = F.softmax(model(x), dim=1)
+""",
+        # log_softmax is idempotent under CrossEntropyLoss's own log_softmax
+        """
+import torch
+import torch.nn as nn
+class Net(nn.Module):
+    def forward(self, x):
+        return torch.log_softmax(self.fc(x), dim=1)
+criterion = nn.CrossEntropyLoss()
+net = Net()
+loss = criterion(net(x), y)
+""",
+        # softmax into a loss that expects probabilities
+        """
+import torch.nn as nn
+import torch.nn.functional as F
+p = F.softmax(logits, dim=1)
+loss = nn.MSELoss()(p, onehot)
+""",
+        # a local variable named like a torch function is not one
+        """
+import torch.nn as nn
+def softmax(x):
+    return x
+loss = nn.CrossEntropyLoss()(softmax(x), y)
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3), nn.Softmax(dim=1))
+criterion = nn.CrossEntropyLoss()
+loss = criterion(model(x), y)
+""",
+            line=3,
+            message="nn.Softmax",
+        ),
+        Invalid(
+            """
+import torch
+from torch import nn
+import torch.nn.functional as F
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(10, 4)
+    def forward(self, x):
+        x = self.fc(x)
+        return F.softmax(x, dim=1)
+net = Net()
+criterion = nn.CrossEntropyLoss()
+for x, y in loader:
+    outputs = net(x)
+    loss = criterion(outputs, y)
+""",
+            line=11,
+        ),
+        Invalid(
+            """
+import torch
+import torch.nn.functional as F
+loss = F.cross_entropy(torch.softmax(logits, dim=-1), target)
+""",
+            line=4,
+        ),
+        Invalid(
+            """
+from torch.nn import CrossEntropyLoss as CE
+import torch.nn as tnn
+def train(model, criterion, x, y):
+    return criterion(model(x).softmax(1), y)
+train(tnn.Linear(3, 2), CE(), x, y)
+""",
+            line=5,
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+def build():
+    return nn.Sequential(nn.Linear(8, 2), nn.Softmax(dim=-1))
+model = build().to("cuda")
+loss = nn.CrossEntropyLoss()(model(x), y)
+""",
+            line=4,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        for call in facts.calls:
+            if facts.applied_api(call) not in names.CROSS_ENTROPY:
+                continue
+            prediction = facts.argument(call, 0, "input")
+            if prediction is None:
+                continue
+            for op in facts.networks.output_ops_of(prediction):
+                if op.activation != "softmax":
+                    continue
+                ctx.report(
+                    op.node,
+                    f"{op.label} turns the logits into probabilities, then CrossEntropyLoss "
+                    f"(line {facts.line_of(call)}) applies log-softmax again: a double softmax that "
+                    "flattens the gradients; feed raw logits to the loss and apply softmax only for predictions",
+                )

@@ -1,0 +1,1 @@
+"""ML3xx: architecture and initialisation."""

@@ -1,0 +1,1 @@
+"""ML2xx: optimisation and the training loop."""

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+# Usual learning rate per optimizer family: the PyTorch default, or common practice where the
+# default is not what people use (Adam 1e-3: Kingma & Ba 2015; SGD with momentum 0.01-0.1).
+USUAL_LR = {
+    "adam": 1e-3, "sgd": 1e-2, "rmsprop": 1e-3, "adagrad": 1e-2, "adadelta": 1.0,
+    "lbfgs": 1.0, "rprop": 1e-2, "adafactor": 1e-2,
+}
+
+
+def _ratio(value: float, usual: float) -> str:
+    factor = max(value, usual) / min(value, usual)
+    return f"{factor:,.0f}x" if factor >= 10 else f"{factor:.1f}x"
+
+
+@register
+class ExtremeLearningRate(Rule):
+    """
+    ## What it does
+    Checks the learning rate given to a `torch.optim` optimizer against the range that is sane
+    for its family, following constants (`LR = 10.0`), argparse defaults (`args.lr`) and config
+    dicts (`config["lr"]`) back to their value.
+
+    Default ranges (lowest, highest), configurable under `[tool.mlplint.extreme-learning-rate]`:
+    Adam-like (Adam, AdamW, NAdam, RAdam, Adamax) 1e-6..0.05 around the usual 1e-3
+    (Kingma & Ba 2015); SGD 1e-5..1.0 (usual 0.01-0.1, up to ~1 for large-batch schedules);
+    RMSprop 1e-6..0.05; Adagrad 1e-5..1.0 (default 0.01); Adadelta 0.01..10 (default 1.0,
+    Zeiler 2012); LBFGS 1e-3..10 (default 1.0); Rprop 1e-6..0.1; Adafactor 1e-5..0.1.
+
+    ## Why is this bad?
+    A learning rate orders of magnitude too large makes the loss diverge or oscillate (often to
+    NaN); one orders of magnitude too small makes training crawl, so the model looks worse than
+    the same model trained in scikit-learn or Keras with their default settings.
+
+    ## Example
+    ```python
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=10.0)
+    ```
+
+    Use instead:
+    ```python
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    ```
+    """
+
+    code = "ML201"
+    name = "extreme-learning-rate"
+    severity = Severity.WARNING
+    symptoms = ("ML902", "ML901", "ML903", "ML904", "ML911")
+    options = {
+        "adam": (1e-6, 0.05), "sgd": (1e-5, 1.0), "rmsprop": (1e-6, 0.05), "adagrad": (1e-5, 1.0),
+        "adadelta": (1e-2, 10.0), "lbfgs": (1e-3, 10.0), "rprop": (1e-6, 0.1), "adafactor": (1e-5, 0.1),
+    }
+
+    VALID = [
+        "import torch\nopt = torch.optim.Adadelta(model.parameters(), lr=1.0)\n",
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
+        "from torch import optim\nopt = optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)\n",
+        # unknown value: stay quiet
+        "import torch, os\nopt = torch.optim.Adam(model.parameters(), lr=float(os.environ['LR']))\n",
+        # not torch's Adam
+        "class Adam:\n    def __init__(self, params, lr): pass\nopt = Adam(p, lr=100.0)\n",
+        "import argparse, torch\np = argparse.ArgumentParser()\np.add_argument('--lr', type=float, default=0.001)\nargs = p.parse_args()\nopt = torch.optim.Adam(m.parameters(), lr=args.lr)\n",
+    ]
+    INVALID = [
+        Invalid("import torch\noptimizer = torch.optim.Adam(model.parameters(), lr=10.0)\n", line=2, message="10,000x"),
+        Invalid("import torch.optim as optim\nLR = 10.0\nopt = optim.SGD(net.parameters(), LR, momentum=0.9)\n", line=3),
+        Invalid(
+            "import argparse, torch\nparser = argparse.ArgumentParser()\n"
+            "parser.add_argument('--learning-rate', type=float, default=5.0)\nargs = parser.parse_args()\n"
+            "opt = torch.optim.RMSprop(m.parameters(), lr=args.learning_rate)\n",
+            line=5,
+        ),
+        Invalid("from torch.optim import Adam\nconfig = {'lr': 1e-9, 'epochs': 3}\nopt = Adam(m.parameters(), lr=config['lr'])\n", message="smaller"),
+        Invalid("import torch\nopt = torch.optim.SGD([{'params': a.parameters(), 'lr': 50.0}], lr=0.01)\n", line=2),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        for call in facts.calls:
+            qualified = facts.qualname(call.func)
+            family = names.optimizer_family(qualified) if qualified else None
+            if family is None:
+                continue
+            low, high = ctx.options[family]
+            optimizer = qualified.rsplit(".", 1)[-1]
+            for expr in facts.training.optimizer_setting(call, "lr", 1):
+                lr = facts.literal(expr)
+                if isinstance(lr, bool) or not isinstance(lr, (int, float)) or low <= lr <= high:
+                    continue
+                usual = USUAL_LR[family]
+                source = "" if isinstance(expr, (cst.Float, cst.Integer)) else f" (from `{facts.module.code_for_node(expr)}`)"
+                if lr > high:
+                    effect = f"is about {_ratio(lr, usual)} the usual {usual:g} and will likely diverge or oscillate"
+                elif lr <= 0:
+                    effect = "never updates the weights"
+                else:
+                    effect = f"is {_ratio(lr, usual)} smaller than the usual {usual:g}, so training will barely move"
+                ctx.report(
+                    expr,
+                    f"{optimizer} lr={lr:g}{source} {effect}; try {usual / 10:g}..{min(high, usual * 10):g}",
+                )

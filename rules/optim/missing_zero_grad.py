@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+
+@register
+class MissingZeroGrad(Rule):
+    """
+    ## What it does
+    Finds optimizer steps inside a loop that computes gradients (`backward()`) but never clears
+    them: no `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` or `p.grad.zero_()`
+    anywhere the loop reaches, including helper functions it calls.
+
+    ## Why is this bad?
+    PyTorch adds each `backward()` into `.grad`. Without clearing, every step uses the sum of
+    all gradients so far: the effective step grows without bound, and the loss oscillates or
+    diverges. Gradient accumulation that clears every k steps is fine and stays quiet.
+
+    ## Example
+    ```python
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+
+    Use instead:
+    ```python
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+    ```
+    """
+
+    code = "ML202"
+    name = "missing-zero-grad"
+    severity = Severity.ERROR
+    symptoms = ("ML913", "ML905", "ML902", "ML903")
+
+    VALID = [
+        """
+import torch
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in loader:
+    opt.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    opt.step()
+""",
+        # clearing in a helper, and through the model
+        """
+def reset(m):
+    m.zero_grad()
+for x, y in loader:
+    reset(model)
+    loss = crit(model(x), y)
+    loss.backward()
+    optimizer.step()
+""",
+        # gradient accumulation: clears every k steps
+        """
+optimizer.zero_grad()
+for i, (x, y) in enumerate(loader):
+    loss = crit(model(x), y) / 4
+    loss.backward()
+    if (i + 1) % 4 == 0:
+        optimizer.step()
+        optimizer.zero_grad()
+""",
+        # p.grad = None
+        """
+for x, y in loader:
+    for p in model.parameters():
+        p.grad = None
+    crit(model(x), y).backward()
+    optimizer.step()
+""",
+        # LBFGS: the closure clears
+        """
+import torch
+opt = torch.optim.LBFGS(model.parameters())
+for _ in range(10):
+    def closure():
+        opt.zero_grad()
+        loss = crit(model(x), y)
+        loss.backward()
+        return loss
+    opt.step(closure)
+""",
+        # a scheduler step is not an optimizer step
+        """
+for epoch in range(3):
+    train_one_epoch()
+    scheduler.step()
+""",
+        # several optimizers stepped in a loop of their own after one backward
+        """
+for x, y in loader:
+    for opt in optimizers:
+        opt.zero_grad()
+    crit(model(x), y).backward()
+    for opt in optimizers:
+        opt.step()
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(10):
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+""",
+            line=8,
+        ),
+        # cleared once per epoch only: gradients accumulate over the batches
+        Invalid(
+            """
+for epoch in range(10):
+    optimizer.zero_grad()
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+""",
+            line=7,
+        ),
+        # the step sits in a train function called from the loop
+        Invalid(
+            """
+import torch
+def train_step(model, opt, x, y):
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    opt.step()
+opt = torch.optim.SGD(net.parameters(), lr=0.01)
+for x, y in data:
+    train_step(net, opt, x, y)
+""",
+            line=6,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        training = ctx.facts.training
+        for step in training.optimizer_steps:
+            loop = next(training.loops_around(step), None)
+            if loop is None:
+                continue
+            reached = training.reachable(loop)
+            if not any(training.is_backward(node) for node in reached):
+                continue
+            if any(training.clears_gradients(node) for node in reached):
+                continue
+            receiver = ctx.facts.module.code_for_node(step.func.value)
+            ctx.report(
+                step,
+                f"`{receiver}.step()` runs in a loop (line {ctx.facts.line_of(loop)}) that calls backward() but never "
+                "clears gradients, so they accumulate across iterations and each step grows; "
+                f"call `{receiver}.zero_grad()` before `loss.backward()` in the same loop",
+            )
