@@ -17,7 +17,9 @@ def decode_source(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as error:
-        raise SourceError(f"cannot determine the source encoding: {error}") from None
+        if "unknown encoding" in str(error):
+            raise SourceError(str(error)) from None
+        encoding = "utf-8"  # undecodable bytes near the top: the decode below says where
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError) as error:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +25,15 @@ from mlplint.probe.symptoms import SYMPTOMS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 _MAX_FIX_PASSES = 5
+_FILES_PER_WORKER = 16
+
+
+def _guarded(function, *args):
+    """Config problems found while checking (a pyproject.toml deeper in the tree) end the run."""
+    try:
+        return function(*args)
+    except ConfigError as error:
+        raise fail(str(error))
 
 
 def fail(message: str) -> "click.exceptions.Exit":
@@ -48,19 +60,64 @@ def _selectors(value: Optional[str], option: str) -> Optional[list[str]]:
         raise click.UsageError(str(error).replace("command line: ", "")) from None
 
 
-def _check_text(text: str, path: str, resolver: ConfigResolver, select, ignore, fix: bool, unsafe: bool) -> tuple[FileResult, Optional[str]]:
-    """Check one text; with fix, apply fixes until none applies. Returns the result and the fixed text."""
-    settings = resolver.for_path(path).with_cli(select, ignore)
+@dataclass(frozen=True)
+class CheckOptions:
+    config_file: Optional[Path]
+    select: Optional[list[str]]
+    ignore: Optional[list[str]]
+    fix: bool
+    unsafe_fixes: bool
+
+
+@dataclass
+class CheckedFile:
+    result: FileResult
+    fixed: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+
+
+_resolver_cache: dict[Optional[Path], ConfigResolver] = {}
+
+
+def check_text(text: str, path: str, options: CheckOptions) -> CheckedFile:
+    """Check one text; with fix, apply fixes until none applies."""
+    resolver = _resolver_cache.get(options.config_file)
+    if resolver is None:
+        resolver = _resolver_cache[options.config_file] = ConfigResolver(options.config_file)
+    settings = resolver.for_path(path).with_cli(options.select, options.ignore)
     result = check_source(text, path, settings)
-    if not fix:
-        return result, None
+    warnings = [f"{path}: empty file, nothing to check"] if not text.strip() else []
+    if not options.fix:
+        return CheckedFile(result, warnings=warnings)
     fixed = text
     for _ in range(_MAX_FIX_PASSES):
-        fixed, applied = apply_fixes(fixed, result.findings, unsafe)
+        fixed, applied = apply_fixes(fixed, result.findings, options.unsafe_fixes)
         if not applied:
             break
         result = check_source(fixed, path, settings)
-    return result, fixed
+    return CheckedFile(result, fixed, warnings)
+
+
+def check_path(path: str, options: CheckOptions) -> CheckedFile:
+    """Read, check and (with --fix) rewrite one file; runs in a worker process for big trees."""
+    try:
+        text = read_source(path)
+    except SourceError as error:
+        return CheckedFile(FileResult(path, errors=[FileError(path, str(error))]))
+    checked = check_text(text, path, options)
+    if checked.fixed is not None and checked.fixed != text:
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(checked.fixed)
+    return checked
+
+
+def check_paths(paths: list[str], options: CheckOptions) -> list[CheckedFile]:
+    """Check files, on every core when there are enough of them to pay for the workers."""
+    workers = min(os.cpu_count() or 1, len(paths) // _FILES_PER_WORKER)
+    if workers < 2:
+        return [check_path(path, options) for path in paths]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check_path, paths, [options] * len(paths), chunksize=4))
 
 
 @cli.command()
@@ -78,26 +135,14 @@ def _check_text(text: str, path: str, resolver: ConfigResolver, select, ignore, 
               help="Lowest severity that makes the exit status 1.")
 def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix, unsafe_fixes, config_file, exit_zero, fail_on):
     """Statically check PyTorch training scripts (never runs them)."""
-    select_codes, ignore_codes = _selectors(select, "--select"), _selectors(ignore, "--ignore")
+    options = CheckOptions(config_file, _selectors(select, "--select"), _selectors(ignore, "--ignore"), fix, unsafe_fixes)
     try:
-        resolver = ConfigResolver(config_file)
+        _resolver_cache[config_file] = ConfigResolver(config_file)
     except ConfigError as error:
         raise fail(str(error))
     paths = list(paths) or (["-"] if stdin_filename else ["."])
-    findings: list[Finding] = []
+    checked: list[CheckedFile] = []
     errors: list[FileError] = []
-    texts: dict[str, str] = {}
-
-    def run(text: str, path: str) -> Optional[str]:
-        try:
-            result, fixed = _check_text(text, path, resolver, select_codes, ignore_codes, fix, unsafe_fixes)
-        except ConfigError as error:
-            raise fail(str(error))
-        findings.extend(result.findings)
-        errors.extend(result.errors)
-        texts[path] = text
-        return fixed
-
     stdin_fixed = None
     if "-" in paths:
         name = stdin_filename or "-"
@@ -106,28 +151,20 @@ def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix,
         except SourceError as error:
             errors.append(FileError(name, str(error)))
         else:
-            stdin_fixed = run(text, name)
+            checked.append(_guarded(check_text, text, name, options))
+            stdin_fixed = checked[-1].fixed
     discovery = discover([p for p in paths if p != "-"])
     errors.extend(discovery.errors)
-    for warning in discovery.warnings:
+    checked.extend(_guarded(check_paths, discovery.files, options))
+    for warning in discovery.warnings + [w for c in checked for w in c.warnings]:
         click.echo(f"mlplint: warning: {warning}", err=True)
-    for path in discovery.files:
-        try:
-            text = read_source(path)
-        except SourceError as error:
-            errors.append(FileError(path, str(error)))
-            continue
-        if not text.strip():
-            click.echo(f"mlplint: warning: {path}: empty file, nothing to check", err=True)
-        fixed = run(text, path)
-        if fixed is not None and fixed != text:
-            with open(path, "w", encoding="utf-8", newline="") as handle:
-                handle.write(fixed)
+    findings = [f for c in checked for f in c.result.findings]
+    errors.extend(e for c in checked for e in c.result.errors)
 
     if with_probe:
         from mlplint.probe.confirm import attach_runtime  # imported only when asked: it runs scripts
 
-        findings = attach_runtime(findings, [p for p in discovery.files if p in texts])
+        findings = attach_runtime(findings, [c.result.path for c in checked if c.result.path in discovery.files])
     findings.sort(key=lambda f: f.sort_key)
     for error in errors:
         click.echo(f"mlplint: error: {error.path}: {error.message}", err=True)
@@ -151,7 +188,7 @@ def rule_command(code: str) -> None:
     rule = rule_by_code(code)
     if rule is not None:
         click.echo(f"{rule.code} {rule.name} ({rule.severity.value})\n")
-        click.echo((rule.__doc__ and _dedent(rule.__doc__)) or "")
+        click.echo(inspect.cleandoc(rule.__doc__ or ""))
         if rule.symptoms:
             confirming = ", ".join(f"{s} {SYMPTOMS[s].name}" for s in rule.symptoms)
             click.echo(f"\n## Confirmed at runtime by\n{confirming}")
@@ -170,12 +207,6 @@ def rule_command(code: str) -> None:
     doc = detector_doc(symptom.code)
     if doc:
         click.echo("\n" + doc)
-
-
-def _dedent(doc: str) -> str:
-    import inspect
-
-    return inspect.cleandoc(doc)
 
 
 @cli.command("rules")

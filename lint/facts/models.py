@@ -178,8 +178,7 @@ class NetworkAnalysis:
         qualified = facts.qualname(call.func)
         if qualified is not None:
             return [Op(qualified, call, call)] if qualified in names.ACTIVATION_FUNCTIONS else []
-        if isinstance(call.func, cst.Attribute) and call.func.attr.value in names.ACTIVATION_METHODS \
-                and not facts.classes_of(call.func.value):
+        if self._is_tensor_activation_method(call.func):
             return [Op("method:" + call.func.attr.value, call, call)]
         ops: list[Op] = []
         for origin in facts.origins(call.func):
@@ -189,6 +188,14 @@ class NetworkAnalysis:
             else:
                 ops.extend(self._layer_ops(origin))
         return ops
+
+    def _is_tensor_activation_method(self, func: cst.BaseExpression) -> bool:
+        """`x.softmax(1)`, `out.sigmoid()`: an activation method on something that is not a
+        module instance (whose own `.softmax` attribute could be anything)."""
+        if not (isinstance(func, cst.Attribute) and func.attr.value in names.ACTIVATION_METHODS):
+            return False
+        return all(isinstance(cls, str) and not cls.rsplit(".", 1)[-1][:1].isupper()
+                   for cls in self.facts.classes_of(func.value))
 
     def output_ops_of(self, expr: cst.BaseExpression) -> list[Op]:
         """The op(s) that produce an expression's value: follows variables, shape-only methods
@@ -210,8 +217,7 @@ class NetworkAnalysis:
             return [Op(qualified, origin, origin)]
         if isinstance(func, cst.Attribute) and func.attr.value in SHAPE_METHODS:
             return self.output_ops_of(func.value)
-        if isinstance(func, cst.Attribute) and func.attr.value in names.ACTIVATION_METHODS \
-                and not facts.classes_of(func.value):
+        if self._is_tensor_activation_method(func):
             return [Op("method:" + func.attr.value, origin, origin)]
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value
