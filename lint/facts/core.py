@@ -25,11 +25,12 @@ Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
 
 @dataclass(frozen=True)
 class Binding:
-    """How a target name got its value: `value` is the assigned expression; `index` is set for
-    tuple unpacking (`a, b = value`), `loop` for `for` targets and comprehension targets."""
+    """How a target name got its value: `value` is the assigned expression (the iterable, for
+    `for` and comprehension targets, with `loop` set); `path` gives the element positions for
+    unpacking: `a, (b, c) = value` binds c with path (1, 1)."""
 
     value: cst.BaseExpression
-    index: Optional[int] = None
+    path: tuple[int, ...] = ()
     loop: bool = False
 
 
@@ -110,11 +111,8 @@ class _Indexer(cst.CSTVisitor):
             facts.bindings[target] = binding
         elif isinstance(target, (cst.Tuple, cst.List)):
             for index, element in enumerate(target.elements):
-                inner = element.value
-                if isinstance(inner, cst.Name):
-                    facts.bindings[inner] = Binding(binding.value, index=index, loop=binding.loop)
-                elif isinstance(inner, (cst.Tuple, cst.List)):
-                    self._bind_target(inner, Binding(binding.value, loop=True))
+                if not isinstance(element, cst.StarredElement):
+                    self._bind_target(element.value, Binding(binding.value, binding.path + (index,), binding.loop))
         elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
             function = self._enclosing_function()
             if function is not None and _first_param(function) == target.value.value:
@@ -257,13 +255,15 @@ class ScriptFacts:
     def local_definitions(self, expr: cst.CSTNode, kind: type) -> list:
         """Local FunctionDef/ClassDef nodes a Name (or `self.method`) refers to."""
         if isinstance(expr, cst.Name):
-            return [node for node in self._referent_nodes(expr) if isinstance(node, kind)]
+            return [node for node in self.referent_nodes(expr) if isinstance(node, kind)]
         if isinstance(expr, cst.Attribute) and kind is cst.FunctionDef:
             owners = self._receiver_classes(expr.value)
             return [m for owner in owners for m in [self.method(owner, expr.attr.value)] if m is not None]
         return []
 
-    def _referent_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
+    def referent_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
+        """What defines a name as read here (LibCST scope analysis): assignment targets (keys of
+        `bindings`), Params, imports, function and class definitions."""
         scope = self._scopes.get(name)
         if scope is None:
             return []
@@ -290,7 +290,7 @@ class ScriptFacts:
         return [cls for cls in map(self.class_of, self.origins(receiver)) if isinstance(cls, cst.ClassDef)]
 
     def _is_unbound_param(self, name: cst.Name) -> bool:
-        return all(isinstance(node, cst.Param) for node in self._referent_nodes(name))
+        return all(isinstance(node, cst.Param) for node in self.referent_nodes(name))
 
     # ----------------------------------------------------------------- values
 
@@ -337,11 +337,11 @@ class ScriptFacts:
 
     def _name_origins(self, name: cst.Name) -> list[cst.BaseExpression]:
         out: list[cst.BaseExpression] = []
-        for node in self._referent_nodes(name):
+        for node in self.referent_nodes(name):
             binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
-            if binding is not None and binding.index is None and not binding.loop:
+            if binding is not None and not binding.path and not binding.loop:
                 out.extend(self.origins(binding.value))
-            elif binding is not None and binding.index is not None and not binding.loop:
+            elif binding is not None and len(binding.path) == 1 and not binding.loop:
                 out.extend(self._unpacked_origins(binding, name))
             elif isinstance(node, cst.Param):
                 out.extend(self._param_origins(node, name))
@@ -352,8 +352,9 @@ class ScriptFacts:
     def _unpacked_origins(self, binding: Binding, name: cst.Name) -> list[cst.BaseExpression]:
         found = []
         for value in self.origins(binding.value):
-            if isinstance(value, (cst.Tuple, cst.List)) and binding.index < len(value.elements):
-                found.extend(self.origins(value.elements[binding.index].value))
+            index = binding.path[0]
+            if isinstance(value, (cst.Tuple, cst.List)) and index < len(value.elements):
+                found.extend(self.origins(value.elements[index].value))
             else:
                 found.append(name)
         return found
