@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from mlplint.lint.facts.core import Binding, ScriptFacts as _CoreFacts
+from mlplint.lint.facts.data import DataAnalysis, Lineage, Source
 from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
 from mlplint.lint.facts.training import TrainingAnalysis
 
@@ -15,8 +16,12 @@ class ScriptFacts(_CoreFacts):
         return NetworkAnalysis(self)
 
     @functools.cached_property
+    def data(self) -> DataAnalysis:
+        return DataAnalysis(self)
+
+    @functools.cached_property
     def training(self) -> TrainingAnalysis:
         return TrainingAnalysis(self)
 
 
-__all__ = ["Binding", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]
+__all__ = ["Binding", "DataAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]

@@ -140,6 +140,12 @@ class _Indexer(cst.CSTVisitor):
             self.facts.argparse_defaults[dest] = default
 
 
+def _is_dotted_name(expr: cst.CSTNode) -> bool:
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return isinstance(expr, cst.Name)
+
+
 def _first_param(function: cst.FunctionDef) -> Optional[str]:
     params = function.params.posonly_params or function.params.params
     return params[0].name.value if params else None
@@ -244,8 +250,8 @@ class ScriptFacts:
 
     def qualname(self, expr: cst.CSTNode) -> Optional[str]:
         """Canonical qualified name of an imported or builtin object (`torch.nn.Linear`)."""
-        if not isinstance(expr, (cst.Name, cst.Attribute)):
-            return None
+        if not _is_dotted_name(expr):
+            return None  # `torch.tensor(x).float` is a method of a value, not `torch.tensor.float`
         found = _unwrap(self._qualified.get(expr, set())) or set()
         candidates = sorted(
             q.name for q in found if q.source in (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN)

@@ -1,0 +1,468 @@
+"""Data provenance: where the tensors that reach a model or a loss come from, and what was done
+to them on the way (scaling, dtype casts, reshapes, splits, datasets and loaders).
+
+`lineages(expr)` walks backwards from an expression to the places its data is made (a dataset
+loader, a random generator, a model's forward call...) and returns one Lineage per source, with
+the operations applied between the source and the expression in forward order. Anything the
+walk cannot see through ends in an `unknown` source, so rules stay quiet on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional, Union
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.facts.core import ScriptFacts
+
+PathItem = Union[int, str]  # a tuple element, or a named field (`bunch.data`, `bunch["target"]`)
+
+# scikit-learn datasets: (largest feature magnitude, target kind). Feature maxima measured on the
+# shipped data; "labels" are integer class ids, "continuous" real-valued regression targets.
+SKLEARN_DATASETS = {
+    "load_breast_cancer": (4254.0, "labels"), "load_wine": (1680.0, "labels"),
+    "load_iris": (7.9, "labels"), "load_digits": (16.0, "labels"),
+    "fetch_california_housing": (35682.0, "continuous"), "load_diabetes": (0.2, "continuous"),
+    "fetch_covtype": (7173.0, "labels"), "load_linnerud": (250.0, "continuous"),
+    "fetch_kddcup99": (6.9e8, "labels"), "load_boston": (711.0, "continuous"),
+}
+# Generators: X is roughly standard normal; the target kind follows the task.
+SKLEARN_GENERATORS = {
+    "make_classification": "labels", "make_blobs": "labels", "make_moons": "labels",
+    "make_circles": "labels", "make_gaussian_quantiles": "labels", "make_hastie_10_2": "labels",
+    "make_multilabel_classification": "labels",
+    "make_regression": "continuous", "make_friedman1": "continuous", "make_friedman2": "continuous",
+    "make_friedman3": "continuous", "make_sparse_uncorrelated": "continuous",
+}
+TORCHVISION_IMAGE_DATASETS = ("torchvision.datasets.",)
+SCALERS = {
+    "sklearn.preprocessing.StandardScaler", "sklearn.preprocessing.MinMaxScaler",
+    "sklearn.preprocessing.RobustScaler", "sklearn.preprocessing.MaxAbsScaler",
+    "sklearn.preprocessing.Normalizer", "sklearn.preprocessing.QuantileTransformer",
+    "sklearn.preprocessing.PowerTransformer", "sklearn.pipeline.make_pipeline", "sklearn.pipeline.Pipeline",
+    "sklearn.compose.ColumnTransformer", "sklearn.compose.make_column_transformer",
+}
+SCALING_FUNCTIONS = {
+    "sklearn.preprocessing.scale", "sklearn.preprocessing.normalize", "sklearn.preprocessing.minmax_scale",
+    "sklearn.preprocessing.robust_scale", "sklearn.preprocessing.maxabs_scale",
+    "sklearn.preprocessing.quantile_transform", "sklearn.preprocessing.power_transform",
+    "torch.nn.functional.normalize", "torch.nn.functional.layer_norm", "torch.nn.functional.batch_norm",
+    "numpy.log", "numpy.log1p", "numpy.log10", "numpy.sqrt", "torch.log", "torch.log1p", "torch.tanh",
+    "scipy.stats.zscore", "torchvision.transforms.functional.normalize",
+}
+CONVERTERS = {
+    "torch.tensor", "torch.as_tensor", "torch.from_numpy", "torch.Tensor", "torch.FloatTensor",
+    "torch.DoubleTensor", "torch.LongTensor", "torch.IntTensor", "numpy.array", "numpy.asarray",
+    "numpy.float32", "numpy.float64", "numpy.ascontiguousarray", "torch.autograd.Variable",
+}
+CONCATENATIONS = {"torch.cat", "torch.stack", "numpy.concatenate", "numpy.vstack", "numpy.stack", "numpy.hstack", "numpy.column_stack"}
+RANDOM_STANDARD = {"torch.randn", "torch.randn_like", "torch.normal", "numpy.random.randn", "numpy.random.normal", "numpy.random.standard_normal"}
+RANDOM_UNIT = {"torch.rand", "torch.rand_like", "numpy.random.rand", "numpy.random.random", "numpy.random.uniform"}
+RANDOM_INTEGERS = {"torch.randint", "numpy.random.randint", "numpy.random.choice"}
+ARGMAX = {"torch.argmax", "numpy.argmax", "torch.max"}
+TRANSPARENT_METHODS = {
+    "to", "cuda", "cpu", "numpy", "to_numpy", "copy", "clone", "detach", "contiguous", "requires_grad_",
+    "pin_memory", "share_memory_", "values", "T", "t", "squeeze_", "sample", "dropna", "fillna",
+}
+FLOAT_METHODS = {"float", "double", "half", "bfloat16"}
+INTEGER_METHODS = {"long", "int", "short"}
+INTEGER_DTYPES = {"torch.long", "torch.int64", "torch.int32", "torch.int", "numpy.int64", "numpy.int32", "builtins.int"}
+FLOAT_DTYPES = {"torch.float", "torch.float32", "torch.float64", "torch.double", "torch.half", "numpy.float32", "numpy.float64", "builtins.float"}
+_MAX_DEPTH = 40
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where data is made."""
+
+    node: cst.CSTNode
+    kind: str  # "features", "labels", "continuous", "images", "model-output", "unknown"
+    description: str = ""
+    magnitude: Optional[float] = None  # largest absolute value, when known
+    rank: Optional[int] = None
+    column: bool = False  # trailing dimension of size 1: shape (N, 1)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    source: Source
+    ops: tuple[tuple[str, cst.CSTNode], ...] = ()  # in forward order, from the source to the use
+
+    @property
+    def scaled(self) -> bool:
+        return any(op == "scale" for op, _ in self.ops)
+
+    @property
+    def one_hot(self) -> bool:
+        return any(op == "one-hot" for op, _ in self.ops)
+
+    @property
+    def magnitude(self) -> Optional[float]:
+        magnitude = self.source.magnitude
+        for op, node in self.ops:
+            if op.startswith("times:") and magnitude is not None:
+                magnitude *= float(op[6:])
+        return magnitude
+
+    @property
+    def shape(self) -> tuple[Optional[int], bool]:
+        """(rank, trailing dimension is 1) after the ops, as far as known."""
+        rank, column = self.source.rank, self.source.column
+        for op, _ in self.ops:
+            if op == "rank:2-column":
+                rank, column = 2, True
+            elif op == "rank:?":
+                rank, column = None, False
+            elif op.startswith("rank:"):
+                rank, column = int(op[5:]), False
+            elif op == "squeeze":
+                rank, column = (1, False) if column and rank == 2 else (None, False)
+            elif op == "add-dim":
+                rank, column = (rank + 1 if rank is not None else None), rank == 1
+            elif op == "drop-dim":
+                rank, column = (rank - 1 if rank else None), False
+        return rank, column
+
+
+def _literal_int(facts: ScriptFacts, expr: Optional[cst.BaseExpression]) -> Optional[int]:
+    value = facts.literal(expr) if expr is not None else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class DataAnalysis:
+    def __init__(self, facts: ScriptFacts):
+        self.facts = facts
+        self._cache: dict[tuple, tuple[Lineage, ...]] = {}
+
+    def lineages(self, expr: cst.BaseExpression) -> tuple[Lineage, ...]:
+        return self._trace(expr, (), 0)
+
+    # ------------------------------------------------------------------ the walk
+
+    def _trace(self, expr: cst.BaseExpression, path: tuple[PathItem, ...], depth: int) -> tuple[Lineage, ...]:
+        key = (expr, path)
+        if key in self._cache:
+            return self._cache[key]
+        if depth > _MAX_DEPTH:
+            return (Lineage(Source(expr, "unknown")),)
+        self._cache[key] = (Lineage(Source(expr, "unknown")),)  # cycle guard
+        found = tuple(dict.fromkeys(self._dispatch(expr, path, depth + 1))) or (Lineage(Source(expr, "unknown")),)
+        self._cache[key] = found
+        return found
+
+    def _dispatch(self, expr, path, depth) -> list[Lineage]:
+        if isinstance(expr, cst.Name):
+            return self._name(expr, path, depth)
+        if isinstance(expr, cst.Attribute):
+            return self._attribute(expr, path, depth)
+        if isinstance(expr, cst.Subscript):
+            return self._subscript(expr, path, depth)
+        if isinstance(expr, cst.Call):
+            return self._call(expr, path, depth)
+        if isinstance(expr, cst.BinaryOperation):
+            return self._binary(expr, path, depth)
+        if isinstance(expr, (cst.Tuple, cst.List)) and path and isinstance(path[0], int) and path[0] < len(expr.elements):
+            return list(self._trace(expr.elements[path[0]].value, path[1:], depth))
+        return []
+
+    def _then(self, lineages, op: str, node: cst.CSTNode) -> list[Lineage]:
+        return [replace(lineage, ops=lineage.ops + ((op, node),)) for lineage in lineages]
+
+    def _name(self, name: cst.Name, path, depth) -> list[Lineage]:
+        found: list[Lineage] = []
+        for node in self.facts.referent_nodes(name):
+            binding = self.facts.bindings.get(node) if isinstance(node, cst.Name) else None
+            if binding is not None and binding.loop:
+                found.extend(self._element(binding.value, binding.path + path, depth))
+            elif binding is not None:
+                found.extend(self._trace(binding.value, binding.path + path, depth))
+            elif isinstance(node, cst.Param):
+                origins = [o for o in self.facts.origins(name) if o is not name]
+                for origin in origins:
+                    found.extend(self._trace(origin, path, depth))
+        return found
+
+    def _attribute(self, expr: cst.Attribute, path, depth) -> list[Lineage]:
+        attribute = expr.attr.value
+        origins = [o for o in self.facts.origins(expr) if o is not expr]
+        if origins:  # self.X assigned in __init__
+            return [lineage for origin in origins for lineage in self._trace(origin, path, depth)]
+        if attribute in TRANSPARENT_METHODS:
+            return list(self._trace(expr.value, path, depth))
+        if attribute in ("data", "target", "targets", "train_data", "train_labels", "images", "labels"):
+            return list(self._trace(expr.value, (attribute,) + path, depth))
+        return []
+
+    def _subscript(self, expr: cst.Subscript, path, depth) -> list[Lineage]:
+        elements = expr.slice
+        if len(elements) == 1 and isinstance(elements[0].slice, cst.Index):
+            index = elements[0].slice.value
+            key = self.facts.literal(index)
+            if isinstance(key, (int, str)) and not isinstance(key, bool):
+                base = self._trace(expr.value, (key,) + path, depth)
+                if all(l.source.kind != "unknown" for l in base) or isinstance(key, int):
+                    return list(base)
+                # a column of a frame: one-dimensional, of unknown scale
+                return [Lineage(Source(expr, "unknown", rank=1))]
+            if isinstance(index, cst.List):  # df[["a", "b"]]
+                return [Lineage(Source(expr, "unknown", rank=2, column=len(index.elements) == 1))]
+            return list(self._trace(expr.value, path, depth))  # rows selected by an index array
+        slices = [e.slice for e in elements]
+        if any(isinstance(s, cst.Index) and isinstance(s.value, cst.Name) and s.value.value == "None" for s in slices):
+            return self._then(self._trace(expr.value, path, depth), "add-dim", expr)
+        if len(slices) == 2 and isinstance(slices[0], cst.Slice) and isinstance(slices[1], cst.Index):
+            return self._then(self._trace(expr.value, path, depth), "drop-dim", expr)  # X[:, 0]
+        return list(self._trace(expr.value, path, depth))
+
+    def _binary(self, expr: cst.BinaryOperation, path, depth) -> list[Lineage]:
+        facts = self.facts
+        left = self._trace(expr.left, path, depth)
+        right_value = facts.literal(expr.right)
+        if isinstance(expr.operator, (cst.Divide, cst.FloorDivide)):
+            if not isinstance(right_value, (int, float)) or abs(right_value) >= 10:
+                return self._then(left, "scale", expr)
+            return list(left)
+        if isinstance(expr.operator, cst.Multiply):
+            for data, factor in ((expr.left, facts.literal(expr.right)), (expr.right, facts.literal(expr.left))):
+                if isinstance(factor, (int, float)) and not isinstance(factor, bool):
+                    return self._then(self._trace(data, path, depth), f"times:{abs(factor)}", expr)
+            return []
+        if isinstance(expr.operator, (cst.Add, cst.Subtract)):
+            return list(left)
+        return []
+
+    def _call(self, call: cst.Call, path, depth) -> list[Lineage]:
+        facts = self.facts
+        qualified = facts.qualname(call.func)
+        if qualified is not None:
+            return self._api_call(call, qualified, path, depth)
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            receiver = func.value
+            receiver_classes = facts.classes_of(receiver)
+            if method in ("fit_transform", "transform") and call.args:
+                if any(isinstance(c, str) and c in SCALERS for c in receiver_classes):
+                    return self._then(self._trace(call.args[0].value, path, depth), "scale", call)
+                if any(isinstance(c, str) and c.startswith("sklearn.") for c in receiver_classes):
+                    return [Lineage(Source(call, "unknown"))]
+            if method in TRANSPARENT_METHODS:
+                return list(self._trace(receiver, path, depth))
+            if method in FLOAT_METHODS:
+                return self._then(self._trace(receiver, path, depth), "float", call)
+            if method in INTEGER_METHODS:
+                return self._then(self._trace(receiver, path, depth), "long", call)
+            if method in ("astype", "type") and call.args:
+                dtype = self._dtype(call.args[0].value)
+                return self._then(self._trace(receiver, path, depth), dtype or "cast", call)
+            if method in ("view", "reshape", "unsqueeze", "squeeze", "flatten", "ravel", "view_as", "reshape_as"):
+                return self._then(self._trace(receiver, path, depth), self._shape_op(call, method), call)
+            if method == "argmax":
+                return [Lineage(Source(call, "labels", "argmax", rank=None))]
+            if facts.kind_of(receiver) == "model" and method == "forward":
+                return self._model_output(call, receiver)
+        if facts.kind_of(func) == "model":
+            return self._model_output(call, func)
+        origins = [o for o in facts.origins(call) if o is not call]
+        return [lineage for origin in origins for lineage in self._trace(origin, path, depth)]
+
+    def _api_call(self, call: cst.Call, qualified: str, path, depth) -> list[Lineage]:
+        facts = self.facts
+        short = qualified.rsplit(".", 1)[-1]
+        first = call.args[0].value if call.args and not call.args[0].keyword else None
+        if qualified in CONVERTERS and first is not None:
+            dtype = self._dtype(facts.argument(call, None, "dtype"))
+            if qualified in ("torch.LongTensor", "torch.IntTensor"):
+                dtype = "long"
+            lineages = self._trace(first, path, depth)
+            return self._then(lineages, dtype, call) if dtype else list(lineages)
+        if qualified in SCALING_FUNCTIONS and first is not None:
+            return self._then(self._trace(first, path, depth), "scale", call)
+        if qualified in CONCATENATIONS and first is not None and isinstance(first, (cst.List, cst.Tuple)):
+            return [l for e in first.elements for l in self._trace(e.value, path, depth)]
+        if qualified == "torch.nn.functional.one_hot" and first is not None:
+            return self._then(self._trace(first, path, depth), "one-hot", call)
+        if qualified.startswith("sklearn.model_selection.train_test_split"):
+            arrays = [a.value for a in call.args if a.keyword is None and not a.star]
+            if path and isinstance(path[0], int) and path[0] // 2 < len(arrays):
+                return list(self._trace(arrays[path[0] // 2], path[1:], depth))
+            return []
+        if qualified.startswith("sklearn.datasets."):
+            return self._sklearn_dataset(call, short, path)
+        if qualified.startswith(TORCHVISION_IMAGE_DATASETS):
+            return self._torchvision_dataset(call, path)
+        if qualified in RANDOM_STANDARD | RANDOM_UNIT:
+            rank = self._shape_rank(call, qualified)
+            return [Lineage(Source(call, "features", short, 3.0 if qualified in RANDOM_STANDARD else 1.0, *rank))]
+        if qualified in RANDOM_INTEGERS:
+            high = self._random_high(call, qualified)
+            rank = self._shape_rank(call, qualified)
+            return [Lineage(Source(call, "labels", short, float(high) if high is not None else None, *rank))]
+        if qualified in ARGMAX:
+            return [Lineage(Source(call, "labels", short))]
+        return []
+
+    def _element(self, iterable: cst.BaseExpression, path, depth) -> list[Lineage]:
+        """What a `for` target gets from iterating `iterable` (path selects inside the item)."""
+        facts = self.facts
+        for origin in facts.origins(iterable):
+            if not isinstance(origin, cst.Call):
+                continue
+            qualified = facts.qualname(origin.func)
+            args = [a.value for a in origin.args if a.keyword is None and not a.star]
+            if qualified == "builtins.enumerate" and args and path and path[0] == 1:
+                return self._element(args[0], path[1:], depth)
+            if qualified == "builtins.zip" and path and isinstance(path[0], int) and path[0] < len(args):
+                return self._then(self._element(args[path[0]], path[1:], depth), "drop-dim", origin)
+            if qualified in ("builtins.iter", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm") and args:
+                return self._element(args[0], path, depth)
+            if qualified == names.DATALOADER:
+                dataset = facts.argument(origin, 0, "dataset")
+                return self._dataset_item(dataset, path, depth) if dataset is not None else []
+        return []
+
+    def _dataset_item(self, dataset: cst.BaseExpression, path, depth) -> list[Lineage]:
+        """A batch of a dataset's items: element `path[0]` of what the dataset yields."""
+        facts = self.facts
+        found: list[Lineage] = []
+        for origin in facts.origins(dataset):
+            if not isinstance(origin, cst.Call):
+                continue
+            qualified = facts.qualname(origin.func)
+            args = [a.value for a in origin.args if a.keyword is None and not a.star]
+            if qualified == "torch.utils.data.TensorDataset" and path and isinstance(path[0], int) and path[0] < len(args):
+                found.extend(self._trace(args[path[0]], path[1:], depth))
+            elif qualified == "torch.utils.data.Subset" and args:
+                found.extend(self._dataset_item(args[0], path, depth))
+            elif qualified is not None and qualified.startswith(TORCHVISION_IMAGE_DATASETS):
+                found.extend(self._torchvision_dataset(origin, path))
+            elif qualified is None:
+                for cls in facts.local_definitions(origin.func, cst.ClassDef):
+                    getitem = facts.method(cls, "__getitem__")
+                    for value in facts.returns.get(getitem, []) if getitem else []:
+                        # one item per sample: the batch's rank is unknown from here
+                        found.extend(replace(l, source=replace(l.source, rank=None, column=False))
+                                     for l in self._trace(value, path, depth))
+        return found
+
+    # ------------------------------------------------------------------ sources
+
+    def _sklearn_dataset(self, call: cst.Call, short: str, path) -> list[Lineage]:
+        if short in SKLEARN_DATASETS:
+            magnitude, target_kind = SKLEARN_DATASETS[short]
+        elif short in SKLEARN_GENERATORS:
+            magnitude, target_kind = 6.0, SKLEARN_GENERATORS[short]
+        else:
+            return []
+        field = path[0] if path else None
+        if field in (0, "data"):
+            return [Lineage(Source(call, "features", f"{short}() features", magnitude, 2))]
+        if field in (1, "target"):
+            return [Lineage(Source(call, target_kind, f"{short}() targets", None, 1))]
+        return []
+
+    def _torchvision_dataset(self, call: cst.Call, path) -> list[Lineage]:
+        short = self.facts.qualname(call.func).rsplit(".", 1)[-1]
+        field = path[0] if path else None
+        if field in ("data", "train_data"):  # raw uint8 pixels
+            return [Lineage(Source(call, "images", f"{short}.data pixels", 255.0, 3))]
+        if field in (1, "targets", "train_labels", "labels"):
+            return [Lineage(Source(call, "labels", f"{short} labels", None, 1))]
+        if field == 0:
+            transform = self.facts.argument(call, None, "transform")
+            scaled = transform is not None and self._transform_scales(transform)
+            return [Lineage(Source(call, "images" if scaled else "unknown", f"{short} images", 1.0 if scaled else None, 4))]
+        return []
+
+    def _transform_scales(self, transform: cst.BaseExpression) -> bool:
+        """True when a torchvision transform pipeline converts to [0, 1] or normalises."""
+        return any(
+            isinstance(node, cst.Call) and (self.facts.qualname(node.func) or "").rsplit(".", 1)[-1]
+            in ("ToTensor", "Normalize", "ToDtype", "ConvertImageDtype")
+            for origin in self.facts.origins(transform)
+            for node in _calls_within(origin)
+        )
+
+    def _model_output(self, call: cst.Call, model: cst.BaseExpression) -> list[Lineage]:
+        network = self.facts.networks.network_of(model)
+        column = False
+        if network is not None and network.output_ops:
+            last = network.output_ops[-1]
+            if last.api in names.LINEAR_LAYERS and last.call is not None:
+                out = _literal_int(self.facts, self.facts.argument(last.call, 1, "out_features"))
+                column = out == 1
+        return [Lineage(Source(call, "model-output", "model output", None, 2 if column else None, column))]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _dtype(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
+        if expr is None:
+            return None
+        qualified = self.facts.qualname(expr)
+        literal = self.facts.literal(expr)
+        if qualified in INTEGER_DTYPES or (isinstance(literal, str) and literal.startswith(("int", "long"))):
+            return "long"
+        if qualified in FLOAT_DTYPES or (isinstance(literal, str) and literal.startswith("float")):
+            return "float"
+        return None
+
+    def _shape_op(self, call: cst.Call, method: str) -> str:
+        args = [a.value for a in call.args if a.keyword is None]
+        if method in ("flatten", "ravel"):
+            return "rank:1" if not args else "rank:?"
+        if method == "squeeze":
+            return "squeeze"
+        if method == "unsqueeze":
+            return "add-dim"
+        if method in ("view", "reshape"):
+            dims = args
+            if len(args) == 1 and isinstance(args[0], (cst.Tuple, cst.List)):
+                dims = [e.value for e in args[0].elements]
+            values = [self.facts.literal(d) for d in dims]
+            if len(values) == 2 and values[1] == 1:
+                return "rank:2-column"
+            return f"rank:{len(values)}" if dims else "rank:?"
+        return "rank:?"
+
+    def _shape_rank(self, call: cst.Call, qualified: str) -> tuple[Optional[int], bool]:
+        """Rank of a random tensor from its size arguments, and whether its last dimension is 1."""
+        if qualified.endswith("_like"):
+            return None, False
+        size = self.facts.argument(call, None, "size")
+        if qualified in RANDOM_INTEGERS:
+            size = size or self.facts.argument(call, 2, "size")
+        args = [a.value for a in call.args if a.keyword is None]
+        if size is None and qualified not in RANDOM_INTEGERS:
+            if len(args) == 1 and isinstance(args[0], (cst.Tuple, cst.List)):
+                size = args[0]
+            elif args and qualified not in ("torch.normal", "numpy.random.normal", "numpy.random.uniform"):
+                dims = [self.facts.literal(a) for a in args]
+                return len(dims), dims[-1] == 1
+        if isinstance(size, (cst.Tuple, cst.List)):
+            dims = [self.facts.literal(e.value) for e in size.elements]
+            return len(dims), bool(dims) and dims[-1] == 1
+        return None, False
+
+    def _random_high(self, call: cst.Call, qualified: str) -> Optional[int]:
+        args = [a.value for a in call.args if a.keyword is None]
+        if qualified == "numpy.random.choice":
+            return None
+        high = self.facts.argument(call, None, "high")
+        if high is None and len(args) >= 2 and not isinstance(args[1], (cst.Tuple, cst.List)):
+            high = args[1]
+        elif high is None and args:
+            high = args[0]
+        return _literal_int(self.facts, high)
+
+
+def _calls_within(node: cst.CSTNode) -> list[cst.Call]:
+    found: list[cst.Call] = []
+
+    class _Collector(cst.CSTVisitor):
+        def visit_Call(self, call: cst.Call) -> None:
+            found.append(call)
+
+    node.visit(_Collector())
+    return found
