@@ -219,6 +219,11 @@ def rules_command() -> None:
         click.echo(f"{code}  {name:<{width}}  {severity:<7}  {summary}")
 
 
+from mlplint.probe.command import probe as probe_command  # noqa: E402  (torch-free: torch runs in the child)
+
+cli.add_command(probe_command)
+
+
 def main() -> None:
     try:
         cli(prog_name="mlplint")

@@ -1,0 +1,58 @@
+"""Collectors: each measures one statistic inside the child process, and judges nothing.
+
+Runs under the user's interpreter, so this package depends on torch and the standard library
+only. A collector keeps its reductions on the tensor's device in a `DeviceBuffer`; `flush`
+moves everything pending to the host in one transfer per device and returns plain data.
+`every` is the collector's schedule: it measures on steps where `step % every == 0`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Hashable
+
+import torch
+
+
+class DeviceBuffer:
+    """On-device 1-D statistics waiting to be moved to the host, keyed by the caller."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Hashable, torch.Tensor]] = []
+
+    def add(self, key: Hashable, values: torch.Tensor) -> None:
+        self._pending.append((key, values.detach().reshape(-1).float()))
+
+    def drain(self) -> list[tuple[Hashable, list[float]]]:
+        """Everything added since the last drain, in order, as host floats."""
+        by_device: dict[torch.device, list[int]] = {}
+        for index, (_, values) in enumerate(self._pending):
+            by_device.setdefault(values.device, []).append(index)
+        host: dict[int, list[float]] = {}
+        for indices in by_device.values():
+            flat = torch.cat([self._pending[i][1] for i in indices]).tolist()
+            start = 0
+            for i in indices:
+                size = self._pending[i][1].numel()
+                host[i] = flat[start : start + size]
+                start += size
+        drained = [(key, host[i]) for i, (key, _) in enumerate(self._pending)]
+        self._pending = []
+        return drained
+
+
+class Collector:
+    """Base class: a name (its key in the recorded statistics) and a schedule."""
+
+    name: str = ""
+    default_every: int = 1
+
+    def __init__(self, every: int | None = None) -> None:
+        self.every = max(1, int(every or self.default_every))
+        self.buffer = DeviceBuffer()
+
+    def due(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def flush(self) -> dict[str, Any]:
+        """Move pending values to the host and return the whole record so far."""
+        raise NotImplementedError

@@ -1,0 +1,44 @@
+"""Loss per optimizer step: the mean of the losses passed to `backward()` since that
+optimizer's previous step (several backward calls per step: gradient accumulation)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from . import Collector
+
+
+class LossCollector(Collector):
+    name = "loss"
+    default_every = 1
+
+    def __init__(self, every: Optional[int] = None) -> None:
+        super().__init__(every)
+        self._pending: list[torch.Tensor] = []
+        self._series: dict[int, list[list[Any]]] = {}  # optimizer index -> [[step, value], ...]
+        self.steps_without_backward = 0
+
+    def on_backward(self, loss: torch.Tensor) -> None:
+        self._pending.append(loss.detach().float().mean())
+
+    def on_step(self, optimizer_index: int, step: int) -> None:
+        pending, self._pending = self._pending, []
+        series = self._series.setdefault(optimizer_index, [])
+        if not pending:
+            self.steps_without_backward += 1
+            return
+        if self.due(step):
+            value = pending[0] if len(pending) == 1 else torch.stack([p.to(pending[0].device) for p in pending]).mean()
+            series.append([step, None])
+            self.buffer.add((optimizer_index, len(series) - 1), value)
+
+    def flush(self) -> dict[str, Any]:
+        for (optimizer_index, position), (value,) in self.buffer.drain():
+            self._series[optimizer_index][position][1] = value
+        return {
+            "every": self.every,
+            "series": {str(index): series for index, series in self._series.items()},
+            "steps_without_backward": self.steps_without_backward,
+        }

@@ -1,0 +1,88 @@
+"""What reaches the loss functions: for each call of a torch.nn.functional loss (the loss modules
+call these too) on a measured step, the input and target shapes, the input's range, how far the
+input's rows are from summing to 1 (classification losses), and the targets' class counts."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from . import Collector
+
+# torch.nn.functional losses that are instrumented.
+CLASSIFICATION = ("cross_entropy", "nll_loss")
+BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
+ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss") + BINARY
+LOSS_FUNCTIONS = CLASSIFICATION + ELEMENTWISE
+# Calls recorded per loss kind and step at most (a loss in a Python loop over samples stays cheap).
+MAX_CALLS_PER_STEP = 2
+# Targets with more distinct classes than this are not counted.
+MAX_CLASSES = 1000
+
+
+def loss_input_summary(kind: str, input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """[min, max, row_sum_deviation, class counts...] on the input's device, and what the counts are
+    ("classes", "binary" or "none"). row_sum_deviation is -1 where it does not apply."""
+    x = input.detach().float()
+    device = x.device
+    row_dev = torch.full((), -1.0, device=device)
+    if kind in CLASSIFICATION and x.dim() >= 2:
+        row_dev = (x.sum(dim=1) - 1).abs().max()
+    parts = [x.min(), x.max(), row_dev]
+    counts_kind = "none"
+    t = target.detach()
+    if kind in CLASSIFICATION and not t.is_floating_point() and x.dim() >= 2 and x.shape[1] <= MAX_CLASSES:
+        labels = t.reshape(-1)
+        labels = labels[(labels >= 0) & (labels < x.shape[1])]
+        parts.append(torch.bincount(labels, minlength=x.shape[1]).float().to(device))
+        counts_kind = "classes"
+    elif kind in BINARY:
+        t = t.float().reshape(-1)
+        parts.append(torch.stack([(t == 0).sum(), (t == 1).sum(), torch.tensor(t.numel(), device=t.device)]).float().to(device))
+        counts_kind = "binary"
+    flat = [p.reshape(-1) for p in parts]
+    return torch.cat(flat), counts_kind
+
+
+class LossInputCollector(Collector):
+    name = "loss_inputs"
+    default_every = 5
+
+    def __init__(self, every: Optional[int] = None) -> None:
+        super().__init__(every)
+        self.records: list[dict[str, Any]] = []
+        self._calls: dict[tuple[str, int], int] = {}
+
+    def on_loss_call(self, step: int, kind: str, input: Any, target: Any, reduction: Any) -> None:
+        if not self.due(step) or not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
+            return
+        if input.numel() == 0 or not input.is_floating_point():
+            return
+        key = (kind, step)
+        if self._calls.get(key, 0) >= MAX_CALLS_PER_STEP:
+            return
+        self._calls[key] = self._calls.get(key, 0) + 1
+        values, counts_kind = loss_input_summary(kind, input, target)
+        self.records.append({
+            "step": step,
+            "kind": kind,
+            "input_shape": list(input.shape),
+            "target_shape": list(target.shape),
+            "target_dtype": str(target.dtype).replace("torch.", ""),
+            "reduction": reduction if isinstance(reduction, str) else None,
+            "training": torch.is_grad_enabled(),
+            "counts_kind": counts_kind,
+        })
+        self.buffer.add(len(self.records) - 1, values)
+
+    def flush(self) -> dict[str, Any]:
+        for index, values in self.buffer.drain():
+            record = self.records[index]
+            counts_kind = record.pop("counts_kind")
+            record["input_min"], record["input_max"] = values[0], values[1]
+            record["row_sum_deviation"] = values[2] if values[2] >= 0 else None
+            counts = [int(c) for c in values[3:]]
+            record["class_counts"] = counts if counts_kind == "classes" else None
+            record["binary_counts"] = counts if counts_kind == "binary" else None
+        return {"every": self.every, "records": self.records}

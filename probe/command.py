@@ -1,0 +1,112 @@
+"""`mlplint probe SCRIPT [-- ARGS...]`: run a script briefly under instrumentation, report symptoms.
+
+Imported by the CLI at start-up, so it must not import torch (only the child process does)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+
+from mlplint.lint.finding import Finding, Severity
+from mlplint.lint.source import SourceError, read_source
+from mlplint.probe.confirm import static_findings, with_runtime
+from mlplint.probe.detectors import ThresholdError, judge_all, resolve_thresholds
+from mlplint.probe.report import report_json, report_text, symptom_rows
+from mlplint.probe.runner import DEFAULT_STEPS, DEFAULT_TIMEOUT, DEVICES, ProbeError, run_probe
+from mlplint.probe.stats import Stats, StatsError
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _fail(message: str) -> click.exceptions.Exit:
+    click.echo(f"mlplint: error: {message}", err=True)
+    return click.exceptions.Exit(EXIT_ERROR)
+
+
+def _parse_thresholds(values: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """`CODE.name=value` options as {CODE: {name: value}}."""
+    overrides: dict[str, dict[str, float]] = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        code, _, name = key.partition(".")
+        try:
+            number = float(value)
+        except ValueError:
+            raise click.BadParameter(f"'{item}': expected CODE.name=NUMBER, e.g. ML907.max_dead_fraction=0.6", param_hint="--threshold") from None
+        if not name:
+            raise click.BadParameter(f"'{item}': expected CODE.name=NUMBER", param_hint="--threshold")
+        overrides.setdefault(code.upper(), {})[name] = number
+    try:
+        resolve_thresholds(overrides)
+    except ThresholdError as error:
+        raise click.BadParameter(str(error), param_hint="--threshold") from None
+    return overrides
+
+
+@click.command("probe", context_settings={"ignore_unknown_options": False})
+@click.argument("script", required=False)
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--python", "python", default=None, metavar="PATH",
+              help="Interpreter that runs SCRIPT (default: the one running mlplint); it needs torch.")
+@click.option("--steps", type=click.IntRange(min=1), default=DEFAULT_STEPS, show_default=True,
+              help="Stop the script after this many optimizer steps.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              help="Wall-clock bound for the whole run, in seconds.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="cpu hides accelerators from the script (CUDA_VISIBLE_DEVICES='').")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--save-stats", type=click.Path(dir_okay=False), help="Also write the raw recorded statistics to this JSON file.")
+@click.option("--stats", "stats_file", type=click.Path(dir_okay=False),
+              help="Judge statistics saved by --save-stats instead of running a script.")
+@click.option("--threshold", "thresholds", multiple=True, metavar="CODE.NAME=VALUE",
+              help="Override a detector threshold, e.g. ML907.max_dead_fraction=0.6 (see `mlplint rule ML907`).")
+def probe(script, script_args, python, steps, timeout, device, output_format, save_stats, stats_file, thresholds) -> None:
+    """Run SCRIPT for a few optimizer steps under instrumentation and report runtime symptoms.
+
+    This EXECUTES the script (as __main__, with sys.argv = [SCRIPT, *ARGS]) in a child process.
+    Pass the script's own arguments after `--`.
+    """
+    overrides = _parse_thresholds(thresholds)
+    if stats_file is not None:
+        if script is not None:
+            raise click.UsageError("give either SCRIPT or --stats FILE, not both")
+        try:
+            stats = Stats.load(stats_file)
+        except StatsError as error:
+            raise _fail(str(error))
+    else:
+        if script is None:
+            raise click.UsageError("missing SCRIPT (or --stats FILE)")
+        try:
+            read_source(script)
+        except SourceError as error:
+            raise _fail(f"{script}: {error}")
+        try:
+            stats = run_probe(script, script_args, steps=steps, timeout=timeout, device=device, python=python)
+        except ProbeError as error:
+            raise _fail(str(error))
+    if save_stats:
+        try:
+            stats.save(save_stats)
+        except OSError as error:
+            raise _fail(f"cannot write {save_stats}: {error.strerror or error}")
+    judgements = judge_all(stats, overrides)
+    findings = _findings(stats.data.get("script"), stats, judgements)
+    (report_json if output_format == "json" else report_text)(stats, judgements, findings, sys.stdout)
+    failing = [row for row in symptom_rows(judgements) if Severity(row["severity"]).rank >= Severity.WARNING.rank]
+    failing += [f for f in findings if f.severity.rank >= Severity.WARNING.rank]
+    sys.exit(EXIT_FINDINGS if failing else EXIT_CLEAN)
+
+
+def _findings(script: Optional[str], stats: Stats, judgements) -> list[Finding]:
+    """The script's static findings with runtime evidence; none when the script is not readable
+    any more (stats judged later, elsewhere)."""
+    if not script or not os.path.isfile(script):
+        return []
+    try:
+        return with_runtime(static_findings(script), stats, judgements)
+    except SourceError:
+        return []

@@ -1,0 +1,62 @@
+"""Join a probe run with the static findings of the same script: each rule declares the symptoms
+that confirm it, so a finding becomes `confirmed`, `not-confirmed` or `inconclusive`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from mlplint.lint.config import ConfigResolver
+from mlplint.lint.engine import check_source
+from mlplint.lint.finding import Finding, Runtime
+from mlplint.lint.registry import rule_by_code
+from mlplint.lint.source import read_source
+from mlplint.probe.detectors import Judgement, judge_all
+from mlplint.probe.runner import run_probe
+from mlplint.probe.stats import Stats
+
+# Optimizer steps a run needs before the absence of a symptom means something.
+ENOUGH_STEPS = 10
+
+
+def static_findings(script: str) -> list[Finding]:
+    """The static checker's findings for the script, with the configuration that applies to it."""
+    settings = ConfigResolver(None).for_path(script)
+    return check_source(read_source(script), script, settings).findings
+
+
+def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]) -> Runtime:
+    rule = rule_by_code(finding.code)
+    declared = tuple(rule.symptoms) if rule is not None else ()
+    if not declared:
+        return Runtime("inconclusive", (), "this rule declares no runtime symptom that could confirm it")
+    seen = [code for code in declared if judgements[code].observed]
+    if seen:
+        evidence = "; ".join(f"{code}: {judgements[code].observed[0].message}" for code in seen)
+        return Runtime("confirmed", tuple(seen), evidence)
+    status = stats.data.get("status")
+    if stats.steps < ENOUGH_STEPS:
+        return Runtime("inconclusive", (), f"the run ({status}) made only {stats.steps} optimizer steps, too few to judge")
+    unchecked = [code for code in declared if not judgements[code].checked]
+    if unchecked:
+        return Runtime("inconclusive", (), f"the run recorded no data to judge {', '.join(unchecked)}")
+    measured = "; ".join(judgements[code].measured for code in declared if judgements[code].measured)
+    return Runtime("not-confirmed", (), f"none of {', '.join(declared)} seen in {stats.steps} steps: {measured}")
+
+
+def with_runtime(findings: list[Finding], stats: Stats, judgements: dict[str, Judgement]) -> list[Finding]:
+    return [dataclasses.replace(f, runtime=runtime_for(f, stats, judgements)) for f in findings]
+
+
+def attach_runtime(findings: list[Finding], scripts: list[str], thresholds: Optional[dict] = None) -> list[Finding]:
+    """Run the probe once per script (default budget, timeout and device) and fill in `runtime`
+    for the findings of those scripts; other findings are returned unchanged."""
+    by_script = {}
+    for script in scripts:
+        if any(f.path == script for f in findings):
+            stats = run_probe(script)
+            by_script[script] = (stats, judge_all(stats, thresholds))
+    return [
+        dataclasses.replace(f, runtime=runtime_for(f, *by_script[f.path])) if f.path in by_script else f
+        for f in findings
+    ]

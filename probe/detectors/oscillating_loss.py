@@ -1,0 +1,54 @@
+"""
+## What it detects
+A loss that swings up and down from step to step without coming down over the run.
+
+## Why it matters
+Large swings with no progress usually mean the steps are too big for the curvature (learning rate
+too high) or the gradient is wrong (accumulated, or computed on the wrong thing): more steps will
+not help.
+
+## Thresholds
+- `min_improvement` = 0.1: the median loss of the last fifth of the run is less than 10% below
+  that of the first fifth (no downward trend).
+- `min_swing` = 0.1: the median step-to-step change is at least 10% of the median loss.
+- `min_steps` = 10: fewer recorded losses are not judged.
+AUTOTRAINER (Zhang et al., ICSE 2021) names "oscillating loss" as one of its five training
+problems and detects it from loss fluctuation without improvement; the two factors are mlplint's
+defaults. A run that diverges (ML902) is not also reported as oscillating.
+"""
+
+from __future__ import annotations
+
+from mlplint.probe.detectors import Judgement, Observed, fmt, loss_windows
+from mlplint.probe.stats import Stats, finite, median
+
+THRESHOLDS = {"min_improvement": 0.1, "min_swing": 0.1, "min_steps": 10}
+# Diverging (ML902's default rise) takes precedence over oscillating.
+_DIVERGING_RISE = 2.0
+
+
+def loss_swing(values: list[float]) -> float:
+    """Median absolute step-to-step change relative to the median loss."""
+    changes = [abs(b - a) for a, b in zip(values, values[1:])]
+    return median(changes) / max(abs(median(values)), 1e-12)
+
+
+def judge(stats: Stats, t: dict) -> Judgement:
+    observed, measured, checked = [], [], False
+    for label, series in stats.loss_series():
+        values = [value for _, value in series if finite(value)]
+        if len(values) < t["min_steps"]:
+            continue
+        start, end = loss_windows(values)
+        if start <= 0:
+            continue
+        checked = True
+        swing = loss_swing(values)
+        improvement = (start - end) / start
+        measured.append(f"loss improved {improvement:.0%} with a median step-to-step swing of {swing:.0%}")
+        if improvement < t["min_improvement"] and swing >= t["min_swing"] and end < _DIVERGING_RISE * start:
+            observed.append(Observed(
+                f"loss swings by {swing:.0%} of its level per step without coming down "
+                f"({fmt(start)} at the start, {fmt(end)} at the end)", label, series[0][0],
+            ))
+    return Judgement("ML903", tuple(observed), checked, "; ".join(measured))

@@ -1,0 +1,51 @@
+"""
+## What it detects
+Inputs to a loss that expects logits which already look like probabilities: for `cross_entropy`
+every value in [0, 1] and every row summing to 1 (a softmax output); for
+`binary_cross_entropy_with_logits` every value in [0, 1] (a sigmoid output).
+
+## Why it matters
+These losses apply log-softmax or log-sigmoid themselves. Fed probabilities, they squash them a
+second time: the loss can never get near 0, gradients are tiny, and training stalls near chance.
+
+## Thresholds
+- `row_sum_tolerance` = 1e-3: the largest |row sum - 1| that still counts as a softmax output.
+- `min_checks` = 2: consecutive loss-input checks (default every 5 steps) that must show it.
+The PyTorch documentation of CrossEntropyLoss ("the input is expected to contain the unnormalized
+logits") and BCEWithLogitsLoss states the contract; the double-softmax bug is among the most common
+loss faults in Humbatova et al., "Taxonomy of Real Faults in Deep Learning Systems" (ICSE 2020).
+"""
+
+from __future__ import annotations
+
+from mlplint.probe.detectors import Judgement, Observed, first_flagged, persists
+from mlplint.probe.stats import Stats
+
+THRESHOLDS = {"row_sum_tolerance": 1e-3, "min_checks": 2}
+LOGIT_LOSSES = ("cross_entropy", "binary_cross_entropy_with_logits")
+
+
+def looks_like_probabilities(record: dict, tolerance: float) -> bool:
+    in_unit_range = record["input_min"] >= 0 and record["input_max"] <= 1
+    if record["kind"] == "cross_entropy":
+        deviation = record.get("row_sum_deviation")
+        return in_unit_range and deviation is not None and deviation <= tolerance
+    return in_unit_range
+
+
+def judge(stats: Stats, t: dict) -> Judgement:
+    observed, measured = [], []
+    for kind in LOGIT_LOSSES:
+        checks = [r for r in stats.records("loss_inputs") if r["kind"] == kind]
+        if not checks:
+            continue
+        flags = [looks_like_probabilities(r, t["row_sum_tolerance"]) for r in checks]
+        low, high = min(r["input_min"] for r in checks), max(r["input_max"] for r in checks)
+        measured.append(f"{kind} inputs ranged over [{low:.3g}, {high:.3g}]")
+        if persists(flags, t["min_checks"]):
+            what = "softmax outputs (in [0, 1], rows summing to 1)" if kind == "cross_entropy" else "sigmoid outputs (all in [0, 1])"
+            observed.append(Observed(
+                f"{kind} expects logits but received {what} in {sum(flags)} of {len(flags)} checks",
+                None, first_flagged([r["step"] for r in checks], flags),
+            ))
+    return Judgement("ML914", tuple(observed), bool(measured), "; ".join(measured))

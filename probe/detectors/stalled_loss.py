@@ -1,0 +1,47 @@
+"""
+## What it detects
+A loss that barely moves over the run: neither down nor swinging.
+
+## Why it matters
+A flat loss means the parameters are not changing in any useful direction: a learning rate far
+too small, vanishing gradients, frozen or unregistered parameters, or a loss that cannot be
+lowered (double softmax, saturated outputs).
+
+## Thresholds
+- `max_change` = 0.02: the median loss of the last fifth of the run within 2% of that of the
+  first fifth.
+- `max_swing` = 0.1: and the median step-to-step change below 10% of the loss (above it the loss
+  oscillates, ML903).
+- `min_steps` = 10: fewer recorded losses are not judged.
+AUTOTRAINER's "slow convergence" (Zhang et al., ICSE 2021) and DeepDiagnosis's "loss not
+decreasing" (Wardat et al., ICSE 2022) compare the loss over a window of steps in the same way;
+the 2% is mlplint's default, above the noise of window medians over a minibatch loss.
+"""
+
+from __future__ import annotations
+
+from mlplint.probe.detectors import Judgement, Observed, fmt, loss_windows
+from mlplint.probe.detectors.oscillating_loss import loss_swing
+from mlplint.probe.stats import Stats, finite
+
+THRESHOLDS = {"max_change": 0.02, "max_swing": 0.1, "min_steps": 10}
+
+
+def judge(stats: Stats, t: dict) -> Judgement:
+    observed, measured, checked = [], [], False
+    for label, series in stats.loss_series():
+        values = [value for _, value in series if finite(value)]
+        if len(values) < t["min_steps"]:
+            continue
+        start, end = loss_windows(values)
+        if start <= 0:
+            continue
+        checked = True
+        change = (end - start) / start
+        measured.append(f"loss changed {change:+.1%} ({fmt(start)} to {fmt(end)}) over {len(values)} steps")
+        if abs(change) < t["max_change"] and loss_swing(values) < t["max_swing"]:
+            observed.append(Observed(
+                f"loss barely moved over {len(values)} steps: {fmt(start)} to {fmt(end)} ({change:+.1%})",
+                label, series[0][0],
+            ))
+    return Judgement("ML904", tuple(observed), checked, "; ".join(measured))

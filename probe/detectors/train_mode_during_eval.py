@@ -1,0 +1,45 @@
+"""
+## What it detects
+Forward passes of a model under `torch.no_grad()` / `torch.inference_mode()` (evaluation) while
+its Dropout or BatchNorm layers are still in training mode.
+
+## Why it matters
+In training mode Dropout drops units at random and BatchNorm normalises with the batch's own
+statistics (and updates its running averages with evaluation data). Evaluation results are then
+noisy, depend on the batch size, and the model's state is altered by the test set. Call
+`model.eval()` before evaluating and `model.train()` after.
+
+## Thresholds
+- `min_passes` = 2: no-grad passes with such layers in training mode before raising it (one pass
+  could be a deliberate Monte Carlo dropout sample).
+PyTorch's documentation of `Module.eval()` and of `torch.no_grad` ("no_grad does not change the
+module's mode") states the contract.
+"""
+
+from __future__ import annotations
+
+from mlplint.probe.detectors import Judgement, Observed
+from mlplint.probe.stats import Stats
+
+THRESHOLDS = {"min_passes": 2}
+
+
+def judge(stats: Stats, t: dict) -> Judgement:
+    records = stats.records("eval_mode")
+    if not records:
+        return Judgement("ML917", (), False, "")
+    bad = [r for r in records if r["training_layers"]]
+    measured = f"{len(bad)} of {len(records)} no-grad forward passes ran with Dropout/BatchNorm in training mode"
+    by_model: dict[str, list[dict]] = {}
+    for record in bad:
+        by_model.setdefault(record["model"], []).append(record)
+    observed = []
+    for model, passes in by_model.items():
+        if len(passes) >= t["min_passes"]:
+            layers = passes[0]["training_layers"]
+            shown = ", ".join(f"'{name}'" for name in layers[:3]) + (" ..." if len(layers) > 3 else "")
+            observed.append(Observed(
+                f"{len(passes)} no-grad (evaluation) passes ran with {shown} in training mode",
+                stats.layer_label(model, layers[0]), passes[0]["step"],
+            ))
+    return Judgement("ML917", tuple(observed), True, measured)

@@ -1,0 +1,266 @@
+"""The probe's in-process session: installs the hooks, runs the user's script as `__main__`,
+stops it after the step budget, always removes the hooks, and writes what the collectors recorded.
+
+Runs inside the child process under the user's interpreter: torch and the standard library only.
+It records and never judges; the parent process judges the written statistics.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import functools
+import json
+import os
+import runpy
+import sys
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules import module as module_hooks
+from torch.optim import optimizer as optimizer_hooks
+
+from .collectors import Collector
+from .collectors.activations import ActivationCollector
+from .collectors.eval_mode import EvalModeCollector
+from .collectors.gradients import GradientCollector
+from .collectors.input_features import InputFeatureCollector
+from .collectors.loss import LossCollector
+from .collectors.loss_inputs import LOSS_FUNCTIONS, LossInputCollector
+from .collectors.updates import UpdateRatioCollector
+from .collectors.zero_grad import ZeroGradCollector
+from .tracking import ModelInfo, Tracker
+
+STATS_SCHEMA = 1
+# Statistics are written to the stats file every this many steps, so a run that is killed keeps them.
+FLUSH_EVERY_STEPS = 10
+
+
+class StepBudgetReached(BaseException):
+    """Raised from the optimizer-step post-hook to stop the script after the step budget.
+
+    A BaseException so that the script's `except Exception` handlers do not swallow it."""
+
+
+class Session:
+    def __init__(self, steps: int, stats_path: Optional[str] = None, every: Optional[dict[str, int]] = None) -> None:
+        every = every or {}
+        self.budget = steps
+        self.stats_path = stats_path
+        self.tracker = Tracker()
+        self.loss = LossCollector(every.get("loss"))
+        self.activations = ActivationCollector(every.get("activations"))
+        self.gradients = GradientCollector(every.get("gradients"))
+        self.updates = UpdateRatioCollector(every.get("updates"))
+        self.inputs = InputFeatureCollector(every.get("input_features"))
+        self.loss_inputs = LossInputCollector(every.get("loss_inputs"))
+        self.zero_grad = ZeroGradCollector(every.get("zero_grad"))
+        self.eval_mode = EvalModeCollector(every.get("eval_mode"))
+        self.collectors: list[Collector] = [
+            self.loss, self.activations, self.gradients, self.updates,
+            self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode,
+        ]
+        self.counts = {"forward": 0, "backward": 0}
+        self._depth = 0
+        self._model: Optional[ModelInfo] = None  # the root model whose forward is running
+        self._measuring: Optional[ModelInfo] = None  # ... when its layers are being measured this call
+        self._measured: set[tuple[int, str]] = set()  # (step, model) already measured
+        self._backward_since_step = False
+        self._handles: list[Any] = []
+        self._patches: list[tuple[Any, str, Any]] = []
+        self._last_flush = time.monotonic()
+        self._pid = os.getpid()
+
+    # -- installing and removing ---------------------------------------------------------------
+    def install(self) -> None:
+        self._handles = [
+            module_hooks.register_module_forward_pre_hook(self._before_forward),
+            module_hooks.register_module_forward_hook(self._after_forward, always_call=True),
+            optimizer_hooks.register_optimizer_step_pre_hook(self._before_step),
+            optimizer_hooks.register_optimizer_step_post_hook(self._after_step),
+        ]
+        self._patch(torch.Tensor, "backward", self._wrap_backward)
+        self._patch(torch.optim.Optimizer, "zero_grad", self._wrap_optimizer_zero_grad)
+        self._patch(nn.Module, "zero_grad", self._wrap_module_zero_grad)
+        for kind in LOSS_FUNCTIONS:
+            self._patch(F, kind, functools.partial(self._wrap_loss, kind))
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        for owner, attribute, original in reversed(self._patches):
+            setattr(owner, attribute, original)
+        self._patches = []
+
+    def _patch(self, owner: Any, attribute: str, make_wrapper: Callable[[Callable], Callable]) -> None:
+        original = getattr(owner, attribute)
+        self._patches.append((owner, attribute, original))
+        setattr(owner, attribute, functools.wraps(original)(make_wrapper(original)))
+
+    # -- running -------------------------------------------------------------------------------
+    def run_script(self, script: str, args: list[str]) -> dict[str, Any]:
+        """Run the script as __main__ with sys.argv = [script, *args]; return the final stats."""
+        saved_argv, saved_path = sys.argv, list(sys.path)
+        sys.argv = [script, *args]
+        sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+        status, error = "completed", None
+        self.install()
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except StepBudgetReached:
+            status = "step-budget"
+        except SystemExit as exit_:
+            if exit_.code not in (None, 0):
+                status, error = "crashed", _error_record(exit_, script, f"script exited with status {exit_.code!r}")
+        except BaseException as exc:  # the script's own failure is a result, not ours
+            status, error = "crashed", _error_record(exc, script)
+        finally:
+            self.remove()
+            sys.argv, sys.path[:] = saved_argv, saved_path
+        if status == "completed" and self.tracker.step == 0:
+            status = "no-training"
+        stats = self.stats(status, error)
+        self.write(stats)
+        return stats
+
+    def stats(self, status: str, error: Optional[dict[str, Any]]) -> dict[str, Any]:
+        devices = [info.device for info in self.tracker.models.values()]
+        return {
+            "schema": STATS_SCHEMA,
+            "status": status,
+            "error": error,
+            "steps": self.tracker.step,
+            "budget": self.budget,
+            "device": devices[0] if devices else ("cuda" if torch.cuda.is_available() else "cpu"),
+            "seen": {
+                "models": len(self.tracker.models),
+                "optimizers": len(self.tracker.optimizers),
+                **self.counts,
+            },
+            **self.tracker.to_json(),
+            "collectors": {collector.name: collector.flush() for collector in self.collectors},
+        }
+
+    def write(self, stats: dict[str, Any]) -> None:
+        if self.stats_path is None or os.getpid() != self._pid:  # never from DataLoader workers
+            return
+        temporary = f"{self.stats_path}.partial"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(stats, handle)
+        os.replace(temporary, self.stats_path)
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def _before_forward(self, module: nn.Module, args: tuple) -> None:
+        depth, self._depth = self._depth, self._depth + 1
+        if depth == 0:
+            self._model = self.tracker.root_model(module)
+            self._measuring = None
+            if self._model is not None:
+                self._root_forward(self._model, args)
+
+    def _root_forward(self, model: ModelInfo, args: tuple) -> None:
+        self.counts["forward"] += 1
+        step = self.tracker.step
+        if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
+            self.eval_mode.on_no_grad_forward(step, model.name, model.module.training, model.mode_layers)
+            return
+        if (step, model.name) in self._measured:
+            return
+        self._measured.add((step, model.name))
+        if self.inputs.due(step):
+            self.inputs.on_model_input(step, model.name, args)
+        if self.activations.due(step):
+            self._measuring = model
+
+    def _after_forward(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._depth = max(0, self._depth - 1)
+        if self._model is None:
+            return
+        layer = self.tracker.layer(self._model, module)
+        if self._measuring is not None and layer is not None and layer[2]:
+            self.activations.on_layer_output(self.tracker.step, self._model.name, layer[0], layer[1], output)
+        if self._depth == 0:
+            self._model = self._measuring = None
+
+    def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        info = self.tracker.optimizer(optimizer)
+        step = self.tracker.step
+        cleared = self.zero_grad.calls_since_step(id(optimizer)) > 0
+        self.gradients.before_step(info.index, step, info.named_params, cleared)
+        self.updates.before_step(info.index, step, info.named_params)
+
+    def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        info = self.tracker.optimizer(optimizer)
+        step = self.tracker.step
+        self.updates.after_step(info.index)
+        self.loss.on_step(info.index, step)
+        self.zero_grad.on_step(id(optimizer), info.index, step)
+        info.steps += 1
+        self.tracker.step = max(self.tracker.step, info.steps)
+        self.gradients.after_step(info.index, self.tracker.step, info.params)
+        if self.tracker.step >= self.budget:
+            raise StepBudgetReached()
+        if self.tracker.step % FLUSH_EVERY_STEPS == 0:
+            self.write(self.stats("running", None))
+
+    # -- wrappers (each takes the original and returns its replacement) --------------------------
+    def _wrap_backward(self, original: Callable) -> Callable:
+        def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            self.counts["backward"] += 1
+            self.loss.on_backward(tensor)
+            return original(tensor, *args, **kwargs)
+
+        return backward
+
+    def _wrap_optimizer_zero_grad(self, original: Callable) -> Callable:
+        def zero_grad(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:
+            self.zero_grad.on_optimizer_zero_grad(id(optimizer))
+            return original(optimizer, *args, **kwargs)
+
+        return zero_grad
+
+    def _wrap_module_zero_grad(self, original: Callable) -> Callable:
+        def zero_grad(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
+            self.zero_grad.on_module_zero_grad()
+            return original(module, *args, **kwargs)
+
+        return zero_grad
+
+    def _wrap_loss(self, kind: str, original: Callable) -> Callable:
+        def loss(*args: Any, **kwargs: Any) -> Any:
+            input = args[0] if args else kwargs.get("input")
+            target = args[1] if len(args) > 1 else kwargs.get("target")
+            reduction = kwargs.get("reduction", "mean")
+            self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
+            return original(*args, **kwargs)
+
+        return loss
+
+
+def _error_record(exc: BaseException, script: str, message: Optional[str] = None) -> dict[str, Any]:
+    """The exception and where it happened: the innermost frame in the script, else the innermost."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    script_path = os.path.abspath(script)
+    in_script = [f for f in frames if os.path.abspath(f.filename) == script_path]
+    where = (in_script or frames or [None])[-1]
+    return {
+        "type": type(exc).__name__,
+        "message": message or str(exc),
+        "file": where.filename if where else None,
+        "line": where.lineno if where else None,
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-20:]),
+    }
+
+
+def main(argv: list[str]) -> int:
+    """`child.py CONFIG_JSON`: the config names the script, its arguments, the budget and the stats file."""
+    faulthandler.enable()  # a segfault still says where it happened (in the captured output)
+    with open(argv[0], encoding="utf-8") as handle:
+        config = json.load(handle)
+    session = Session(config["steps"], config["stats_path"], config.get("every"))
+    session.run_script(config["script"], config["args"])
+    return 0

@@ -1,0 +1,105 @@
+"""Output of `mlplint probe`: the contract's text and JSON forms. Formats only; decides nothing."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Optional, TextIO
+
+import click
+
+from mlplint.lint.finding import Finding, Severity
+from mlplint.probe.detectors import Judgement, fmt
+from mlplint.probe.stats import Stats
+from mlplint.probe.symptoms import SYMPTOMS
+
+_COLORS = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def symptom_rows(judgements: dict[str, Judgement]) -> list[dict[str, Any]]:
+    """Every observed symptom as the contract's JSON object, by code then step."""
+    rows = []
+    for code, judgement in sorted(judgements.items()):
+        for seen in judgement.observed:
+            symptom = SYMPTOMS[code]
+            rows.append({"code": code, "name": symptom.name, "severity": symptom.severity.value,
+                         "message": seen.message, "layer": seen.layer, "step": seen.step})
+    return rows
+
+
+def error_text(stats: Stats) -> Optional[str]:
+    """The one-line reason a run ended early, or why it had nothing to train."""
+    data = stats.data
+    error = data.get("error")
+    if error:
+        where = f" ({error['file']}, line {error['line']})" if error.get("file") else ""
+        return f"{error['type']}: {error['message']}{where}"
+    if data.get("status") == "no-training":
+        seen = data.get("seen", {})
+        parts = [
+            _count(seen.get("models", 0), "model") + (f" called {seen.get('forward', 0)} times" if seen.get("models") else ""),
+            _count(seen.get("optimizers", 0), "optimizer"),
+            _count(seen.get("backward", 0), "backward() call"),
+        ]
+        return "the script finished without an optimizer step; saw " + ", ".join(parts)
+    return None
+
+
+def _count(number: int, noun: str) -> str:
+    return f"no {noun}" if number == 0 else f"{number} {noun}{'s' if number != 1 else ''}"
+
+
+def _json_number(value: float) -> Optional[float]:
+    return value if math.isfinite(value) else None
+
+
+def report_json(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding], out: TextIO) -> None:
+    data = stats.data
+    document = {
+        "version": 1,
+        "script": data.get("script"),
+        "status": data.get("status"),
+        "device": data.get("device"),
+        "steps": stats.steps,
+        "loss": [_json_number(v) for v in stats.primary_loss()],
+        "symptoms": symptom_rows(judgements),
+        "findings": [f.to_json() for f in findings],
+        "error": error_text(stats),
+    }
+    out.write(json.dumps(document, indent=2) + "\n")
+
+
+def report_text(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding], out: TextIO) -> None:
+    data = stats.data
+    script = data.get("script")
+    echo = lambda text="": click.echo(text, file=out)  # noqa: E731
+    echo(f"mlplint probe executed {script} (budget {data.get('budget')} optimizer steps, device {data.get('requested_device', 'auto')})")
+    echo(f"status: {data.get('status')} after {stats.steps} optimizer steps on {data.get('device')}")
+    loss = stats.primary_loss()
+    if loss:
+        echo(f"loss: {fmt(loss[0])} at the first step, {fmt(loss[-1])} at the last ({len(loss)} recorded)")
+    reason = error_text(stats)
+    if reason:
+        echo(f"{'note' if data.get('status') == 'no-training' else 'error'}: {reason}")
+    rows = symptom_rows(judgements)
+    if rows:
+        echo()
+    for row in rows:
+        code = click.style(row["code"], fg=_COLORS[Severity(row["severity"])], bold=True)
+        layer = f" layer '{row['layer']}':" if row["layer"] else ""
+        step = f" (from step {row['step']})" if row["step"] is not None else ""
+        echo(f"{script}: {code} {row['name']}:{layer} {row['message']}{step}")
+    if findings:
+        echo()
+        echo(f"Static findings, checked against the run:")
+        for f in findings:
+            code = click.style(f.code, fg=_COLORS[f.severity], bold=True)
+            echo(f"{f.path}:{f.line}:{f.column}: {code} {f.message}")
+            if f.runtime is not None:
+                symptoms = f" ({', '.join(f.runtime.symptoms)})" if f.runtime.symptoms else ""
+                echo(f"    probe: {f.runtime.status}{symptoms}: {f.runtime.evidence}")
+    echo()
+    if rows or findings:
+        echo(f"Found {len(rows)} runtime symptom{'s' if len(rows) != 1 else ''} and {len(findings)} static finding{'s' if len(findings) != 1 else ''}.")
+    else:
+        echo("No runtime symptoms and no static findings.")

@@ -1,0 +1,119 @@
+"""Run a script under the probe in a child process: the step budget, the timeout, the status.
+
+The child (`child.py`, under the user's interpreter) records statistics into a file this process
+names; the child can crash, exit, hang or be killed and this process still reads what was
+flushed. Torch-free: torch is only imported in the child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Optional, Sequence
+
+from mlplint.probe.stats import Stats
+
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
+DEFAULT_STEPS = 50
+DEFAULT_TIMEOUT = 120.0
+DEVICES = ("auto", "cpu", "cuda")
+# Characters of the script's own output kept with the statistics (shown when it dies by a signal).
+OUTPUT_TAIL_CHARS = 4000
+
+
+class ProbeError(Exception):
+    """The probe itself could not run (not the script failing); str(error) is a one-line reason."""
+
+
+def run_probe(
+    script: str,
+    args: Sequence[str] = (),
+    *,
+    steps: int = DEFAULT_STEPS,
+    timeout: float = DEFAULT_TIMEOUT,
+    device: str = "auto",
+    python: Optional[str] = None,
+    every: Optional[dict[str, int]] = None,
+) -> Stats:
+    """Run `script` with `args` for at most `steps` optimizer steps and `timeout` seconds."""
+    if device not in DEVICES:
+        raise ProbeError(f"unknown device '{device}' (expected one of {', '.join(DEVICES)})")
+    python = python or sys.executable
+    env = dict(os.environ)
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    with tempfile.TemporaryDirectory(prefix="mlplint-probe-") as workdir:
+        stats_path = os.path.join(workdir, "stats.json")
+        config_path = os.path.join(workdir, "config.json")
+        output_path = os.path.join(workdir, "output.txt")
+        with open(config_path, "w", encoding="utf-8") as handle:
+            json.dump({"script": os.path.abspath(script), "args": list(args), "steps": steps,
+                       "stats_path": stats_path, "every": every or {}}, handle)
+        with open(output_path, "wb") as output:
+            returncode, timed_out = _run_child([python, CHILD, config_path], env, output, timeout)
+        stats = _read_stats(stats_path)
+        with open(output_path, "rb") as handle:
+            tail = handle.read()[-OUTPUT_TAIL_CHARS:].decode("utf-8", "replace")
+    data = stats.data
+    if data["status"] == "not-started" and "No module named 'torch'" in tail:
+        raise ProbeError(f"the interpreter '{python}' cannot import torch, which the probe needs")
+    data.update(script=script, args=list(args), requested_device=device, output_tail=tail)
+    if device == "cpu":
+        data["device"] = "cpu"
+    if timed_out:
+        data["status"] = "timeout"
+        data["error"] = {"type": "Timeout", "message": f"the run did not finish within {timeout:g} s (stopped after {stats.steps} steps)"}
+    elif data["status"] not in ("completed", "step-budget", "crashed", "no-training"):
+        data["status"] = "crashed"
+        data["error"] = {"type": "ChildDied", "message": _death_message(returncode, tail)}
+    return stats
+
+
+def _run_child(command: list[str], env: dict[str, str], output, timeout: float) -> tuple[Optional[int], bool]:
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   env=env, start_new_session=True)
+    except OSError as error:
+        raise ProbeError(f"cannot run the interpreter '{command[0]}': {error.strerror or error}") from None
+    try:
+        return process.wait(timeout=timeout), False
+    except subprocess.TimeoutExpired:
+        return None, True
+    finally:
+        _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """Kill what the script left behind (DataLoader workers, its own children), then reap."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+
+
+def _read_stats(path: str) -> Stats:
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return Stats(json.load(handle))
+        except (OSError, ValueError):
+            pass  # written by os.replace, so only a torn disk could get here; treat as nothing recorded
+    return Stats({"status": "not-started", "error": None, "steps": 0, "collectors": {}, "models": {}, "optimizers": [], "seen": {}})
+
+
+def _death_message(returncode: Optional[int], tail: str) -> str:
+    last_line = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    if returncode is not None and returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        reason = f"the script's process was killed by {name}"
+    else:
+        reason = f"the script's process exited with status {returncode} before the probe could report"
+    return reason + (f" (last output: {last_line[:200]})" if last_line else "")

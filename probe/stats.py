@@ -1,0 +1,112 @@
+"""The recorded statistics of one probe run as the parent process reads them (torch-free).
+
+The child writes a plain JSON document (see `instrument.Session.stats`); this wraps it with the
+accessors the detectors share, so each detector reads the data the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterator, Optional
+
+
+class StatsError(Exception):
+    """A statistics file that cannot be read; str(error) is a one-line reason."""
+
+
+class Stats:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @classmethod
+    def load(cls, path: str) -> "Stats":
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except FileNotFoundError:
+            raise StatsError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise StatsError(f"{path}: cannot read: {error}") from None
+        except json.JSONDecodeError as error:
+            raise StatsError(f"{path}: not a probe statistics file (invalid JSON: {error})") from None
+        if not isinstance(data, dict) or "collectors" not in data or "status" not in data:
+            raise StatsError(f"{path}: not a probe statistics file (no 'status' or 'collectors')")
+        return cls(data)
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.data, handle, indent=1)
+
+    @property
+    def steps(self) -> int:
+        return int(self.data.get("steps", 0))
+
+    def collector(self, name: str) -> dict[str, Any]:
+        return self.data.get("collectors", {}).get(name, {})
+
+    def records(self, name: str) -> list[dict[str, Any]]:
+        return self.collector(name).get("records", [])
+
+    @property
+    def models(self) -> dict[str, Any]:
+        return self.data.get("models", {})
+
+    def layer_label(self, model: str, layer: str) -> str:
+        """A layer's name in reports: qualified by its model when the script trains several."""
+        return f"{model}.{layer}" if len(self.models) > 1 else layer
+
+    def optimizer_label(self, index: str) -> Optional[str]:
+        """What an optimizer trains, for reports; None when there is only one optimizer."""
+        optimizers = self.data.get("optimizers", [])
+        if len(optimizers) <= 1:
+            return None
+        params = optimizers[int(index)].get("params", []) if int(index) < len(optimizers) else []
+        owners = sorted({name.split(".")[0] for name in params if len(self.models) > 1})
+        return f"optimizer {index}" + (f" ({', '.join(owners)})" if owners else "")
+
+    def layer_checks(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """Activation records grouped by (model, layer), each group in step order."""
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for record in self.records("activations"):
+            groups.setdefault((record["model"], record["layer"]), []).append(record)
+        return groups
+
+    def param_info(self, name: str) -> dict[str, Any]:
+        """A parameter's recorded shape and flags, by the name gradient and update records use."""
+        if len(self.models) > 1:
+            model, _, name = name.partition(".")
+            return self.models.get(model, {}).get("params", {}).get(name, {})
+        for model in self.models.values():
+            return model.get("params", {}).get(name, {})
+        return {}
+
+    def gradient_totals(self) -> dict[int, list[tuple[int, float]]]:
+        """Per optimizer, (step, global gradient norm) at each gradient check that saw gradients."""
+        totals: dict[int, list[tuple[int, float]]] = {}
+        for record in self.records("gradients"):
+            norms = list(record.get("norms", {}).values())
+            if norms:
+                totals.setdefault(record["optimizer"], []).append((record["step"], math.sqrt(sum(n * n for n in norms))))
+        return totals
+
+    def loss_series(self) -> Iterator[tuple[Optional[str], list[tuple[int, float]]]]:
+        """(label, [(step, loss), ...]) per optimizer; steps without a backward() are left out."""
+        for index, series in self.collector("loss").get("series", {}).items():
+            yield self.optimizer_label(index), [(int(step), float(value)) for step, value in series if value is not None]
+
+    def primary_loss(self) -> list[float]:
+        """The first optimizer's loss per step (the contract's `loss` list)."""
+        for _, series in self.loss_series():
+            return [value for _, value in series]
+        return []
+
+
+def finite(value: Optional[float]) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

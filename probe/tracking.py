@@ -1,0 +1,142 @@
+"""Which models and optimizers the script uses, discovered from the hooks as the script runs.
+
+A root model is a module with parameters called outside any other module's forward (loss modules
+excluded). Its layers are named by their qualified names; modules with parameters that run inside
+its forward but are not registered on it (kept in a plain list or dict) are adopted under a
+`<unregistered ...>` name so their parameters are still followed. Child-process side: torch only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+# Layers whose behaviour depends on train/eval mode.
+MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+
+
+class ModelInfo:
+    def __init__(self, name: str, module: nn.Module) -> None:
+        self.name = name
+        self.module = module
+        self.layers: dict[int, tuple[str, str, bool]] = {}  # id(module) -> (qualified name, type, is leaf)
+        self.params: dict[str, dict[str, Any]] = {}
+        self.mode_layers: list[tuple[str, nn.Module]] = []
+        self.device = "cpu"
+        self._unregistered = 0
+        for qualname, sub in module.named_modules():
+            self._add_layer(qualname or "<root>", sub)
+        for param_name, param in module.named_parameters():
+            self.params[param_name] = _param_record(param, registered=True)
+            self.device = str(param.device)
+
+    def _add_layer(self, qualname: str, module: nn.Module) -> None:
+        is_leaf = next(iter(module.children()), None) is None
+        self.layers[id(module)] = (qualname, type(module).__name__, is_leaf)
+        if isinstance(module, MODE_DEPENDENT):
+            self.mode_layers.append((qualname, module))
+
+    def adopt_unregistered(self, module: nn.Module) -> str:
+        self._unregistered += 1
+        prefix = f"<unregistered {type(module).__name__} #{self._unregistered}>"
+        for qualname, sub in module.named_modules():
+            self._add_layer(f"{prefix}.{qualname}" if qualname else prefix, sub)
+        for param_name, param in module.named_parameters():
+            self.params[f"{prefix}.{param_name}"] = _param_record(param, registered=False)
+        return prefix
+
+    def to_json(self, optimized: set[int]) -> dict[str, Any]:
+        return {
+            "class": type(self.module).__name__,
+            "device": self.device,
+            "layers": {qualname: kind for qualname, kind, _ in self.layers.values()},
+            "params": {
+                name: {
+                    "shape": record["shape"],
+                    "requires_grad": record["requires_grad"],
+                    "registered": record["registered"],
+                    "in_optimizer": id(record["tensor"]) in optimized,
+                }
+                for name, record in self.params.items()
+            },
+        }
+
+
+def _param_record(param: torch.Tensor, registered: bool) -> dict[str, Any]:
+    return {"tensor": param, "shape": list(param.shape), "requires_grad": param.requires_grad, "registered": registered}
+
+
+
+class OptimizerInfo:
+    def __init__(self, index: int, optimizer: torch.optim.Optimizer, names: dict[int, str]) -> None:
+        self.index = index
+        self.optimizer = optimizer
+        self.steps = 0
+        self.named_params = [
+            (names.get(id(p), f"<optimizer {index} param {i}>"), p)
+            for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])
+        ]
+        self.params = [p for _, p in self.named_params]
+
+    def to_json(self) -> dict[str, Any]:
+        groups = self.optimizer.param_groups
+        return {
+            "class": type(self.optimizer).__name__,
+            "lr": [group.get("lr") if isinstance(group.get("lr"), (int, float)) else None for group in groups],
+            "params": [name for name, _ in self.named_params],
+            "steps": self.steps,
+        }
+
+
+class Tracker:
+    def __init__(self) -> None:
+        self.models: dict[int, ModelInfo] = {}  # id(root module) -> info
+        self.layer_owner: dict[int, ModelInfo] = {}  # id(any module of a model) -> its model
+        self.optimizers: dict[int, OptimizerInfo] = {}  # id(optimizer) -> info
+        self.step = 0  # optimizer steps completed (the most of any optimizer)
+
+    def root_model(self, module: nn.Module) -> Optional[ModelInfo]:
+        """The model for a module called outside any forward, discovering it on first sight."""
+        if id(module) in self.models:
+            return self.models[id(module)]
+        if id(module) in self.layer_owner or isinstance(module, nn.modules.loss._Loss):
+            return None
+        if next(iter(module.parameters()), None) is None:
+            return None
+        kind = type(module).__name__
+        same_kind = sum(1 for other in self.models.values() if type(other.module).__name__ == kind)
+        info = ModelInfo(kind if same_kind == 0 else f"{kind}#{same_kind + 1}", module)
+        self.models[id(module)] = info
+        for module_id in info.layers:
+            self.layer_owner[module_id] = info
+        return info
+
+    def layer(self, model: ModelInfo, module: nn.Module) -> Optional[tuple[str, str, bool]]:
+        """The (name, type, is leaf) of a module running inside `model`'s forward."""
+        found = model.layers.get(id(module))
+        if found is None and id(module) not in self.layer_owner and next(iter(module.parameters()), None) is not None:
+            model.adopt_unregistered(module)
+            for module_id in model.layers:
+                self.layer_owner.setdefault(module_id, model)
+            found = model.layers.get(id(module))
+        return found
+
+    def optimizer(self, optimizer: torch.optim.Optimizer) -> OptimizerInfo:
+        info = self.optimizers.get(id(optimizer))
+        if info is None:
+            names = {}
+            for model in self.models.values():
+                prefix = f"{model.name}." if len(self.models) > 1 else ""
+                names.update({id(record["tensor"]): prefix + name for name, record in model.params.items()})
+            info = OptimizerInfo(len(self.optimizers), optimizer, names)
+            self.optimizers[id(optimizer)] = info
+        return info
+
+    def to_json(self) -> dict[str, Any]:
+        optimized = {id(p) for info in self.optimizers.values() for p in info.params}
+        return {
+            "models": {info.name: info.to_json(optimized) for info in self.models.values()},
+            "optimizers": [info.to_json() for info in self.optimizers.values()],
+        }
