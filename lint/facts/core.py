@@ -20,6 +20,8 @@ from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProv
 from mlplint.lint.facts import names
 
 _MISSING = object()
+_ASSIGNMENTS = (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.WithItem)
+_CONDITIONAL = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp)
 Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
 
 
@@ -46,12 +48,16 @@ class _Indexer(cst.CSTVisitor):
         self.facts = facts
         self.stack: list[cst.CSTNode] = []
         self.containers: list[cst.CSTNode] = []
+        self.clock = 0
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         facts = self.facts
         if self.stack:
             facts.parent[node] = self.stack[-1]
         self.stack.append(node)
+        self.clock += 1
+        if isinstance(node, (cst.Name, cst.For, cst.CompFor)):
+            facts.order[node] = self.clock
         if isinstance(node, (cst.FunctionDef, cst.For, cst.While)):
             if isinstance(node, cst.For):
                 facts.loops.append(node)
@@ -86,6 +92,9 @@ class _Indexer(cst.CSTVisitor):
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
         self.stack.pop()
+        self.clock += 1
+        if isinstance(original_node, _ASSIGNMENTS):
+            self.facts.order[original_node] = self.clock  # a target is bound once its value is computed
         if self.containers and self.containers[-1] is original_node:
             self.containers.pop()
         if isinstance(original_node, cst.Call):
@@ -171,6 +180,7 @@ class ScriptFacts:
         self.returns: dict[cst.FunctionDef, list[cst.BaseExpression]] = {}
         self.effects: dict[cst.CSTNode, list[cst.CSTNode]] = {}
         self.argparse_defaults: dict[str, cst.BaseExpression] = {}
+        self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
         module.visit(_Indexer(self))
 
@@ -285,6 +295,40 @@ class ScriptFacts:
                     nodes.append(node)
         return nodes
 
+    def reaching_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
+        """The definitions of a name that can reach this read: the last assignment before it in
+        the same scope, and the ones before that when the later ones are conditional (inside an
+        if/try/loop that does not also hold the read). Falls back to every definition."""
+        nodes = self.referent_nodes(name)
+        read_at = self.order.get(name)
+        scope = self._scopes.get(name)
+        earlier = sorted(
+            (n for n in nodes if n in self.bindings and self._scopes.get(n) is scope
+             and self._bound_at(n) is not None and self._bound_at(n) < read_at),
+            key=self._bound_at,
+        ) if read_at is not None else []
+        kept: list[cst.CSTNode] = []
+        for node in reversed(earlier):
+            kept.append(node)
+            if self._unconditional_before(node, name):
+                return kept
+        return kept + [n for n in nodes if n not in earlier] if earlier else nodes
+
+    def _bound_at(self, target: cst.Name) -> Optional[int]:
+        for ancestor in self.ancestors(target):
+            if ancestor in self.order and not isinstance(ancestor, cst.Name):
+                return self.order[ancestor]
+        return None
+
+    def _unconditional_before(self, target: cst.Name, read: cst.Name) -> bool:
+        read_context = set(self.ancestors(read))
+        for ancestor in self.ancestors(target):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda)):
+                return True
+            if isinstance(ancestor, _CONDITIONAL) and ancestor not in read_context:
+                return False
+        return True
+
     def _receiver_classes(self, receiver: cst.BaseExpression) -> list[cst.ClassDef]:
         """Local classes an object may be an instance of (`self` inside a method included)."""
         if isinstance(receiver, cst.Name):
@@ -343,7 +387,7 @@ class ScriptFacts:
 
     def _name_origins(self, name: cst.Name) -> list[cst.BaseExpression]:
         out: list[cst.BaseExpression] = []
-        for node in self.referent_nodes(name):
+        for node in self.reaching_nodes(name):
             binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
             if binding is not None and not binding.path and not binding.loop:
                 out.extend(self.origins(binding.value))
@@ -485,6 +529,13 @@ class ScriptFacts:
             if aliased is not None and not aliased.rsplit(".", 1)[-1][:1].isupper():
                 return aliased  # `loss_fn = F.cross_entropy`
         return None
+
+    def loss_calls(self, apis: set[str]) -> Iterator[tuple[cst.Call, str, Optional[cst.BaseExpression], Optional[cst.BaseExpression]]]:
+        """Calls applying one of the given losses (module or functional): (call, api, prediction, target)."""
+        for call in self.calls:
+            api = self.applied_api(call)
+            if api in apis:
+                yield call, api, self.argument(call, 0, "input"), self.argument(call, 1, "target")
 
     @staticmethod
     def argument(call: cst.Call, position: Optional[int], keyword: str) -> Optional[cst.BaseExpression]:

@@ -95,6 +95,12 @@ class Lineage:
         return any(op == "scale" for op, _ in self.ops)
 
     @property
+    def split(self) -> Optional[str]:
+        """"train" or "test" when the data went through train_test_split (the last split counts)."""
+        parts = [op[6:] for op, _ in self.ops if op.startswith("split-")]
+        return parts[-1] if parts else None
+
+    @property
     def one_hot(self) -> bool:
         return any(op == "one-hot" for op, _ in self.ops)
 
@@ -172,7 +178,7 @@ class DataAnalysis:
 
     def _name(self, name: cst.Name, path, depth) -> list[Lineage]:
         found: list[Lineage] = []
-        for node in self.facts.referent_nodes(name):
+        for node in self.facts.reaching_nodes(name):
             binding = self.facts.bindings.get(node) if isinstance(node, cst.Name) else None
             if binding is not None and binding.loop:
                 found.extend(self._element(binding.value, binding.path + path, depth))
@@ -287,7 +293,8 @@ class DataAnalysis:
         if qualified.startswith("sklearn.model_selection.train_test_split"):
             arrays = [a.value for a in call.args if a.keyword is None and not a.star]
             if path and isinstance(path[0], int) and path[0] // 2 < len(arrays):
-                return list(self._trace(arrays[path[0] // 2], path[1:], depth))
+                part = "split-test" if path[0] % 2 else "split-train"
+                return self._then(self._trace(arrays[path[0] // 2], path[1:], depth), part, call)
             return []
         if qualified.startswith("sklearn.datasets."):
             return self._sklearn_dataset(call, short, path)

@@ -143,13 +143,8 @@ loss = nn.CrossEntropyLoss()(model(x), y)
 
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
-        for call in facts.calls:
-            if facts.applied_api(call) not in names.CROSS_ENTROPY:
-                continue
-            prediction = facts.argument(call, 0, "input")
-            if prediction is None:
-                continue
-            for op in facts.networks.output_ops_of(prediction):
+        for call, _, prediction, _ in facts.loss_calls(names.CROSS_ENTROPY):
+            for op in facts.networks.output_ops_of(prediction) if prediction is not None else ():
                 if op.activation != "softmax":
                     continue
                 ctx.report(

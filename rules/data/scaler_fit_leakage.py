@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from mlplint.lint.facts.data import SCALERS
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+# Names that say "held-out data" when provenance cannot tell: X_test, x_val, valid_df, holdout...
+_HELD_OUT_NAME = re.compile(r"(^|_)(test|val|valid|validation|holdout|dev)(_|\d|$)", re.IGNORECASE)
+
+
+def _name_of(expr: cst.BaseExpression) -> str:
+    while isinstance(expr, (cst.Attribute, cst.Subscript, cst.Call)):
+        expr = expr.func if isinstance(expr, cst.Call) else expr.value
+    return expr.value if isinstance(expr, cst.Name) else ""
+
+
+@register
+class ScalerFitLeakage(Rule):
+    """
+    ## What it does
+    Finds a scikit-learn scaler (StandardScaler, MinMaxScaler, RobustScaler, pipelines...) whose
+    `fit` or `fit_transform` sees held-out data: the test or validation part of a
+    `train_test_split` (or a variable named like `X_test`/`X_val` when the split cannot be
+    traced), or the full data set before it is split.
+
+    ## Why is this bad?
+    The scaler's means and variances then include the test rows: information from the test set
+    leaks into training, and the reported test score is optimistic. Fit the scaler on the training
+    split only and use `transform` on validation and test data.
+
+    ## Example
+    ```python
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X = StandardScaler().fit_transform(X)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)
+    ```
+
+    Use instead:
+    ```python
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)
+    scaler = StandardScaler().fit(X_train)
+    X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+    ```
+    """
+
+    code = "ML103"
+    name = "scaler-fit-leakage"
+    severity = Severity.ERROR
+    symptoms = ()
+
+    VALID = [
+        """
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+X_train, X_test, y_train, y_test = train_test_split(X, y)
+scaler = StandardScaler()
+X_train = scaler.fit_transform(X_train)
+X_test = scaler.transform(X_test)
+""",
+        # a scaler fitted on all the data that is never split (cross-validation elsewhere)
+        "from sklearn.preprocessing import MinMaxScaler\nX = MinMaxScaler().fit_transform(X)\n",
+        # fitting something that is not a scaler on test data
+        "from sklearn.metrics import accuracy_score\nfrom sklearn.linear_model import LogisticRegression\nclf = LogisticRegression().fit(X_train, y_train)\nclf.predict(X_test)\n",
+        # label encoder on test labels is not feature scaling
+        "from sklearn.preprocessing import LabelEncoder\nenc = LabelEncoder()\ny_test = enc.fit_transform(y_test)\n",
+    ]
+    INVALID = [
+        Invalid(
+            """
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+X_train, X_test, y_train, y_test = train_test_split(X, y)
+scaler = StandardScaler()
+X_train = scaler.fit_transform(X_train)
+X_test = scaler.fit_transform(X_test)
+""",
+            line=7,
+            message="test",
+        ),
+        Invalid(
+            """
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+X_scaled = StandardScaler().fit_transform(X)
+X_train, X_test, y_train, y_test = train_test_split(X_scaled, y, test_size=0.25)
+""",
+            line=4,
+            message="before",
+        ),
+        Invalid(
+            """
+from sklearn import preprocessing
+from sklearn.model_selection import train_test_split
+scaler = preprocessing.MinMaxScaler()
+scaler.fit(df.values)
+train_x, val_x = train_test_split(df.values, test_size=0.1)
+train_x = scaler.transform(train_x)
+""",
+            line=5,
+        ),
+        Invalid(
+            "from sklearn.preprocessing import RobustScaler\nsc = RobustScaler()\nx_val = sc.fit_transform(x_val)\n",
+            line=3,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        splits = [c for c in facts.calls if (facts.qualname(c.func) or "").startswith("sklearn.model_selection.train_test_split")]
+        for call in facts.calls:
+            func = call.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value in ("fit", "fit_transform") and call.args):
+                continue
+            if not any(isinstance(c, str) and c in SCALERS for c in facts.classes_of(func.value)):
+                continue
+            data = call.args[0].value
+            lineages = facts.data.lineages(data)
+            parts = {lineage.split for lineage in lineages}
+            if "test" in parts or (parts == {None} and _HELD_OUT_NAME.search(_name_of(data))):
+                ctx.report(call, f"the scaler is fitted on held-out data `{facts.module.code_for_node(data)}`: its "
+                                 "statistics leak the test set into training; fit on the training split and only "
+                                 "`transform` validation and test data")
+                continue
+            if parts != {None}:
+                continue
+            split = self._later_split_of(facts, call, lineages, splits)
+            if split is not None:
+                ctx.report(call, f"the scaler is fitted on the full data before train_test_split (line "
+                                 f"{facts.line_of(split)}), so test rows shape the scaling; split first, then fit "
+                                 "the scaler on the training part")
+
+    @staticmethod
+    def _later_split_of(facts, fit: cst.Call, lineages, splits):
+        fitted_sources = {lineage.source.node for lineage in lineages}
+        fitted_text = {facts.module.code_for_node(n) for n in fitted_sources}
+        for split in splits:
+            if facts.line_of(split) < facts.line_of(fit):
+                continue
+            for arg in split.args:
+                for lineage in facts.data.lineages(arg.value):
+                    if any(node is fit for _, node in lineage.ops) or lineage.source.node in fitted_sources \
+                            or facts.module.code_for_node(lineage.source.node) in fitted_text:
+                        return split
+        return None

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.facts.data import SCALING_FUNCTIONS
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+
+@register
+class UnscaledInput(Rule):
+    """
+    ## What it does
+    Finds numeric features that reach a model with no scaling on the way: data whose scale is
+    known to be large (scikit-learn datasets such as `load_breast_cancer`, `load_wine` or
+    `fetch_california_housing`, raw torchvision pixels from `dataset.data`, random data multiplied
+    by a large constant) traced through splits, tensors, datasets and loaders to the model call.
+    A scikit-learn scaler or `normalize`, torchvision `ToTensor`/`Normalize`, `(x - mean) / std`
+    or `/ 255` by hand, a log transform, or a BatchNorm/LayerNorm first layer all count as scaling.
+    Data whose scale cannot be known (a CSV file, a custom loader) stays quiet.
+
+    The threshold is the largest feature magnitude that still counts as scaled:
+    `[tool.mlplint.unscaled-input] max-magnitude = 50.0`. PyTorch's default initialisation
+    assumes inputs of roughly unit variance (LeCun et al., "Efficient BackProp", 1998).
+
+    ## Why is this bad?
+    Features spanning 0..1000 next to features spanning 0..1 make the first layer's
+    pre-activations huge and the loss surface badly conditioned: gradient descent zig-zags, needs
+    a tiny learning rate, and the network ends up worse than scikit-learn's MLP, whose examples
+    always scale first.
+
+    ## Example
+    ```python
+    import torch
+    from sklearn.datasets import load_breast_cancer
+
+    model = torch.nn.Linear(30, 2)
+    X, y = load_breast_cancer(return_X_y=True)
+    logits = model(torch.tensor(X, dtype=torch.float32))
+    ```
+
+    Use instead:
+    ```python
+    import torch
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    model = torch.nn.Linear(30, 2)
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    logits = model(torch.tensor(X, dtype=torch.float32))
+    ```
+    """
+
+    code = "ML101"
+    name = "unscaled-input"
+    severity = Severity.WARNING
+    symptoms = ("ML910", "ML909", "ML902", "ML904")
+    options = {"max-magnitude": 50.0}
+
+    VALID = [
+        """
+import torch
+from sklearn.datasets import load_wine
+from sklearn.preprocessing import StandardScaler
+from sklearn.model_selection import train_test_split
+X, y = load_wine(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y)
+scaler = StandardScaler().fit(X_train)
+X_train = scaler.transform(X_train)
+out = model(torch.tensor(X_train, dtype=torch.float32))
+""",
+        """
+import torch
+from torchvision import datasets, transforms
+train = datasets.MNIST("data", train=True, download=True, transform=transforms.ToTensor())
+loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)
+for x, y in loader:
+    out = model(x)
+""",
+        """
+import torch
+from torchvision import datasets
+mnist = datasets.MNIST("data", download=True)
+x = mnist.data.float() / 255.0
+out = model(x.view(-1, 784))
+""",
+        # BatchNorm first layer scales the inputs
+        """
+import torch
+import torch.nn as nn
+from sklearn.datasets import fetch_california_housing
+X, y = fetch_california_housing(return_X_y=True)
+model = nn.Sequential(nn.BatchNorm1d(8), nn.Linear(8, 1))
+pred = model(torch.tensor(X).float())
+""",
+        # unknown scale: a CSV
+        "import torch, pandas as pd\ndf = pd.read_csv('houses.csv')\nout = model(torch.tensor(df.values).float())\n",
+        "import torch\nout = model(torch.randn(32, 10))\n",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, TensorDataset
+X, y = load_breast_cancer(return_X_y=True)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)
+train_ds = TensorDataset(torch.tensor(X_train, dtype=torch.float32), torch.tensor(y_train))
+model = nn.Sequential(nn.Linear(30, 16), nn.ReLU(), nn.Linear(16, 2))
+for xb, yb in DataLoader(train_ds, batch_size=32, shuffle=True):
+    out = model(xb)
+""",
+            line=12,
+            message="load_breast_cancer",
+        ),
+        Invalid(
+            """
+import torch
+from torchvision import datasets
+train = datasets.FashionMNIST("data", download=True)
+images = train.data.float()
+net = torch.nn.Sequential(torch.nn.Linear(784, 10))
+logits = net(images.view(-1, 784))
+""",
+            line=7,
+            message="255",
+        ),
+        Invalid(
+            """
+import numpy as np
+import torch
+from torch import nn
+X = np.random.rand(500, 3) * 1000
+model = nn.Linear(3, 1)
+pred = model(torch.from_numpy(X).float())
+""",
+            line=7,
+        ),
+        Invalid(
+            """
+import torch
+from sklearn import datasets
+data = datasets.load_wine()
+features = torch.tensor(data.data, dtype=torch.float32)
+def train(model, x):
+    return model(x)
+train(torch.nn.Linear(13, 3), features)
+""",
+            line=7,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        limit = ctx.options["max-magnitude"]
+        reported = set()
+        for call in facts.calls:
+            if not call.args or facts.kind_of(call.func) != "model" or facts.qualname(call.func) is not None:
+                continue
+            if self._inside_module_class(facts, call) or self._model_scales_input(facts, call.func):
+                continue
+            for lineage in facts.data.lineages(call.args[0].value):
+                source = lineage.source
+                magnitude = lineage.magnitude
+                if source.kind not in ("features", "images") or lineage.scaled or magnitude is None or magnitude <= limit:
+                    continue
+                if source.node in reported:
+                    continue
+                reported.add(source.node)
+                ctx.report(
+                    call.args[0],
+                    f"{source.description} (line {facts.line_of(source.node)}) reach the model unscaled, with values "
+                    f"up to about {magnitude:,.0f}; standardise them first (sklearn StandardScaler fitted on the "
+                    "training split, `(x - mean) / std`, or `/ 255` for pixels)",
+                )
+
+    @staticmethod
+    def _inside_module_class(facts, call: cst.Call) -> bool:
+        function = facts.enclosing_function(call)
+        owner = facts.enclosing_class(function) if function is not None else None
+        return owner is not None and facts.is_module_class(owner)
+
+    @staticmethod
+    def _model_scales_input(facts, model: cst.BaseExpression) -> bool:
+        """A normalisation first layer, or scaling inside forward()."""
+        network = facts.networks.network_of(model)
+        if network is None:
+            return False
+        if network.ops and network.ops[0].api in names.NORM_LAYERS:
+            return True
+        if isinstance(network.node, cst.ClassDef):
+            forward = facts.method(network.node, "forward")
+            for node in facts.effects.get(forward, []) if forward else []:
+                if isinstance(node, cst.Call) and facts.qualname(node.func) in SCALING_FUNCTIONS:
+                    return True
+                if isinstance(node, cst.Assign) and isinstance(node.value, cst.BinaryOperation) \
+                        and isinstance(node.value.operator, cst.Divide):
+                    return True
+        return False

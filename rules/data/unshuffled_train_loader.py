@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+_ITERATION_WRAPPERS = {"builtins.enumerate", "builtins.iter", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
+_ITERABLE_DATASETS = {"torch.utils.data.IterableDataset", "torch.utils.data.IterDataPipe", "torchdata.datapipes.iter.IterDataPipe"}
+
+
+@register
+class UnshuffledTrainLoader(Rule):
+    """
+    ## What it does
+    Finds a `DataLoader` that feeds a training loop (a loop that runs an optimizer step) with
+    neither `shuffle=True` nor a `sampler`/`batch_sampler`. Validation and test loaders, loaders
+    over an `IterableDataset` (which cannot be shuffled by the loader) and loaders that are not
+    iterated by a training loop stay quiet.
+
+    ## Why is this bad?
+    Without shuffling, every epoch presents the batches in the same order, often sorted by class,
+    date or file: consecutive steps see correlated batches, the loss oscillates and the model
+    drifts towards whatever came last. Stochastic gradient descent assumes samples in random order.
+
+    ## Example
+    ```python
+    from torch.utils.data import DataLoader
+
+    train_loader = DataLoader(train_set, batch_size=64)
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+    ```
+
+    Use instead:
+    ```python
+    from torch.utils.data import DataLoader
+
+    train_loader = DataLoader(train_set, batch_size=64, shuffle=True)
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+    ```
+    """
+
+    code = "ML102"
+    name = "unshuffled-train-loader"
+    severity = Severity.WARNING
+    symptoms = ("ML903",)
+
+    VALID = [
+        # validation loader without shuffle
+        """
+from torch.utils.data import DataLoader
+train_loader = DataLoader(train_set, batch_size=64, shuffle=True)
+val_loader = DataLoader(val_set, batch_size=256, shuffle=False)
+for x, y in train_loader:
+    optimizer.zero_grad()
+    loss_fn(model(x), y).backward()
+    optimizer.step()
+with torch.no_grad():
+    for x, y in val_loader:
+        model(x)
+""",
+        # a sampler decides the order
+        """
+import torch
+loader = torch.utils.data.DataLoader(ds, batch_size=32, sampler=torch.utils.data.RandomSampler(ds))
+for x, y in loader:
+    opt.zero_grad(); crit(net(x), y).backward(); opt.step()
+""",
+        # an IterableDataset cannot be shuffled by the loader
+        """
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+class Stream(IterableDataset):
+    def __iter__(self):
+        yield from range(10)
+loader = DataLoader(Stream(), batch_size=8)
+for batch in loader:
+    opt.zero_grad(); model(batch).sum().backward(); opt.step()
+""",
+        # shuffle from a config value that is True
+        """
+from torch.utils.data import DataLoader
+cfg = {"shuffle": True}
+loader = DataLoader(ds, batch_size=8, shuffle=cfg["shuffle"])
+for x in loader:
+    opt.zero_grad(); model(x).sum().backward(); opt.step()
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+from torch.utils.data import DataLoader
+loader = DataLoader(ds, batch_size=32)
+for epoch in range(10):
+    for i, (x, y) in enumerate(loader):
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+""",
+            line=3,
+        ),
+        Invalid(
+            """
+import torch
+from tqdm import tqdm
+train_loader = torch.utils.data.DataLoader(train_ds, batch_size=128, shuffle=False, num_workers=2)
+def train(model, loader, optimizer, criterion):
+    for x, y in tqdm(loader):
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+train(net, train_loader, opt, nn.CrossEntropyLoss())
+""",
+            line=4,
+            message="shuffle=False",
+        ),
+        Invalid(
+            """
+from torch.utils.data import DataLoader as DL
+class Trainer:
+    def __init__(self, model, dataset, optimizer):
+        self.model, self.optimizer = model, optimizer
+        self.loader = DL(dataset, batch_size=16)
+    def fit(self):
+        for batch, target in self.loader:
+            self.optimizer.zero_grad()
+            self.model.loss(batch, target).backward()
+            self.optimizer.step()
+""",
+            line=6,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        training = facts.training
+        reported = set()
+        for loop in facts.loops:
+            if not isinstance(loop, cst.For):
+                continue
+            loaders = [loader for loader in self._loaders(facts, loop.iter) if loader not in reported]
+            if not loaders or not any(training.is_optimizer_step(n) for n in training.reachable(loop)):
+                continue
+            for loader in loaders:
+                if self._orders_randomly(facts, loader):
+                    continue
+                reported.add(loader)
+                shuffle = facts.argument(loader, 2, "shuffle")
+                setting = f"shuffle={facts.module.code_for_node(shuffle)}" if shuffle is not None else "no shuffle"
+                ctx.report(
+                    loader,
+                    f"this DataLoader feeds the training loop at line {facts.line_of(loop)} with {setting} and no "
+                    "sampler: every epoch sees the batches in the same order; pass shuffle=True",
+                )
+
+    def _loaders(self, facts, iterable: cst.BaseExpression) -> Iterator[cst.Call]:
+        for origin in facts.origins(iterable):
+            if not isinstance(origin, cst.Call):
+                continue
+            qualified = facts.qualname(origin.func)
+            if qualified == names.DATALOADER:
+                yield origin
+            elif qualified in _ITERATION_WRAPPERS:
+                for arg in origin.args:
+                    yield from self._loaders(facts, arg.value)
+
+    @staticmethod
+    def _orders_randomly(facts, loader: cst.Call) -> bool:
+        if facts.argument(loader, None, "sampler") is not None or facts.argument(loader, None, "batch_sampler") is not None:
+            return True
+        shuffle = facts.argument(loader, 2, "shuffle")
+        if shuffle is not None and facts.literal(shuffle) is not False:
+            return True  # True, or a value we cannot know
+        dataset = facts.argument(loader, 0, "dataset")
+        for cls in facts.classes_of(dataset) if dataset is not None else []:
+            if isinstance(cls, cst.ClassDef) and facts.class_bases(cls) & _ITERABLE_DATASETS:
+                return True
+        return False

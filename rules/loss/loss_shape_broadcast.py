@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from typing import Optional
+
+from mlplint.lint.facts import names
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+
+def _agreed_shape(lineages) -> Optional[tuple[int, bool]]:
+    """The (rank, trailing-dim-is-1) every lineage agrees on, or None."""
+    shapes = {lineage.shape for lineage in lineages}
+    if len(shapes) != 1:
+        return None
+    shape = shapes.pop()
+    return shape if shape[0] is not None else None
+
+
+@register
+class LossShapeBroadcast(Rule):
+    """
+    ## What it does
+    Finds an elementwise regression loss (MSE, L1, Huber, SmoothL1) comparing a prediction of
+    shape (N, 1), from a final `Linear(..., 1)`, with a target of shape (N,) (sklearn targets,
+    `df["y"].values`, `torch.randn(N)`...), or the mirror case: a squeezed (N,) prediction with an
+    (N, 1) target. Shapes are traced through tensors, splits, datasets and loaders, and any
+    `view(-1, 1)`, `unsqueeze(1)`, `reshape`, `[:, None]` or `squeeze()` on the way.
+
+    ## Why is this bad?
+    Broadcasting turns (N, 1) against (N,) into an (N, N) matrix of differences: every prediction
+    is compared with every target, so the model learns to predict the mean and the loss plateaus.
+    PyTorch only emits a UserWarning ("Using a target size that is different to the input size").
+
+    ## Example
+    ```python
+    import torch
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    y = torch.randn(256)
+    loss = nn.MSELoss()(model(torch.randn(256, 8)), y)
+    ```
+
+    Use instead:
+    ```python
+    import torch
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+    y = torch.randn(256)
+    loss = nn.MSELoss()(model(torch.randn(256, 8)), y.unsqueeze(1))
+    ```
+    """
+
+    code = "ML406"
+    name = "loss-shape-broadcast"
+    severity = Severity.ERROR
+    symptoms = ("ML915", "ML904")
+
+    VALID = [
+        "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1)\nloss = nn.MSELoss()(m(x), y)\n",
+        "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64)\nloss = nn.MSELoss()(m(x).squeeze(1), y)\n",
+        "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64)\nloss = nn.MSELoss()(m(x), y.view(-1, 1))\n",
+        "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 3))\ny = torch.randn(64)\nloss = nn.MSELoss()(m(x), y)\n",
+        """
+import torch, torch.nn as nn
+from sklearn.datasets import make_regression
+X, y = make_regression(100, 4)
+m = nn.Sequential(nn.Linear(4, 1))
+loss = nn.L1Loss()(m(torch.tensor(X).float()), torch.tensor(y[:, None]).float())
+""",
+        "import torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\nloss = nn.MSELoss()(m(x), unknown_target)\n",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+from sklearn.datasets import make_regression
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, TensorDataset
+
+X, y = make_regression(n_samples=1000, n_features=8, noise=0.1)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2)
+train_ds = TensorDataset(torch.tensor(X_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.float32))
+model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 1))
+criterion = nn.MSELoss()
+for xb, yb in DataLoader(train_ds, batch_size=32, shuffle=True):
+    loss = criterion(model(xb), yb)
+""",
+            line=14,
+            message="(N, 1)",
+        ),
+        Invalid(
+            """
+import torch
+from torch import nn
+class Regressor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(3, 16)
+        self.out = nn.Linear(16, 1)
+    def forward(self, x):
+        return self.out(torch.relu(self.hidden(x)))
+net = Regressor()
+target = torch.rand(128)
+loss = nn.functional.mse_loss(net(torch.rand(128, 3)), target)
+""",
+            line=13,
+        ),
+        Invalid(
+            "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1)\nloss = nn.MSELoss()(m(x).squeeze(), y)\n",
+            line=4,
+            message="(N,) prediction",
+        ),
+        Invalid(
+            "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1).flatten()\nloss = nn.SmoothL1Loss()(m(x), y)\n",
+            line=4,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        for call, api, prediction, target in facts.loss_calls(names.REGRESSION_LOSSES):
+            if prediction is None or target is None:
+                continue
+            predicted = _agreed_shape(facts.data.lineages(prediction))
+            expected = _agreed_shape(facts.data.lineages(target))
+            if predicted is None or expected is None:
+                continue
+            if predicted == (2, True) and expected[0] == 1:
+                message = ("compares an (N, 1) prediction with an (N,) target: broadcasting builds an (N, N) "
+                           "matrix and the model learns the mean; reshape the target with `.view(-1, 1)` "
+                           "(or squeeze the prediction)")
+            elif predicted[0] == 1 and expected == (2, True):
+                message = ("compares an (N,) prediction with an (N, 1) target: broadcasting builds an (N, N) "
+                           "matrix and the model learns the mean; squeeze the target with `.view(-1)` as well")
+            else:
+                continue
+            ctx.report(call, f"{api.rsplit('.', 1)[-1]} {message}")
