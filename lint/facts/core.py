@@ -401,13 +401,24 @@ class ScriptFacts:
 
     def _unpacked_origins(self, binding: Binding, name: cst.Name) -> list[cst.BaseExpression]:
         found = []
+        index = binding.path[0]
         for value in self.origins(binding.value):
-            index = binding.path[0]
-            if isinstance(value, (cst.Tuple, cst.List)) and index < len(value.elements):
-                found.extend(self.origins(value.elements[index].value))
-            else:
-                found.append(name)
+            for produced in self._forward_returns(value) or [value]:
+                if isinstance(produced, (cst.Tuple, cst.List)) and index < len(produced.elements):
+                    found.extend(self.origins(produced.elements[index].value))
+                else:
+                    found.append(name)
         return found
+
+    def _forward_returns(self, call: cst.BaseExpression) -> list[cst.BaseExpression]:
+        """What `forward()` returns when `call` calls an instance of a local nn.Module class."""
+        if not isinstance(call, cst.Call):
+            return []
+        returned = []
+        for cls in self.classes_of(call.func):
+            forward = self.method(cls, "forward") if isinstance(cls, cst.ClassDef) else None
+            returned.extend(self.returns.get(forward, []) if forward else [])
+        return returned
 
     def _param_origins(self, param: cst.Param, name: cst.Name) -> list[cst.BaseExpression]:
         function = self.parent.get(self.parent.get(param))  # Param -> Parameters -> FunctionDef

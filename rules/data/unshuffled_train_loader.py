@@ -86,6 +86,15 @@ loader = DataLoader(Stream(), batch_size=8)
 for batch in loader:
     opt.zero_grad(); model(batch).sum().backward(); opt.step()
 """,
+        # keyword arguments we cannot see
+        """
+import torch
+kwargs = {"batch_size": 64}
+kwargs.update({"shuffle": True})
+loader = torch.utils.data.DataLoader(dataset, **kwargs)
+for x, y in loader:
+    opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+""",
         # shuffle from a config value that is True
         """
 from torch.utils.data import DataLoader
@@ -175,6 +184,8 @@ class Trainer:
 
     @staticmethod
     def _orders_randomly(facts, loader: cst.Call) -> bool:
+        if any(arg.star == "**" for arg in loader.args):
+            return True  # `DataLoader(ds, **loader_kwargs)`: shuffle may be in there
         if facts.argument(loader, None, "sampler") is not None or facts.argument(loader, None, "batch_sampler") is not None:
             return True
         shuffle = facts.argument(loader, 2, "shuffle")
