@@ -37,11 +37,13 @@ def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]
     status = stats.data.get("status")
     if stats.steps < ENOUGH_STEPS:
         return Runtime("inconclusive", (), f"the run ({status}) made only {stats.steps} optimizer steps, too few to judge")
-    unchecked = [code for code in declared if not judgements[code].checked]
-    if unchecked:
-        return Runtime("inconclusive", (), f"the run recorded no data to judge {', '.join(unchecked)}")
-    measured = "; ".join(judgements[code].measured for code in declared if judgements[code].measured)
-    return Runtime("not-confirmed", (), f"none of {', '.join(declared)} seen in {stats.steps} steps: {measured}")
+    checked = [code for code in declared if judgements[code].checked]
+    if not checked:
+        return Runtime("inconclusive", (), f"the run recorded no data to judge {', '.join(declared)}")
+    measured = "; ".join(judgements[code].measured for code in checked if judgements[code].measured)
+    unjudged = [code for code in declared if code not in checked]
+    caveat = f" ({', '.join(unjudged)} could not be judged on this run)" if unjudged else ""
+    return Runtime("not-confirmed", (), f"none of {', '.join(checked)} seen in {stats.steps} steps{caveat}: {measured}")
 
 
 def with_runtime(findings: list[Finding], stats: Stats, judgements: dict[str, Judgement]) -> list[Finding]:

@@ -88,10 +88,10 @@ def report_text(stats: Stats, judgements: dict[str, Judgement], findings: list[F
         code = click.style(row["code"], fg=_COLORS[Severity(row["severity"])], bold=True)
         layer = f" layer '{row['layer']}':" if row["layer"] else ""
         step = f" (from step {row['step']})" if row["step"] is not None else ""
-        echo(f"{script}: {code} {row['name']}:{layer} {row['message']}{step}")
+        echo(f"{script}: {code} {row['name']} ({row['severity']}):{layer} {row['message']}{step}")
     if findings:
         echo()
-        echo(f"Static findings, checked against the run:")
+        echo("Static findings, checked against the run:")
         for f in findings:
             code = click.style(f.code, fg=_COLORS[f.severity], bold=True)
             echo(f"{f.path}:{f.line}:{f.column}: {code} {f.message}")

@@ -90,6 +90,21 @@ class Stats:
                 totals.setdefault(record["optimizer"], []).append((record["step"], math.sqrt(sum(n * n for n in norms))))
         return totals
 
+    def update_ratio_checks(self) -> dict[int, list[tuple[int, float]]]:
+        """Per optimizer, (step, median update/weight ratio over weight matrices) at each update check."""
+        checks: dict[int, list[tuple[int, float]]] = {}
+        for record in self.records("updates"):
+            ratios = [r for name, r in record.get("ratios", {}).items()
+                      if finite(r) and len(self.param_info(name).get("shape", [])) >= 2]
+            if ratios:
+                checks.setdefault(record["optimizer"], []).append((record["step"], median(ratios)))
+        return checks
+
+    def typical_update_ratio(self) -> Optional[float]:
+        """The median over the whole run of the update/weight ratio checks, None if none ran."""
+        medians = [m for checks in self.update_ratio_checks().values() for _, m in checks]
+        return median(medians) if medians else None
+
     def loss_series(self) -> Iterator[tuple[Optional[str], list[tuple[int, float]]]]:
         """(label, [(step, loss), ...]) per optimizer; steps without a backward() are left out."""
         for index, series in self.collector("loss").get("series", {}).items():

@@ -1,5 +1,6 @@
 """Per-layer activation statistics on the first training forward of a step: mean, standard
-deviation, fraction of exact zeros, fraction saturated (sigmoid/tanh-like layers only), fraction of
+deviation, mean per-unit standard deviation over the batch (the input-dependent signal, without
+per-unit offsets such as biases), fraction of exact zeros, fraction saturated (sigmoid/tanh-like layers only), fraction of
 dead units (units, i.e. features or channels along dim 1, with no positive value in the batch) and
 the count of non-finite values. Only leaf modules (no children) are measured."""
 
@@ -16,7 +17,7 @@ from . import Collector
 SATURATION_MARGIN = 0.01
 _SIGMOID_LIKE = {"Sigmoid", "Hardsigmoid"}
 _TANH_LIKE = {"Tanh", "Hardtanh", "Softsign"}
-FIELDS = ("mean", "std", "frac_zero", "frac_saturated", "frac_dead_units", "nonfinite")
+FIELDS = ("mean", "std", "unit_std", "frac_zero", "frac_saturated", "frac_dead_units", "nonfinite")
 
 
 def activation_summary(output: torch.Tensor, layer_type: str) -> torch.Tensor:
@@ -34,13 +35,11 @@ def activation_summary(output: torch.Tensor, layer_type: str) -> torch.Tensor:
         frac_saturated = (y.abs() > 1 - SATURATION_MARGIN).float().mean()
     else:
         frac_saturated = torch.full((), -1.0, device=y.device)
-    if y.dim() >= 2:
-        positive = (y > 0).transpose(0, 1).reshape(y.shape[1], -1).any(dim=1)
-    else:
-        positive = (y > 0).reshape(1, -1).any(dim=1)
-    frac_dead = 1.0 - positive.float().mean()
+    units = clean.transpose(0, 1).reshape(y.shape[1], -1) if y.dim() >= 2 else clean.reshape(1, -1)
+    unit_std = units.std(dim=1).mean() if units.shape[1] > 1 else torch.zeros((), device=y.device)
+    frac_dead = 1.0 - (units > 0).any(dim=1).float().mean()
     nonfinite = (~finite).sum().float()
-    return torch.stack([mean, std, frac_zero, frac_saturated, frac_dead, nonfinite])
+    return torch.stack([mean, std, unit_std, frac_zero, frac_saturated, frac_dead, nonfinite])
 
 
 class ActivationCollector(Collector):

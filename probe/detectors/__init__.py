@@ -103,6 +103,6 @@ def fmt(value: float) -> str:
 
 
 def loss_windows(values: list[float]) -> tuple[float, float]:
-    """The median loss over the first and over the last fifth of the run (at least 3 steps each)."""
-    window = max(3, len(values) // 5)
-    return median(values[:window]), median(values[-window:])
+    """The starting loss (median of the first 3 steps, so one odd batch does not set it) and the
+    final loss (median of the last fifth of the run, at least 3 steps)."""
+    return median(values[:3]), median(values[-max(3, len(values) // 5):])

@@ -1,7 +1,8 @@
 """
 ## What it detects
-Activation scale that shrinks or grows layer after layer: the standard deviation of the last
-weight layer's output (Linear, Conv) divided by that of the first one, in forward order.
+Activation scale that shrinks or grows layer after layer: the per-unit standard deviation over
+the batch (the input-dependent signal; a learned bias does not count) of the last weight layer's
+output (Linear, Conv) divided by that of the first one, in forward order.
 
 ## Why it matters
 Signals that shrink towards 0 carry no information to the output (and their gradients vanish on
@@ -37,7 +38,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
         checks = [(step, layers) for step, layers in sorted(by_step.items()) if len(layers) >= t["min_layers"]]
         if not checks:
             continue
-        ratios = [layers[-1]["std"] / max(layers[0]["std"], 1e-30) for _, layers in checks]
+        ratios = [layers[-1]["unit_std"] / max(layers[0]["unit_std"], 1e-30) for _, layers in checks]
         flags = [not (t["min_ratio"] <= ratio <= t["max_ratio"]) for ratio in ratios]
         measured.append(f"last-to-first layer activation std ratio between {fmt(min(ratios))} and {fmt(max(ratios))}")
         if persists(flags, t["min_checks"]):
@@ -46,7 +47,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
             direction = "shrinks" if ratios[-1] < 1 else "grows"
             observed.append(Observed(
                 f"activation scale {direction} {fmt(ratios[-1])}x from layer '{layers[0]['layer']}' to layer "
-                f"'{layers[-1]['layer']}' (std {fmt(layers[0]['std'])} to {fmt(layers[-1]['std'])})",
+                f"'{layers[-1]['layer']}' (std {fmt(layers[0]['unit_std'])} to {fmt(layers[-1]['unit_std'])})",
                 stats.layer_label(model, layers[-1]["layer"]), step,
             ))
     return Judgement("ML909", tuple(observed), bool(measured), "; ".join(measured))

@@ -7,8 +7,8 @@ Training is supposed to lower the loss. A rising loss means the updates overshoo
 too high, gradients never cleared, wrong sign) and the run is wasting its budget.
 
 ## Thresholds
-- `rise_ratio` = 2.0: the median loss of the last fifth of the run at least this many times the
-  median of the first fifth.
+- `rise_ratio` = 2.0: the final loss (median of the last fifth of the run) at least this many
+  times the starting loss (median of the first 3 steps).
 - `blowup_ratio` = 10.0 and `min_checks` = 3: or at least 3 consecutive steps at 10x the start.
 - `min_steps` = 10: fewer recorded losses are not judged.
 Comparing windows of the loss instead of single steps follows the "loss not decreasing" /

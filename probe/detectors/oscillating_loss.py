@@ -8,9 +8,12 @@ too high) or the gradient is wrong (accumulated, or computed on the wrong thing)
 not help.
 
 ## Thresholds
-- `min_improvement` = 0.1: the median loss of the last fifth of the run is less than 10% below
-  that of the first fifth (no downward trend).
+- `min_improvement` = 0.1: the final loss (median of the last fifth of the run) is less than 10%
+  below the starting loss (median of the first 3 steps): no downward trend.
 - `min_swing` = 0.1: the median step-to-step change is at least 10% of the median loss.
+- `min_update_ratio` = 1e-4: swings only count while the weights move (median update/weight
+  ratio, see ML911, at least an order of magnitude below the usual 1e-3); when they barely move
+  the swings are batch-to-batch noise and the loss is stalled (ML904), not oscillating.
 - `min_steps` = 10: fewer recorded losses are not judged.
 AUTOTRAINER (Zhang et al., ICSE 2021) names "oscillating loss" as one of its five training
 problems and detects it from loss fluctuation without improvement; the two factors are mlplint's
@@ -22,7 +25,7 @@ from __future__ import annotations
 from mlplint.probe.detectors import Judgement, Observed, fmt, loss_windows
 from mlplint.probe.stats import Stats, finite, median
 
-THRESHOLDS = {"min_improvement": 0.1, "min_swing": 0.1, "min_steps": 10}
+THRESHOLDS = {"min_improvement": 0.1, "min_swing": 0.1, "min_update_ratio": 1e-4, "min_steps": 10}
 # Diverging (ML902's default rise) takes precedence over oscillating.
 _DIVERGING_RISE = 2.0
 
@@ -35,6 +38,8 @@ def loss_swing(values: list[float]) -> float:
 
 def judge(stats: Stats, t: dict) -> Judgement:
     observed, measured, checked = [], [], False
+    update_ratio = stats.typical_update_ratio()
+    weights_move = update_ratio is None or update_ratio >= t["min_update_ratio"]
     for label, series in stats.loss_series():
         values = [value for _, value in series if finite(value)]
         if len(values) < t["min_steps"]:
@@ -46,7 +51,8 @@ def judge(stats: Stats, t: dict) -> Judgement:
         swing = loss_swing(values)
         improvement = (start - end) / start
         measured.append(f"loss improved {improvement:.0%} with a median step-to-step swing of {swing:.0%}")
-        if improvement < t["min_improvement"] and swing >= t["min_swing"] and end < _DIVERGING_RISE * start:
+        no_trend = improvement < t["min_improvement"] and end < _DIVERGING_RISE * start
+        if no_trend and swing >= t["min_swing"] and weights_move:
             observed.append(Observed(
                 f"loss swings by {swing:.0%} of its level per step without coming down "
                 f"({fmt(start)} at the start, {fmt(end)} at the end)", label, series[0][0],

@@ -8,10 +8,12 @@ too small, vanishing gradients, frozen or unregistered parameters, or a loss tha
 lowered (double softmax, saturated outputs).
 
 ## Thresholds
-- `max_change` = 0.02: the median loss of the last fifth of the run within 2% of that of the
-  first fifth.
+- `max_change` = 0.02: the final loss (median of the last fifth of the run) within 2% of the
+  starting loss (median of the first 3 steps).
 - `max_swing` = 0.1: and the median step-to-step change below 10% of the loss (above it the loss
-  oscillates, ML903).
+  oscillates, ML903), unless the weights barely move:
+- `still_update_ratio` = 1e-4: a median update/weight ratio (ML911) below this means the swings
+  are batch-to-batch noise around a loss that is not being lowered.
 - `min_steps` = 10: fewer recorded losses are not judged.
 AUTOTRAINER's "slow convergence" (Zhang et al., ICSE 2021) and DeepDiagnosis's "loss not
 decreasing" (Wardat et al., ICSE 2022) compare the loss over a window of steps in the same way;
@@ -24,11 +26,13 @@ from mlplint.probe.detectors import Judgement, Observed, fmt, loss_windows
 from mlplint.probe.detectors.oscillating_loss import loss_swing
 from mlplint.probe.stats import Stats, finite
 
-THRESHOLDS = {"max_change": 0.02, "max_swing": 0.1, "min_steps": 10}
+THRESHOLDS = {"max_change": 0.02, "max_swing": 0.1, "still_update_ratio": 1e-4, "min_steps": 10}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
     observed, measured, checked = [], [], False
+    update_ratio = stats.typical_update_ratio()
+    weights_still = update_ratio is not None and update_ratio < t["still_update_ratio"]
     for label, series in stats.loss_series():
         values = [value for _, value in series if finite(value)]
         if len(values) < t["min_steps"]:
@@ -39,7 +43,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
         checked = True
         change = (end - start) / start
         measured.append(f"loss changed {change:+.1%} ({fmt(start)} to {fmt(end)}) over {len(values)} steps")
-        if abs(change) < t["max_change"] and loss_swing(values) < t["max_swing"]:
+        if abs(change) < t["max_change"] and (loss_swing(values) < t["max_swing"] or weights_still):
             observed.append(Observed(
                 f"loss barely moved over {len(values)} steps: {fmt(start)} to {fmt(end)} ({change:+.1%})",
                 label, series[0][0],

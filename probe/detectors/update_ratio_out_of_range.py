@@ -19,19 +19,14 @@ The two-orders band is mlplint's default, wide enough for Adam's larger first st
 from __future__ import annotations
 
 from mlplint.probe.detectors import Judgement, Observed, first_flagged, fmt, persists
-from mlplint.probe.stats import Stats, finite, median
+from mlplint.probe.stats import Stats, median
 
 THRESHOLDS = {"low": 1e-5, "high": 0.1, "min_checks": 3}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
-    by_optimizer: dict[int, list[tuple[int, float]]] = {}
-    for record in stats.records("updates"):
-        ratios = [r for name, r in record.get("ratios", {}).items() if finite(r) and len(stats.param_info(name).get("shape", [])) >= 2]
-        if ratios:
-            by_optimizer.setdefault(record["optimizer"], []).append((record["step"], median(ratios)))
     observed, measured = [], []
-    for index, checks in by_optimizer.items():
+    for index, checks in stats.update_ratio_checks().items():
         medians = [m for _, m in checks]
         flags = [not (t["low"] <= m <= t["high"]) for m in medians]
         measured.append(f"median update/weight ratio between {fmt(min(medians))} and {fmt(max(medians))}")
