@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any, Optional, TextIO
 
 import click
@@ -32,7 +33,10 @@ def error_text(stats: Stats) -> Optional[str]:
     data = stats.data
     error = data.get("error")
     if error:
-        where = f" ({error['file']}, line {error['line']})" if error.get("file") else ""
+        shown = error.get("file")
+        if shown and data.get("script") and os.path.abspath(shown) == os.path.abspath(data["script"]):
+            shown = data["script"]
+        where = f" ({shown}, line {error['line']})" if shown else ""
         return f"{error['type']}: {error['message']}{where}"
     if data.get("status") == "no-training":
         seen = data.get("seen", {})

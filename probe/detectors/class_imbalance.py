@@ -15,6 +15,8 @@ accuracy, per-class recall) are then needed. This is information: some tasks are
   small batches do not raise it; `min_checks` = 3 loss calls measured.
 He & Garcia, "Learning from Imbalanced Data" (IEEE TKDE 2009) and Buda, Maki & Mazurowski (Neural
 Networks 2018) describe imbalance by this ratio; 10:1 is mlplint's default for "dominated".
+Binary-loss calls whose targets are all 0 or all 1 are left out: a constant target per call is a
+label made by the script (the real/fake labels of a GAN), not a class distribution.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def class_counts(stats: Stats) -> tuple[list[int], int]:
             continue
         counts = record.get("class_counts")
         binary = record.get("binary_counts")
-        if binary is not None and binary[0] + binary[1] == binary[2]:
+        if binary is not None and binary[0] + binary[1] == binary[2] and min(binary[0], binary[1]) > 0:
             counts = binary[:2]
         if counts is None:
             continue

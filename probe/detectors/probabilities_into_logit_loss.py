@@ -2,7 +2,8 @@
 ## What it detects
 Inputs to a loss that expects logits which already look like probabilities: for `cross_entropy`
 every value in [0, 1] and every row summing to 1 (a softmax output); for
-`binary_cross_entropy_with_logits` every value in [0, 1] (a sigmoid output).
+`binary_cross_entropy_with_logits` every value in [0, 1] (a sigmoid output). A constant input
+(e.g. a dead network's bias) says nothing either way and is not counted.
 
 ## Why it matters
 These losses apply log-softmax or log-sigmoid themselves. Fed probabilities, they squash them a
@@ -26,7 +27,7 @@ LOGIT_LOSSES = ("cross_entropy", "binary_cross_entropy_with_logits")
 
 
 def looks_like_probabilities(record: dict, tolerance: float) -> bool:
-    in_unit_range = record["input_min"] >= 0 and record["input_max"] <= 1
+    in_unit_range = 0 <= record["input_min"] < record["input_max"] <= 1
     if record["kind"] == "cross_entropy":
         deviation = record.get("row_sum_deviation")
         return in_unit_range and deviation is not None and deviation <= tolerance
