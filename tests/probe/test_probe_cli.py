@@ -1,0 +1,220 @@
+"""`mlplint probe` end to end through the real CLI, on the scripts under fixtures/probe/.
+
+The runs are independent subprocesses, so each group is started concurrently once per module and
+the tests then read their results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from mlplint.probe.symptoms import SYMPTOMS
+from probe_helpers import FIXTURES, ROOT, codes, run_cli
+
+SYMPTOM_FIXTURES = {code: f"{symptom.name.replace('-', '_')}.py" for code, symptom in SYMPTOMS.items()}
+PARALLEL = 3
+
+
+def run_all(commands: dict[str, list[str]]) -> dict:
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        futures = {key: pool.submit(run_cli, *command) for key, command in commands.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def fingerprint(path) -> tuple:
+    info = os.stat(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest(), info.st_mtime_ns, stat.S_IMODE(info.st_mode)
+
+
+@pytest.fixture(scope="module")
+def symptom_runs(tmp_path_factory):
+    stats_dir = tmp_path_factory.mktemp("stats")
+    scripts = {code: FIXTURES / name for code, name in SYMPTOM_FIXTURES.items()}
+    scripts["healthy"] = FIXTURES / "healthy.py"
+    before = {key: fingerprint(path) for key, path in scripts.items()}
+    results = run_all({
+        key: ["probe", "--format", "json", "--save-stats", str(stats_dir / f"{key}.json"), str(path)]
+        for key, path in scripts.items()
+    })
+    after = {key: fingerprint(path) for key, path in scripts.items()}
+    return results, stats_dir, before, after
+
+
+@pytest.mark.parametrize("code", sorted(SYMPTOMS))
+def test_fixture_produces_its_symptom(symptom_runs, code):
+    result = symptom_runs[0][code]
+    document = json.loads(result.stdout)
+    assert code in codes(document), (code, document["symptoms"])
+    assert document["status"] == "step-budget" and document["steps"] == 50
+    assert document["version"] == 1 and document["script"].endswith(SYMPTOM_FIXTURES[code])
+    assert result.returncode == (1 if any(s["severity"] != "info" for s in document["symptoms"]) else 0)
+
+
+def test_healthy_script_has_no_symptom(symptom_runs):
+    result = symptom_runs[0]["healthy"]
+    document = json.loads(result.stdout)
+    assert document["symptoms"] == [] and document["findings"] == [] and document["error"] is None
+    assert result.returncode == 0
+    assert len(document["loss"]) == 50 and document["loss"][-1] < document["loss"][0] / 2
+
+
+def test_probing_never_changes_the_scripts(symptom_runs):
+    _, _, before, after = symptom_runs
+    assert before == after
+
+
+def test_static_findings_get_runtime_evidence(symptom_runs):
+    document = json.loads(symptom_runs[0]["ML914"].stdout)
+    (finding,) = [f for f in document["findings"] if f["code"] == "ML401"]
+    assert finding["runtime"]["status"] == "confirmed" and "ML914" in finding["runtime"]["symptoms"]
+    assert "softmax outputs" in finding["runtime"]["evidence"]
+
+
+def test_saved_stats_are_judged_again_without_running(symptom_runs):
+    results, stats_dir, _, _ = symptom_runs
+    saved = stats_dir / "ML907.json"
+    again = run_cli("probe", "--format", "json", "--stats", str(saved))
+    assert again.returncode == 1
+    assert json.loads(again.stdout)["symptoms"] == json.loads(results["ML907"].stdout)["symptoms"]
+    relaxed = run_cli("probe", "--format", "json", "--stats", str(saved), "--threshold", "ML907.max_dead_fraction=1.01")
+    assert "ML907" not in codes(json.loads(relaxed.stdout))
+
+
+@pytest.fixture(scope="module")
+def scenario_runs(tmp_path_factory):
+    no_mlplint = tmp_path_factory.mktemp("python") / "python-without-mlplint"
+    no_mlplint.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c \"import sys, runpy; sys.modules['mlplint'] = None; "
+        "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')\" \"$@\"\n"
+    )
+    no_mlplint.chmod(0o755)
+    scenarios = {  # key: (options, script, script arguments)
+        "crash": ([], "crash.py", []),
+        "timeout": (["--timeout", "6"], "hangs.py", []),
+        "exit-3": ([], "exits.py", ["3"]),
+        "exit-0": ([], "exits.py", ["0"]),
+        "killed": ([], "killed.py", []),
+        "no-training": ([], "no_training.py", []),
+        "args": ([], "script_args.py", ["--epochs", "3", "--name", "two words"]),
+        "workers": (["--steps", "40"], "dataloader_workers.py", []),
+        "two-models": (["--steps", "40"], "two_models.py", []),
+        "device-cpu": (["--device", "cpu"], "hidden_accelerators.py", []),
+        "other-python": (["--python", str(no_mlplint), "--steps", "20"], "healthy.py", []),
+    }
+    commands = {
+        key: ["probe", "--format", "json", *options, str(FIXTURES / script), "--", *script_args]
+        for key, (options, script, script_args) in scenarios.items()
+    }
+    commands["text"] = ["probe", "--steps", "20", str(FIXTURES / "healthy.py")]
+    commands["check-probe"] = ["check", "--probe", "--format", "json", str(FIXTURES / "gradient_accumulation.py")]
+    return run_all(commands)
+
+
+def scenario(runs, key) -> dict:
+    return json.loads(runs[key].stdout)
+
+
+def test_crash_reports_exception_location_and_what_was_measured(scenario_runs):
+    document = scenario(scenario_runs, "crash")
+    assert document["status"] == "crashed" and document["steps"] == 12 and len(document["loss"]) == 12
+    assert document["error"].startswith("RuntimeError: checkpoint directory is missing")
+    assert "crash.py, line 15" in document["error"]
+
+
+def test_timeout_keeps_what_was_measured(scenario_runs):
+    document = scenario(scenario_runs, "timeout")
+    assert document["status"] == "timeout" and "within 6 s" in document["error"]
+    assert document["steps"] >= 10 and len(document["loss"]) >= 10
+
+
+def test_sys_exit_with_failure_status_is_a_crash(scenario_runs):
+    document = scenario(scenario_runs, "exit-3")
+    assert document["status"] == "crashed" and "exited with status 3" in document["error"]
+    assert document["steps"] == 5
+
+
+def test_sys_exit_zero_completes(scenario_runs):
+    document = scenario(scenario_runs, "exit-0")
+    assert document["status"] == "completed" and document["steps"] == 5 and document["error"] is None
+
+
+def test_process_killed_by_a_signal_is_a_crash(scenario_runs):
+    document = scenario(scenario_runs, "killed")
+    assert document["status"] == "crashed" and "SIGKILL" in document["error"]
+    assert document["steps"] == 10  # what the last periodic flush had
+
+
+def test_no_training_says_what_was_seen(scenario_runs):
+    document = scenario(scenario_runs, "no-training")
+    assert document["status"] == "no-training" and document["steps"] == 0
+    assert "1 model called 1 times, no optimizer, no backward() call" in document["error"]
+    assert scenario_runs["no-training"].returncode == 0
+
+
+def test_script_arguments_reach_the_script(scenario_runs):
+    document = scenario(scenario_runs, "args")
+    assert document["status"] == "completed" and document["steps"] == 12, document["error"]
+
+
+def test_dataloader_with_two_workers(scenario_runs):
+    document = scenario(scenario_runs, "workers")
+    assert document["status"] == "step-budget" and document["steps"] == 40 and document["symptoms"] == []
+
+
+def test_two_models_are_reported_per_model(scenario_runs):
+    document = scenario(scenario_runs, "two-models")
+    layers = {(s["code"], s["layer"]) for s in document["symptoms"]}
+    assert ("ML907", "Discriminator.act") in layers
+    assert not any(layer and layer.startswith("Generator.") for code, layer in layers if code == "ML907")
+    assert "ML916" not in codes(document) and "ML914" not in codes(document)
+
+
+def test_device_cpu_hides_accelerators(scenario_runs):
+    document = scenario(scenario_runs, "device-cpu")
+    assert document["status"] == "completed" and document["device"] == "cpu", document["error"]
+
+
+def test_child_runs_under_an_interpreter_without_mlplint(scenario_runs):
+    document = scenario(scenario_runs, "other-python")
+    assert document["status"] == "step-budget" and document["steps"] == 20, document["error"]
+
+
+def test_text_output_says_the_script_was_executed(scenario_runs):
+    result = scenario_runs["text"]
+    assert result.returncode == 0
+    assert result.stdout.startswith("mlplint probe executed ")
+    assert "status: step-budget after 20 optimizer steps on cpu" in result.stdout
+
+
+def test_check_probe_attaches_runtime_to_static_findings(scenario_runs):
+    result = scenario_runs["check-probe"]
+    findings = json.loads(result.stdout)["findings"]
+    (finding,) = [f for f in findings if f["code"] == "ML202"]
+    assert finding["runtime"]["status"] == "confirmed" and "ML913" in finding["runtime"]["symptoms"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["probe", "fixtures/probe/does_not_exist.py"], "no such file"),
+    (["probe", "--python", "/nonexistent/python", "fixtures/probe/healthy.py"], "cannot run the interpreter"),
+    (["probe", "--stats", "fixtures/probe/healthy.py"], "not a probe statistics file"),
+    (["probe", "--stats", "x.json", "fixtures/probe/healthy.py"], "not both"),
+    (["probe", "--threshold", "ML907.nope=1", "fixtures/probe/healthy.py"], "no threshold 'nope'"),
+    (["probe"], "missing SCRIPT"),
+])
+def test_usage_and_input_errors_exit_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stdout == ""
+
+
+def test_rule_command_prints_detector_documentation():
+    result = run_cli("rule", "ML913")
+    assert result.returncode == 0
+    assert "## Thresholds" in result.stdout and "min_retained" in result.stdout

@@ -1,0 +1,189 @@
+"""Every detector judged torch-free on recorded-statistics examples: one that must raise the
+symptom and one that must stay quiet (often the near miss)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pytest
+
+from mlplint.probe.detectors import (
+    ThresholdError, default_thresholds, detector_doc, judge_all, persists, resolve_thresholds,
+)
+from mlplint.probe.symptoms import SYMPTOMS
+from probe_helpers import activation, gradient, loss_call, mlp_model, recorded
+
+WEIGHTS = ("0.weight", "2.weight", "4.weight")
+CHECKS = range(0, 50, 10)
+
+
+def grads(norm_of, **kwargs):
+    return [gradient(step, {name: norm_of(step, name) for name in WEIGHTS}, **kwargs) for step in CHECKS]
+
+
+def updates(ratio):
+    return [{"step": step, "optimizer": 0, "ratios": {name: ratio for name in WEIGHTS}} for step in CHECKS]
+
+
+def linear_stack(unit_stds):
+    return [activation(step, str(2 * i), "Linear", unit_std=s) for step in CHECKS for i, s in enumerate(unit_stds)]
+
+
+def eval_pass(training_layers):
+    return [{"step": step, "model": "Sequential", "training": True, "training_layers": training_layers} for step in CHECKS]
+
+
+NOISE = [1.0, 1.1, 0.9] * 17  # batch-to-batch noise around a level that does not move
+FALLING = [2.0 * 0.95 ** i for i in range(50)]
+unregistered = mlp_model()
+unregistered["params"]["2.weight"]["in_optimizer"] = False
+
+EXAMPLES = {
+    "ML901": (recorded(loss=[1.0] * 20 + [math.nan] * 5), recorded(loss=FALLING)),
+    "ML902": (recorded(loss=[1.0 * 1.1 ** i for i in range(50)]), recorded(loss=FALLING)),
+    "ML903": (
+        recorded(loss=[1.0, 1.6] * 25, updates=updates(1e-2)),
+        recorded(loss=[1.0, 1.6] * 25, updates=updates(1e-7)),  # weights still: noise, not oscillation
+    ),
+    "ML904": (recorded(loss=NOISE, updates=updates(1e-7)), recorded(loss=NOISE, updates=updates(1e-2))),
+    "ML905": (
+        recorded(gradients=grads(lambda step, _: 2.0 ** (step / 5))),
+        recorded(gradients=grads(lambda step, _: 1.0 + 0.1 * (step % 20 == 0))),
+    ),
+    "ML906": (
+        recorded(gradients=grads(lambda _, name: {"0.weight": 1e-6, "2.weight": 1e-3, "4.weight": 1.0}[name])),
+        recorded(gradients=grads(lambda _, name: {"0.weight": 0.2, "2.weight": 0.5, "4.weight": 1.0}[name])),
+    ),
+    "ML907": (
+        recorded(activations=[activation(step, "1", "ReLU", frac_dead_units=0.9) for step in CHECKS]),
+        # one noisy batch is not enough
+        recorded(activations=[activation(step, "1", "ReLU", frac_dead_units=0.9 if step == 20 else 0.1) for step in CHECKS]),
+    ),
+    "ML908": (
+        recorded(activations=[activation(step, "1", "Sigmoid", frac_saturated=0.95) for step in CHECKS]),
+        recorded(activations=[activation(step, "1", "Sigmoid", frac_saturated=0.1) for step in CHECKS]),
+    ),
+    "ML909": (recorded(activations=linear_stack([1.0, 0.05, 0.001])), recorded(activations=linear_stack([1.0, 0.8, 1.2]))),
+    "ML910": (
+        recorded(input_features=[{"step": s, "model": "Sequential", "shape": [32, 4], "mean": [0.0] * 4,
+                                  "std": [1e-3, 1e-1, 1e1, 1e3]} for s in CHECKS]),
+        recorded(input_features=[{"step": s, "model": "Sequential", "shape": [32, 4], "mean": [0.1, 0.0, -0.2, 0.0],
+                                  "std": [0.9, 1.1, 1.0, 1.3]} for s in CHECKS]),
+    ),
+    "ML911": (recorded(updates=updates(1e-7)), recorded(updates=updates(1e-3))),
+    "ML912": (
+        recorded(loss=[20.0, 19.0, 18.0] + FALLING, loss_inputs=[loss_call(0, "cross_entropy", [32, 10], [32])]),
+        recorded(loss=[2.3, 2.2, 2.1] + FALLING, loss_inputs=[loss_call(0, "cross_entropy", [32, 10], [32])]),
+    ),
+    "ML913": (
+        recorded(gradients=grads(lambda step, _: 1.0 + step, retained=1.0)),
+        # same tensors kept but zeroed in place by hand: the norm does not grow
+        recorded(gradients=grads(lambda step, _: 1.0, retained=1.0)),
+    ),
+    "ML914": (
+        recorded(loss_inputs=[loss_call(s, "cross_entropy", [32, 2], [32], input_min=0.01, input_max=0.99,
+                                        row_sum_deviation=1e-7) for s in CHECKS]),
+        recorded(loss_inputs=[loss_call(s, "cross_entropy", [32, 2], [32], input_min=0.01, input_max=0.99,
+                                        row_sum_deviation=0.4) for s in CHECKS]),
+    ),
+    "ML915": (
+        recorded(loss_inputs=[loss_call(s, "mse_loss", [64, 1], [64]) for s in CHECKS]),
+        recorded(loss_inputs=[loss_call(s, "mse_loss", [64, 1], [64, 1]) for s in CHECKS]),
+    ),
+    "ML916": (
+        recorded(loss_inputs=[loss_call(s, "cross_entropy", [64, 2], [64], class_counts=[62, 2]) for s in CHECKS]),
+        recorded(loss_inputs=[loss_call(s, "cross_entropy", [64, 2], [64], class_counts=[30, 34]) for s in CHECKS]),
+    ),
+    "ML917": (recorded(eval_mode=eval_pass(["2"])), recorded(eval_mode=eval_pass([]))),
+    "ML918": (
+        recorded(model=unregistered, gradients=grads(lambda *_: 1.0)),
+        recorded(gradients=grads(lambda *_: 1.0)),
+    ),
+}
+
+
+def test_every_symptom_has_examples():
+    assert sorted(EXAMPLES) == sorted(SYMPTOMS)
+
+
+@pytest.mark.parametrize("code", sorted(EXAMPLES), ids=lambda c: f"{c}-positive")
+def test_detector_raises_on_positive_example(code):
+    judgement = judge_all(EXAMPLES[code][0])[code]
+    assert judgement.observed, judgement
+    assert judgement.checked
+    assert all(seen.message for seen in judgement.observed)
+
+
+@pytest.mark.parametrize("code", sorted(EXAMPLES), ids=lambda c: f"{c}-negative")
+def test_detector_quiet_on_negative_example(code):
+    judgement = judge_all(EXAMPLES[code][1])[code]
+    assert judgement.observed == ()
+    assert judgement.checked and judgement.measured
+
+
+def test_frozen_parameter_without_gradient_at_every_check():
+    stats = recorded(gradients=[gradient(step, {"0.weight": 1.0, "4.weight": 1.0}, missing=["2.weight"]) for step in CHECKS])
+    (seen,) = judge_all(stats)["ML918"].observed
+    assert "'2.weight'" in seen.message and seen.layer == "2"
+
+
+def test_no_data_means_not_checked():
+    judgements = judge_all(recorded(loss=[]))
+    assert not any(j.observed for j in judgements.values())
+    assert not judgements["ML907"].checked and not judgements["ML902"].checked
+
+
+def test_thresholds_are_configurable():
+    stats = EXAMPLES["ML907"][0]
+    assert judge_all(stats)["ML907"].observed
+    assert not judge_all(stats, {"ML907": {"max_dead_fraction": 0.95}})["ML907"].observed
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"ML999": {"x": 1}}, "unknown symptom"),
+    ({"ML907": {"nope": 1}}, "no threshold 'nope'"),
+    ({"ML907": {"min_checks": "3"}}, "must be a number"),
+])
+def test_bad_threshold_overrides_are_rejected(overrides, message):
+    with pytest.raises(ThresholdError, match=message):
+        resolve_thresholds(overrides)
+
+
+@pytest.mark.parametrize("flags, min_checks, expected", [
+    ([False, True, False, True, False], 2, False),  # scattered hits do not persist
+    ([False, True, True, True, False], 3, True),
+    ([True, True], 3, True),  # fewer checks than asked for: all of them must agree
+    ([True, False], 3, False),
+    ([], 1, False),
+])
+def test_persistence(flags, min_checks, expected):
+    assert persists(flags, min_checks) is expected
+
+
+@pytest.mark.parametrize("code", sorted(SYMPTOMS))
+def test_detector_doc_has_sections_and_documents_every_threshold(code):
+    doc = detector_doc(code)
+    for section in ("## What it detects", "## Why it matters", "## Thresholds"):
+        assert section in doc
+    for name in default_thresholds(code):
+        assert f"`{name}`" in doc
+
+
+def test_detector_doc_is_none_for_static_rules():
+    assert detector_doc("ML401") is None
+
+
+def test_judging_never_imports_torch():
+    script = (
+        "import sys, mlplint.cli\n"
+        "from mlplint.probe.detectors import judge_all, detector_doc\n"
+        "from probe_helpers import recorded\n"
+        "judge_all(recorded(loss=[1.0, 2.0] * 10)); detector_doc('ML902')\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'sklearn') if m in sys.modules))\n"
+    )
+    import pathlib
+    here = pathlib.Path(__file__).parent
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=here, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,59 @@
+"""The in-process session: hooks and patches are gone after a run, whatever the script did, and a
+second run in the same process starts from nothing."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.nn.modules import module as module_hooks
+from torch.optim import optimizer as optimizer_hooks
+
+from mlplint.probe.instrument import Session
+from probe_helpers import FIXTURES
+
+PATCHED = [(torch.Tensor, "backward"), (torch.optim.Optimizer, "zero_grad"), (torch.nn.Module, "zero_grad"),
+           (F, "cross_entropy"), (F, "mse_loss"), (F, "binary_cross_entropy_with_logits")]
+
+
+def global_hooks() -> list[int]:
+    return [len(module_hooks._global_forward_pre_hooks), len(module_hooks._global_forward_hooks),
+            len(optimizer_hooks._global_optimizer_pre_hooks), len(optimizer_hooks._global_optimizer_post_hooks)]
+
+
+@pytest.mark.parametrize("script, args, status", [
+    ("healthy.py", [], "step-budget"),
+    ("crash.py", [], "crashed"),
+    ("exits.py", ["4"], "crashed"),
+    ("exits.py", ["0"], "completed"),
+])
+def test_hooks_and_patches_are_removed_after_the_run(script, args, status, tmp_path):
+    originals = [getattr(owner, name) for owner, name in PATCHED]
+    hooks_before, argv_before, path_before = global_hooks(), list(sys.argv), list(sys.path)
+    stats = Session(steps=20, stats_path=str(tmp_path / "stats.json")).run_script(str(FIXTURES / script), args)
+    assert stats["status"] == status
+    assert global_hooks() == hooks_before
+    assert [getattr(owner, name) for owner, name in PATCHED] == originals
+    assert sys.argv == argv_before and sys.path == path_before
+    assert json.loads((tmp_path / "stats.json").read_text())["status"] == status
+
+
+def test_second_run_in_the_same_process_does_not_see_the_first(tmp_path):
+    first = Session(steps=6).run_script(str(FIXTURES / "dead_relu.py"), [])
+    second = Session(steps=6).run_script(str(FIXTURES / "crash.py"), [])
+    assert first["steps"] == 6 and second["steps"] == 6
+    assert second["seen"] == {"models": 1, "optimizers": 1, "forward": 6, "backward": 6}
+    assert [len(s) for s in second["collectors"]["loss"]["series"].values()] == [6]
+    # and after both, training with no session installed records nothing anywhere
+    model = torch.nn.Linear(2, 1)
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert global_hooks() == [0, 0, 0, 0]
+
+
+def test_crash_keeps_the_location_in_the_script():
+    stats = Session(steps=50).run_script(str(FIXTURES / "crash.py"), [])
+    assert stats["error"]["type"] == "RuntimeError" and stats["error"]["line"] == 15
+    assert stats["steps"] == 12 and len(stats["collectors"]["loss"]["series"]["0"]) == 12
