@@ -6,6 +6,7 @@ import functools
 
 from mlplint.lint.facts.core import Binding, ScriptFacts as _CoreFacts
 from mlplint.lint.facts.data import DataAnalysis, Lineage, Source
+from mlplint.lint.facts.initialization import Init, InitAnalysis
 from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
 from mlplint.lint.facts.training import TrainingAnalysis
 
@@ -16,6 +17,10 @@ class ScriptFacts(_CoreFacts):
         return NetworkAnalysis(self)
 
     @functools.cached_property
+    def initialization(self) -> InitAnalysis:
+        return InitAnalysis(self)
+
+    @functools.cached_property
     def data(self) -> DataAnalysis:
         return DataAnalysis(self)
 
@@ -24,4 +29,4 @@ class ScriptFacts(_CoreFacts):
         return TrainingAnalysis(self)
 
 
-__all__ = ["Binding", "DataAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]
+__all__ = ["Binding", "DataAnalysis", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]

@@ -18,6 +18,7 @@ from mlplint.lint.facts.core import ScriptFacts
 # Tensor methods and functions that change shape but not values: the op before them is the output op.
 SHAPE_METHODS = {"view", "reshape", "squeeze", "unsqueeze", "flatten", "permute", "transpose", "contiguous", "view_as", "reshape_as"}
 SHAPE_FUNCTIONS = {"torch.flatten", "torch.squeeze", "torch.unsqueeze", "torch.reshape"}
+CONTAINERS = {"torch.nn.ModuleList", "torch.nn.ModuleDict"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Network:
     node: cst.CSTNode  # the ClassDef, or the nn.Sequential call
     ops: list[Op] = field(default_factory=list)
     output_ops: list[Op] = field(default_factory=list)
+    parts: list["Network"] = field(default_factory=list)  # networks it applies (nested Sequentials, blocks)
 
     @property
     def layer_apis(self) -> set[str]:
@@ -65,6 +67,7 @@ class NetworkAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
         self._cache: dict[cst.CSTNode, Optional[Network]] = {}
+        self._building: list[list[Network]] = []  # parts seen by the networks being built
 
     def network_of(self, expr: cst.BaseExpression) -> Optional[Network]:
         """The network an expression holds (a model instance), if it can be known."""
@@ -85,7 +88,15 @@ class NetworkAnalysis:
     def _cached(self, key: cst.CSTNode, build) -> Optional[Network]:
         if key not in self._cache:
             self._cache[key] = None  # recursion guard
-            self._cache[key] = build()
+            self._building.append([])
+            try:
+                network = build()
+            finally:
+                parts = self._building.pop()
+            if network is not None:
+                unique: dict[int, Network] = {id(p): p for p in parts if p is not network}
+                network.parts = list(unique.values())
+            self._cache[key] = network
         return self._cache[key]
 
     @property
@@ -106,11 +117,16 @@ class NetworkAnalysis:
         """Ops of one module expression: a layer, a nested network, or (starred / OrderedDict)
         a list of them."""
         ops: list[Op] = []
+        if starred:  # `nn.Sequential(*layers)`: the list's elements, appended ones included
+            return [op for element in self._list_elements(expr) for op in self._layer_ops(element)]
         for origin in self.facts.origins(expr):
-            if starred or isinstance(origin, (cst.List, cst.Tuple)):
+            if isinstance(origin, (cst.List, cst.Tuple)):
                 ops.extend(op for element in self._list_elements(origin) for op in self._layer_ops(element))
                 continue
             cls = self.facts.class_of(origin)
+            if cls in CONTAINERS and isinstance(origin, cst.Call):
+                ops.extend(op for element in self._container_elements(origin) for op in self._layer_ops(element))
+                continue
             if cls is not None and isinstance(cls, str) and cls.endswith("OrderedDict") and isinstance(origin, cst.Call) and origin.args:
                 pairs = self._list_elements(origin.args[0].value)
                 ops.extend(op for pair in pairs if isinstance(pair, cst.Tuple) and len(pair.elements) == 2
@@ -125,11 +141,50 @@ class NetworkAnalysis:
 
     def _network_from_origin(self, origin: cst.BaseExpression) -> Optional[Network]:
         cls = self.facts.class_of(origin)
+        network = None
         if isinstance(cls, cst.ClassDef) and self.facts.is_module_class(cls):
-            return self.for_class(cls)
-        if cls == names.SEQUENTIAL and isinstance(origin, cst.Call):
-            return self.for_sequential(origin)
-        return None
+            network = self.for_class(cls)
+        elif cls == names.SEQUENTIAL and isinstance(origin, cst.Call):
+            network = self.for_sequential(origin)
+        if network is not None and self._building:
+            self._building[-1].append(network)
+        return network
+
+    def _container_elements(self, call: cst.Call) -> list[cst.BaseExpression]:
+        """The modules an `nn.ModuleList([...])` or `nn.ModuleDict({...})` holds."""
+        if not call.args:
+            return []
+        value = call.args[0].value
+        elements: list[cst.BaseExpression] = []
+        for origin in self.facts.origins(value):
+            if isinstance(origin, cst.Dict):
+                elements.extend(e.value for e in origin.elements if isinstance(e, cst.DictElement))
+            elif isinstance(origin, cst.DictComp):
+                elements.append(origin.value)
+        return elements or self._list_elements(value)
+
+    def _iterated_modules(self, name: cst.Name) -> list[cst.BaseExpression]:
+        """What a loop variable runs through when the loop iterates a module container:
+        `for layer in self.layers`, `for i, layer in enumerate(self.blocks)`, `.values()`."""
+        found: list[cst.BaseExpression] = []
+        for node in self.facts.reaching_nodes(name):
+            binding = self.facts.bindings.get(node) if isinstance(node, cst.Name) else None
+            if binding is None or not binding.loop:
+                continue
+            iterable, path = binding.value, binding.path
+            if isinstance(iterable, cst.Call) and self.facts.qualname(iterable.func) == "builtins.enumerate" \
+                    and iterable.args and path[:1] == (1,):
+                iterable, path = iterable.args[0].value, path[1:]
+            if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute) and \
+                    iterable.func.attr.value in ("values", "items", "children", "modules") and not iterable.args:
+                if iterable.func.attr.value == "items" and path[:1] != (1,):
+                    continue
+                path = path[1:] if iterable.func.attr.value == "items" else path
+                iterable = iterable.func.value
+            if path:
+                continue
+            found.append(iterable)
+        return found
 
     def _list_elements(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
         """Elements of a list literal, plus what `.append`/`.extend`/`+=` add to it later."""
@@ -181,10 +236,16 @@ class NetworkAnalysis:
         if self._is_tensor_activation_method(call.func):
             return [Op("method:" + call.func.attr.value, call, call)]
         ops: list[Op] = []
-        for origin in facts.origins(call.func):
+        func = call.func
+        if isinstance(func, cst.Subscript):  # self.layers[i](x)
+            func = func.value
+        for origin in facts.origins(func):
             network = self._network_from_origin(origin)
             if network is not None:
                 ops.extend(network.ops)
+            elif isinstance(origin, cst.Name):
+                for container in self._iterated_modules(origin):
+                    ops.extend(self._layer_ops(container))
             else:
                 ops.extend(self._layer_ops(origin))
         return ops
@@ -229,3 +290,200 @@ class NetworkAnalysis:
             else:
                 ops.extend(op for op in self._layer_ops(callee))
         return ops or [Op("unknown", origin, origin)]
+
+    # ------------------------------------------------------------- structure (depth, skips, activations)
+
+    def iterations(self, iterable: cst.BaseExpression) -> Optional[int]:
+        """How many times a loop over `iterable` runs, when literal: `range(8)`, `range(1, n)`
+        with a constant n, a list literal, `zip(dims, dims[1:])`, `enumerate(...)`."""
+        sizes = [self._size(origin) for origin in self.facts.origins(iterable)]
+        return sizes[0] if sizes and all(s is not None and s == sizes[0] for s in sizes) else None
+
+    def _size(self, expr: cst.BaseExpression) -> Optional[int]:
+        facts = self.facts
+        if isinstance(expr, (cst.List, cst.Tuple)):
+            return None if any(isinstance(e, cst.StarredElement) for e in expr.elements) else len(expr.elements)
+        if isinstance(expr, cst.Subscript) and len(expr.slice) == 1 and isinstance(expr.slice[0].slice, cst.Slice):
+            whole = self.iterations(expr.value)
+            part = expr.slice[0].slice
+            bounds = [self._integer(b) if b is not None else None for b in (part.lower, part.upper, part.step)]
+            if whole is None or any(b is None and given is not None for b, given in zip(bounds, (part.lower, part.upper, part.step))):
+                return None
+            return len(range(whole)[slice(*bounds)])
+        if not isinstance(expr, cst.Call):
+            return None
+        qualified = facts.qualname(expr.func)
+        args = [a.value for a in expr.args if a.keyword is None and not a.star]
+        if qualified == "builtins.range" and 1 <= len(args) <= 3:
+            bounds = [self._integer(a) for a in args]
+            return len(range(*bounds)) if all(b is not None for b in bounds) and bounds[-1] != 0 else None
+        if qualified in ("builtins.enumerate", "builtins.reversed", "builtins.list", "builtins.tuple") and args:
+            return self.iterations(args[0])
+        if qualified == "builtins.zip" and args:
+            sizes = [self.iterations(a) for a in args]
+            return min(sizes) if all(s is not None for s in sizes) else None
+        return None
+
+    def _integer(self, expr: cst.BaseExpression) -> Optional[int]:
+        value = self.facts.literal(expr)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(expr, cst.Call) and self.facts.qualname(expr.func) == "builtins.len" and expr.args:
+            return self.iterations(expr.args[0].value)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Add, cst.Subtract, cst.Multiply)):
+            left, right = self._integer(expr.left), self._integer(expr.right)
+            if left is None or right is None:
+                return None
+            if isinstance(expr.operator, cst.Add):
+                return left + right
+            return left - right if isinstance(expr.operator, cst.Subtract) else left * right
+        return None
+
+    def repeat(self, node: cst.CSTNode, network: Network) -> Optional[int]:
+        """How many layers one constructor call makes for one network: the product of the
+        literal iteration counts of the loops and comprehensions around it that do not also
+        build the network itself. None when a count is not a known constant."""
+        facts = self.facts
+        outer = set(map(id, facts.ancestors(network.node))) | {id(network.node)}
+        count, child = 1, node
+        for ancestor in facts.ancestors(node):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) or id(ancestor) in outer:
+                break
+            loops: list[cst.BaseExpression] = []
+            if isinstance(ancestor, cst.For) and child is ancestor.body:
+                loops = [ancestor.iter]
+            elif isinstance(ancestor, cst.While) and child is ancestor.body:
+                return None
+            elif isinstance(ancestor, (cst.ListComp, cst.GeneratorExp, cst.SetComp)) and child is ancestor.elt or \
+                    isinstance(ancestor, cst.DictComp) and child is ancestor.value:
+                comp_for = ancestor.for_in
+                while comp_for is not None:
+                    loops.append(comp_for.iter)
+                    comp_for = comp_for.inner_for_in
+            for iterable in loops:
+                times = self.iterations(iterable)
+                if times is None:
+                    return None
+                count *= times
+            child = ancestor
+        return count
+
+    def weighted_layers(self, network: Network, apis: frozenset[str] = frozenset(names.LINEAR_LAYERS | names.CONV_LAYERS)) -> tuple[list[Op], int]:
+        """The distinct layer ops of the given kinds (Linear and Conv by default) and a lower
+        bound on how many layers they make (a loop of unknown length counts once)."""
+        layers = list({id(op.node): op for op in network.ops if op.api in apis}.values())
+        return layers, sum(self.repeat(op.node, network) or 1 for op in layers)
+
+    def hidden_activations(self, network: Network) -> list[Op]:
+        """Activation ops that act between layers (the output activation left out), one per node."""
+        output = {id(op.node) for op in network.output_ops}
+        found = {id(op.node): op for op in network.ops if op.activation is not None and id(op.node) not in output}
+        return list(found.values())
+
+    def all_parts(self, network: Network) -> list[Network]:
+        """The network and every network nested in it."""
+        seen: dict[int, Network] = {}
+        todo = [network]
+        while todo:
+            current = todo.pop()
+            if id(current) not in seen:
+                seen[id(current)] = current
+                todo.extend(current.parts)
+        return list(seen.values())
+
+    def has_skip_connections(self, network: Network) -> bool:
+        """True when some forward() in the network adds or concatenates tensors (residual or
+        dense connections), which keeps signals and gradients alive whatever the depth."""
+        for part in self.all_parts(network):
+            if not isinstance(part.node, cst.ClassDef):
+                continue
+            forward = self.facts.method(part.node, "forward")
+            if forward is not None and _adds_tensors(self.facts, forward):
+                return True
+        return False
+
+    def label(self, network: Network) -> str:
+        """How a message names a network: its class, or the variable an nn.Sequential is bound to."""
+        if isinstance(network.node, cst.ClassDef):
+            return network.name
+        for ancestor in self.facts.ancestors(network.node):
+            if isinstance(ancestor, cst.Assign) and ancestor.value is network.node and len(ancestor.targets) == 1:
+                target = ancestor.targets[0].target
+                if isinstance(target, (cst.Name, cst.Attribute)):
+                    return self.facts.module.code_for_node(target)
+            break
+        return "nn.Sequential"
+
+    @staticmethod
+    def layer_kinds(layers: list[Op]) -> str:
+        """'Linear', 'Conv' or 'Linear/Conv': what a list of weighted layers holds."""
+        linear = any(op.api in names.LINEAR_LAYERS for op in layers)
+        conv = any(op.api in names.CONV_LAYERS for op in layers)
+        return "Linear/Conv" if linear and conv else "Conv" if conv else "Linear"
+
+    def hidden_activation_kind(self, network: Network) -> Optional[str]:
+        """'rectifier' when every hidden activation is a ReLU variant, 'relu' when all are in the
+        ReLU family (GELU, SiLU, ELU... included), 'saturating' when all are sigmoid or tanh,
+        else None (mixed, none, or softmax-like)."""
+        hidden = self.hidden_activations(network)
+        if not hidden:
+            return None
+        if all(op.api in RECTIFIERS for op in hidden):
+            return "rectifier"
+        if all(op.activation == "relu" for op in hidden):
+            return "relu"
+        if all(op.activation in ("sigmoid", "tanh") for op in hidden):
+            return "saturating"
+        return None
+
+    def has_recurrent_layers(self, network: Network) -> bool:
+        return any(op.api in names.RECURRENT_LAYERS or op.api.startswith("torch.nn.Transformer") for op in network.ops)
+
+    def is_nested(self, network: Network) -> bool:
+        """True when another network of the script applies this one (it is checked as a part)."""
+        return any(network is part for other in self.all_networks if other is not network
+                   for part in self.all_parts(other) if part is not other)
+
+    def has_normalisation(self, network: Network) -> bool:
+        return any(op.api in names.NORM_LAYERS or op.api in NORM_FUNCTIONS for op in network.ops)
+
+    def is_opaque(self, network: Network) -> bool:
+        """True when the network applies modules the analysis cannot see into (a torchvision or
+        timm model, an unknown callable): its depth and activations are not fully known."""
+        return any(op.api == "unknown" or not (op.api.startswith(("torch.nn.", "torch.", "method:"))) for op in network.ops)
+
+
+# The plain rectifiers Kaiming init is derived for (He et al. 2015); GELU/SiLU/ELU are left out.
+RECTIFIERS = {
+    "torch.nn.ReLU", "torch.nn.ReLU6", "torch.nn.LeakyReLU", "torch.nn.PReLU", "torch.nn.RReLU",
+    "torch.relu", "torch.relu_", "torch.nn.functional.relu", "torch.nn.functional.relu_",
+    "torch.nn.functional.relu6", "torch.nn.functional.leaky_relu", "method:relu", "method:relu_",
+}
+NORM_FUNCTIONS = {
+    "torch.nn.functional.batch_norm", "torch.nn.functional.layer_norm", "torch.nn.functional.group_norm",
+    "torch.nn.functional.instance_norm", "torch.nn.functional.normalize", "torch.nn.functional.rms_norm",
+}
+SKIP_FUNCTIONS = {"torch.cat", "torch.concat", "torch.stack", "torch.add", "torch.hstack", "torch.dstack"}
+
+
+def _adds_tensors(facts: ScriptFacts, function: cst.FunctionDef) -> bool:
+    found = False
+
+    class _Finder(cst.CSTVisitor):
+        def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+            nonlocal found
+            if isinstance(node.operator, cst.Add) and not any(isinstance(side, (cst.Integer, cst.Float)) for side in (node.left, node.right)):
+                found = True
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            nonlocal found
+            if isinstance(node.operator, cst.AddAssign):
+                found = True
+
+        def visit_Call(self, node: cst.Call) -> None:
+            nonlocal found
+            if facts.qualname(node.func) in SKIP_FUNCTIONS or (isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add", "add_")):
+                found = True
+
+    function.visit(_Finder())
+    return found
