@@ -52,6 +52,7 @@ class Init:
     networks: tuple[cst.CSTNode, ...]  # nodes (ClassDef or nn.Sequential call) of the networks reached
     nonlinearity: Optional[str] = None  # the activation the gain is tuned for ("relu", "tanh", "linear"...)
     value: Any = None  # the constant, for constant inits
+    tensor: Optional[cst.BaseExpression] = None  # the initialised tensor as written (`self.fc.weight`)
 
     @property
     def label(self) -> str:
@@ -96,7 +97,7 @@ class InitAnalysis:
         elif qualified is None and isinstance(call.func, cst.Attribute) and call.func.attr.value in TENSOR_INIT_METHODS:
             function = call.func.attr.value
             tensor = call.func.value
-            if _parameter_attribute(tensor) is None:
+            if _parameter_attribute(tensor) is None and not self._is_parameter_variable(tensor):
                 return None  # `.fill_()` on some tensor, not on a layer's parameter
         else:
             return None
@@ -105,7 +106,14 @@ class InitAnalysis:
             return None
         target, layers, layer_node, networks = self._reach(call, tensor)
         return Init(call, function, scheme, target, layers, layer_node, networks,
-                    self._nonlinearity(call, scheme), self._value(call, function))
+                    self._nonlinearity(call, scheme), self._value(call, function), tensor)
+
+    def _is_parameter_variable(self, tensor: cst.BaseExpression) -> bool:
+        """`p` (or `p.data`) from a loop over `model.parameters()` / `named_parameters()`."""
+        root = _strip_data(tensor)
+        return isinstance(root, cst.Name) and any(
+            isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute)
+            and iterable.func.attr.value in PARAMETER_ITERATORS for iterable, _ in self._loop_sources(root))
 
     def _nonlinearity(self, call: cst.Call, scheme: str) -> Optional[str]:
         facts = self.facts

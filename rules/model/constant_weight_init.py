@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+from mlplint.lint.facts import names
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+WEIGHTED = names.LINEAR_LAYERS | names.CONV_LAYERS
+
+
+@register
+class ConstantWeightInit(Rule):
+    """
+    ## What it does
+    Finds the weights of Linear and Conv layers set to zero or to one constant:
+    `nn.init.zeros_`, `nn.init.ones_`, `nn.init.constant_(w, c)`, `w.data.fill_(c)` or
+    `w.data.zero_()`, whether on one layer (`self.fc1.weight`), on every Linear/Conv layer in a
+    loop over `self.modules()` or a function given to `model.apply()`, or on the weights from
+    `named_parameters()`.
+
+    Zero or constant biases stay quiet (that is the usual init), and so do the weights of
+    normalisation layers (`nn.init.constant_(bn.weight, 1)`). A single layer whose output is
+    the network's output, or a layer in a network with residual connections, stays quiet too:
+    zero-initialising the last layer (or the last layer of a residual branch, as in Fixup,
+    ReZero or ControlNet's zero convolutions) is a deliberate technique that other paths or
+    the random hidden layers break.
+
+    ## Why is this bad?
+    When every weight of a hidden layer has the same value, all of its units compute the same
+    output and receive the same gradient, so they stay identical for the whole of training: the
+    layer behaves like a single unit (the symmetry is never broken). With zeros and ReLU the units
+    output 0, get zero gradients and never learn at all. Random initialisation exists to break
+    this symmetry.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+    ```
+    """
+
+    code = "ML307"
+    name = "constant-weight-init"
+    severity = Severity.ERROR
+    symptoms = ("ML918", "ML904")
+
+    VALID = [
+        # zero biases are the usual init
+        """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+for m in model.modules():
+    if isinstance(m, nn.Linear):
+        nn.init.xavier_uniform_(m.weight)
+        nn.init.zeros_(m.bias)
+""",
+        # BatchNorm weight 1, bias 0 (torchvision's ResNet init)
+        """
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, 3)
+        self.bn = nn.BatchNorm2d(16)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+""",
+        # zero-initialised output layer: the hidden layers are random, so symmetry breaks
+        """
+import torch
+import torch.nn as nn
+class Policy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(8, 64)
+        self.head = nn.Linear(64, 2)
+        nn.init.zeros_(self.head.weight)
+        self.head.bias.data.fill_(0.0)
+    def forward(self, x):
+        return self.head(torch.relu(self.hidden(x)))
+""",
+        # DCGAN-style init: BatchNorm weights around 1, bias 0
+        """
+import torch.nn as nn
+def weights_init(m):
+    classname = m.__class__.__name__
+    if classname.find("Conv") != -1:
+        nn.init.normal_(m.weight.data, 0.0, 0.02)
+    elif classname.find("BatchNorm") != -1:
+        nn.init.normal_(m.weight.data, 1.0, 0.02)
+        nn.init.constant_(m.bias.data, 0)
+netG = nn.Sequential(nn.ConvTranspose2d(100, 64, 4), nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 3, 4), nn.Tanh())
+netG.apply(weights_init)
+""",
+        # zero-initialised last layer of a residual branch (Fixup / ReZero style)
+        """
+import torch
+import torch.nn as nn
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.fc2 = nn.Linear(4 * d, d)
+        nn.init.zeros_(self.fc2.weight)
+    def forward(self, x):
+        return x + self.fc2(torch.relu(self.fc1(x)))
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 1))
+for m in model.modules():
+    if isinstance(m, nn.Linear):
+        nn.init.zeros_(m.weight)
+""",
+            line=6,
+            message="nn.init.zeros_()",
+        ),
+        Invalid(
+            """
+import torch
+from torch import nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 32)
+        self.fc2 = nn.Linear(32, 3)
+        torch.nn.init.constant_(self.fc1.weight, 0.5)
+    def forward(self, x):
+        return self.fc2(torch.tanh(self.fc1(x)))
+""",
+            line=9,
+            message="0.5",
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+def init_weights(m):
+    if type(m) == nn.Linear:
+        m.weight.data.fill_(0.01)
+        m.bias.data.fill_(0)
+net = nn.Sequential(nn.Linear(2, 16), nn.Sigmoid(), nn.Linear(16, 1))
+net.apply(init_weights)
+""",
+            line=5,
+            message=".fill_()",
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+if __name__ == "__main__":
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 26 * 26, 10))
+    for name, param in model.named_parameters():
+        if "weight" in name:
+            nn.init.zeros_(param)
+""",
+            line=7,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        analysis = facts.networks
+        by_node = {id(n.node): n for n in analysis.all_networks}
+        for init in facts.initialization.inits:
+            if init.scheme != "constant" or init.target == "bias":
+                continue
+            networks = [by_node[id(node)] for node in init.networks if id(node) in by_node]
+            value = "0" if init.value == 0 else (f"{init.value:g}" if isinstance(init.value, (int, float)) else "one constant")
+            if init.layer_node is not None:
+                if init.layers != frozenset({facts.class_of(init.layer_node)}) or not init.reaches(WEIGHTED):
+                    continue
+                if not networks or any(self._deliberate(analysis, network, init.layer_node) for network in networks):
+                    continue
+                ctx.report(
+                    init.call,
+                    f"{init.label} sets every weight of `{facts.module.code_for_node(init.tensor)}`, a hidden "
+                    f"{_short(facts.class_of(init.layer_node))} (line {facts.line_of(init.layer_node)}), to {value}: its units compute the same output and get the "
+                    "same gradient, so they stay identical (the symmetry never breaks); use a random init (the default, "
+                    "or nn.init.kaiming_normal_/xavier_uniform_) and keep constants for biases",
+                )
+                continue
+            if init.layers is not None:
+                if not init.layers or not init.layers <= WEIGHTED:
+                    continue
+                reached = _short_set(init.layers)
+            elif init.target == "weight" or init.target == "any" and networks:
+                if not any(len(analysis.weighted_layers(network)[0]) >= 1 for network in networks):
+                    continue
+                reached = "Linear/Conv"
+            else:
+                continue
+            where = f" of `{analysis.label(networks[0])}`" if networks else ""
+            ctx.report(
+                init.call,
+                f"{init.label} sets every weight of the {reached} layers{where} to {value}: the units of each layer "
+                "compute the same output and get the same gradient, so they stay identical (the symmetry never breaks); "
+                "use a random init (the default, or nn.init.kaiming_normal_/xavier_uniform_) and keep constants for biases",
+            )
+
+    @staticmethod
+    def _deliberate(analysis, network, layer_node) -> bool:
+        """Zero/constant init of a network's output layer, or of a layer in a residual network."""
+        if any(op.node is layer_node for op in network.output_ops):
+            return True
+        layers, _ = analysis.weighted_layers(network)
+        if layers and layers[-1].node is layer_node and not network.output_ops:
+            return True
+        return analysis.has_skip_connections(network)
+
+
+def _short(api: str) -> str:
+    return f"nn.{api.rsplit('.', 1)[-1]}" if api.startswith("torch.nn.") else api
+
+
+def _short_set(apis: frozenset[str]) -> str:
+    shown = sorted({api.rsplit(".", 1)[-1].replace("Lazy", "") for api in apis})
+    return "/".join(shown)
