@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from mlplint.lint.facts.models import LinearChains
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+
+@register
+class MissingNonlinearity(Rule):
+    """
+    ## What it does
+    Finds two Linear layers applied one right after the other with no activation between them:
+    adjacent in an `nn.Sequential` (Dropout, Flatten and Identity between them do not count as
+    activations), or in `forward()`, where the output of one Linear layer is the input of the
+    next (through Dropout and reshapes only). It follows the data, not the source order, so the
+    q/k/v projections of an attention block, several output heads reading the same features,
+    residual additions and `torch.cat` stay quiet. A Linear appended in a loop that adds nothing
+    else (`for ...: layers.append(nn.Linear(...))`) counts as a chain when the loop runs at
+    least twice. An explicit low-rank factorisation (`nn.Linear(d, r, bias=False)` with r < d,
+    followed by `nn.Linear(r, ...)`) stays quiet.
+
+    ## Why is this bad?
+    The composition of two linear maps is one linear map: `W2 (W1 x + b1) + b2 = W x + b`. The
+    second layer adds parameters and compute but no expressive power, so a network meant to be a
+    multi-layer perceptron is only a linear model and underfits any non-linear relation.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(20, 64), nn.Dropout(0.2), nn.Linear(64, 1))
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 1))
+    ```
+    """
+
+    code = "ML306"
+    name = "missing-nonlinearity"
+    severity = Severity.WARNING
+    symptoms = ()
+
+    VALID = [
+        # an activation between the layers
+        """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.2), nn.Linear(64, 1))
+""",
+        # attention: q/k/v projections are adjacent in the source but not stacked
+        """
+import torch
+import torch.nn as nn
+class Attention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.out = nn.Linear(d, d)
+    def forward(self, x):
+        q = self.q(x)
+        k = self.k(x)
+        v = self.v(x)
+        attn = torch.softmax(q @ k.transpose(-2, -1), dim=-1)
+        return self.out(attn @ v)
+""",
+        # two output heads reading the same hidden features
+        """
+import torch.nn as nn
+import torch.nn.functional as F
+class TwoHeads(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.trunk = nn.Linear(16, 64)
+        self.head_a = nn.Linear(64, 1)
+        self.head_b = nn.Linear(64, 3)
+    def forward(self, x):
+        h = F.relu(self.trunk(x))
+        return self.head_a(h), self.head_b(h)
+""",
+        # a local block between the layers may hold an activation
+        """
+import torch.nn as nn
+class Swish(nn.Module):
+    def forward(self, x):
+        return x * x.sigmoid()
+model = nn.Sequential(nn.Linear(8, 32), Swish(), nn.Linear(32, 1))
+""",
+        # a residual connection: the next layer reads more than the Linear's output
+        """
+import torch
+import torch.nn as nn
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(32, 32)
+        self.fc2 = nn.Linear(32, 32)
+    def forward(self, x):
+        h = self.fc1(x) + x
+        return self.fc2(torch.cat([h, x], dim=-1)[:, :32])
+""",
+        # explicit low-rank factorisation
+        """
+import torch.nn as nn
+low_rank = nn.Sequential(nn.Linear(512, 16, bias=False), nn.Linear(16, 512))
+""",
+        # an activation applied conditionally: cannot tell, stay quiet
+        """
+import torch.nn as nn
+import torch.nn.functional as F
+class Net(nn.Module):
+    def __init__(self, act=True):
+        super().__init__()
+        self.act = act
+        self.fc1 = nn.Linear(8, 8)
+        self.fc2 = nn.Linear(8, 1)
+    def forward(self, x):
+        x = self.fc1(x)
+        if self.act:
+            x = F.relu(x)
+        return self.fc2(x)
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(20, 64), nn.Dropout(0.2), nn.Linear(64, 1))
+""",
+            line=3,
+            message="nn.Dropout",
+        ),
+        Invalid(
+            """
+import torch
+from torch import nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.fc2 = nn.Linear(128, 10)
+        self.dropout = nn.Dropout(0.5)
+    def forward(self, x):
+        x = x.view(-1, 784)
+        x = self.fc1(x)
+        x = self.dropout(x)
+        return self.fc2(x)
+""",
+            line=14,
+            message="`nn.Linear(784, 128)`",
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+if __name__ == "__main__":
+    encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 64))
+    model = nn.Sequential(encoder, nn.Linear(64, 10))
+""",
+            line=5,
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+dims = [32, 64, 64, 1]
+layers = []
+for a, b in zip(dims[:-1], dims[1:]):
+    layers.append(nn.Linear(a, b))
+model = nn.Sequential(*layers)
+""",
+            line=6,
+            message="loop",
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        seen = set()
+        for chain in LinearChains(facts.networks).find():
+            key = (id(chain.first.node), id(chain.second.node))
+            if key in seen:
+                continue
+            seen.add(key)
+            between = f" ({', '.join(chain.between)} between them does not count)" if chain.between else ""
+            if chain.first is chain.second:
+                ctx.report(
+                    chain.node,
+                    f"`{facts.module.code_for_node(chain.first.node)}` is appended in a loop that adds no activation, so "
+                    "the nn.Sequential stacks Linear layers directly on each other: they compose into a single linear "
+                    "map; append an activation such as nn.ReLU() after each hidden Linear",
+                )
+                continue
+            ctx.report(
+                chain.node,
+                f"`{facts.module.code_for_node(chain.first.node)}` (line {facts.line_of(chain.first.node)}) feeds "
+                f"`{facts.module.code_for_node(chain.second.node)}` with no activation between them{between}: two "
+                "Linear layers in a row compose into one linear map, so the extra layer adds parameters but no "
+                "expressive power; put an activation such as nn.ReLU() between them",
+            )
