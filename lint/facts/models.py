@@ -345,10 +345,13 @@ class NetworkAnalysis:
         build the network itself. None when a count is not a known constant."""
         facts = self.facts
         outer = set(map(id, facts.ancestors(network.node))) | {id(network.node)}
-        count, child = 1, node
+        count, child, conditional = 1, node, False
         for ancestor in facts.ancestors(node):
             if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef)) or id(ancestor) in outer:
                 break
+            if isinstance(ancestor, (cst.If, cst.IfExp, cst.Try, cst.CompIf)) or \
+                    isinstance(ancestor, (cst.ListComp, cst.GeneratorExp)) and ancestor.for_in.ifs:
+                conditional = True  # made on some iterations only: the loop count is an upper bound
             loops: list[cst.BaseExpression] = []
             if isinstance(ancestor, cst.For) and child is ancestor.body:
                 loops = [ancestor.iter]
@@ -360,6 +363,8 @@ class NetworkAnalysis:
                 while comp_for is not None:
                     loops.append(comp_for.iter)
                     comp_for = comp_for.inner_for_in
+            if loops and conditional:
+                return None
             for iterable in loops:
                 times = self.iterations(iterable)
                 if times is None:

@@ -111,6 +111,15 @@ def weights_init(m):
 netG = nn.Sequential(nn.ConvTranspose2d(100, 64, 4), nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 3, 4), nn.Tanh())
 netG.apply(weights_init)
 """,
+        # logistic regression: one layer, nothing to be symmetric
+        """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(30, 1))
+def init(m):
+    if isinstance(m, nn.Linear):
+        nn.init.zeros_(m.weight)
+model.apply(init)
+""",
         # zero-initialised last layer of a residual branch (Fixup / ReZero style)
         """
 import torch
@@ -201,6 +210,8 @@ if __name__ == "__main__":
                     "or nn.init.kaiming_normal_/xavier_uniform_) and keep constants for biases",
                 )
                 continue
+            if networks and all(len(analysis.weighted_layers(network)[0]) <= 1 for network in networks):
+                continue  # a single layer (logistic/linear regression): zero init is fine, nothing to be symmetric
             if init.layers is not None:
                 if not init.layers or not init.layers <= WEIGHTED:
                     continue
