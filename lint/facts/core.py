@@ -393,6 +393,8 @@ class ScriptFacts:
                 out.extend(self.origins(binding.value))
             elif binding is not None and len(binding.path) == 1 and not binding.loop:
                 out.extend(self._unpacked_origins(binding, name))
+            elif binding is not None and binding.loop and not binding.path:
+                out.extend(self._iterated_origins(binding.value, name))
             elif isinstance(node, cst.Param):
                 out.extend(self._param_origins(node, name))
             else:
@@ -408,6 +410,17 @@ class ScriptFacts:
                     found.extend(self.origins(produced.elements[index].value))
                 else:
                     found.append(name)
+        return found
+
+    def _iterated_origins(self, iterable: cst.BaseExpression, name: cst.Name) -> list[cst.BaseExpression]:
+        """`for layer in (self.fc1, self.fc2)`: the elements of a literal list or tuple."""
+        found = []
+        for value in self.origins(iterable):
+            if isinstance(value, (cst.Tuple, cst.List, cst.Set)) and value.elements:
+                found.extend(o for element in value.elements if not isinstance(element, cst.StarredElement)
+                             for o in self.origins(element.value))
+            else:
+                found.append(name)
         return found
 
     def _forward_returns(self, call: cst.BaseExpression) -> list[cst.BaseExpression]:

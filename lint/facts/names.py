@@ -45,6 +45,7 @@ MODEL_WRAPPERS = {
 PASS_THROUGH_METHODS = {
     "to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
     "requires_grad_", "share_memory", "contiguous", "type",
+    "fit", "set_params",  # scikit-learn estimators return themselves
 }
 
 SOFTMAX_FUNCTIONS = {"torch.nn.functional.softmax", "torch.softmax", "torch.special.softmax"}

@@ -104,17 +104,43 @@ class TrainingAnalysis:
         name = _terminal_name(node.func)
         return name in ("backward", "manual_backward")
 
-    def clears_gradients(self, node: cst.CSTNode) -> bool:
-        """`zero_grad()` on anything, `p.grad = None`, `p.grad.zero_()`, `p.grad.detach_()`."""
+    def clears_gradients(self, node: cst.CSTNode, stepped: Optional[cst.BaseExpression] = None) -> bool:
+        """`zero_grad()`, `p.grad = None`, `p.grad.zero_()`, `p.grad.detach_()`. Given the optimizer
+        that steps, a `zero_grad()` only counts on that optimizer or on a model it optimizes (or on
+        something that cannot be resolved), so clearing one GAN optimizer does not clear the other."""
         if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
             method = node.func.attr.value
             if method == "zero_grad":
-                return True
+                return stepped is None or self._clears_for(node.func.value, stepped)
             if method in ("zero_", "detach_", "fill_") and self._mentions_grad(node.func.value):
                 return True
         if isinstance(node, (cst.Assign,)):
             return any(self._mentions_grad(t.target) for t in node.targets)
         return False
+
+    def _clears_for(self, receiver: cst.BaseExpression, stepped: cst.BaseExpression) -> bool:
+        facts = self.facts
+        kind = facts.kind_of(receiver)
+        stepped_origins = set(facts.origins(stepped))
+        if kind == "optimizer":
+            return bool(set(facts.origins(receiver)) & stepped_origins) or not any(
+                facts.kind_of(o) == "optimizer" for o in stepped_origins)
+        if kind == "model":
+            optimized = self._optimized_models(stepped_origins)
+            return not optimized or bool(set(facts.origins(receiver)) & optimized)
+        return True
+
+    def _optimized_models(self, optimizers: set[cst.BaseExpression]) -> set[cst.BaseExpression]:
+        """Origins of the models whose `.parameters()` an optimizer construction receives."""
+        models: set[cst.BaseExpression] = set()
+        for optimizer in optimizers:
+            params = self.facts.argument(optimizer, 0, "params") if isinstance(optimizer, cst.Call) else None
+            if isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute) \
+                    and params.func.attr.value in ("parameters", "named_parameters"):
+                models.update(self.facts.origins(params.func.value))
+            elif params is not None:
+                return set()  # parameter groups or filtered lists: cannot tell which model
+        return models
 
     @staticmethod
     def _mentions_grad(expr: cst.BaseExpression) -> bool:

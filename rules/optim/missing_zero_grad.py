@@ -10,7 +10,8 @@ class MissingZeroGrad(Rule):
     ## What it does
     Finds optimizer steps inside a loop that computes gradients (`backward()`) but never clears
     them: no `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` or `p.grad.zero_()`
-    anywhere the loop reaches, including helper functions it calls.
+    anywhere the loop reaches, including helper functions it calls. With several optimizers (a
+    GAN), the clearing must be on the optimizer that steps or on a model it optimizes.
 
     ## Why is this bad?
     PyTorch adds each `backward()` into `.grad`. Without clearing, every step uses the sum of
@@ -95,6 +96,19 @@ for epoch in range(3):
     train_one_epoch()
     scheduler.step()
 """,
+        # a GAN: each model cleared through itself
+        """
+import torch
+opt_d = torch.optim.Adam(net_d.parameters(), lr=2e-4)
+opt_g = torch.optim.Adam(net_g.parameters(), lr=2e-4)
+for real in loader:
+    net_d.zero_grad()
+    d_loss(real).backward()
+    opt_d.step()
+    net_g.zero_grad()
+    g_loss().backward()
+    opt_g.step()
+""",
         # several optimizers stepped in a loop of their own after one backward
         """
 for x, y in loader:
@@ -130,6 +144,23 @@ for epoch in range(10):
 """,
             line=7,
         ),
+        # a GAN clearing only the discriminator's optimizer every batch
+        Invalid(
+            """
+import torch
+opt_g = torch.optim.Adam(gen.parameters(), lr=1e-3)
+opt_d = torch.optim.Adam(disc.parameters(), lr=1e-3)
+for epoch in range(20):
+    opt_g.zero_grad()
+    for real in loader:
+        opt_d.zero_grad()
+        d_loss(real).backward()
+        opt_d.step()
+        g_loss().backward()
+        opt_g.step()
+""",
+            line=12,
+        ),
         # the step sits in a train function called from the loop
         Invalid(
             """
@@ -155,7 +186,8 @@ for x, y in data:
             reached = training.reachable(loop)
             if not any(training.is_backward(node) for node in reached):
                 continue
-            if any(training.clears_gradients(node) for node in reached):
+            stepped = step.args[0].value if ctx.facts.kind_of(step.func.value) == "scaler" and step.args else step.func.value
+            if any(training.clears_gradients(node, stepped) for node in reached):
                 continue
             receiver = ctx.facts.module.code_for_node(step.func.value)
             ctx.report(
