@@ -35,8 +35,11 @@ from .collectors.zero_grad import ZeroGradCollector
 from .tracking import ModelInfo, Tracker
 
 STATS_SCHEMA = 1
-# Statistics are written to the stats file every this many steps, so a run that is killed keeps them.
-FLUSH_EVERY_STEPS = 10
+# Statistics are written to the stats file at steps 1, 2, 4, 8, ... and every FLUSH_SECONDS, so a run
+# that is killed or hangs keeps what was measured; the interval grows to FLUSH_COST_FACTOR times the
+# last write's duration, so writing the growing stats takes at most ~1/FLUSH_COST_FACTOR of the run.
+FLUSH_SECONDS = 1.0
+FLUSH_COST_FACTOR = 50
 
 
 class StepBudgetReached(BaseException):
@@ -72,6 +75,7 @@ class Session:
         self._handles: list[Any] = []
         self._patches: list[tuple[Any, str, Any]] = []
         self._last_flush = time.monotonic()
+        self._flush_interval = FLUSH_SECONDS
         self._pid = os.getpid()
 
     # -- installing and removing ---------------------------------------------------------------
@@ -148,10 +152,13 @@ class Session:
     def write(self, stats: dict[str, Any]) -> None:
         if self.stats_path is None or os.getpid() != self._pid:  # never from DataLoader workers
             return
+        started = time.monotonic()
         temporary = f"{self.stats_path}.partial"
         with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(stats, handle)
+            handle.write(json.dumps(stats))  # dumps uses the C encoder; dump to a stream does not
         os.replace(temporary, self.stats_path)
+        self._last_flush = time.monotonic()
+        self._flush_interval = max(FLUSH_SECONDS, FLUSH_COST_FACTOR * (self._last_flush - started))
 
     # -- hooks ---------------------------------------------------------------------------------
     def _before_forward(self, module: nn.Module, args: tuple) -> None:
@@ -178,11 +185,10 @@ class Session:
 
     def _after_forward(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._depth = max(0, self._depth - 1)
-        if self._model is None:
-            return
-        layer = self.tracker.layer(self._model, module)
-        if self._measuring is not None and layer is not None and layer[2]:
-            self.activations.on_layer_output(self.tracker.step, self._model.name, layer[0], layer[1], output)
+        if self._measuring is not None:  # layers are looked up (and unregistered ones adopted) on measured steps only
+            layer = self.tracker.layer(self._measuring, module)
+            if layer is not None and layer[2]:
+                self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output)
         if self._depth == 0:
             self._model = self._measuring = None
 
@@ -204,7 +210,8 @@ class Session:
         self.gradients.after_step(info.index, self.tracker.step, info.params)
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
-        if self.tracker.step % FLUSH_EVERY_STEPS == 0:
+        step = self.tracker.step
+        if step & (step - 1) == 0 or time.monotonic() - self._last_flush >= self._flush_interval:
             self.write(self.stats("running", None))
 
     # -- wrappers (each takes the original and returns its replacement) --------------------------

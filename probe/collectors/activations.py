@@ -21,25 +21,30 @@ FIELDS = ("mean", "std", "unit_std", "frac_zero", "frac_saturated", "frac_dead_u
 
 
 def activation_summary(output: torch.Tensor, layer_type: str) -> torch.Tensor:
-    """The FIELDS of one activation tensor, as one tensor on its device (frac_saturated is -1 where
-    it does not apply)."""
+    """The FIELDS of one activation tensor, as one tensor on its device.
+
+    Moments come from per-unit sums of y and y*y (a few passes over the tensor instead of one per
+    statistic). frac_saturated is -1 where it does not apply; nonfinite is 1 when the output holds
+    NaN or Inf (the sums are then not finite either)."""
     y = output.detach().float()
-    finite = torch.isfinite(y)
-    clean = torch.where(finite, y, torch.zeros((), device=y.device))
-    mean = clean.mean()
-    std = clean.std() if y.numel() > 1 else torch.zeros((), device=y.device)
-    frac_zero = (y == 0).float().mean()
+    numel = y.numel()
+    dims = [d for d in range(y.dim()) if d != 1] if y.dim() >= 2 else [0]
+    per_unit = max(1, numel // (y.shape[1] if y.dim() >= 2 else 1))
+    sums, squares, peaks = y.sum(dim=dims), (y * y).sum(dim=dims), y.amax(dim=dims)
+    mean = sums.sum() / numel
+    variance = (squares.sum() / numel - mean * mean).clamp_min(0) * (numel / max(1, numel - 1))
+    unit_means = sums / per_unit
+    unit_variance = (squares / per_unit - unit_means * unit_means).clamp_min(0) * (per_unit / max(1, per_unit - 1))
+    frac_zero = 1.0 - torch.count_nonzero(y) / numel
+    frac_dead = (peaks <= 0).float().mean()
     if layer_type in _SIGMOID_LIKE:
-        frac_saturated = ((y < SATURATION_MARGIN) | (y > 1 - SATURATION_MARGIN)).float().mean()
+        frac_saturated = ((y < SATURATION_MARGIN) | (y > 1 - SATURATION_MARGIN)).sum() / numel
     elif layer_type in _TANH_LIKE:
-        frac_saturated = (y.abs() > 1 - SATURATION_MARGIN).float().mean()
+        frac_saturated = (y.abs() > 1 - SATURATION_MARGIN).sum() / numel
     else:
         frac_saturated = torch.full((), -1.0, device=y.device)
-    units = clean.transpose(0, 1).reshape(y.shape[1], -1) if y.dim() >= 2 else clean.reshape(1, -1)
-    unit_std = units.std(dim=1).mean() if units.shape[1] > 1 else torch.zeros((), device=y.device)
-    frac_dead = 1.0 - (units > 0).any(dim=1).float().mean()
-    nonfinite = (~finite).sum().float()
-    return torch.stack([mean, std, unit_std, frac_zero, frac_saturated, frac_dead, nonfinite])
+    nonfinite = (~torch.isfinite(sums.sum() + squares.sum())).float()
+    return torch.stack([mean, variance.sqrt(), unit_variance.sqrt().mean(), frac_zero, frac_saturated, frac_dead, nonfinite])
 
 
 class ActivationCollector(Collector):

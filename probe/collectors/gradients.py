@@ -20,7 +20,7 @@ def gradient_norm(grad: torch.Tensor) -> torch.Tensor:
 
 class GradientCollector(Collector):
     name = "gradients"
-    default_every = 5
+    default_every = 10
 
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)

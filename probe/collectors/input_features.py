@@ -11,6 +11,9 @@ from . import Collector
 
 # Wider inputs are summarised by their shape only (per-feature lists would dominate the stats file).
 MAX_FEATURES = 4096
+# Checks kept at most: the input pipeline does not change during training, and per-feature lists are
+# the largest part of the stats, which are rewritten at every flush.
+MAX_RECORDS = 10
 
 
 def feature_moments(x: torch.Tensor) -> torch.Tensor:
@@ -30,6 +33,8 @@ class InputFeatureCollector(Collector):
 
     def on_model_input(self, step: int, model: str, args: tuple) -> None:
         x = args[0] if args else None
+        if len(self.records) >= MAX_RECORDS:
+            return
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or x.shape[0] < 2:
             return
         self.records.append({"step": step, "model": model, "shape": list(x.shape)})

@@ -21,7 +21,7 @@ class LossCollector(Collector):
         self.steps_without_backward = 0
 
     def on_backward(self, loss: torch.Tensor) -> None:
-        self._pending.append(loss.detach().float().mean())
+        self._pending.append(loss.detach())
 
     def on_step(self, optimizer_index: int, step: int) -> None:
         pending, self._pending = self._pending, []
@@ -30,7 +30,8 @@ class LossCollector(Collector):
             self.steps_without_backward += 1
             return
         if self.due(step):
-            value = pending[0] if len(pending) == 1 else torch.stack([p.to(pending[0].device) for p in pending]).mean()
+            device = pending[0].device
+            value = torch.stack([p.float().mean().to(device) for p in pending]).mean() if len(pending) > 1 else pending[0].float().mean()
             series.append([step, None])
             self.buffer.add((optimizer_index, len(series) - 1), value)
 

@@ -47,7 +47,7 @@ def loss_input_summary(kind: str, input: torch.Tensor, target: torch.Tensor) -> 
 
 class LossInputCollector(Collector):
     name = "loss_inputs"
-    default_every = 5
+    default_every = 10
 
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)

@@ -11,7 +11,7 @@ never cleared, a deep stack without normalisation, or a loss on unscaled targets
 - `max_norm` = 1000.0: a global gradient norm (all parameters of one optimizer) above this.
 - `growth_ratio` = 10.0: or a norm that rose since the previous check and is at least 10x the
   first check's.
-- `min_checks` = 3: consecutive gradient checks (every `gradients` schedule step, default 5) that
+- `min_checks` = 3: consecutive gradient checks (default every 10 steps) that
   must show it.
 Pascanu, Mikolov & Bengio, "On the difficulty of training recurrent neural networks" (ICML 2013)
 describe explosion as a sudden growth of the gradient norm; AUTOTRAINER (Zhang et al., ICSE 2021)

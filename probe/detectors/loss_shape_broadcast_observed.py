@@ -9,7 +9,7 @@ The loss is then a meaningless average over all pairs: it trains towards the mea
 the model learns nothing per sample, with no error raised (PyTorch only warns once, if at all).
 
 ## Thresholds
-- `min_checks` = 2: consecutive loss-input checks (default every 5 steps) with mismatched shapes.
+- `min_checks` = 2: consecutive loss-input checks (default every 10 steps) with mismatched shapes.
 PyTorch's own `mse_loss` warning ("Using a target size that is different to the input size")
 describes the failure; shape faults are a large class in Humbatova et al., "Taxonomy of Real
 Faults in Deep Learning Systems" (ICSE 2020).

@@ -32,7 +32,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
     if bad_layers and len(bad_layers) >= t["min_occurrences"]:
         first = bad_layers[0]
         observed.append(Observed(
-            f"layer output had {int(first['nonfinite'])} non-finite values at step {first['step']}",
+            f"layer output held NaN or Inf at step {first['step']}",
             stats.layer_label(first["model"], first["layer"]), first["step"],
         ))
     bad_grads = [(r["step"], name, value) for r in stats.records("gradients") for name, value in r.get("norms", {}).items() if not finite(value)]

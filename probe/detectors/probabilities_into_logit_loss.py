@@ -11,7 +11,7 @@ second time: the loss can never get near 0, gradients are tiny, and training sta
 
 ## Thresholds
 - `row_sum_tolerance` = 1e-3: the largest |row sum - 1| that still counts as a softmax output.
-- `min_checks` = 2: consecutive loss-input checks (default every 5 steps) that must show it.
+- `min_checks` = 2: consecutive loss-input checks (default every 10 steps) that must show it.
 The PyTorch documentation of CrossEntropyLoss ("the input is expected to contain the unnormalized
 logits") and BCEWithLogitsLoss states the contract; the double-softmax bug is among the most common
 loss faults in Humbatova et al., "Taxonomy of Real Faults in Deep Learning Systems" (ICSE 2020).
