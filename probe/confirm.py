@@ -4,7 +4,7 @@ that confirm it, so a finding becomes `confirmed`, `not-confirmed` or `inconclus
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 from mlplint.lint.config import ConfigResolver
 from mlplint.lint.engine import check_source
@@ -12,7 +12,7 @@ from mlplint.lint.finding import Finding, Runtime
 from mlplint.lint.registry import rule_by_code
 from mlplint.lint.source import read_source
 from mlplint.probe.detectors import Judgement, judge_all
-from mlplint.probe.runner import run_probe
+from mlplint.probe.runner import ProbeError, run_probe
 from mlplint.probe.stats import Stats
 
 # Optimizer steps a run needs before the absence of a symptom means something.
@@ -52,13 +52,17 @@ def with_runtime(findings: list[Finding], stats: Stats, judgements: dict[str, Ju
 
 def attach_runtime(findings: list[Finding], scripts: list[str], thresholds: Optional[dict] = None) -> list[Finding]:
     """Run the probe once per script (default budget, timeout and device) and fill in `runtime`
-    for the findings of those scripts; other findings are returned unchanged."""
-    by_script = {}
+    for the findings of those scripts; other findings are returned unchanged. When the probe
+    itself cannot run a script, its findings are `inconclusive` with the reason."""
+    runtimes: dict[str, Callable[[Finding], Runtime]] = {}
     for script in scripts:
-        if any(f.path == script for f in findings):
+        if not any(f.path == script for f in findings):
+            continue
+        try:
             stats = run_probe(script)
-            by_script[script] = (stats, judge_all(stats, thresholds))
-    return [
-        dataclasses.replace(f, runtime=runtime_for(f, *by_script[f.path])) if f.path in by_script else f
-        for f in findings
-    ]
+        except ProbeError as error:
+            runtimes[script] = lambda finding, reason=str(error): Runtime("inconclusive", (), f"the probe could not run: {reason}")
+            continue
+        judgements = judge_all(stats, thresholds)
+        runtimes[script] = lambda finding, stats=stats, judgements=judgements: runtime_for(finding, stats, judgements)
+    return [dataclasses.replace(f, runtime=runtimes[f.path](f)) if f.path in runtimes else f for f in findings]

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from mlplint.probe.symptoms import SYMPTOMS
-from probe_helpers import FIXTURES, ROOT, codes, run_cli
+from probe_helpers import FIXTURES, codes, run_cli
 
 SYMPTOM_FIXTURES = {code: f"{symptom.name.replace('-', '_')}.py" for code, symptom in SYMPTOMS.items()}
 PARALLEL = 3
