@@ -182,6 +182,8 @@ class ScriptFacts:
         self.argparse_defaults: dict[str, cst.BaseExpression] = {}
         self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
+        self._in_progress: dict[cst.CSTNode, int] = {}  # expressions being resolved -> stack depth
+        self._lowest_cycle = 1 << 30
         module.visit(_Indexer(self))
 
     # ----------------------------------------------------------------- structure
@@ -349,11 +351,22 @@ class ScriptFacts:
         parameters (through the file's call sites), `self.attr`, local function returns, model
         wrappers and pass-through methods (`.to(device)`, `.cuda()`, `.train()`...)."""
         cached = self._origins_cache.get(expr)
-        if cached is None:
-            self._origins_cache[expr] = (expr,)  # cycle guard
-            cached = tuple(dict.fromkeys(self._origins(expr)))
-            self._origins_cache[expr] = cached
-        return cached
+        if cached is not None:
+            return cached
+        depth = self._in_progress.get(expr)
+        if depth is not None:  # a cycle: this answer is partial until `expr` completes
+            self._lowest_cycle = min(self._lowest_cycle, depth)
+            return (expr,)
+        depth = self._in_progress[expr] = len(self._in_progress)
+        outer_lowest, self._lowest_cycle = self._lowest_cycle, depth
+        try:
+            found = tuple(dict.fromkeys(self._origins(expr)))
+        finally:
+            del self._in_progress[expr]
+        if self._lowest_cycle >= depth:  # every cycle met closed at expr: the answer is complete
+            self._origins_cache[expr] = found
+        self._lowest_cycle = min(outer_lowest, self._lowest_cycle)
+        return found
 
     def _origins(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
         if isinstance(expr, cst.Name):
@@ -465,15 +478,32 @@ class ScriptFacts:
 
     @functools.cached_property
     def _call_sites(self) -> dict[cst.FunctionDef, list[cst.Call]]:
+        """Built from what each callee is directly (a def, a class, `self.method`, a method of an
+        object built from a local class), without `origins`, which itself needs call sites."""
         sites: dict[cst.FunctionDef, list[cst.Call]] = {}
         for call in self.calls:
-            for function in self.local_definitions(call.func, cst.FunctionDef):
+            for function in self._direct_callees(call.func):
                 sites.setdefault(function, []).append(call)
-            for cls in self.local_definitions(call.func, cst.ClassDef):
-                init = self.method(cls, "__init__")
-                if init is not None:
-                    sites.setdefault(init, []).append(call)
         return sites
+
+    def _direct_callees(self, func: cst.BaseExpression) -> list[cst.FunctionDef]:
+        if isinstance(func, cst.Name):
+            callees = []
+            for node in self.referent_nodes(func):
+                if isinstance(node, cst.FunctionDef):
+                    callees.append(node)
+                elif isinstance(node, cst.ClassDef) and self.method(node, "__init__") is not None:
+                    callees.append(self.method(node, "__init__"))
+            return callees
+        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+            owners = self._self_classes(func.value)
+            for node in self.referent_nodes(func.value) if not owners else []:
+                binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
+                if binding is not None and not binding.path and isinstance(binding.value, cst.Call) \
+                        and isinstance(binding.value.func, cst.Name):
+                    owners += [n for n in self.referent_nodes(binding.value.func) if isinstance(n, cst.ClassDef)]
+            return [m for owner in owners for m in [self.method(owner, func.attr.value)] if m is not None]
+        return []
 
     def call_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
         return self._call_sites.get(function, [])
