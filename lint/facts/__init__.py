@@ -6,6 +6,7 @@ import functools
 
 from mlplint.lint.facts.core import Binding, ScriptFacts as _CoreFacts
 from mlplint.lint.facts.data import DataAnalysis, Lineage, Source
+from mlplint.lint.facts.evaluation import EvaluationAnalysis, EvaluationPass
 from mlplint.lint.facts.initialization import Init, InitAnalysis
 from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
 from mlplint.lint.facts.training import TrainingAnalysis
@@ -28,5 +29,9 @@ class ScriptFacts(_CoreFacts):
     def training(self) -> TrainingAnalysis:
         return TrainingAnalysis(self)
 
+    @functools.cached_property
+    def evaluation(self) -> EvaluationAnalysis:
+        return EvaluationAnalysis(self)
 
-__all__ = ["Binding", "DataAnalysis", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]
+
+__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]

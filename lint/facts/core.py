@@ -368,6 +368,16 @@ class ScriptFacts:
         self._lowest_cycle = min(outer_lowest, self._lowest_cycle)
         return found
 
+    def same_object(self, first: cst.BaseExpression, second: cst.BaseExpression) -> bool:
+        """Whether two expressions may hold the same object: a shared origin, or the same
+        spelling of an origin that cannot be resolved (a parameter nobody passes, a global defined
+        elsewhere)."""
+        a, b = self.origins(first), self.origins(second)
+        if set(a) & set(b):
+            return True
+        unresolved = lambda origins: {self.module.code_for_node(o) for o in origins if isinstance(o, (cst.Name, cst.Attribute))}
+        return bool(unresolved(a) & unresolved(b))
+
     def _origins(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
         if isinstance(expr, cst.Name):
             return self._name_origins(expr)

@@ -123,11 +123,10 @@ class TrainingAnalysis:
         kind = facts.kind_of(receiver)
         stepped_origins = set(facts.origins(stepped))
         if kind == "optimizer":
-            return bool(set(facts.origins(receiver)) & stepped_origins) or not any(
-                facts.kind_of(o) == "optimizer" for o in stepped_origins)
+            return facts.same_object(receiver, stepped) or not any(facts.kind_of(o) == "optimizer" for o in stepped_origins)
         if kind == "model":
             optimized = self._optimized_models(stepped_origins)
-            return not optimized or bool(set(facts.origins(receiver)) & optimized)
+            return not optimized or any(facts.same_object(receiver, model) for model in optimized)
         return True
 
     def _optimized_models(self, optimizers: set[cst.BaseExpression]) -> set[cst.BaseExpression]:

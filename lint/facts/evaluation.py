@@ -1,0 +1,176 @@
+"""Evaluation passes: forward calls of a model whose result is never backpropagated, and the
+mode (`eval()`/`train()`) and autograd context (`no_grad`) they run in."""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.facts.core import ScriptFacts
+
+# Functions whose name says they evaluate: evaluate, validate, val_epoch, test, predict, infer...
+EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|testing|predict|prediction|infer|inference|score|accuracy)(_|\d|$)", re.IGNORECASE)
+NO_GRAD_CONTEXTS = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"}
+GRAD_SWITCHES = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
+# Last resort for callees that cannot be resolved (a parameter nobody passes): `model`, `net`, `self.encoder`...
+MODEL_NAME = re.compile(r"(^|_)(model|net|network|classifier|regressor|encoder|decoder|generator|discriminator|backbone|clf)(\d|_|$)", re.IGNORECASE)
+_MAX_DEPTH = 6
+
+
+def _spelled(expr: cst.BaseExpression) -> str:
+    return expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
+
+
+@dataclass(frozen=True)
+class EvaluationPass:
+    call: cst.Call  # the forward call
+    model: cst.BaseExpression  # the model expression called
+    reason: str  # "in evaluate()" / "after the training loop"
+
+
+class EvaluationAnalysis:
+    def __init__(self, facts: ScriptFacts):
+        self.facts = facts
+
+    # ------------------------------------------------------------------ passes
+
+    @functools.cached_property
+    def passes(self) -> list[EvaluationPass]:
+        found = []
+        for call in self.facts.calls:
+            model = self._called_model(call)
+            if model is None:
+                continue
+            reason = self._evaluation_reason(call)
+            if reason is not None:
+                found.append(EvaluationPass(call, model, reason))
+        return found
+
+    def _called_model(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+        facts = self.facts
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value
+        if facts.qualname(func) is not None or facts.local_definitions(func, cst.FunctionDef):
+            return None
+        kind = facts.kind_of(func)
+        if kind != "model" and (kind is not None or not MODEL_NAME.search(_spelled(func))):
+            return None
+        function = facts.enclosing_function(call)
+        owner = facts.enclosing_class(function) if function is not None else None
+        if owner is not None and facts.is_module_class(owner):
+            return None  # a submodule called inside a model's own methods
+        return func
+
+    def _evaluation_reason(self, call: cst.Call) -> Optional[str]:
+        training = self.facts.training
+        if any(training.is_backward(n) for n in self._local_context(call)):
+            return None
+        function = self.facts.enclosing_function(call)
+        names_in_chain = [f.name.value for f in self._function_chain(call)]
+        if any(EVALUATION_NAME.search(name) and "train" not in name.lower() for name in names_in_chain):
+            return f"in {names_in_chain[0]}()" if function is not None else "in an evaluation function"
+        if function is None and self._after_training_loop(call):
+            return "after the training loop"
+        return None
+
+    def _local_context(self, call: cst.Call) -> list[cst.CSTNode]:
+        """What runs next to a forward call: its innermost loop, else its function."""
+        facts = self.facts
+        loops = facts.enclosing_loops(call)
+        container = loops[0] if loops else (facts.enclosing_function(call) or facts.module)
+        if container is facts.module:
+            return [n for n in facts.effects.get(container, []) if facts.enclosing_function(n) is None
+                    and not facts.enclosing_loops(n)]
+        return facts.training.reachable(container)
+
+    def _function_chain(self, node: cst.CSTNode) -> list[cst.FunctionDef]:
+        return [a for a in self.facts.ancestors(node) if isinstance(a, cst.FunctionDef)]
+
+    def _after_training_loop(self, call: cst.Call) -> bool:
+        facts = self.facts
+        line = facts.line_of(call)
+        for loop in facts.loops:
+            if facts.enclosing_function(loop) is None and call not in facts.effects.get(loop, []) and \
+                    any(facts.training.is_optimizer_step(n) for n in facts.training.reachable(loop)):
+                if facts.positions[loop].end.line < line:
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ context
+
+    def in_no_grad(self, node: cst.CSTNode, depth: int = _MAX_DEPTH) -> bool:
+        """Inside `with torch.no_grad()` / `inference_mode()` / `set_grad_enabled(False)`, a function
+        decorated with one of them, or a function only ever called from such a context."""
+        facts = self.facts
+        for ancestor in facts.ancestors(node):
+            if isinstance(ancestor, cst.With) and any(self._disables_grad(item.item) for item in ancestor.items):
+                return True
+            if isinstance(ancestor, cst.FunctionDef):
+                if any(self._disables_grad(d.decorator) for d in ancestor.decorators):
+                    return True
+                sites = facts.training.caller_sites(ancestor)
+                if sites and depth > 0:
+                    return all(self.in_no_grad(site, depth - 1) for site in sites)
+                break
+        return self._grad_disabled_globally(node)
+
+    def _disables_grad(self, expr: cst.BaseExpression) -> bool:
+        target = expr.func if isinstance(expr, cst.Call) else expr
+        qualified = self.facts.qualname(target)
+        if qualified in NO_GRAD_CONTEXTS:
+            return True
+        if qualified in GRAD_SWITCHES and isinstance(expr, cst.Call) and expr.args:
+            return self.facts.literal(expr.args[0].value) is False
+        return False
+
+    def _grad_disabled_globally(self, node: cst.CSTNode) -> bool:
+        line = self.facts.line_of(node)
+        return any(self._disables_grad(call) and self.facts.enclosing_function(call) is None
+                   and self.facts.line_of(call) < line for call in self.facts.calls
+                   if self.facts.qualname(call.func) in GRAD_SWITCHES)
+
+    # ------------------------------------------------------------------ modes
+
+    def mode_calls(self, model: cst.BaseExpression, mode: str) -> list[cst.Call]:
+        """`model.eval()` / `model.train(False)` (mode "eval") or `model.train()` (mode "train")
+        on the same model, anywhere in the file."""
+        facts = self.facts
+        found = []
+        for call in facts.calls:
+            func = call.func
+            if not (isinstance(func, cst.Attribute) and func.attr.value in ("eval", "train")):
+                continue
+            if not facts.same_object(func.value, model):
+                continue
+            argument = facts.literal(call.args[0].value) if call.args else True
+            is_eval = func.attr.value == "eval" or argument is False
+            if is_eval == (mode == "eval"):
+                found.append(call)
+        return found
+
+    def runs_before(self, first: cst.CSTNode, second: cst.CSTNode, depth: int = _MAX_DEPTH) -> bool:
+        """Whether `first` runs before `second` on some path: earlier in second's function, or
+        earlier than a call that leads to second's function."""
+        facts = self.facts
+        function = facts.enclosing_function(second)
+        if facts.enclosing_function(first) is function and facts.line_of(first) < facts.line_of(second):
+            return True
+        if function is None or depth == 0:
+            return False
+        return any(self.runs_before(first, site, depth - 1) for site in facts.training.caller_sites(function))
+
+    def has_mode_layers(self, model: cst.BaseExpression) -> Optional[bool]:
+        """True when the model has Dropout or BatchNorm layers, False when it is known to have
+        none, None when its architecture cannot be seen."""
+        network = self.facts.networks.network_of(model)
+        if network is None:
+            return None
+        layers = {op.api for op in network.ops}
+        return bool(layers & (names.DROPOUT_LAYERS | names.BATCHNORM_LAYERS))
+

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+
+@register
+class MissingEvalMode(Rule):
+    """
+    ## What it does
+    Finds evaluation passes (a forward call whose result is never backpropagated, in a function
+    named like evaluate/validate/test/predict/infer, or after the training loop) of a model with
+    Dropout or BatchNorm layers, with no `model.eval()` (or `model.train(False)`) before them on
+    any path: earlier in the same function, or before a call that leads to it. Models whose
+    layers cannot be seen stay quiet.
+
+    ## Why is this bad?
+    In training mode Dropout keeps zeroing activations and BatchNorm normalises with the
+    statistics of the current batch (and updates its running averages). Evaluation then reports
+    noisy, pessimistic metrics, and predictions change from call to call.
+
+    ## Example
+    ```python
+    import torch
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 2))
+
+    def evaluate(loader):
+        with torch.no_grad():
+            return sum((model(x).argmax(1) == y).sum().item() for x, y in loader)
+    ```
+
+    Use instead:
+    ```python
+    import torch
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, 2))
+
+    def evaluate(loader):
+        model.eval()
+        with torch.no_grad():
+            return sum((model(x).argmax(1) == y).sum().item() for x, y in loader)
+    ```
+    """
+
+    code = "ML501"
+    name = "missing-eval-mode"
+    severity = Severity.ERROR
+    symptoms = ("ML917",)
+
+    VALID = [
+        # no Dropout/BatchNorm: eval() changes nothing
+        """
+import torch, torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+def validate(x):
+    with torch.no_grad():
+        return model(x)
+""",
+        # eval() in the caller before the call
+        """
+import torch, torch.nn as nn
+net = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.2), nn.Linear(8, 2))
+def predict(x):
+    with torch.no_grad():
+        return net(x)
+net.eval()
+predict(torch.randn(2, 4))
+""",
+        # unknown architecture
+        """
+import torch
+def test(model, loader):
+    with torch.no_grad():
+        for x, y in loader:
+            model(x)
+""",
+        # train(False) counts as eval()
+        """
+import torch, torch.nn as nn
+m = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+def evaluate(x):
+    m.train(False)
+    with torch.no_grad():
+        return m(x)
+""",
+        # a forward that is backpropagated is training, whatever the function is called
+        """
+import torch.nn as nn
+m = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5), nn.Linear(8, 1))
+def test_time_adaptation(x, opt):
+    loss = m(x).pow(2).mean()
+    loss.backward()
+    opt.step()
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(20, 64)
+        self.drop = nn.Dropout(0.5)
+        self.fc2 = nn.Linear(64, 3)
+    def forward(self, x):
+        return self.fc2(self.drop(torch.relu(self.fc1(x))))
+def evaluate(model, loader):
+    correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    return correct
+model = Net()
+evaluate(model, [])
+""",
+            line=16,
+        ),
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(8, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 1))
+opt = torch.optim.Adam(model.parameters())
+for epoch in range(5):
+    for x, y in loader:
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+with torch.no_grad():
+    test_pred = model(X_test)
+""",
+            line=12,
+            message="after the training loop",
+        ),
+        Invalid(
+            """
+import torch
+from torch import nn
+class Trainer:
+    def __init__(self):
+        self.model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1), nn.Linear(4, 2))
+    @torch.no_grad()
+    def validate(self, x):
+        return self.model(x)
+""",
+            line=9,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        evaluation = ctx.facts.evaluation
+        for found in evaluation.passes:
+            if not evaluation.has_mode_layers(found.model):
+                continue
+            if any(evaluation.runs_before(call, found.call) for call in evaluation.mode_calls(found.model, "eval")):
+                continue
+            model = ctx.facts.module.code_for_node(found.model)
+            ctx.report(
+                found.call,
+                f"`{model}` runs an evaluation pass ({found.reason}) in training mode: its Dropout/BatchNorm "
+                f"layers still drop units and use batch statistics; call `{model}.eval()` first "
+                f"(and `{model}.train()` before training again)",
+            )

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+
+@register
+class MissingNoGrad(Rule):
+    """
+    ## What it does
+    Finds evaluation passes (a forward call whose result is never backpropagated, in a function
+    named like evaluate/validate/test/predict/infer, or after the training loop) that run outside
+    `torch.no_grad()`, `torch.inference_mode()` or `torch.set_grad_enabled(False)`: neither in a
+    `with` block, nor in a function decorated with them, nor called only from such a context.
+
+    ## Why is this bad?
+    Autograd records every operation of the pass to be able to backpropagate later: activations
+    are kept alive, evaluation uses several times the memory (out-of-memory errors on large
+    validation batches) and runs slower, and tensors kept for metrics drag their graphs along.
+
+    ## Example
+    ```python
+    import torch
+
+    def evaluate(model, loader):
+        model.eval()
+        return [model(x).argmax(1) for x, _ in loader]
+    ```
+
+    Use instead:
+    ```python
+    import torch
+
+    @torch.no_grad()
+    def evaluate(model, loader):
+        model.eval()
+        return [model(x).argmax(1) for x, _ in loader]
+    ```
+    """
+
+    code = "ML502"
+    name = "missing-no-grad"
+    severity = Severity.WARNING
+    symptoms = ()
+
+    VALID = [
+        """
+import torch
+def validate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return [model(x) for x in loader]
+""",
+        """
+import torch
+@torch.inference_mode()
+def predict(model, x):
+    model.eval()
+    return model(x)
+""",
+        # only called from inside no_grad
+        """
+import torch
+def test_batch(model, x):
+    return model(x)
+with torch.no_grad():
+    test_batch(net, batch)
+""",
+        # gradients on purpose: the output is backpropagated
+        """
+import torch
+def test_time_training(model, x, opt):
+    loss = model(x).sum()
+    loss.backward()
+    opt.step()
+""",
+        """
+import torch
+torch.set_grad_enabled(False)
+def evaluate(model, x):
+    return model(x)
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch
+import torch.nn.functional as F
+def evaluate(model, loader):
+    model.eval()
+    total = 0.0
+    for x, y in loader:
+        out = model(x)
+        total += F.cross_entropy(out, y).item()
+    return total
+""",
+            line=8,
+        ),
+        Invalid(
+            """
+import torch
+from torch import nn
+class Trainer:
+    def __init__(self, model):
+        self.model = model
+    def validate(self, batch):
+        self.model.eval()
+        return self.model(batch)
+""",
+            line=9,
+        ),
+        Invalid(
+            """
+import torch
+model = torch.nn.Linear(4, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in loader:
+    opt.zero_grad()
+    ((model(x) - y) ** 2).mean().backward()
+    opt.step()
+model.eval()
+predictions = model(X_test)
+""",
+            line=10,
+            message="after the training loop",
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        evaluation = ctx.facts.evaluation
+        for found in evaluation.passes:
+            if evaluation.in_no_grad(found.call):
+                continue
+            model = ctx.facts.module.code_for_node(found.model)
+            ctx.report(
+                found.call,
+                f"`{model}` runs an evaluation pass ({found.reason}) with autograd on: every activation is "
+                "kept for a backward pass that never comes; wrap it in `with torch.no_grad():` "
+                "(or decorate the function with `@torch.no_grad()`)",
+            )

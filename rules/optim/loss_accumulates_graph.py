@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+from typing import Optional
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+# Calls that turn a loss tensor into a plain number or cut it from the graph.
+_DETACHING_METHODS = {"item", "detach", "tolist", "numpy", "data"}
+_DETACHING_FUNCTIONS = {"builtins.float", "builtins.int", "builtins.round"}
+_FUNCTIONAL_LOSSES = names.CLASSIFICATION_LOSSES | names.ELEMENTWISE_LOSSES | {
+    "torch.nn.functional.kl_div", "torch.nn.functional.cosine_embedding_loss", "torch.nn.functional.margin_ranking_loss",
+    "torch.nn.functional.triplet_margin_loss", "torch.nn.functional.poisson_nll_loss", "torch.nn.functional.gaussian_nll_loss",
+}
+
+
+@register
+class LossAccumulatesGraph(Rule):
+    """
+    ## What it does
+    Finds a loss tensor added into a running total (`total += loss`, `total = total + loss`) or
+    appended to a list inside a loop, without `.item()` or `.detach()`, when the total is never
+    backpropagated itself and the loop runs with autograd on.
+
+    ## Why is this bad?
+    Each loss tensor holds its whole autograd graph (all the activations of its forward pass).
+    Summing them keeps every graph of the epoch alive: memory grows step after step until the
+    process runs out of memory, and everything slows down. Logging needs a number, not a tensor.
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    criterion = nn.CrossEntropyLoss()
+    total_loss = 0.0
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    criterion = nn.CrossEntropyLoss()
+    total_loss = 0.0
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item()
+    ```
+    """
+
+    code = "ML206"
+    name = "loss-accumulates-graph"
+    severity = Severity.WARNING
+    symptoms = ()
+
+    VALID = [
+        """
+total = 0.0
+for x, y in loader:
+    loss = criterion(model(x), y)
+    loss.backward()
+    total += loss.item() * x.size(0)
+""",
+        # summing losses to backpropagate once (multi-task, accumulation over chunks)
+        """
+total = 0
+for head, target in zip(heads, targets):
+    total = total + criterion(head(features), target)
+total.backward()
+""",
+        # under no_grad no graph is kept
+        """
+import torch
+losses = []
+with torch.no_grad():
+    for x, y in val_loader:
+        losses.append(criterion(model(x), y))
+""",
+        """
+history = []
+for x, y in loader:
+    loss = criterion(model(x), y)
+    loss.backward()
+    history.append(loss.detach())
+""",
+    ]
+    INVALID = [
+        Invalid(
+            """
+import torch.nn as nn
+criterion = nn.CrossEntropyLoss()
+running = 0.0
+for x, y in loader:
+    optimizer.zero_grad()
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.step()
+    running += loss
+""",
+            line=10,
+        ),
+        Invalid(
+            """
+import torch.nn.functional as F
+losses = []
+for x, y in loader:
+    loss = F.mse_loss(model(x), y)
+    loss.backward()
+    losses.append(loss)
+""",
+            line=7,
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+def train(model, loader, criterion):
+    epoch_loss = 0
+    for x, y in loader:
+        loss = criterion(model(x), y) / len(loader)
+        loss.backward()
+        epoch_loss = epoch_loss + loss
+    return epoch_loss
+train(net, loader, nn.L1Loss())
+""",
+            line=8,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        for node in facts.effects.get(facts.module, []):
+            accumulated = self._accumulated(node)
+            if accumulated is None:
+                continue
+            total, value = accumulated
+            if not facts.enclosing_loops(node) or not self._is_loss_tensor(facts, value, 0):
+                continue
+            if self._backpropagated(facts, total) or facts.evaluation.in_no_grad(node):
+                continue
+            name = facts.module.code_for_node(total)
+            ctx.report(
+                node,
+                f"`{name}` accumulates loss tensors with their autograd graphs, keeping every step's activations "
+                f"alive; accumulate `loss.item()` (or `loss.detach()`) instead",
+            )
+
+    @staticmethod
+    def _accumulated(node: cst.CSTNode) -> Optional[tuple[cst.BaseExpression, cst.BaseExpression]]:
+        """(total, value) for `total += value`, `total = total + value`, `total.append(value)`."""
+        if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
+            return node.target, node.value
+        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.BinaryOperation) \
+                and isinstance(node.value.operator, cst.Add):
+            target = node.targets[0].target
+            if isinstance(target, cst.Name) and isinstance(node.value.left, cst.Name) and node.value.left.value == target.value:
+                return target, node.value.right
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "append" \
+                and len(node.args) == 1:
+            return node.func.value, node.args[0].value
+        return None
+
+    def _is_loss_tensor(self, facts, expr: cst.BaseExpression, depth: int) -> bool:
+        if depth > 8:
+            return False
+        if isinstance(expr, cst.BinaryOperation):
+            return self._is_loss_tensor(facts, expr.left, depth + 1) or self._is_loss_tensor(facts, expr.right, depth + 1)
+        if isinstance(expr, cst.Attribute) and expr.attr.value == "data":
+            return False
+        if isinstance(expr, cst.Call):
+            func = expr.func
+            if isinstance(func, cst.Attribute) and func.attr.value in _DETACHING_METHODS:
+                return False
+            if facts.qualname(func) in _DETACHING_FUNCTIONS:
+                return False
+            api = facts.applied_api(expr)
+            return api is not None and (names.is_loss_class(api) or api in _FUNCTIONAL_LOSSES)
+        if isinstance(expr, cst.Name):
+            return any(o is not expr and self._is_loss_tensor(facts, o, depth + 1) for o in facts.origins(expr))
+        return False
+
+    @staticmethod
+    def _backpropagated(facts, total: cst.BaseExpression) -> bool:
+        """`total.backward()` or `(total / n).backward()` anywhere: the sum is meant to keep its graph."""
+        spelled = facts.module.code_for_node(total)
+        for call in facts.calls:
+            if facts.training.is_backward(call) and isinstance(call.func, cst.Attribute):
+                if spelled in facts.module.code_for_node(call.func.value):
+                    return True
+        return False

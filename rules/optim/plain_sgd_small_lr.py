@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import libcst as cst
+
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+_SGD = "torch.optim.SGD"
+_DEFAULT_SGD_LR = 1e-3  # torch.optim.SGD's default since PyTorch 2.0
+
+
+@register
+class PlainSgdSmallLr(Rule):
+    """
+    ## What it does
+    Finds `torch.optim.SGD` with no momentum (absent or 0) and a learning rate below
+    `max-lr` (default 0.01, `[tool.mlplint.plain-sgd-small-lr] max-lr`), including SGD's own
+    default lr of 1e-3 when none is given. The lr is followed through constants, argparse
+    defaults and config dicts; unknown values and `**kwargs` stay quiet.
+
+    This is a hypothesis (`info`): a probe run settles it by measuring the loss curve (ML904)
+    and the update-to-weight ratio (ML911, ~1e-3 is healthy per Karpathy's "A Recipe for
+    Training Neural Networks", 2019).
+
+    ## Why is this bad?
+    Plain SGD with a small step moves the weights by a tiny fraction of their size per step: the
+    loss crawls and after the usual number of epochs the model looks far worse than scikit-learn
+    (whose MLP uses Adam) or Keras. Momentum 0.9 (or Adam) reaches the same loss many times faster.
+
+    ## Example
+    ```python
+    import torch
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001)
+    ```
+
+    Use instead:
+    ```python
+    import torch
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    ```
+    """
+
+    code = "ML205"
+    name = "plain-sgd-small-lr"
+    severity = Severity.INFO
+    symptoms = ("ML904", "ML911")
+    options = {"max-lr": 0.01}
+
+    VALID = [
+        "import torch\nopt = torch.optim.SGD(m.parameters(), lr=0.001, momentum=0.9)\n",
+        "import torch\nopt = torch.optim.SGD(m.parameters(), lr=0.1)\n",
+        "import torch\nopt = torch.optim.SGD(m.parameters(), lr=args.lr)\n",
+        "import torch\nkw = {'momentum': 0.9}\nopt = torch.optim.SGD(m.parameters(), lr=1e-3, **kw)\n",
+        "import torch\nopt = torch.optim.Adam(m.parameters(), lr=1e-4)\n",
+    ]
+    INVALID = [
+        Invalid("import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.001)\n", line=2, message="momentum"),
+        Invalid("from torch import optim\nLR = 1e-4\nopt = optim.SGD(net.parameters(), LR, momentum=0.0)\n", line=3),
+        Invalid("import torch\nopt = torch.optim.SGD(model.parameters())\n", line=2, message="default"),
+        Invalid("import torch\ncfg = {'lr': 5e-3}\nopt = torch.optim.SGD(model.parameters(), lr=cfg['lr'], weight_decay=1e-4)\n", line=3),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        facts = ctx.facts
+        limit = ctx.options["max-lr"]
+        for call in facts.calls:
+            if facts.qualname(call.func) != _SGD or any(arg.star == "**" for arg in call.args):
+                continue
+            momentum = facts.argument(call, 2, "momentum")
+            if momentum is not None and facts.literal(momentum) != 0:
+                continue  # momentum set, or a value we cannot know
+            lr_expr = facts.argument(call, 1, "lr")
+            lr = facts.literal(lr_expr) if lr_expr is not None else _DEFAULT_SGD_LR
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < limit:
+                continue
+            given = f"lr={lr:g}" if lr_expr is not None else f"the default lr={lr:g}"
+            ctx.report(
+                lr_expr if lr_expr is not None else call,
+                f"SGD without momentum and {given}: each step moves the weights very little, so training "
+                "crawls; add momentum=0.9 (and try lr 0.01-0.1) or use Adam(lr=1e-3)",
+            )
