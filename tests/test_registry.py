@@ -43,3 +43,11 @@ def test_rule_modules_are_named_after_their_problem():
     for rule in all_rules():
         module = rule.__module__.rsplit(".", 1)[-1]
         assert module == rule.name.replace("-", "_"), f"{rule.code} lives in {module}.py"
+
+
+def test_readme_lists_every_rule_with_its_severity():
+    readme = (ROOT / "README.md").read_text()
+    for rule in all_rules():
+        assert f"| {rule.code} | {rule.name} | {rule.severity.value} |" in readme, f"README table lacks {rule.code}"
+    for symptom in SYMPTOMS.values():
+        assert f"{symptom.code} {symptom.name}" in readme, f"README lacks {symptom.code}"
