@@ -6,7 +6,7 @@ import libcst as cst
 
 from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
-from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
 # Calls that turn a loss tensor into a plain number or cut it from the graph.
 _DETACHING_METHODS = {"item", "detach", "tolist", "numpy", "data"}
@@ -57,6 +57,11 @@ class LossAccumulatesGraph(Rule):
         optimizer.step()
         total_loss += loss.item()
     ```
+
+    ## Fix safety
+    The fix turns `total += loss` into `total += loss.item()` (and `.append(loss)` into
+    `.append(loss.item())`). It is unsafe: the total becomes a Python float, so code that later
+    treats it as a tensor (`.cpu()`, `torch.stack(history)`) must change with it.
     """
 
     code = "ML206"
@@ -109,6 +114,17 @@ for x, y in loader:
     running += loss
 """,
             line=10,
+            fixed="""
+import torch.nn as nn
+criterion = nn.CrossEntropyLoss()
+running = 0.0
+for x, y in loader:
+    optimizer.zero_grad()
+    loss = criterion(model(x), y)
+    loss.backward()
+    optimizer.step()
+    running += loss.item()
+""",
         ),
         Invalid(
             """
@@ -149,10 +165,14 @@ train(net, loader, nn.L1Loss())
             if self._backpropagated(facts, total) or facts.evaluation.in_no_grad(node):
                 continue
             name = facts.module.code_for_node(total)
+            fix = None
+            if isinstance(value, cst.Name):
+                fix = FixSpec("unsafe", ((value, f"{value.value}.item()"),), "Accumulate the loss as a Python number")
             ctx.report(
                 node,
                 f"`{name}` accumulates loss tensors with their autograd graphs, keeping every step's activations "
                 f"alive; accumulate `loss.item()` (or `loss.detach()`) instead",
+                fix=fix,
             )
 
     @staticmethod
