@@ -10,11 +10,12 @@ from mlplint.lint.registry import Invalid, all_rules
 RULES = all_rules()
 
 
-def _cases(kind: str):
-    for rule in RULES:
-        examples = rule.VALID if kind == "valid" else rule.INVALID
-        for index, example in enumerate(examples, start=1):
-            yield pytest.param(rule, example, id=f"{rule.code}-{kind}-{index}")
+def _cases(kind: str) -> list:
+    return [
+        pytest.param(rule, example, id=f"{rule.code}-{kind}-{index}")
+        for rule in RULES
+        for index, example in enumerate(rule.VALID if kind == "valid" else rule.INVALID, start=1)
+    ]
 
 
 @pytest.mark.parametrize("rule, source", _cases("valid"))
