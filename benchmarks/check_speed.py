@@ -23,11 +23,17 @@ SOURCES = sorted((ROOT / "fixtures").rglob("*.py"))
 def three_hundred_line_script() -> str:
     """Realistic code, concatenated from the fixtures until it reaches 300 lines."""
     lines: list[str] = []
-    for source in SOURCES:
-        lines += source.read_text().splitlines()
+    for source in sorted((ROOT / "fixtures" / "clean").glob("*.py")):
+        lines += [line for line in source.read_text().splitlines() if "__future__" not in line]
         if len(lines) >= 300:
             break
-    return "\n".join(lines[:300]) + "\n"
+    while True:  # end on a complete statement
+        text = "\n".join(lines[:300]) + "\n"
+        try:
+            compile(text, "train_300_lines.py", "exec")
+            return text
+        except SyntaxError:
+            lines = lines[:299] + lines[300:]
 
 
 def timed(command: list[str], repeat: int) -> float:
@@ -49,6 +55,8 @@ def main() -> None:
         folder.mkdir()
         single = Path(scratch) / "train_300_lines.py"
         single.write_text(three_hundred_line_script())
+        check = subprocess.run(cli + [str(single)], capture_output=True, text=True)
+        assert "error:" not in check.stderr, check.stderr
         for index in range(200):
             shutil.copy(SOURCES[index % len(SOURCES)], folder / f"script_{index:03d}.py")
         total_lines = sum(len(p.read_text().splitlines()) for p in folder.iterdir())

@@ -196,6 +196,18 @@ class ScriptFacts:
     def line_of(self, node: cst.CSTNode) -> int:
         return self.positions[node].start.line
 
+    @functools.cached_property
+    def _call_order(self) -> dict[cst.Call, int]:
+        return {call: index for index, call in enumerate(self.calls)}
+
+    def order_of(self, node: cst.CSTNode) -> int:
+        """When a call (or the last call inside a statement or loop) runs, in evaluation order
+        within straight-line code; cheap, unlike source positions."""
+        if isinstance(node, cst.Call):
+            return self._call_order[node]
+        inside = [self._call_order[n] for n in self.effects.get(node, []) if isinstance(n, cst.Call)]
+        return max(inside, default=-1)
+
     def ancestors(self, node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         while node in self.parent:
             node = self.parent[node]

@@ -94,11 +94,11 @@ class EvaluationAnalysis:
 
     def _after_training_loop(self, call: cst.Call) -> bool:
         facts = self.facts
-        line = facts.line_of(call)
+        at = facts.order_of(call)
         for loop in facts.loops:
             if facts.enclosing_function(loop) is None and call not in facts.effects.get(loop, []) and \
                     any(facts.training.is_optimizer_step(n) for n in facts.training.reachable(loop)):
-                if facts.positions[loop].end.line < line:
+                if facts.order_of(loop) < at:
                     return True
         return False
 
@@ -130,9 +130,9 @@ class EvaluationAnalysis:
         return False
 
     def _grad_disabled_globally(self, node: cst.CSTNode) -> bool:
-        line = self.facts.line_of(node)
+        at = self.facts.order_of(node) if isinstance(node, cst.Call) else len(self.facts.calls)
         return any(self._disables_grad(call) and self.facts.enclosing_function(call) is None
-                   and self.facts.line_of(call) < line for call in self.facts.calls
+                   and self.facts.order_of(call) < at for call in self.facts.calls
                    if self.facts.qualname(call.func) in GRAD_SWITCHES)
 
     # ------------------------------------------------------------------ modes
@@ -159,7 +159,7 @@ class EvaluationAnalysis:
         earlier than a call that leads to second's function."""
         facts = self.facts
         function = facts.enclosing_function(second)
-        if facts.enclosing_function(first) is function and facts.line_of(first) < facts.line_of(second):
+        if facts.enclosing_function(first) is function and facts.order_of(first) < facts.order_of(second):
             return True
         if function is None or depth == 0:
             return False

@@ -143,7 +143,7 @@ train_x = scaler.transform(train_x)
         fitted_sources = {lineage.source.node for lineage in lineages}
         fitted_text = {facts.module.code_for_node(n) for n in fitted_sources}
         for split in splits:
-            if facts.line_of(split) < facts.line_of(fit):
+            if facts.order_of(split) < facts.order_of(fit):
                 continue
             for arg in split.args:
                 for lineage in facts.data.lineages(arg.value):

@@ -168,16 +168,14 @@ for epoch in range(50):
         return bool(_SCHEDULER_NAME.search(name))
 
     @staticmethod
-    def _position_in(facts, loop: cst.CSTNode, node: cst.CSTNode) -> Optional[tuple[int, int]]:
-        """Where in the loop's body a node runs: its own position when it is written inside the
-        loop, else the position of the call in the loop that leads to it."""
+    def _position_in(facts, loop: cst.CSTNode, node: cst.Call) -> Optional[int]:
+        """When in the loop's body a call runs: its own place when it is written inside the loop,
+        else the place of the call in the loop that leads to it."""
         direct = facts.effects.get(loop, [])
         if node in direct:
-            start = facts.positions[node].start
-            return start.line, start.column
+            return facts.order_of(node)
         for candidate in direct:
             if isinstance(candidate, cst.Call) and any(
                     node in facts.training.reachable(f) for f in facts.called_functions(candidate)):
-                start = facts.positions[candidate].start
-                return start.line, start.column
+                return facts.order_of(candidate)
         return None
