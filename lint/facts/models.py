@@ -373,6 +373,19 @@ class NetworkAnalysis:
             child = ancestor
         return count
 
+    def plain_deep_stacks(self, kinds: tuple[str, ...], min_depth: int):
+        """Outermost networks whose hidden activations are all of one of `kinds`, with at least
+        `min_depth` Linear/Conv layers and nothing that keeps the signal in range (normalisation,
+        residual connections, recurrent layers) or hides layers: (network, layers, depth)."""
+        for network in self.all_networks:
+            if self.is_nested(network) or self.hidden_activation_kind(network) not in kinds:
+                continue
+            layers, depth = self.weighted_layers(network)
+            if depth < min_depth or self.has_normalisation(network) or self.has_skip_connections(network) \
+                    or self.is_opaque(network) or self.has_recurrent_layers(network):
+                continue
+            yield network, layers, depth
+
     def weighted_layers(self, network: Network, apis: frozenset[str] = frozenset(names.LINEAR_LAYERS | names.CONV_LAYERS)) -> tuple[list[Op], int]:
         """The distinct layer ops of the given kinds (Linear and Conv by default) and a lower
         bound on how many layers they make (a loop of unknown length counts once)."""

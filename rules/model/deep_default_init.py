@@ -208,15 +208,7 @@ if __name__ == "__main__":
         analysis = facts.networks
         if loads_weights(facts) or facts.initialization.unplaced:
             return
-        for network in analysis.all_networks:
-            if analysis.is_nested(network) or analysis.hidden_activation_kind(network) not in ("rectifier", "relu"):
-                continue
-            layers, depth = analysis.weighted_layers(network)
-            if depth < ctx.options["min-depth"]:
-                continue
-            if analysis.has_normalisation(network) or analysis.has_skip_connections(network) or \
-                    analysis.is_opaque(network) or analysis.has_recurrent_layers(network):
-                continue
+        for network, layers, depth in analysis.plain_deep_stacks(("rectifier", "relu"), ctx.options["min-depth"]):
             parts = {id(part.node) for part in analysis.all_parts(network)}
             if any(init.target != "bias" and any(id(node) in parts for node in init.networks)
                    for init in facts.initialization.inits):

@@ -201,15 +201,7 @@ if __name__ == "__main__":
         analysis = facts.networks
         if loads_weights(facts):
             return
-        for network in analysis.all_networks:
-            if analysis.is_nested(network) or analysis.hidden_activation_kind(network) != "saturating":
-                continue
-            layers, depth = analysis.weighted_layers(network)
-            if depth < ctx.options["min-depth"]:
-                continue
-            if analysis.has_normalisation(network) or analysis.has_skip_connections(network) or \
-                    analysis.is_opaque(network) or analysis.has_recurrent_layers(network):
-                continue
+        for network, layers, depth in analysis.plain_deep_stacks(("saturating",), ctx.options["min-depth"]):
             hidden = analysis.hidden_activations(network)
             sigmoid = any(op.activation == "sigmoid" for op in hidden)
             if not sigmoid and self._tanh_tuned_init(facts, network):
