@@ -35,11 +35,12 @@ from .collectors.zero_grad import ZeroGradCollector
 from .tracking import ModelInfo, Tracker
 
 STATS_SCHEMA = 1
-# Statistics are written to the stats file at steps 1, 2, 4, 8, ... and every FLUSH_SECONDS, so a run
+# Statistics are written to the stats file at steps 1, 2, 4, 8, 16 and every FLUSH_SECONDS, so a run
 # that is killed or hangs keeps what was measured; the interval grows to FLUSH_COST_FACTOR times the
 # last write's duration, so writing the growing stats takes at most ~1/FLUSH_COST_FACTOR of the run.
-FLUSH_SECONDS = 1.0
-FLUSH_COST_FACTOR = 50
+FLUSH_SECONDS = 2.0
+FLUSH_COST_FACTOR = 100
+EARLY_FLUSH_STEPS = {1, 2, 4, 8, 16}
 
 
 class StepBudgetReached(BaseException):
@@ -67,12 +68,12 @@ class Session:
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode,
         ]
         self.counts = {"forward": 0, "backward": 0}
-        self._depth = 0
-        self._model: Optional[ModelInfo] = None  # the root model whose forward is running
-        self._measuring: Optional[ModelInfo] = None  # ... when its layers are being measured this call
+        self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
+        self._measuring: Optional[ModelInfo] = None  # the root model whose layers this forward measures
         self._measured: set[tuple[int, str]] = set()  # (step, model) already measured
-        self._backward_since_step = False
-        self._handles: list[Any] = []
+        self._handles: list[Any] = []  # removed by remove(): optimizer hooks and per-model hooks
+        self._discovery: Optional[Any] = None  # the global forward pre-hook, while models are looked for
+        self._layer_hook: Optional[Any] = None  # the global forward hook, while layers are measured
         self._patches: list[tuple[Any, str, Any]] = []
         self._last_flush = time.monotonic()
         self._flush_interval = FLUSH_SECONDS
@@ -81,11 +82,12 @@ class Session:
     # -- installing and removing ---------------------------------------------------------------
     def install(self) -> None:
         self._handles = [
-            module_hooks.register_module_forward_pre_hook(self._before_forward),
-            module_hooks.register_module_forward_hook(self._after_forward, always_call=True),
             optimizer_hooks.register_optimizer_step_pre_hook(self._before_step),
             optimizer_hooks.register_optimizer_step_post_hook(self._after_step),
         ]
+        for model in self.tracker.models.values():  # known from an earlier install
+            self._hook_root(model.module)
+        self._discover(True)
         self._patch(torch.Tensor, "backward", self._wrap_backward)
         self._patch(torch.optim.Optimizer, "zero_grad", self._wrap_optimizer_zero_grad)
         self._patch(nn.Module, "zero_grad", self._wrap_module_zero_grad)
@@ -93,9 +95,12 @@ class Session:
             self._patch(F, kind, functools.partial(self._wrap_loss, kind))
 
     def remove(self) -> None:
+        self._discover(False)
+        self._measure_layers(None)
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        self._root_calls = 0
         for owner, attribute, original in reversed(self._patches):
             setattr(owner, attribute, original)
         self._patches = []
@@ -152,24 +157,48 @@ class Session:
     def write(self, stats: dict[str, Any]) -> None:
         if self.stats_path is None or os.getpid() != self._pid:  # never from DataLoader workers
             return
-        started = time.monotonic()
         temporary = f"{self.stats_path}.partial"
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(stats))  # dumps uses the C encoder; dump to a stream does not
         os.replace(temporary, self.stats_path)
-        self._last_flush = time.monotonic()
-        self._flush_interval = max(FLUSH_SECONDS, FLUSH_COST_FACTOR * (self._last_flush - started))
 
     # -- hooks ---------------------------------------------------------------------------------
-    def _before_forward(self, module: nn.Module, args: tuple) -> None:
-        depth, self._depth = self._depth, self._depth + 1
-        if depth == 0:
-            self._model = self.tracker.root_model(module)
-            self._measuring = None
-            if self._model is not None:
-                self._root_forward(self._model, args)
+    # A global module hook sends every module call through torch's slow path, so global hooks are on
+    # only when needed: a pre-hook that discovers root models until the first optimizer step, and
+    # after it while an optimizer updates parameters of no known model; a forward hook on each
+    # layer's output during a measured forward. Known root models carry their own pre-/post-hooks.
+    def _discover(self, on: bool) -> None:
+        if on and self._discovery is None:
+            self._discovery = module_hooks.register_module_forward_pre_hook(self._find_root)
+        elif not on and self._discovery is not None:
+            self._discovery.remove()
+            self._discovery = None
 
-    def _root_forward(self, model: ModelInfo, args: tuple) -> None:
+    def _measure_layers(self, model: Optional[ModelInfo]) -> None:
+        self._measuring = model
+        if model is not None and self._layer_hook is None:
+            self._layer_hook = module_hooks.register_module_forward_hook(self._after_layer)
+        elif model is None and self._layer_hook is not None:
+            self._layer_hook.remove()
+            self._layer_hook = None
+
+    def _find_root(self, module: nn.Module, args: tuple) -> None:
+        if self._root_calls or id(module) in self.tracker.models:
+            return
+        model = self.tracker.root_model(module)
+        if model is not None:  # its own hooks fire from its next call; this call is handled here
+            self._hook_root(module)
+            self._before_root(module, args)
+
+    def _hook_root(self, module: nn.Module) -> None:
+        self._handles += [module.register_forward_pre_hook(self._before_root),
+                          module.register_forward_hook(self._after_root, always_call=True)]
+
+    def _before_root(self, module: nn.Module, args: tuple) -> None:
+        self._root_calls += 1
+        if self._root_calls > 1:
+            return
+        model = self.tracker.models[id(module)]
         self.counts["forward"] += 1
         step = self.tracker.step
         if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
@@ -181,16 +210,18 @@ class Session:
         if self.inputs.due(step):
             self.inputs.on_model_input(step, model.name, args)
         if self.activations.due(step):
-            self._measuring = model
+            self._measure_layers(model)
 
-    def _after_forward(self, module: nn.Module, args: tuple, output: Any) -> None:
-        self._depth = max(0, self._depth - 1)
-        if self._measuring is not None:  # layers are looked up (and unregistered ones adopted) on measured steps only
-            layer = self.tracker.layer(self._measuring, module)
-            if layer is not None and layer[2]:
-                self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output)
-        if self._depth == 0:
-            self._model = self._measuring = None
+    def _after_root(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._root_calls = max(0, self._root_calls - 1)
+        if self._root_calls == 0:
+            self._measure_layers(None)
+
+    def _after_layer(self, module: nn.Module, args: tuple, output: Any) -> None:
+        # layers are looked up (and unregistered ones adopted) on measured steps only
+        layer = self.tracker.layer(self._measuring, module) if self._measuring is not None else None
+        if layer is not None and layer[2]:
+            self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         info = self.tracker.optimizer(optimizer)
@@ -211,8 +242,12 @@ class Session:
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
         step = self.tracker.step
-        if step & (step - 1) == 0 or time.monotonic() - self._last_flush >= self._flush_interval:
+        self._discover(self.tracker.has_unowned_params())
+        if self.stats_path is not None and (step in EARLY_FLUSH_STEPS or time.monotonic() - self._last_flush >= self._flush_interval):
+            started = time.monotonic()
             self.write(self.stats("running", None))
+            self._last_flush = time.monotonic()
+            self._flush_interval = max(FLUSH_SECONDS, FLUSH_COST_FACTOR * (self._last_flush - started))
 
     # -- wrappers (each takes the original and returns its replacement) --------------------------
     def _wrap_backward(self, original: Callable) -> Callable:

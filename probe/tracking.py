@@ -96,6 +96,7 @@ class Tracker:
         self.layer_owner: dict[int, ModelInfo] = {}  # id(any module of a model) -> its model
         self.optimizers: dict[int, OptimizerInfo] = {}  # id(optimizer) -> info
         self.step = 0  # optimizer steps completed (the most of any optimizer)
+        self._unowned: Optional[bool] = None  # cached has_unowned_params(), None when stale
 
     def root_model(self, module: nn.Module) -> Optional[ModelInfo]:
         """The model for a module called outside any forward, discovering it on first sight."""
@@ -109,6 +110,7 @@ class Tracker:
         same_kind = sum(1 for other in self.models.values() if type(other.module).__name__ == kind)
         info = ModelInfo(kind if same_kind == 0 else f"{kind}#{same_kind + 1}", module)
         self.models[id(module)] = info
+        self._unowned = None
         for module_id in info.layers:
             self.layer_owner[module_id] = info
         return info
@@ -118,6 +120,7 @@ class Tracker:
         found = model.layers.get(id(module))
         if found is None and id(module) not in self.layer_owner and next(iter(module.parameters()), None) is not None:
             model.adopt_unregistered(module)
+            self._unowned = None
             for module_id in model.layers:
                 self.layer_owner.setdefault(module_id, model)
             found = model.layers.get(id(module))
@@ -132,7 +135,15 @@ class Tracker:
                 names.update({id(record["tensor"]): prefix + name for name, record in model.params.items()})
             info = OptimizerInfo(len(self.optimizers), optimizer, names)
             self.optimizers[id(optimizer)] = info
+            self._unowned = None
         return info
+
+    def has_unowned_params(self) -> bool:
+        """Whether an optimizer updates a parameter of no known model (a model not seen yet)."""
+        if self._unowned is None:
+            owned = {id(record["tensor"]) for model in self.models.values() for record in model.params.values()}
+            self._unowned = any(id(p) not in owned for info in self.optimizers.values() for p in info.params)
+        return self._unowned
 
     def to_json(self) -> dict[str, Any]:
         optimized = {id(p) for info in self.optimizers.values() for p in info.params}

@@ -1,11 +1,14 @@
 """Per-layer activation statistics on the first training forward of a step: mean, standard
-deviation, mean per-unit standard deviation over the batch (the input-dependent signal, without
-per-unit offsets such as biases), fraction of exact zeros, fraction saturated (sigmoid/tanh-like layers only), fraction of
-dead units (units, i.e. features or channels along dim 1, with no positive value in the batch) and
-the count of non-finite values. Only leaf modules (no children) are measured."""
+deviation and mean per-unit standard deviation over the batch (the input-dependent signal, without
+per-unit offsets such as biases) for every leaf module (no children), plus what only applies to
+some layer types: the fraction of exact zeros and of dead units (units, i.e. features or channels
+along dim 1, with no positive value in the batch) for rectifiers, the fraction saturated for
+sigmoid/tanh-like layers. Fields that do not apply are None. `nonfinite` is 1 when the output
+holds NaN or Inf."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import torch
@@ -15,36 +18,49 @@ from . import Collector
 # A sigmoid output within this distance of 0 or 1 (a tanh output of +-1) counts as saturated:
 # the local derivative there is below about 1% of its maximum.
 SATURATION_MARGIN = 0.01
+RECTIFIERS = {"ReLU", "ReLU6"}
 _SIGMOID_LIKE = {"Sigmoid", "Hardsigmoid"}
 _TANH_LIKE = {"Tanh", "Hardtanh", "Softsign"}
-FIELDS = ("mean", "std", "unit_std", "frac_zero", "frac_saturated", "frac_dead_units", "nonfinite")
 
-
-def activation_summary(output: torch.Tensor, layer_type: str) -> torch.Tensor:
-    """The FIELDS of one activation tensor, as one tensor on its device.
-
-    Moments come from per-unit sums of y and y*y (a few passes over the tensor instead of one per
-    statistic). frac_saturated is -1 where it does not apply; nonfinite is 1 when the output holds
-    NaN or Inf (the sums are then not finite either)."""
+def activation_sums(output: torch.Tensor, layer_type: str) -> torch.Tensor:
+    """Raw reductions of one activation tensor, on its device: [sum, sum of squares, sum over units
+    of the unit's standard deviation over the batch], then [non-zero count, dead-unit count] for a
+    rectifier or [saturated count] for a sigmoid/tanh-like layer. Only the passes a layer type needs
+    are made; the ratios are formed on the host by `activation_fields`. Moments from sums lose
+    precision when a unit's mean is thousands of times its spread, which the detectors (orders of
+    magnitude) tolerate."""
     y = output.detach().float()
-    numel = y.numel()
     dims = [d for d in range(y.dim()) if d != 1] if y.dim() >= 2 else [0]
-    per_unit = max(1, numel // (y.shape[1] if y.dim() >= 2 else 1))
-    sums, squares, peaks = y.sum(dim=dims), (y * y).sum(dim=dims), y.amax(dim=dims)
-    mean = sums.sum() / numel
-    variance = (squares.sum() / numel - mean * mean).clamp_min(0) * (numel / max(1, numel - 1))
-    unit_means = sums / per_unit
-    unit_variance = (squares / per_unit - unit_means * unit_means).clamp_min(0) * (per_unit / max(1, per_unit - 1))
-    frac_zero = 1.0 - torch.count_nonzero(y) / numel
-    frac_dead = (peaks <= 0).float().mean()
-    if layer_type in _SIGMOID_LIKE:
-        frac_saturated = ((y < SATURATION_MARGIN) | (y > 1 - SATURATION_MARGIN)).sum() / numel
+    per_unit = max(1, y.numel() // (y.shape[1] if y.dim() >= 2 else 1))
+    sums, squares = y.sum(dim=dims), (y * y).sum(dim=dims)
+    unit_std_sum = torch.addcmul(squares, sums, sums, value=-1.0 / per_unit).clamp_min_(0).div_(max(1, per_unit - 1)).sqrt_().sum()
+    parts = [sums.sum(), squares.sum(), unit_std_sum]
+    # Counts are sums of sign(): bool reductions are several times slower on CPU.
+    if layer_type in RECTIFIERS:  # outputs are >= 0: sign() is 1 for non-zeros, a dead unit sums to 0
+        parts += [y.sign().sum(), (sums <= 0).sum(dtype=torch.float32)]
+    elif layer_type in _SIGMOID_LIKE:
+        parts.append(((y - 0.5).abs_() - (0.5 - SATURATION_MARGIN)).relu_().sign_().sum())
     elif layer_type in _TANH_LIKE:
-        frac_saturated = (y.abs() > 1 - SATURATION_MARGIN).sum() / numel
-    else:
-        frac_saturated = torch.full((), -1.0, device=y.device)
-    nonfinite = (~torch.isfinite(sums.sum() + squares.sum())).float()
-    return torch.stack([mean, variance.sqrt(), unit_variance.sqrt().mean(), frac_zero, frac_saturated, frac_dead, nonfinite])
+        parts.append((y.abs() - (1 - SATURATION_MARGIN)).relu_().sign_().sum())
+    return torch.stack(parts)
+
+
+def activation_fields(raw: list[float], numel: int, units: int) -> dict[str, Optional[float]]:
+    """The record fields from `activation_sums` of a tensor with `numel` values in `units` units."""
+    total, squares, unit_std_sum, *counts = raw
+    nonfinite = not math.isfinite(total + squares)
+    variance = max(0.0, squares - total * total / numel) / max(1, numel - 1)
+    nonzero, dead = counts if len(counts) == 2 else (None, None)
+    saturated = counts[0] if len(counts) == 1 else None
+    return {
+        "mean": total / numel,
+        "std": math.nan if nonfinite else math.sqrt(variance),
+        "unit_std": unit_std_sum / units,
+        "frac_zero": None if nonzero is None else 1.0 - nonzero / numel,
+        "frac_saturated": None if saturated is None else saturated / numel,
+        "frac_dead_units": None if dead is None else dead / units,
+        "nonfinite": 1.0 if nonfinite else 0.0,
+    }
 
 
 class ActivationCollector(Collector):
@@ -54,17 +70,17 @@ class ActivationCollector(Collector):
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)
         self.records: list[dict[str, Any]] = []
+        self._sizes: dict[int, tuple[int, int]] = {}  # record index -> (numel, units) of its pending sums
 
     def on_layer_output(self, step: int, model: str, layer: str, layer_type: str, output: Any) -> None:
         if not isinstance(output, torch.Tensor) or not output.is_floating_point() or output.numel() == 0:
             return
         self.records.append({"step": step, "model": model, "layer": layer, "type": layer_type})
-        self.buffer.add(len(self.records) - 1, activation_summary(output, layer_type))
+        index = len(self.records) - 1
+        self._sizes[index] = (output.numel(), output.shape[1] if output.dim() >= 2 else 1)
+        self.buffer.add(index, activation_sums(output, layer_type))
 
     def flush(self) -> dict[str, Any]:
-        for index, values in self.buffer.drain():
-            record = self.records[index]
-            record.update(zip(FIELDS, values))
-            if record["frac_saturated"] < 0:
-                record["frac_saturated"] = None
+        for index, raw in self.buffer.drain():
+            self.records[index].update(activation_fields(raw, *self._sizes.pop(index)))
         return {"every": self.every, "records": self.records}

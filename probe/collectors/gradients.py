@@ -10,12 +10,7 @@ from typing import Any, Optional
 
 import torch
 
-from . import Collector
-
-
-def gradient_norm(grad: torch.Tensor) -> torch.Tensor:
-    values = grad.coalesce().values() if grad.is_sparse else grad
-    return torch.linalg.vector_norm(values.detach().float())
+from . import Collector, vector_norms
 
 
 class GradientCollector(Collector):
@@ -55,9 +50,8 @@ class GradientCollector(Collector):
         })
         if present:
             index = len(self.records) - 1
-            device = present[0][1].device
             self._names[index] = [name for name, _ in present]
-            self.buffer.add(index, torch.stack([gradient_norm(g).to(device) for _, g in present]))
+            self.buffer.add(index, vector_norms([g for _, g in present]))
 
     def flush(self) -> dict[str, Any]:
         for index, values in self.buffer.drain():

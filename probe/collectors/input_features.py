@@ -13,7 +13,7 @@ from . import Collector
 MAX_FEATURES = 4096
 # Checks kept at most: the input pipeline does not change during training, and per-feature lists are
 # the largest part of the stats, which are rewritten at every flush.
-MAX_RECORDS = 10
+MAX_RECORDS = 3
 
 
 def feature_moments(x: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,11 @@ class LossCollector(Collector):
             self.steps_without_backward += 1
             return
         if self.due(step):
-            device = pending[0].device
-            value = torch.stack([p.float().mean().to(device) for p in pending]).mean() if len(pending) > 1 else pending[0].float().mean()
+            if len(pending) == 1 and pending[0].numel() == 1:
+                value = pending[0]
+            else:
+                device = pending[0].device
+                value = torch.stack([p.float().mean().to(device) for p in pending]).mean()
             series.append([step, None])
             self.buffer.add((optimizer_index, len(series) - 1), value)
 

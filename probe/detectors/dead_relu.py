@@ -24,12 +24,11 @@ from mlplint.probe.detectors import Judgement, Observed, first_flagged, persists
 from mlplint.probe.stats import Stats
 
 THRESHOLDS = {"max_dead_fraction": 0.5, "min_checks": 3}
-RELU_TYPES = {"ReLU", "ReLU6"}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
     observed, worst = [], 0.0
-    layers = {key: checks for key, checks in stats.layer_checks().items() if checks[0]["type"] in RELU_TYPES}
+    layers = {key: checks for key, checks in stats.layer_checks().items() if checks[0].get("frac_dead_units") is not None}
     for (model, layer), checks in layers.items():
         fractions = [check["frac_dead_units"] for check in checks]
         worst = max(worst, max(fractions))

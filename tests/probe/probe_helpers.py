@@ -67,7 +67,9 @@ def recorded(steps: int = 50, model: Optional[dict] = None, **collectors: Any) -
 
 def activation(step: int, layer: str, kind: str, **values: float) -> dict:
     record = {"step": step, "model": "Sequential", "layer": layer, "type": kind, "mean": 0.5, "std": 1.0,
-              "unit_std": 1.0, "frac_zero": 0.0, "frac_saturated": None, "frac_dead_units": 0.0, "nonfinite": 0.0}
+              "unit_std": 1.0, "frac_zero": None, "frac_saturated": None, "frac_dead_units": None, "nonfinite": 0.0}
+    if kind in ("ReLU", "ReLU6"):
+        record.update(frac_zero=0.0, frac_dead_units=0.0)
     record.update(values)
     return record
 

@@ -73,9 +73,12 @@ def test_activation_statistics(run, layer_index, kind):
         assert close(record["mean"], y.mean().item())
         assert close(record["std"], y.std().item())
         assert close(record["unit_std"], y.std(dim=0).mean().item())
-        assert close(record["frac_zero"], (y == 0).float().mean().item())
-        dead_units = sum(1 for unit in range(y.shape[1]) if (y[:, unit] <= 0).all())
-        assert close(record["frac_dead_units"], dead_units / y.shape[1])
+        if kind == "ReLU":
+            assert close(record["frac_zero"], (y == 0).float().mean().item())
+            dead_units = sum(1 for unit in range(y.shape[1]) if (y[:, unit] <= 0).all())
+            assert close(record["frac_dead_units"], dead_units / y.shape[1])
+        else:
+            assert record["frac_zero"] is None and record["frac_dead_units"] is None
         assert record["nonfinite"] == 0
         if kind == "Tanh":
             assert close(record["frac_saturated"], (y.abs() > 1 - SATURATION_MARGIN).float().mean().item())
@@ -142,3 +145,21 @@ def test_model_and_optimizer_structure(run):
     assert model["layers"]["3"] == "Tanh"
     assert list(model["params"]) == names and all(p["in_optimizer"] for p in model["params"].values())
     assert stats["optimizers"][0]["params"] == names and stats["steps"] == STEPS
+
+
+def test_update_ratio_of_a_large_parameter_is_estimated_on_a_strided_subset():
+    from mlplint.probe.collectors.updates import SAMPLE_SIZE, UpdateRatioCollector
+
+    torch.manual_seed(0)
+    weight = nn.Parameter(torch.randn(300, 200))  # 60,000 values, larger than the sample
+    weight.grad = torch.ones_like(weight)
+    before = weight.detach().clone()
+    collector = UpdateRatioCollector(every=1)
+    collector.before_step(0, 0, [("w", weight)])
+    with torch.no_grad():
+        weight.add_(torch.randn_like(weight) * 1e-3)
+    collector.after_step(0)
+    (record,) = collector.flush()["records"]
+    exact = ((weight.detach() - before).norm() / before.norm()).item()
+    assert record["ratios"]["w"] == pytest.approx(exact, rel=0.05)
+    assert SAMPLE_SIZE < weight.numel()

@@ -57,3 +57,43 @@ def test_crash_keeps_the_location_in_the_script():
     stats = Session(steps=50).run_script(str(FIXTURES / "crash.py"), [])
     assert stats["error"]["type"] == "RuntimeError" and stats["error"]["line"] == 15
     assert stats["steps"] == 12 and len(stats["collectors"]["loss"]["series"]["0"]) == 12
+
+
+def train_steps(model, optimizer, steps):
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        optimizer.step()
+
+
+def test_model_hooks_are_removed_and_global_hooks_are_off_between_discoveries():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    session = Session(steps=100, every={"activations": 2})
+    session.install()
+    try:
+        train_steps(model, optimizer, 3)
+        assert len(module_hooks._global_forward_pre_hooks) == 0  # the model is known: no global hook
+        assert model._forward_pre_hooks and model._forward_hooks
+    finally:
+        session.remove()
+    assert not model._forward_pre_hooks and not model._forward_hooks
+    assert global_hooks() == [0, 0, 0, 0]
+    assert {r["step"] for r in session.stats("completed", None)["collectors"]["activations"]["records"]} == {0, 2}
+
+
+def test_a_model_first_trained_after_the_first_step_is_discovered():
+    first = torch.nn.Sequential(torch.nn.Linear(4, 1))
+    late = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1))
+    first_optimizer = torch.optim.SGD(first.parameters(), lr=0.01)
+    late_optimizer = torch.optim.SGD(late.parameters(), lr=0.01)
+    session = Session(steps=100, every={"activations": 1})
+    session.install()
+    try:
+        train_steps(first, first_optimizer, 2)
+        train_steps(late, late_optimizer, 3)
+    finally:
+        session.remove()
+    stats = session.stats("completed", None)
+    assert set(stats["models"]) == {"Sequential", "Sequential#2"}
+    assert {r["layer"] for r in stats["collectors"]["activations"]["records"] if r["model"] == "Sequential#2"} == {"0", "1", "2"}
