@@ -254,6 +254,7 @@ class Session:
         def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
             self.counts["backward"] += 1
             self.loss.on_backward(tensor)
+            self.gradients.on_backward()
             return original(tensor, *args, **kwargs)
 
         return backward

@@ -1,6 +1,7 @@
 """
 ## What it detects
-A loss that barely moves over the run: neither down nor swinging.
+A loss that does not go down over the run (flat, or creeping up without reaching ML902's
+divergence) and is not swinging either.
 
 ## Why it matters
 A flat loss means the parameters are not changing in any useful direction: a learning rate far
@@ -8,8 +9,8 @@ too small, vanishing gradients, frozen or unregistered parameters, or a loss tha
 lowered (double softmax, saturated outputs).
 
 ## Thresholds
-- `max_change` = 0.02: the final loss (median of the last fifth of the run) within 2% of the
-  starting loss (median of the first 3 steps).
+- `max_change` = 0.02: the final loss (median of the last fifth of the run) not at least 2% below
+  the starting loss (median of the first 3 steps).
 - `max_swing` = 0.1: and the median step-to-step change below 10% of the loss (above it the loss
   oscillates, ML903), unless the weights barely move:
 - `still_update_ratio` = 1e-4: a median update/weight ratio (ML911) below this means the swings
@@ -43,9 +44,10 @@ def judge(stats: Stats, t: dict) -> Judgement:
         checked = True
         change = (end - start) / start
         measured.append(f"loss changed {change:+.1%} ({fmt(start)} to {fmt(end)}) over {len(values)} steps")
-        if abs(change) < t["max_change"] and (loss_swing(values) < t["max_swing"] or weights_still):
+        if change > -t["max_change"] and (loss_swing(values) < t["max_swing"] or weights_still):
+            verb = "barely moved" if abs(change) < t["max_change"] else "went up"
             observed.append(Observed(
-                f"loss barely moved over {len(values)} steps: {fmt(start)} to {fmt(end)} ({change:+.1%})",
+                f"loss {verb} over {len(values)} steps: {fmt(start)} to {fmt(end)} ({change:+.1%})",
                 label, series[0][0],
             ))
     return Judgement("ML904", tuple(observed), checked, "; ".join(measured))

@@ -163,3 +163,51 @@ def test_update_ratio_of_a_large_parameter_is_estimated_on_a_strided_subset():
     exact = ((weight.detach() - before).norm() / before.norm()).item()
     assert record["ratios"]["w"] == pytest.approx(exact, rel=0.05)
     assert SAMPLE_SIZE < weight.numel()
+
+
+@pytest.mark.parametrize("clear, retained", [
+    (lambda model, optimizer: None, 1.0),  # never cleared
+    (lambda model, optimizer: [p.grad.data.zero_() for p in model.parameters() if p.grad is not None], 0.0),  # by hand
+    (lambda model, optimizer: optimizer.zero_grad(set_to_none=False), 0.0),
+    (lambda model, optimizer: model.zero_grad(), 0.0),
+])
+def test_carry_over_is_measured_at_the_next_backward(clear, retained):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    session = Session(steps=1000, every=EVERY_STEP)
+    session.install()
+    try:
+        for _ in range(4):
+            clear(model, optimizer)
+            model(torch.randn(8, 3)).pow(2).mean().backward()
+            optimizer.step()
+    finally:
+        session.remove()
+    records = session.stats("step-budget", None)["collectors"]["gradients"]["records"]
+    assert [r["retained"] for r in records] == [None, retained, retained, retained]
+
+
+def test_two_optimizers_cleared_at_different_times_are_not_carry_over():
+    """GAN order: the generator's loss backpropagates through the discriminator after its step,
+    and each optimizer clears its own gradients just before its own backward."""
+    torch.manual_seed(0)
+    generator, discriminator = nn.Linear(2, 3), nn.Linear(3, 1)
+    g_optimizer = torch.optim.SGD(generator.parameters(), lr=0.01)
+    d_optimizer = torch.optim.SGD(discriminator.parameters(), lr=0.01)
+    session = Session(steps=1000, every=EVERY_STEP)
+    session.install()
+    try:
+        for _ in range(4):
+            fake = generator(torch.randn(8, 2))
+            d_optimizer.zero_grad()
+            discriminator(fake.detach()).mean().backward()
+            d_optimizer.step()
+            g_optimizer.zero_grad()
+            (-discriminator(fake).mean()).backward()
+            g_optimizer.step()
+    finally:
+        session.remove()
+    records = session.stats("step-budget", None)["collectors"]["gradients"]["records"]
+    assert {r["optimizer"] for r in records} == {0, 1}
+    assert all(r["retained"] in (None, 0.0) for r in records)

@@ -78,9 +78,10 @@ EXAMPLES = {
         recorded(loss=[2.3, 2.2, 2.1] + FALLING, loss_inputs=[loss_call(0, "cross_entropy", [32, 10], [32])]),
     ),
     "ML913": (
-        recorded(gradients=grads(lambda step, _: 1.0 + step, retained=1.0)),
-        # same tensors kept but zeroed in place by hand: the norm does not grow
+        # carried over even though the norm stays flat (a saturated network adds ~0 each step)
         recorded(gradients=grads(lambda step, _: 1.0, retained=1.0)),
+        # carried over at one check only (e.g. one accumulation window), cleared otherwise
+        recorded(gradients=[gradient(s, {name: 1.0 for name in WEIGHTS}, retained=1.0 if s == 20 else 0.0) for s in CHECKS]),
     ),
     "ML914": (
         recorded(loss_inputs=[loss_call(s, "cross_entropy", [32, 2], [32], input_min=0.01, input_max=0.99,
@@ -127,6 +128,15 @@ def test_frozen_parameter_without_gradient_at_every_check():
     stats = recorded(gradients=[gradient(step, {"0.weight": 1.0, "4.weight": 1.0}, missing=["2.weight"]) for step in CHECKS])
     (seen,) = judge_all(stats)["ML918"].observed
     assert "'2.weight'" in seen.message and seen.layer == "2"
+
+
+def test_a_slowly_rising_loss_is_not_learning_but_a_falling_one_is():
+    rising = [1.1 * (1 + 0.002 * step) for step in range(50)]  # +10% over the run, no swings
+    (seen,) = judge_all(recorded(loss=rising))["ML904"].observed
+    assert "went up" in seen.message
+    assert judge_all(recorded(loss=rising))["ML902"].observed == ()
+    falling = [1.1 * (1 - 0.002 * step) for step in range(50)]
+    assert judge_all(recorded(loss=falling))["ML904"].observed == ()
 
 
 def test_no_data_means_not_checked():
