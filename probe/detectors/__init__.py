@@ -12,7 +12,7 @@ import importlib
 import inspect
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from mlplint.probe.stats import Stats, median
 from mlplint.probe.symptoms import SYMPTOMS
@@ -106,3 +106,22 @@ def loss_windows(values: list[float]) -> tuple[float, float]:
     """The starting loss (median of the first 3 steps, so one odd batch does not set it) and the
     final loss (median of the last fifth of the run, at least 3 steps)."""
     return median(values[:3]), median(values[-max(3, len(values) // 5):])
+
+
+
+def persistent_layer_fractions(
+    stats: Stats, field: str, limit: float, min_checks: float, describe: Callable[[float, int, int, str], str],
+) -> tuple[int, float, tuple[Observed, ...]]:
+    """For the layers whose activation records measure `field` (a fraction): how many there are,
+    the worst fraction seen, and one Observed per layer where the fraction stays at or above
+    `limit` over `min_checks` checks, its message `describe(highest, flagged checks, checks, type)`."""
+    layers = {key: checks for key, checks in stats.layer_checks().items() if checks[0].get(field) is not None}
+    observed, worst = [], 0.0
+    for (model, layer), checks in layers.items():
+        fractions = [check[field] for check in checks]
+        worst = max(worst, max(fractions))
+        flags = [fraction >= limit for fraction in fractions]
+        if persists(flags, min_checks):
+            message = describe(max(fractions), sum(flags), len(flags), checks[0]["type"])
+            observed.append(Observed(message, stats.layer_label(model, layer), first_flagged([c["step"] for c in checks], flags)))
+    return len(layers), worst, tuple(observed)

@@ -20,24 +20,18 @@ not a module and is not seen.
 
 from __future__ import annotations
 
-from mlplint.probe.detectors import Judgement, Observed, first_flagged, persists
+from mlplint.probe.detectors import Judgement, persistent_layer_fractions
 from mlplint.probe.stats import Stats
 
 THRESHOLDS = {"max_dead_fraction": 0.5, "min_checks": 3}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
-    observed, worst = [], 0.0
-    layers = {key: checks for key, checks in stats.layer_checks().items() if checks[0].get("frac_dead_units") is not None}
-    for (model, layer), checks in layers.items():
-        fractions = [check["frac_dead_units"] for check in checks]
-        worst = max(worst, max(fractions))
-        flags = [fraction >= t["max_dead_fraction"] for fraction in fractions]
-        if persists(flags, t["min_checks"]):
-            observed.append(Observed(
-                f"{max(fractions):.0%} of the units never activated in a batch "
-                f"({sum(flags)} of {len(flags)} checks at or above {t['max_dead_fraction']:.0%})",
-                stats.layer_label(model, layer), first_flagged([c["step"] for c in checks], flags),
-            ))
-    measured = f"at most {worst:.0%} of the units of {len(layers)} ReLU layers were dead in a batch"
-    return Judgement("ML907", tuple(observed), bool(layers), measured)
+    limit = t["max_dead_fraction"]
+    layers, worst, observed = persistent_layer_fractions(
+        stats, "frac_dead_units", limit, t["min_checks"],
+        lambda highest, flagged, checks, _: f"{highest:.0%} of the units never activated in a batch "
+                                            f"({flagged} of {checks} checks at or above {limit:.0%})",
+    )
+    measured = f"at most {worst:.0%} of the units of {layers} ReLU layers were dead in a batch"
+    return Judgement("ML907", observed, bool(layers), measured)

@@ -19,24 +19,16 @@ default.
 
 from __future__ import annotations
 
-from mlplint.probe.detectors import Judgement, Observed, first_flagged, persists
+from mlplint.probe.detectors import Judgement, persistent_layer_fractions
 from mlplint.probe.stats import Stats
 
 THRESHOLDS = {"max_saturated_fraction": 0.5, "min_checks": 3}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
-    observed, worst = [], 0.0
-    layers = {key: checks for key, checks in stats.layer_checks().items() if checks[0].get("frac_saturated") is not None}
-    for (model, layer), checks in layers.items():
-        fractions = [check["frac_saturated"] for check in checks]
-        worst = max(worst, max(fractions))
-        flags = [fraction >= t["max_saturated_fraction"] for fraction in fractions]
-        if persists(flags, t["min_checks"]):
-            observed.append(Observed(
-                f"{max(fractions):.0%} of the {checks[0]['type']} outputs were at their bounds "
-                f"({sum(flags)} of {len(flags)} checks)",
-                stats.layer_label(model, layer), first_flagged([c["step"] for c in checks], flags),
-            ))
-    measured = f"at most {worst:.0%} of the outputs of {len(layers)} sigmoid/tanh layers were saturated"
-    return Judgement("ML908", tuple(observed), bool(layers), measured)
+    layers, worst, observed = persistent_layer_fractions(
+        stats, "frac_saturated", t["max_saturated_fraction"], t["min_checks"],
+        lambda highest, flagged, checks, kind: f"{highest:.0%} of the {kind} outputs were at their bounds ({flagged} of {checks} checks)",
+    )
+    measured = f"at most {worst:.0%} of the outputs of {layers} sigmoid/tanh layers were saturated"
+    return Judgement("ML908", observed, bool(layers), measured)
