@@ -543,7 +543,7 @@ class LinearChains:
                 forward = self.facts.methods(cls).get("forward")
                 if forward is not None:
                     chains.extend(self._in_forward(forward))
-        return [c for c in chains if not self._low_rank(c.first)]
+        return [c for c in chains if not self._bottleneck(c) and not self._across_blocks(c)]
 
     # ------------------------------------------------------------- nn.Sequential
 
@@ -674,10 +674,26 @@ class LinearChains:
             return self._producers(origin.args[0].value, tuple(tail) + between, depth + 1)
         return [None]
 
-    def _low_rank(self, first: Op) -> bool:
-        """`nn.Linear(d, r, bias=False)` with r < d: an explicit low-rank factorisation."""
-        if first.call is None or self.facts.literal(self.facts.argument(first.call, 2, "bias")) is not False:
+    def _bottleneck(self, chain: LinearChain) -> bool:
+        """`nn.Linear(d, r)` then `nn.Linear(r, k)` with r < d and r < k: a deliberate low-rank
+        factorisation or bottleneck (sizes known as literals)."""
+        sizes = [
+            self.facts.literal(self.facts.argument(op.call, index, keyword)) if op.call is not None else None
+            for op, index, keyword in ((chain.first, 0, "in_features"), (chain.first, 1, "out_features"), (chain.second, 1, "out_features"))
+        ]
+        if not all(isinstance(size, int) for size in sizes):
             return False
-        fan_in = self.facts.literal(self.facts.argument(first.call, 0, "in_features"))
-        fan_out = self.facts.literal(self.facts.argument(first.call, 1, "out_features"))
-        return isinstance(fan_in, int) and isinstance(fan_out, int) and fan_out < fan_in
+        fan_in, rank, fan_out = sizes
+        return rank < fan_in and rank < fan_out
+
+    def _across_blocks(self, chain: LinearChain) -> bool:
+        """The two layers end and start two different nn.Sequential blocks joined by a call in
+        forward() (an encoder's output handed to a decoder): the author drew a boundary there,
+        e.g. a latent code. A block nested in another nn.Sequential is not such a boundary."""
+        if chain.node is chain.second.node:  # found inside an nn.Sequential call, not in forward()
+            return False
+        first, second = (self._enclosing_sequential(op.node) for op in (chain.first, chain.second))
+        return first is not None and second is not None and first is not second
+
+    def _enclosing_sequential(self, node: cst.CSTNode) -> Optional[cst.Call]:
+        return next((a for a in self.facts.ancestors(node) if isinstance(a, cst.Call) and self.facts.qualname(a.func) == names.SEQUENTIAL), None)

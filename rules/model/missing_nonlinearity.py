@@ -16,8 +16,10 @@ class MissingNonlinearity(Rule):
     q/k/v projections of an attention block, several output heads reading the same features,
     residual additions and `torch.cat` stay quiet. A Linear appended in a loop that adds nothing
     else (`for ...: layers.append(nn.Linear(...))`) counts as a chain when the loop runs at
-    least twice. An explicit low-rank factorisation (`nn.Linear(d, r, bias=False)` with r < d,
-    followed by `nn.Linear(r, ...)`) stays quiet.
+    least twice. A bottleneck (`nn.Linear(d, r)` then `nn.Linear(r, k)` with r smaller than both
+    d and k: a deliberate low-rank factorisation) and the last Linear of one `nn.Sequential` block
+    feeding the first Linear of another in `forward()` (an encoder's latent code handed to a
+    decoder) stay quiet.
 
     ## Why is this bad?
     The composition of two linear maps is one linear map: `W2 (W1 x + b1) + b2 = W x + b`. The
@@ -103,10 +105,23 @@ class Block(nn.Module):
         h = self.fc1(x) + x
         return self.fc2(torch.cat([h, x], dim=-1)[:, :32])
 """,
-        # explicit low-rank factorisation
+        # explicit low-rank factorisation, with or without biases
         """
 import torch.nn as nn
 low_rank = nn.Sequential(nn.Linear(512, 16, bias=False), nn.Linear(16, 512))
+bottleneck = nn.Sequential(nn.Linear(256, 8), nn.Linear(8, 256), nn.ReLU(), nn.Linear(256, 256))
+""",
+        # an autoencoder: the encoder's linear latent code is handed to the decoder
+        """
+import torch.nn as nn
+class AutoEncoder(nn.Module):
+    def __init__(self, latent=16):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, latent))
+        self.decoder = nn.Sequential(nn.Linear(latent, 128), nn.ReLU(), nn.Linear(128, 784), nn.Sigmoid())
+    def forward(self, x):
+        z = self.encoder(x)
+        return self.decoder(z).view(-1, 1, 28, 28)
 """,
         # an activation applied conditionally: cannot tell, stay quiet
         """
@@ -126,6 +141,15 @@ class Net(nn.Module):
 """,
     ]
     INVALID = [
+        # narrowing twice is no bottleneck: 784 -> 128 -> 10 is one linear map
+        Invalid(
+            """
+import torch.nn as nn
+model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.Linear(128, 10))
+""",
+            line=3,
+            message="nn.Linear(128, 10)",
+        ),
         Invalid(
             """
 import torch.nn as nn
