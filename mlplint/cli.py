@@ -126,7 +126,7 @@ def check_paths(paths: list[str], options: CheckOptions) -> list[CheckedFile]:
 @click.option("--ignore", help="Comma-separated rule codes or prefixes to disable.")
 @click.option("--format", "output_format", type=click.Choice(sorted(REPORTERS)), default="text", show_default=True)
 @click.option("--stdin-filename", help="Read source from stdin ('-' as the path) and report it under this name.")
-@click.option("--probe", "with_probe", is_flag=True, help="Also run each script under the runtime probe (executes it).")
+@click.option("--probe", "with_probe", is_flag=True, help="Also run each script under the runtime probe (executes it): confirm findings, report symptoms.")
 @click.option("--fix", is_flag=True, help="Apply safe fixes to the files.")
 @click.option("--unsafe-fixes", is_flag=True, help="With --fix, also apply fixes that may change behaviour.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: nearest pyproject.toml with [tool.mlplint]).")
@@ -164,7 +164,10 @@ def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix,
     if with_probe:
         from mlplint.probe.confirm import attach_runtime  # imported only when asked: it runs scripts
 
-        findings = attach_runtime(findings, [c.result.path for c in checked if c.result.path in discovery.files])
+        def enabled(code: str, path: str) -> bool:
+            return _resolver_cache[config_file].for_path(path).with_cli(options.select, options.ignore).enabled(code, path)
+
+        findings = attach_runtime(findings, [c.result.path for c in checked if c.result.path in discovery.files], enabled)
     findings.sort(key=lambda f: f.sort_key)
     for error in errors:
         click.echo(f"mlplint: error: {error.path}: {error.message}", err=True)

@@ -11,9 +11,11 @@ from mlplint.lint.engine import check_source
 from mlplint.lint.finding import Finding, Runtime
 from mlplint.lint.registry import rule_by_code
 from mlplint.lint.source import read_source
+from mlplint.lint.suppression import Suppressions
 from mlplint.probe.detectors import Judgement, judge_all
 from mlplint.probe.runner import ProbeError, run_probe
 from mlplint.probe.stats import Stats
+from mlplint.probe.symptoms import SYMPTOMS
 
 # Optimizer steps a run needs before the absence of a symptom means something.
 ENOUGH_STEPS = 10
@@ -50,19 +52,48 @@ def with_runtime(findings: list[Finding], stats: Stats, judgements: dict[str, Ju
     return [dataclasses.replace(f, runtime=runtime_for(f, stats, judgements)) for f in findings]
 
 
-def attach_runtime(findings: list[Finding], scripts: list[str], thresholds: Optional[dict] = None) -> list[Finding]:
-    """Run the probe once per script (default budget, timeout and device) and fill in `runtime`
-    for the findings of those scripts; other findings are returned unchanged. When the probe
-    itself cannot run a script, its findings are `inconclusive` with the reason."""
-    runtimes: dict[str, Callable[[Finding], Runtime]] = {}
-    for script in scripts:
-        if not any(f.path == script for f in findings):
+def unexplained_symptoms(script: str, judgements: dict[str, Judgement], findings: list[Finding]) -> list[Finding]:
+    """Observed symptoms that confirm none of the script's static findings, as findings of their
+    own at line 1 (a run has no source location), so `check --probe` reports what the run showed
+    even where the static rules saw nothing."""
+    explained = {code for f in findings if f.path == script and f.runtime is not None for code in f.runtime.symptoms}
+    added = []
+    for code, judgement in sorted(judgements.items()):
+        if code in explained:
             continue
+        symptom = SYMPTOMS[code]
+        for seen in judgement.observed:
+            layer = f"layer '{seen.layer}': " if seen.layer else ""
+            step = f" (from step {seen.step})" if seen.step is not None else ""
+            added.append(Finding(
+                code, symptom.name, symptom.severity, f"{layer}{seen.message}{step}", script, 1, 1, 1, 1,
+                runtime=Runtime("confirmed", (code,), "observed by the probe; no static rule explains it"),
+            ))
+    return added
+
+
+def attach_runtime(
+    findings: list[Finding], scripts: list[str], enabled: Callable[[str, str], bool], thresholds: Optional[dict] = None,
+) -> list[Finding]:
+    """Run the probe once per script (default budget, timeout and device), fill in `runtime` for
+    the findings of those scripts (other findings are returned unchanged) and add the symptoms no
+    finding explains, where `enabled(code, script)`. When the probe itself cannot run a script,
+    its findings are `inconclusive` with the reason."""
+    runtimes: dict[str, Callable[[Finding], Runtime]] = {}
+    observed: dict[str, dict[str, Judgement]] = {}
+    for script in scripts:
         try:
             stats = run_probe(script)
         except ProbeError as error:
             runtimes[script] = lambda finding, reason=str(error): Runtime("inconclusive", (), f"the probe could not run: {reason}")
             continue
-        judgements = judge_all(stats, thresholds)
+        judgements = observed[script] = judge_all(stats, thresholds)
         runtimes[script] = lambda finding, stats=stats, judgements=judgements: runtime_for(finding, stats, judgements)
-    return [dataclasses.replace(f, runtime=runtimes[f.path](f)) if f.path in runtimes else f for f in findings]
+    attached = [dataclasses.replace(f, runtime=runtimes[f.path](f)) if f.path in runtimes else f for f in findings]
+    for script, judgements in observed.items():
+        suppressions = Suppressions.from_source(read_source(script))
+        attached += [
+            f for f in unexplained_symptoms(script, judgements, attached)
+            if enabled(f.code, script) and not suppressions.suppresses(f.code, 1, 1)
+        ]
+    return attached

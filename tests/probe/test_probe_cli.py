@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 import os
 import stat
 import sys
@@ -114,6 +115,7 @@ def scenario_runs(tmp_path_factory):
     }
     commands["text"] = ["probe", "--steps", "20", str(FIXTURES / "healthy.py")]
     commands["check-probe"] = ["check", "--probe", "--format", "json", str(FIXTURES / "gradient_accumulation.py")]
+    commands["check-probe-no-static"] = ["check", "--probe", "--format", "json", str(FIXTURES / "dead_relu.py"), str(FIXTURES / "healthy.py")]
     return run_all(commands)
 
 
@@ -198,6 +200,16 @@ def test_check_probe_attaches_runtime_to_static_findings(scenario_runs):
     findings = json.loads(result.stdout)["findings"]
     (finding,) = [f for f in findings if f["code"] == "ML202"]
     assert finding["runtime"]["status"] == "confirmed" and "ML913" in finding["runtime"]["symptoms"]
+
+
+def test_check_probe_reports_symptoms_no_static_rule_explains(scenario_runs):
+    result = scenario_runs["check-probe-no-static"]
+    findings = json.loads(result.stdout)["findings"]
+    assert result.returncode == 1
+    assert {Path(f["path"]).name for f in findings} == {"dead_relu.py"}  # the healthy script stays clean
+    (symptom,) = [f for f in findings if f["code"] == "ML907"]
+    assert (symptom["line"], symptom["column"]) == (1, 1) and symptom["runtime"]["status"] == "confirmed"
+    assert all(f["code"].startswith("ML9") for f in findings)
 
 
 @pytest.mark.parametrize("args, message", [

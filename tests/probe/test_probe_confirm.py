@@ -47,19 +47,41 @@ def test_with_runtime_keeps_the_finding_itself():
     assert updated == original and updated.runtime is not None
 
 
-def test_attach_runtime_probes_only_the_given_scripts(monkeypatch):
+def test_attach_runtime_probes_every_given_script_and_reports_unexplained_symptoms(monkeypatch, tmp_path):
     probed = []
 
     def fake_run_probe(script):
         probed.append(script)
-        if script == "broken.py":
+        if script.endswith("broken.py"):
             raise ProbeError("cannot run the interpreter 'x'")
         return ACCUMULATING
 
+    train, broken, clean, other = (str(tmp_path / name) for name in ("train.py", "broken.py", "clean.py", "other.py"))
+    for path in (train, broken, clean):
+        (tmp_path / path).write_text("import torch\n")
     monkeypatch.setattr(confirm, "run_probe", fake_run_probe)
-    findings = [finding("ML202", "train.py"), finding("ML202", "broken.py"), finding("ML202", "other.py")]
-    train, broken, other = confirm.attach_runtime(findings, ["train.py", "broken.py", "unrelated.py"])
-    assert probed == ["train.py", "broken.py"]  # a script without findings is not run
-    assert train.runtime.status == "confirmed"
-    assert broken.runtime.status == "inconclusive" and "could not run" in broken.runtime.evidence
-    assert other.runtime is None
+    findings = [finding("ML202", train), finding("ML202", broken), finding("ML202", other)]
+    attached = confirm.attach_runtime(findings, [train, broken, clean], lambda code, path: True)
+    assert probed == [train, broken, clean]  # a script without static findings is run too
+    by_path = {(f.path, f.code): f for f in attached}
+    assert by_path[train, "ML202"].runtime.status == "confirmed"
+    assert (train, "ML913") not in by_path  # ML913 is the evidence for ML202 there, not reported twice
+    assert by_path[broken, "ML202"].runtime.status == "inconclusive" and "could not run" in by_path[broken, "ML202"].runtime.evidence
+    assert by_path[other, "ML202"].runtime is None
+    symptom = by_path[clean, "ML913"]
+    assert (symptom.line, symptom.column, symptom.severity) == (1, 1, Severity.ERROR)
+    assert "never cleared" in symptom.message and symptom.runtime.status == "confirmed"
+
+
+def test_unexplained_symptoms_follow_selection_and_file_level_disable(monkeypatch, tmp_path):
+    monkeypatch.setattr(confirm, "run_probe", lambda script: ACCUMULATING)
+    observed = sorted(code for code, judgement in judge_all(ACCUMULATING).items() if judgement.observed)
+    assert "ML913" in observed and len(observed) >= 2
+    plain, disabled = tmp_path / "plain.py", tmp_path / "disabled.py"
+    plain.write_text("import torch\n")
+    disabled.write_text("# mlplint: disable=ML913\nimport torch\n")
+    codes = lambda found: sorted(f.code for f in found)  # noqa: E731
+    assert codes(confirm.attach_runtime([], [str(plain)], lambda code, path: True)) == observed
+    without = [code for code in observed if code != "ML913"]
+    assert codes(confirm.attach_runtime([], [str(plain)], lambda code, path: code != "ML913")) == without
+    assert codes(confirm.attach_runtime([], [str(disabled)], lambda code, path: True)) == without
