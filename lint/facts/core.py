@@ -280,7 +280,20 @@ class ScriptFacts:
         candidates = sorted(
             q.name for q in found if q.source in (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN)
         )
+        if candidates and any(q.source is QualifiedNameSource.LOCAL for q in found) and self._rebound_to_object(expr):
+            return None  # `import model` then `model = model.RNNModel(...)`: the name now holds a value
         return names.canonical(candidates[0]) if candidates else None
+
+    def _rebound_to_object(self, expr: cst.CSTNode) -> bool:
+        """Whether the imported name at the base of a dotted name is also assigned a constructed
+        object (a call result) in the script: then reads of it are that object, not the import
+        (a fallback such as `except ImportError: nn = None` keeps the import)."""
+        while isinstance(expr, cst.Attribute):
+            expr = expr.value
+        return any(
+            isinstance(self.bindings[node].value, cst.Call) and not self.bindings[node].loop
+            for node in self.referent_nodes(expr) if node in self.bindings
+        )
 
     def local_definitions(self, expr: cst.CSTNode, kind: type) -> list:
         """Local FunctionDef/ClassDef nodes a Name (or `self.method`) refers to."""

@@ -82,6 +82,19 @@ def evaluate(model, x):
 """,
     ]
     INVALID = [
+        # the model variable shadows the module it comes from (pytorch/examples word_language_model)
+        Invalid(
+            """
+import torch.nn as nn
+import model
+model = model.RNNModel("LSTM", 100, 32, 32, 2)
+criterion = nn.NLLLoss()
+def evaluate(batches):
+    model.eval()
+    return sum(criterion(model(x), y).item() for x, y in batches)
+""",
+            line=8,
+        ),
         Invalid(
             """
 import torch

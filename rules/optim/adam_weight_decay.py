@@ -68,6 +68,12 @@ class AdamWeightDecay(Rule):
             "from torch import optim\nopt = optim.Adam([{'params': a, 'weight_decay': 0.01}, {'params': b}], lr=1e-3)\n",
             line=2,
         ),
+        # an import fallback that rebinds the name to None keeps it the import
+        Invalid(
+            "try:\n    from torch import optim\nexcept ImportError:\n    optim = None\n"
+            "opt = optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n",
+            line=5,
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
