@@ -43,8 +43,10 @@ def judge(stats: Stats, t: dict) -> Judgement:
         measured.append(f"gradient norm went from {fmt(first)} to {fmt(norms[-1])} (max {fmt(max(norms))}) over {len(norms)} checks")
         if persists(flags, t["min_checks"]):
             label = stats.optimizer_label(str(index))
+            grew = max(norms) >= t["growth_ratio"] * first
+            shape = f"grew from {fmt(first)} to {fmt(max(norms))}" if grew else f"stayed above {fmt(t['max_norm'])} (up to {fmt(max(norms))})"
             observed.append(Observed(
-                f"gradient norm grew from {fmt(first)} to {fmt(max(norms))} over {len(norms)} checks",
+                f"gradient norm {shape} over {len(norms)} checks",
                 label, first_flagged(steps, flags),
             ))
     return Judgement("ML905", tuple(observed), bool(measured), "; ".join(measured))

@@ -47,9 +47,9 @@ def judge(stats: Stats, t: dict) -> Judgement:
     if chance is None:
         return Judgement("ML912", (), False, "")
     initial = min(losses)
-    measured = f"first loss {fmt(initial)} against a chance level of {fmt(chance)}"
+    measured = f"initial loss {fmt(initial)} (lowest of the first {int(t['initial_steps'])} steps) against a chance level of {fmt(chance)}"
     if initial > t["max_ratio"] * chance:
         return Judgement("ML912", (Observed(
-            f"first loss {fmt(initial)} is {fmt(initial / chance)}x the chance level {fmt(chance)} "
+            f"initial loss {fmt(initial)} (lowest of the first {int(t['initial_steps'])} steps) is {fmt(initial / chance)}x the chance level {fmt(chance)} "
             f"(-ln(1/C) for the {first_calls[0]['kind']} loss)", None, 0),), True, measured)
     return Judgement("ML912", (), True, measured)

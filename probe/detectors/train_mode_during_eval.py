@@ -40,6 +40,6 @@ def judge(stats: Stats, t: dict) -> Judgement:
             shown = ", ".join(f"'{name}'" for name in layers[:3]) + (" ..." if len(layers) > 3 else "")
             observed.append(Observed(
                 f"{len(passes)} no-grad (evaluation) passes ran with {shown} in training mode",
-                stats.layer_label(model, layers[0]), passes[0]["step"],
+                model if len(stats.models) > 1 else None, passes[0]["step"],
             ))
     return Judgement("ML917", tuple(observed), True, measured)
