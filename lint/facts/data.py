@@ -61,6 +61,13 @@ CONCATENATIONS = {"torch.cat", "torch.stack", "numpy.concatenate", "numpy.vstack
 RANDOM_STANDARD = {"torch.randn", "torch.randn_like", "torch.normal", "numpy.random.randn", "numpy.random.normal", "numpy.random.standard_normal"}
 RANDOM_UNIT = {"torch.rand", "torch.rand_like", "numpy.random.rand", "numpy.random.random", "numpy.random.uniform"}
 RANDOM_INTEGERS = {"torch.randint", "numpy.random.randint", "numpy.random.choice"}
+# numpy random generators, whose methods draw like the numpy.random functions of the same meaning.
+RANDOM_GENERATORS = {"numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.Generator"}
+GENERATOR_METHODS = {
+    "normal": "numpy.random.normal", "standard_normal": "numpy.random.standard_normal", "randn": "numpy.random.randn",
+    "uniform": "numpy.random.uniform", "random": "numpy.random.random", "rand": "numpy.random.rand",
+    "integers": "numpy.random.randint", "randint": "numpy.random.randint",
+}
 ARGMAX = {"torch.argmax", "numpy.argmax", "torch.max"}
 TRANSPARENT_METHODS = {
     "to", "cuda", "cpu", "numpy", "to_numpy", "copy", "clone", "detach", "contiguous", "requires_grad_",
@@ -267,6 +274,10 @@ class DataAnalysis:
                 return self._then(self._trace(receiver, path, depth), self._shape_op(call, method), call)
             if method == "argmax":
                 return [Lineage(Source(call, "labels", "argmax", rank=None))]
+            if method in GENERATOR_METHODS and any(
+                isinstance(o, cst.Call) and facts.qualname(o.func) in RANDOM_GENERATORS for o in facts.origins(receiver)
+            ):
+                return self._api_call(call, GENERATOR_METHODS[method], path, depth)
             if facts.kind_of(receiver) == "model" and method == "forward":
                 return self._model_output(call, receiver)
         if facts.kind_of(func) == "model":
@@ -302,7 +313,7 @@ class DataAnalysis:
             return self._torchvision_dataset(call, path)
         if qualified in RANDOM_STANDARD | RANDOM_UNIT:
             rank = self._shape_rank(call, qualified)
-            return [Lineage(Source(call, "features", short, 3.0 if qualified in RANDOM_STANDARD else 1.0, *rank))]
+            return [Lineage(Source(call, "features", f"{short}() random data", self._random_magnitude(call, qualified), *rank))]
         if qualified in RANDOM_INTEGERS:
             high = self._random_high(call, qualified)
             rank = self._shape_rank(call, qualified)
@@ -451,6 +462,24 @@ class DataAnalysis:
             dims = [self.facts.literal(e.value) for e in size.elements]
             return len(dims), bool(dims) and dims[-1] == 1
         return None, False
+
+    def _random_magnitude(self, call: cst.Call, qualified: str) -> Optional[float]:
+        """Largest typical |value| of a random draw: |mean| + 3 std for a normal, the larger bound
+        for a uniform; None when a location or scale is not a literal."""
+        if qualified in ("torch.normal", "numpy.random.normal"):
+            names = ("mean", "std") if qualified == "torch.normal" else ("loc", "scale")
+            bounds = [self.facts.argument(call, i, name) for i, name in enumerate(names)]
+            defaults = (0.0, 1.0)
+        elif qualified == "numpy.random.uniform":
+            bounds = [self.facts.argument(call, i, name) for i, name in enumerate(("low", "high"))]
+            defaults = (0.0, 1.0)
+        else:
+            return 3.0 if qualified in RANDOM_STANDARD else 1.0
+        values = [default if bound is None else self.facts.literal(bound) for bound, default in zip(bounds, defaults)]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return None
+        first, second = (abs(float(v)) for v in values)
+        return first + 3 * second if qualified != "numpy.random.uniform" else max(first, second)
 
     def _random_high(self, call: cst.Call, qualified: str) -> Optional[int]:
         args = [a.value for a in call.args if a.keyword is None]

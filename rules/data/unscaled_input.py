@@ -60,6 +60,17 @@ class UnscaledInput(Rule):
     options = {"max-magnitude": 50.0}
 
     VALID = [
+        # synthetic features drawn at unit scale, or at a scale the script does not state
+        """
+import numpy as np
+import torch
+import torch.nn as nn
+rng = np.random.default_rng(0)
+spread = float(input())
+X = np.stack([rng.normal(0, 1, 500), rng.uniform(-1, 1, 500), rng.normal(0, spread, 500)], 1)
+model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 1))
+out = model(torch.tensor(X, dtype=torch.float32))
+""",
         """
 import torch
 from sklearn.datasets import load_wine
@@ -100,6 +111,20 @@ pred = model(torch.tensor(X).float())
         "import torch\nout = model(torch.randn(32, 10))\n",
     ]
     INVALID = [
+        # synthetic raw features: an income around 50,000 next to an age around 40
+        Invalid(
+            """
+import numpy as np
+import torch
+import torch.nn as nn
+rng = np.random.default_rng(0)
+X = np.stack([rng.normal(50000, 15000, 500), rng.normal(40, 10, 500)], 1)
+model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+out = model(torch.tensor(X, dtype=torch.float32))
+""",
+            line=8,
+            message="95,000",
+        ),
         Invalid(
             """
 import torch
