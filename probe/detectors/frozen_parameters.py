@@ -58,7 +58,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
     ]
     if never:
         observed.append(Observed(
-            f"{len(never)} parameters never received a gradient in {checks_per_optimizer[gradless[never[0]][0]]} checks: {_named(never)}",
+            f"{len(never)} parameters never received a non-zero gradient in {checks_per_optimizer[gradless[never[0]][0]]} checks: {_named(never)}",
             never[0].rsplit(".", 1)[0], None,
         ))
     measured = f"every parameter of {len(trained)} trained model(s) was held by an optimizer and got gradients at {len(checks)} checks"
