@@ -16,6 +16,7 @@ import libcst as cst
 
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts
+from mlplint.lint.facts.models import SHAPE_FUNCTIONS
 
 PathItem = Union[int, str]  # a tuple element, or a named field (`bunch.data`, `bunch["target"]`)
 
@@ -271,7 +272,7 @@ class DataAnalysis:
                 dtype = self._dtype(call.args[0].value)
                 return self._then(self._trace(receiver, path, depth), dtype or "cast", call)
             if method in ("view", "reshape", "unsqueeze", "squeeze", "flatten", "ravel", "view_as", "reshape_as"):
-                return self._then(self._trace(receiver, path, depth), self._shape_op(call, method), call)
+                return self._then(self._trace(receiver, path, depth), self._shape_op(call), call)
             if method == "argmax":
                 return [Lineage(Source(call, "labels", "argmax", rank=None))]
             if method in GENERATOR_METHODS and any(
@@ -299,6 +300,8 @@ class DataAnalysis:
             return self._then(self._trace(first, path, depth), "scale", call)
         if qualified in CONCATENATIONS and first is not None and isinstance(first, (cst.List, cst.Tuple)):
             return [l for e in first.elements for l in self._trace(e.value, path, depth)]
+        if qualified in SHAPE_FUNCTIONS and first is not None:
+            return self._then(self._trace(first, path, depth), self._shape_op(call), call)
         if qualified == "torch.nn.functional.one_hot" and first is not None:
             return self._then(self._trace(first, path, depth), "one-hot", call)
         if qualified.startswith("sklearn.model_selection.train_test_split"):
@@ -411,7 +414,10 @@ class DataAnalysis:
             if last.api in names.LINEAR_LAYERS and last.call is not None:
                 out = _literal_int(self.facts, self.facts.argument(last.call, 1, "out_features"))
                 column = out == 1
-        return [Lineage(Source(call, "model-output", "model output", None, 2 if column else None, column))]
+        output = Lineage(Source(call, "model-output", "model output", None, 2 if column else None, column))
+        for reshape in network.output_reshapes if network is not None else ():
+            output = replace(output, ops=output.ops + ((self._shape_op(reshape), reshape),))
+        return [output]
 
     # ------------------------------------------------------------------ helpers
 
@@ -426,8 +432,16 @@ class DataAnalysis:
             return "float"
         return None
 
-    def _shape_op(self, call: cst.Call, method: str) -> str:
+    def _shape_op(self, call: cst.Call) -> str:
+        """The shape change of `x.<method>(...)` or of `torch.<method>(x, ...)`."""
         args = [a.value for a in call.args if a.keyword is None]
+        qualified = self.facts.qualname(call.func)
+        if qualified is not None:  # the function form: its first argument is the tensor
+            method, args = qualified.rsplit(".", 1)[-1], args[1:]
+        else:
+            method = call.func.attr.value
+        if method == "contiguous":
+            return "same-shape"
         if method in ("flatten", "ravel"):
             return "rank:1" if not args else "rank:?"
         if method == "squeeze":

@@ -21,6 +21,19 @@ SHAPE_FUNCTIONS = {"torch.flatten", "torch.squeeze", "torch.unsqueeze", "torch.r
 CONTAINERS = {"torch.nn.ModuleList", "torch.nn.ModuleDict"}
 
 
+def shape_call_input(facts: ScriptFacts, node: cst.CSTNode) -> Optional[cst.BaseExpression]:
+    """The tensor a shape-only call reshapes (`x` in `x.view(-1)` or `torch.flatten(x, 1)`), or None
+    when `node` is not such a call."""
+    if not isinstance(node, cst.Call):
+        return None
+    qualified = facts.qualname(node.func)
+    if qualified in SHAPE_FUNCTIONS and node.args:
+        return node.args[0].value
+    if qualified is None and isinstance(node.func, cst.Attribute) and node.func.attr.value in SHAPE_METHODS:
+        return node.func.value
+    return None
+
+
 @dataclass(frozen=True)
 class Op:
     """One step of a forward computation."""
@@ -55,6 +68,7 @@ class Network:
     ops: list[Op] = field(default_factory=list)
     output_ops: list[Op] = field(default_factory=list)
     parts: list["Network"] = field(default_factory=list)  # networks it applies (nested Sequentials, blocks)
+    output_reshapes: tuple[cst.Call, ...] = ()  # shape-only calls forward() applies to its result, in order
 
     @property
     def layer_apis(self) -> set[str]:
@@ -223,9 +237,11 @@ class NetworkAnalysis:
             if isinstance(node, cst.Call):
                 ops.extend(self._call_ops(node))
         output: list[Op] = []
+        reshapes: tuple[cst.Call, ...] = ()
         for value in self.facts.returns.get(forward, []):
             output.extend(self.output_ops_of(value))
-        return Network(cls.name.value, cls, ops, output)
+            reshapes = reshapes or self._reshapes(value)
+        return Network(cls.name.value, cls, ops, output, output_reshapes=reshapes)
 
     def _call_ops(self, call: cst.Call) -> list[Op]:
         """What one call inside forward() applies."""
@@ -266,18 +282,26 @@ class NetworkAnalysis:
             ops.extend(self._origin_output_ops(origin))
         return ops
 
+    def _reshapes(self, expr: cst.BaseExpression) -> tuple[cst.Call, ...]:
+        """The shape-only calls between a value and the op that made it, in the order they apply
+        (`return self.net(x).view(-1)`: the `.view(-1)`)."""
+        for origin in self.facts.origins(expr):
+            reshaped = shape_call_input(self.facts, origin)
+            if reshaped is not None:
+                return self._reshapes(reshaped) + (origin,)
+        return ()
+
     def _origin_output_ops(self, origin: cst.BaseExpression) -> list[Op]:
         facts = self.facts
         if not isinstance(origin, cst.Call):
             return []
         func = origin.func
+        reshaped = shape_call_input(facts, origin)
+        if reshaped is not None:
+            return self.output_ops_of(reshaped)
         qualified = facts.qualname(func)
-        if qualified in SHAPE_FUNCTIONS and origin.args:
-            return self.output_ops_of(origin.args[0].value)
         if qualified is not None:
             return [Op(qualified, origin, origin)]
-        if isinstance(func, cst.Attribute) and func.attr.value in SHAPE_METHODS:
-            return self.output_ops_of(func.value)
         if self._is_tensor_activation_method(func):
             return [Op("method:" + func.attr.value, origin, origin)]
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":

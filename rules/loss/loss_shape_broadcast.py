@@ -70,6 +70,20 @@ m = nn.Sequential(nn.Linear(4, 1))
 loss = nn.L1Loss()(m(torch.tensor(X).float()), torch.tensor(y[:, None]).float())
 """,
         "import torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\nloss = nn.MSELoss()(m(x), unknown_target)\n",
+        "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64)\nloss = nn.MSELoss()(torch.squeeze(m(x), 1), y)\n",
+        """
+import torch
+from torch import nn
+class Regressor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Linear(16, 1))
+    def forward(self, x):
+        return self.net(x).view(-1)  # (N,), like the target
+model = Regressor()
+y = torch.randn(256)
+loss = nn.functional.mse_loss(model(torch.randn(256, 5)), y)
+""",
     ]
     INVALID = [
         Invalid(
@@ -116,6 +130,23 @@ loss = nn.functional.mse_loss(net(torch.rand(128, 3)), target)
         Invalid(
             "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1).flatten()\nloss = nn.SmoothL1Loss()(m(x), y)\n",
             line=4,
+        ),
+        Invalid(
+            """
+import torch
+from torch import nn
+class Regressor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 1)
+    def forward(self, x):
+        return torch.flatten(self.fc(x))
+model = Regressor()
+y = torch.randn(256).view(-1, 1)
+loss = nn.functional.l1_loss(model(torch.randn(256, 5)), y)
+""",
+            line=12,
+            message="(N,) prediction",
         ),
     ]
 

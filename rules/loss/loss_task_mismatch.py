@@ -120,17 +120,14 @@ loss = F.cross_entropy(model(x), target)
             lineages = facts.data.lineages(target) if target is not None else ()
             if not lineages or any(l.source.kind == "unknown" or l.one_hot for l in lineages):
                 continue
+            if api in names.REGRESSION_LOSSES and all(l.source.kind == "labels" for l in lineages):
+                problem = "regresses on integer class labels from {}: it treats class ids as ordered numbers; " \
+                    "use CrossEntropyLoss on logits with long targets for classification"
+            elif api in names.CLASSIFICATION_LOSSES and all(l.source.kind == "continuous" for l in lineages):
+                problem = "is a classification loss but its targets are continuous values from {}; " \
+                    "use a regression loss such as MSELoss (or bin the targets into classes on purpose)"
+            else:
+                continue
             source = lineages[0].source
             where = f"{source.description} (line {facts.line_of(source.node)})"
-            if api in names.REGRESSION_LOSSES and all(l.source.kind == "labels" for l in lineages):
-                ctx.report(
-                    call,
-                    f"{_loss_label(api)} regresses on integer class labels from {where}: it treats class ids as "
-                    "ordered numbers; use CrossEntropyLoss on logits with long targets for classification",
-                )
-            elif api in names.CLASSIFICATION_LOSSES and all(l.source.kind == "continuous" for l in lineages):
-                ctx.report(
-                    call,
-                    f"{_loss_label(api)} is a classification loss but its targets are continuous values from {where}; "
-                    "use a regression loss such as MSELoss (or bin the targets into classes on purpose)",
-                )
+            ctx.report(call, f"{_loss_label(api)} {problem.format(where)}")
