@@ -201,7 +201,11 @@ class NetworkAnalysis:
         return found
 
     def _list_elements(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
-        """Elements of a list literal, plus what `.append`/`.extend`/`+=` add to it later."""
+        """Elements of a list literal, plus what `.append`/`.extend`/`+=` add to it later; through
+        a local function that builds and returns the list (`*block(128, 256)`)."""
+        functions = self.facts.called_functions(expr) if isinstance(expr, cst.Call) else []
+        if functions:
+            return [e for f in functions for value in self.facts.returns.get(f, []) for e in self._list_elements(value)]
         elements: list[cst.BaseExpression] = []
         for origin in self.facts.origins(expr):
             if isinstance(origin, (cst.List, cst.Tuple)):

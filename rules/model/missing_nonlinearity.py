@@ -139,6 +139,16 @@ class Net(nn.Module):
             x = F.relu(x)
         return self.fc2(x)
 """,
+        """
+import torch.nn as nn
+def block(in_feat, out_feat, normalize=True):
+    layers = [nn.Linear(in_feat, out_feat)]
+    if normalize:
+        layers.append(nn.BatchNorm1d(out_feat, 0.8))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return layers
+generator = nn.Sequential(*block(100, 128, normalize=False), *block(128, 256), nn.Linear(256, 784), nn.Tanh())
+""",
     ]
     INVALID = [
         # narrowing twice is no bottleneck: 784 -> 128 -> 10 is one linear map
@@ -197,6 +207,17 @@ model = nn.Sequential(*layers)
 """,
             line=6,
             message="loop",
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+def block(in_feat, out_feat):
+    layers = [nn.Linear(in_feat, out_feat)]
+    layers.append(nn.Dropout(0.2))
+    return layers
+model = nn.Sequential(*block(100, 128), *block(128, 256), nn.ReLU(), nn.Linear(256, 10))
+""",
+            line=4,
         ),
     ]
 
