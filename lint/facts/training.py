@@ -8,6 +8,7 @@ import re
 from typing import Iterator, Optional, Union
 
 import libcst as cst
+import libcst.matchers as m
 
 from mlplint.lint.facts.core import ScriptFacts
 
@@ -103,6 +104,37 @@ class TrainingAnalysis:
             return False
         name = _terminal_name(node.func)
         return name in ("backward", "manual_backward")
+
+    @staticmethod
+    def differentiated(call: cst.Call) -> list[cst.BaseExpression]:
+        """What a backward call may differentiate: `X` in `X.backward()` (`scaler.scale(X)`
+        included) and the first argument of `accelerator.backward(X)` or `torch.autograd.backward(X)`."""
+        candidates = [call.func.value] if isinstance(call.func, cst.Attribute) else []
+        return candidates + [arg.value for arg in call.args[:1] if arg.keyword is None]
+
+    def feeds_backward(self, value: cst.BaseExpression) -> bool:
+        """Whether some backward pass differentiates a tensor computed from `value` (a name or
+        attribute such as `total` or `self.losses`), through assignments:
+        `total = torch.stack(losses).mean(); total.backward()` is computed from `losses`."""
+        spelled = self.facts.module.code_for_node(value)
+        for call in self.facts.calls:
+            if self.is_backward(call) and any(self._computed_from(e, spelled, set()) for e in self.differentiated(call)):
+                return True
+        return False
+
+    def _computed_from(self, expr: cst.BaseExpression, spelled: str, seen: set) -> bool:
+        if expr in seen or len(seen) > 64:
+            return False
+        seen.add(expr)
+        code = self.facts.module.code_for_node
+        if any(code(node) == spelled for node in m.findall(expr, m.Name() | m.Attribute())):
+            return True
+        for name in m.findall(expr, m.Name()):
+            for node in self.facts.reaching_nodes(name):
+                binding = self.facts.bindings.get(node) if isinstance(node, cst.Name) else None
+                if binding is not None and self._computed_from(binding.value, spelled, seen):
+                    return True
+        return False
 
     def clears_gradients(self, node: cst.CSTNode, stepped: Optional[cst.BaseExpression] = None) -> bool:
         """`zero_grad()`, `p.grad = None`, `p.grad.zero_()`, `p.grad.detach_()`. Given the optimizer

@@ -99,6 +99,16 @@ for x, y in loader:
     loss.backward()
     history.append(loss.detach())
 """,
+        # collected to backpropagate once, through torch.stack
+        """
+import torch
+import torch.nn.functional as F
+losses = []
+for xb, yb in chunks:
+    losses.append(F.mse_loss(model(xb), yb))
+total = torch.stack(losses).mean()
+total.backward()
+""",
     ]
     INVALID = [
         Invalid(
@@ -151,6 +161,35 @@ train(net, loader, nn.L1Loss())
 """,
             line=8,
         ),
+        # the total's name is a prefix of the loss's: still a different tensor
+        Invalid(
+            """
+import torch.nn as nn
+criterion = nn.MSELoss()
+l = 0
+for x, y in loader:
+    loss = criterion(model(x), y)
+    loss.backward()
+    l += loss
+""",
+            line=8,
+        ),
+        # a loss function defined in the script
+        Invalid(
+            """
+import torch.nn.functional as F
+def loss_function(recon_x, x, mu, logvar):
+    bce = F.binary_cross_entropy(recon_x, x, reduction="sum")
+    return bce - 0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum()
+def test(model, loader):
+    test_loss = 0
+    for data, _ in loader:
+        recon, mu, logvar = model(data)
+        test_loss += loss_function(recon, data, mu, logvar)
+    return test_loss
+""",
+            line=10,
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -162,7 +201,7 @@ train(net, loader, nn.L1Loss())
             total, value = accumulated
             if not facts.enclosing_loops(node) or not self._is_loss_tensor(facts, value, 0):
                 continue
-            if self._backpropagated(facts, total) or facts.evaluation.in_no_grad(node):
+            if facts.training.feeds_backward(total) or facts.evaluation.in_no_grad(node):
                 continue
             name = facts.module.code_for_node(total)
             fix = None
@@ -204,17 +243,13 @@ train(net, loader, nn.L1Loss())
             if facts.qualname(func) in _DETACHING_FUNCTIONS:
                 return False
             api = facts.applied_api(expr)
-            return api is not None and (names.is_loss_class(api) or api in _FUNCTIONAL_LOSSES)
+            if api is not None:
+                return names.is_loss_class(api) or api in _FUNCTIONAL_LOSSES
+            return any(  # a local loss function: `loss_function(recon, x, mu, logvar)`
+                self._is_loss_tensor(facts, value, depth + 1)
+                for function in facts.called_functions(expr) for value in facts.returns.get(function, [])
+            )
         if isinstance(expr, cst.Name):
             return any(o is not expr and self._is_loss_tensor(facts, o, depth + 1) for o in facts.origins(expr))
         return False
 
-    @staticmethod
-    def _backpropagated(facts, total: cst.BaseExpression) -> bool:
-        """`total.backward()` or `(total / n).backward()` anywhere: the sum is meant to keep its graph."""
-        spelled = facts.module.code_for_node(total)
-        for call in facts.calls:
-            if facts.training.is_backward(call) and isinstance(call.func, cst.Attribute):
-                if spelled in facts.module.code_for_node(call.func.value):
-                    return True
-        return False
