@@ -11,14 +11,16 @@ from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 class SoftmaxBeforeCrossEntropy(Rule):
     """
     ## What it does
-    Finds probabilities (the output of a softmax) fed to `nn.CrossEntropyLoss` or
-    `F.cross_entropy`: a softmax as the last layer of an `nn.Sequential`, as the last operation of
-    `forward()`, or applied to the model output before the loss.
+    Finds probabilities (the output of a softmax, or of a sigmoid) fed to `nn.CrossEntropyLoss`
+    or `F.cross_entropy`: a softmax or sigmoid as the last layer of an `nn.Sequential`, as the last
+    operation of `forward()`, or applied to the model output before the loss.
 
     ## Why is this bad?
     `CrossEntropyLoss` applies `log_softmax` to its input itself. Fed probabilities, it computes
     a softmax of a softmax: outputs are squeezed into a narrow range, the loss cannot go much
     below its starting value and the gradients shrink, so the model learns slowly or stalls.
+    Sigmoid outputs fare no better: squashed into (0, 1), the logits can never separate the
+    classes by more than 1, so the loss stays far above 0 (about 1.46 for 10 classes at best).
 
     ## Example
     ```python
@@ -46,6 +48,12 @@ class SoftmaxBeforeCrossEntropy(Rule):
     symptoms = ("ML914", "ML904")
 
     VALID = [
+        # a sigmoid head for multi-label targets, with a binary loss
+        """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(16, 5), nn.Sigmoid())
+loss = nn.BCELoss()(model(x), y)
+""",
         # logits into the loss, softmax only for predictions
         """
 import torch.nn as nn
@@ -139,17 +147,40 @@ loss = nn.CrossEntropyLoss()(model(x), y)
 """,
             line=4,
         ),
+        Invalid(
+            """
+import torch.nn as nn
+import torch.nn.functional as F
+class LogisticRegression(nn.Module):
+    def __init__(self, in_dim, n_class):
+        super().__init__()
+        self.logistic = nn.Linear(in_dim, n_class)
+    def forward(self, x):
+        return F.sigmoid(self.logistic(x))
+model = LogisticRegression(28 * 28, 10)
+criterion = nn.CrossEntropyLoss()
+loss = criterion(model(img), label)
+""",
+            line=9,
+            message="squashes the logits into (0, 1)",
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
         for call, _, prediction, _ in facts.loss_calls(names.CROSS_ENTROPY):
             for op in facts.networks.output_ops_of(prediction) if prediction is not None else ():
-                if op.activation != "softmax":
+                if op.activation == "softmax":
+                    problem = "turns the logits into probabilities, then CrossEntropyLoss (line {}) applies " \
+                        "log-softmax again: a double softmax that flattens the gradients"
+                elif op.activation == "sigmoid":
+                    problem = "squashes the logits into (0, 1), then CrossEntropyLoss (line {}) applies " \
+                        "log-softmax to them: classes can never be separated by more than 1, so the loss " \
+                        "stays high and the gradients small"
+                else:
                     continue
                 ctx.report(
                     op.node,
-                    f"{op.label} turns the logits into probabilities, then CrossEntropyLoss "
-                    f"(line {facts.line_of(call)}) applies log-softmax again: a double softmax that "
-                    "flattens the gradients; feed raw logits to the loss and apply softmax only for predictions",
+                    f"{op.label} {problem.format(facts.line_of(call))}; feed raw logits to the loss and "
+                    "apply softmax only for predictions",
                 )
