@@ -72,7 +72,7 @@ GENERATOR_METHODS = {
 ARGMAX = {"torch.argmax", "numpy.argmax", "torch.max"}
 TRANSPARENT_METHODS = {
     "to", "cuda", "cpu", "numpy", "to_numpy", "copy", "clone", "detach", "contiguous", "requires_grad_",
-    "pin_memory", "share_memory_", "values", "T", "t", "squeeze_", "sample", "dropna", "fillna",
+    "pin_memory", "share_memory_", "values", "T", "t", "squeeze_", "sample", "dropna", "fillna", "drop",
 }
 FLOAT_METHODS = {"float", "double", "half", "bfloat16"}
 INTEGER_METHODS = {"long", "int", "short"}
@@ -205,7 +205,7 @@ class DataAnalysis:
             return [lineage for origin in origins for lineage in self._trace(origin, path, depth)]
         if attribute in TRANSPARENT_METHODS:
             return list(self._trace(expr.value, path, depth))
-        if attribute in ("data", "target", "targets", "train_data", "train_labels", "images", "labels"):
+        if attribute in ("data", "target", "targets", "train_data", "train_labels", "images", "labels", "frame"):
             return list(self._trace(expr.value, (attribute,) + path, depth))
         return []
 
@@ -296,6 +296,10 @@ class DataAnalysis:
                 dtype = "long"
             lineages = self._trace(first, path, depth)
             return self._then(lineages, dtype, call) if dtype else list(lineages)
+        if qualified == "pandas.DataFrame" and first is not None:
+            if path and isinstance(path[0], str):  # one named column
+                return [Lineage(Source(call, "unknown", rank=1))]
+            return list(self._trace(first, path, depth))
         if qualified in SCALING_FUNCTIONS and first is not None:
             return self._then(self._trace(first, path, depth), "scale", call)
         if qualified in CONCATENATIONS and first is not None and isinstance(first, (cst.List, cst.Tuple)):
@@ -378,7 +382,9 @@ class DataAnalysis:
         else:
             return []
         field = path[0] if path else None
-        if field in (0, "data"):
+        if field in (0, "data", "frame"):
+            if len(path) > 1 and isinstance(path[1], str):  # `as_frame=True`: one named column
+                return [Lineage(Source(call, "unknown", rank=1))]
             return [Lineage(Source(call, "features", f"{short}() features", magnitude, 2))]
         if field in (1, "target"):
             return [Lineage(Source(call, target_kind, f"{short}() targets", None, 1))]

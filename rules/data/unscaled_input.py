@@ -109,6 +109,16 @@ pred = model(torch.tensor(X).float())
         # unknown scale: a CSV
         "import torch, pandas as pd\ndf = pd.read_csv('houses.csv')\nout = model(torch.tensor(df.values).float())\n",
         "import torch\nout = model(torch.randn(32, 10))\n",
+        # one named column of a frame: its scale is not known here
+        """
+import torch
+import torch.nn as nn
+from sklearn.datasets import fetch_california_housing
+df = fetch_california_housing(as_frame=True).frame
+x = torch.tensor(df["MedInc"].values, dtype=torch.float32).view(-1, 1)
+model = nn.Sequential(nn.Linear(1, 1))
+pred = model(x)
+""",
     ]
     INVALID = [
         # synthetic raw features: an income around 50,000 next to an age around 40
@@ -177,6 +187,34 @@ train(torch.nn.Linear(13, 3), features)
 """,
             line=7,
         ),
+        Invalid(
+            """
+import pandas as pd
+import torch
+import torch.nn as nn
+from sklearn.datasets import fetch_california_housing
+housing = fetch_california_housing()
+df = pd.DataFrame(housing.data, columns=housing.feature_names)
+df["target"] = housing.target
+X = torch.tensor(df[housing.feature_names].values, dtype=torch.float32)
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+pred = model(X)
+""",
+            line=11,
+            message="StandardScaler",
+        ),
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+from sklearn.datasets import fetch_california_housing
+df = fetch_california_housing(as_frame=True).frame
+X = torch.tensor(df.drop(columns=["MedHouseVal"]).values, dtype=torch.float32)
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
+pred = model(X)
+""",
+            line=8,
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -196,11 +234,14 @@ train(torch.nn.Linear(13, 3), features)
                 if source.node in reported:
                     continue
                 reported.add(source.node)
+                if source.kind == "images" or magnitude == 255:
+                    advice = "divide the pixels by 255 (torchvision's ToTensor does) or normalise them with the dataset's mean and std"
+                else:
+                    advice = "standardise them first (sklearn StandardScaler fitted on the training split, or `(x - mean) / std`)"
                 ctx.report(
                     call.args[0],
                     f"{source.description} (line {facts.line_of(source.node)}) reach the model unscaled, with values "
-                    f"up to about {magnitude:,.0f}; standardise them first (sklearn StandardScaler fitted on the "
-                    "training split, `(x - mean) / std`, or `/ 255` for pixels)",
+                    f"up to about {magnitude:,.0f}; {advice}",
                 )
 
     @staticmethod
