@@ -15,7 +15,8 @@ class PlainSgdSmallLr(Rule):
     ## What it does
     Finds `torch.optim.SGD` with no momentum (absent or 0) and a learning rate below
     `max-lr` (default 0.01, `[tool.mlplint.plain-sgd-small-lr] max-lr`), including SGD's own
-    default lr of 1e-3 when none is given. The lr is followed through constants, argparse
+    default lr of 1e-3 when none is given. Below `min-lr` (default 1e-5, the lower end of
+    ML201's SGD range) the lr is extreme whatever the momentum, and ML201 reports it instead. The lr is followed through constants, argparse
     defaults and config dicts; unknown values and `**kwargs` stay quiet.
 
     This is a hypothesis (`info`): a probe run settles it by measuring the loss curve (ML904)
@@ -46,7 +47,7 @@ class PlainSgdSmallLr(Rule):
     name = "plain-sgd-small-lr"
     severity = Severity.INFO
     symptoms = ("ML904", "ML911")
-    options = {"max-lr": 0.01}
+    options = {"min-lr": 1e-5, "max-lr": 0.01}
 
     VALID = [
         "import torch\nopt = torch.optim.SGD(m.parameters(), lr=0.001, momentum=0.9)\n",
@@ -54,6 +55,8 @@ class PlainSgdSmallLr(Rule):
         "import torch\nopt = torch.optim.SGD(m.parameters(), lr=args.lr)\n",
         "import torch\nkw = {'momentum': 0.9}\nopt = torch.optim.SGD(m.parameters(), lr=1e-3, **kw)\n",
         "import torch\nopt = torch.optim.Adam(m.parameters(), lr=1e-4)\n",
+        # extreme: ML201's to report
+        "import torch\nopt = torch.optim.SGD(m.parameters(), lr=1e-6)\n",
     ]
     INVALID = [
         Invalid("import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.001)\n", line=2, message="momentum"),
@@ -64,7 +67,7 @@ class PlainSgdSmallLr(Rule):
 
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
-        limit = ctx.options["max-lr"]
+        low, high = ctx.options["min-lr"], ctx.options["max-lr"]
         for call in facts.calls:
             if facts.qualname(call.func) != _SGD or any(arg.star == "**" for arg in call.args):
                 continue
@@ -73,7 +76,7 @@ class PlainSgdSmallLr(Rule):
                 continue  # momentum set, or a value we cannot know
             lr_expr = facts.argument(call, 1, "lr")
             lr = facts.literal(lr_expr) if lr_expr is not None else _DEFAULT_SGD_LR
-            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < limit:
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not low <= lr < high:
                 continue
             given = f"lr={lr:g}" if lr_expr is not None else f"the default lr={lr:g}"
             ctx.report(
