@@ -711,11 +711,31 @@ class ScriptFacts:
                                                            not self._is_parse_args(r) for r in receivers):
             return self._literal(self.argparse_defaults[attribute], depth + 1)
         for receiver in receivers:
+            classes = self.local_definitions(receiver.func if isinstance(receiver, cst.Call) else receiver, cst.ClassDef)
+            fields = self._class_fields(classes[0]) if classes else {}
             if isinstance(receiver, cst.Call):
-                keyword = self.argument(receiver, None, attribute)
-                if keyword is not None:
-                    return self._literal(keyword, depth + 1)
+                dataclass = classes and any(self.module.code_for_node(d.decorator).split("(")[0].endswith("dataclass")
+                                            for d in classes[0].decorators)
+                position = list(fields).index(attribute) if dataclass and attribute in fields else None
+                given = self.argument(receiver, position, attribute)
+                if given is not None:
+                    return self._literal(given, depth + 1)
+            if fields.get(attribute) is not None:  # a dataclass field's or class attribute's default
+                return self._literal(fields[attribute], depth + 1)
         return _MISSING
+
+    @staticmethod
+    def _class_fields(owner: cst.ClassDef) -> dict[str, Optional[cst.BaseExpression]]:
+        """Names assigned in a class body, in order, with their values (`lr: float = 1e-3` in a
+        dataclass or a plain config class)."""
+        fields: dict[str, Optional[cst.BaseExpression]] = {}
+        for statement in owner.body.body:
+            for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+                if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+                    fields[small.target.value] = small.value
+                elif isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
+                    fields[small.targets[0].target.value] = small.value
+        return fields
 
     @staticmethod
     def _is_parse_args(expr: cst.BaseExpression) -> bool:

@@ -71,6 +71,17 @@ class ExtremeLearningRate(Rule):
         # not torch's Adam
         "class Adam:\n    def __init__(self, params, lr): pass\nopt = Adam(p, lr=100.0)\n",
         "import argparse, torch\np = argparse.ArgumentParser()\np.add_argument('--lr', type=float, default=0.001)\nargs = p.parse_args()\nopt = torch.optim.Adam(m.parameters(), lr=args.lr)\n",
+        # a dataclass default overridden where the config is built
+        """
+from dataclasses import dataclass
+import torch
+@dataclass
+class Config:
+    hidden: int = 64
+    lr: float = 10.0
+cfg = Config(128, 1e-3)
+opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+""",
     ]
     INVALID = [
         Invalid("import torch\noptimizer = torch.optim.Adam(model.parameters(), lr=10.0)\n", line=2, message="10,000x"),
@@ -83,6 +94,20 @@ class ExtremeLearningRate(Rule):
         ),
         Invalid("from torch.optim import Adam\nconfig = {'lr': 1e-9, 'epochs': 3}\nopt = Adam(m.parameters(), lr=config['lr'])\n", message="smaller"),
         Invalid("import torch\nopt = torch.optim.SGD([{'params': a.parameters(), 'lr': 50.0}], lr=0.01)\n", line=2),
+        Invalid(
+            """
+from dataclasses import dataclass
+import torch
+@dataclass
+class Config:
+    hidden: int = 64
+    lr: float = 10.0
+cfg = Config()
+opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+""",
+            line=9,
+            message="from `cfg.lr`",
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
