@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import libcst as cst
+import libcst.matchers as m
 
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts
@@ -70,7 +71,7 @@ class EvaluationAnalysis:
     def _evaluation_reason(self, call: cst.Call) -> Optional[str]:
         training = self.facts.training
         if any(training.is_backward(n) for n in self._local_context(call)):
-            return None
+            return "in a branch of the training loop that never calls backward()" if self._side_branch(call) else None
         function = self.facts.enclosing_function(call)
         names_in_chain = [f.name.value for f in self._function_chain(call)]
         if any(EVALUATION_NAME.search(name) and "train" not in name.lower() for name in names_in_chain):
@@ -78,6 +79,30 @@ class EvaluationAnalysis:
         if function is None and self._after_training_loop(call):
             return "after the training loop"
         return None
+
+    def _side_branch(self, call: cst.Call) -> bool:
+        """A forward inside an `if` branch of a training loop (`if step % 50 == 0:`) that runs no
+        backward pass or optimizer step, with a result no backward pass uses: a periodic check."""
+        facts, training = self.facts, self.facts.training
+        loops = facts.enclosing_loops(call)
+        branch, child = None, call
+        for ancestor in facts.ancestors(call):
+            if ancestor is (loops[0] if loops else None) or isinstance(ancestor, cst.FunctionDef):
+                break
+            if isinstance(ancestor, cst.Else) or (isinstance(ancestor, cst.If) and child is ancestor.body):
+                branch = ancestor.body if isinstance(ancestor, cst.Else) else child
+                break
+            child = ancestor
+        if branch is None:
+            return False
+        for inner in m.findall(branch, m.Call()):
+            reached = [inner] + [n for f in facts.called_functions(inner) for n in training.reachable(f)]
+            if any(training.is_backward(n) or training.is_optimizer_step(n) for n in reached):
+                return False
+        statement = next((a for a in facts.ancestors(call) if isinstance(a, (cst.Assign, cst.AnnAssign, cst.AugAssign))), None)
+        targets = [] if statement is None else [t.target for t in statement.targets] if isinstance(statement, cst.Assign) \
+            else [statement.target]
+        return not any(training.feeds_backward(target) for target in targets)
 
     def _local_context(self, call: cst.Call) -> list[cst.CSTNode]:
         """What runs next to a forward call: its innermost loop, else its function."""

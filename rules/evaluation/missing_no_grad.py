@@ -80,6 +80,35 @@ torch.set_grad_enabled(False)
 def evaluate(model, x):
     return model(x)
 """,
+        # a forward under a branch whose result is trained on after the branch
+        """
+import torch.nn as nn
+model = nn.Linear(4, 2)
+criterion = nn.CrossEntropyLoss()
+for step, (x, y) in enumerate(loader):
+    if step % 2 == 0:
+        out = model(x)
+    else:
+        out = model(x.flip(0))
+    loss = criterion(out, y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+""",
+        # a branch that trains: a generator updated every n_critic steps
+        """
+import torch
+for i, (imgs, _) in enumerate(loader):
+    d_loss = -torch.mean(discriminator(imgs)) + torch.mean(discriminator(generator(z).detach()))
+    d_loss.backward()
+    optimizer_D.step()
+    if i % n_critic == 0:
+        optimizer_G.zero_grad()
+        gen_imgs = generator(z)
+        g_loss = -torch.mean(discriminator(gen_imgs))
+        g_loss.backward()
+        optimizer_G.step()
+""",
     ]
     INVALID = [
         # the model variable shadows the module it comes from (pytorch/examples word_language_model)
@@ -136,6 +165,26 @@ predictions = model(X_test)
 """,
             line=10,
             message="after the training loop",
+        ),
+        # a periodic accuracy check inside the training loop
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+cnn = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+optimizer = torch.optim.Adam(cnn.parameters(), lr=1e-3)
+loss_func = nn.CrossEntropyLoss()
+for step, (b_x, b_y) in enumerate(train_loader):
+    loss = loss_func(cnn(b_x), b_y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if step % 50 == 0:
+        test_output = cnn(test_x)
+        accuracy = (test_output.argmax(1) == test_y).float().mean()
+""",
+            line=13,
+            message="branch of the training loop",
         ),
     ]
 
