@@ -9,7 +9,8 @@ class MissingEvalMode(Rule):
     """
     ## What it does
     Finds evaluation passes (a forward call whose result is never backpropagated, in a function
-    named like evaluate/validate/test/predict/infer, or after the training loop) of a model with
+    named like evaluate/validate/test/predict/infer, after the training loop, or in a branch of
+    the training loop that runs no backward pass, like `if step % 50 == 0:`) of a model with
     Dropout or BatchNorm layers, with no `model.eval()` (or `model.train(False)`) before them on
     any path: earlier in the same function, or before a call that leads to it. Models whose
     layers cannot be seen stay quiet.

@@ -9,7 +9,8 @@ class MissingNoGrad(Rule):
     """
     ## What it does
     Finds evaluation passes (a forward call whose result is never backpropagated, in a function
-    named like evaluate/validate/test/predict/infer, or after the training loop) that run outside
+    named like evaluate/validate/test/predict/infer, after the training loop, or in a branch of
+    the training loop that runs no backward pass, like `if step % 50 == 0:`) that run outside
     `torch.no_grad()`, `torch.inference_mode()` or `torch.set_grad_enabled(False)`: neither in a
     `with` block, nor in a function decorated with them, nor called only from such a context.
 
