@@ -179,16 +179,21 @@ class EvaluationAnalysis:
                 found.append(call)
         return found
 
-    def runs_before(self, first: cst.CSTNode, second: cst.CSTNode, depth: int = _MAX_DEPTH) -> bool:
-        """Whether `first` runs before `second` on some path: earlier in second's function, or
-        earlier than a call that leads to second's function."""
+    def modes_before(self, node: cst.CSTNode, model: cst.BaseExpression, depth: int = _MAX_DEPTH) -> set[Optional[str]]:
+        """The mode ("eval" or "train") each path leaves `model` in when it reaches `node`: the
+        latest `eval()`/`train()` on it earlier in node's function, else what the callers of that
+        function leave (None: a path that sets no mode)."""
         facts = self.facts
-        function = facts.enclosing_function(second)
-        if facts.enclosing_function(first) is function and facts.order_of(first) < facts.order_of(second):
-            return True
-        if function is None or depth == 0:
-            return False
-        return any(self.runs_before(first, site, depth - 1) for site in facts.training.caller_sites(function))
+        function = facts.enclosing_function(node)
+        at = facts.order_of(node)
+        earlier = [
+            (facts.order_of(call), mode) for mode in ("eval", "train") for call in self.mode_calls(model, mode)
+            if facts.enclosing_function(call) is function and facts.order_of(call) < at
+        ]
+        if earlier:
+            return {max(earlier)[1]}
+        sites = facts.training.caller_sites(function) if function is not None and depth > 0 else []
+        return set().union(*(self.modes_before(site, model, depth - 1) for site in sites)) if sites else {None}
 
     def has_mode_layers(self, model: cst.BaseExpression) -> Optional[bool]:
         """True when the model has Dropout or BatchNorm layers, False when it is known to have

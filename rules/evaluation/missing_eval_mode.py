@@ -11,9 +11,11 @@ class MissingEvalMode(Rule):
     Finds evaluation passes (a forward call whose result is never backpropagated, in a function
     named like evaluate/validate/test/predict/infer, after the training loop, or in a branch of
     the training loop that runs no backward pass, like `if step % 50 == 0:`) of a model with
-    Dropout or BatchNorm layers, with no `model.eval()` (or `model.train(False)`) before them on
-    any path: earlier in the same function, or before a call that leads to it. Models whose
-    layers cannot be seen stay quiet.
+    Dropout or BatchNorm layers that may still be in training mode. On each path to the pass, the
+    latest `model.eval()` / `model.train(False)` / `model.train()` earlier in the same function
+    (else before the call that leads there) sets the mode; the pass is reported when some path
+    leaves the model in training mode or none calls `eval()`. Models whose layers cannot be seen
+    stay quiet.
 
     ## Why is this bad?
     In training mode Dropout keeps zeroing activations and BatchNorm normalises with the
@@ -96,6 +98,20 @@ def test_time_adaptation(x, opt):
     loss.backward()
     opt.step()
 """,
+        # the mode set last before each validation is eval()
+        """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 3))
+def validate(model):
+    with torch.no_grad():
+        return model(x_val).argmax(1)
+for epoch in range(10):
+    model.train()
+    train_one_epoch(model)
+    model.eval()
+    print(validate(model))
+""",
     ]
     INVALID = [
         Invalid(
@@ -151,6 +167,24 @@ class Trainer:
 """,
             line=9,
         ),
+        # eval() once before the loop, but each epoch's train() undoes it before validate()
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 3))
+def validate(model):
+    with torch.no_grad():
+        return model(x_val).argmax(1)
+model.eval()
+print("before training", validate(model))
+for epoch in range(10):
+    model.train()
+    train_one_epoch(model)
+    print(validate(model))
+""",
+            line=7,
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -158,7 +192,8 @@ class Trainer:
         for found in evaluation.passes:
             if not evaluation.has_mode_layers(found.model):
                 continue
-            if any(evaluation.runs_before(call, found.call) for call in evaluation.mode_calls(found.model, "eval")):
+            modes = evaluation.modes_before(found.call, found.model)
+            if "eval" in modes and "train" not in modes:
                 continue
             model = ctx.facts.module.code_for_node(found.model)
             ctx.report(
