@@ -81,6 +81,16 @@ class Stats:
             return model.get("params", {}).get(name, {})
         return {}
 
+    def layer_type(self, name: str) -> Optional[str]:
+        """The class of the layer a layer or parameter name belongs to (`Dropout` for '2',
+        `Linear` for '0.weight'), as gradient, update and mode records name them."""
+        if len(self.models) > 1:
+            model, _, name = name.partition(".")
+            layers = self.models.get(model, {}).get("layers", {})
+        else:
+            layers = next(iter(self.models.values()), {}).get("layers", {})
+        return layers.get(name) or layers.get(name.rsplit(".", 1)[0])
+
     def gradient_totals(self) -> dict[int, list[tuple[int, float]]]:
         """Per optimizer, (step, global gradient norm) at each gradient check that saw gradients."""
         totals: dict[int, list[tuple[int, float]]] = {}
@@ -107,8 +117,29 @@ class Stats:
 
     def loss_series(self) -> Iterator[tuple[Optional[str], list[tuple[int, float]]]]:
         """(label, [(step, loss), ...]) per optimizer; steps without a backward() are left out."""
+        for _, label, series in self.indexed_loss_series():
+            yield label, series
+
+    def indexed_loss_series(self) -> Iterator[tuple[str, Optional[str], list[tuple[int, float]]]]:
+        """(optimizer index, label, [(step, loss), ...]) per optimizer."""
         for index, series in self.collector("loss").get("series", {}).items():
-            yield self.optimizer_label(index), [(int(step), float(value)) for step, value in series if value is not None]
+            yield index, self.optimizer_label(index), [(int(step), float(value)) for step, value in series if value is not None]
+
+    def competing_losses(self) -> int:
+        """How many different losses the optimizers minimise (several optimizers stepping on the
+        same loss count once): more than one is adversarial or alternating training (a GAN),
+        where each loss going flat or swinging is expected."""
+        return len({tuple(value for _, value in series) for _, series in self.loss_series() if series})
+
+    def warming_up(self, index: str) -> Optional[tuple[float, float]]:
+        """(first, last) lr of an optimizer whose learning rate rose more than twofold during the
+        run (a warm-up schedule), else None."""
+        optimizers = self.data.get("optimizers", [])
+        record = optimizers[int(index)] if int(index) < len(optimizers) else {}
+        for first, last in zip(record.get("first_lr") or [], record.get("lr") or []):
+            if first is not None and last is not None and last > 2 * first:
+                return first, last
+        return None
 
     def primary_loss(self) -> list[float]:
         """The first optimizer's loss per step (the contract's `loss` list)."""

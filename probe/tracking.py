@@ -79,12 +79,17 @@ class OptimizerInfo:
             for i, p in enumerate(p for group in optimizer.param_groups for p in group["params"])
         ]
         self.params = [p for _, p in self.named_params]
+        self.first_lr = self.learning_rates()
+
+    def learning_rates(self) -> list[Optional[float]]:
+        """Each parameter group's current lr (None where it is not a plain number)."""
+        return [group.get("lr") if isinstance(group.get("lr"), (int, float)) else None for group in self.optimizer.param_groups]
 
     def to_json(self) -> dict[str, Any]:
-        groups = self.optimizer.param_groups
         return {
             "class": type(self.optimizer).__name__,
-            "lr": [group.get("lr") if isinstance(group.get("lr"), (int, float)) else None for group in groups],
+            "first_lr": self.first_lr,
+            "lr": self.learning_rates(),
             "params": [name for name, _ in self.named_params],
             "steps": self.steps,
         }

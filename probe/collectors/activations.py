@@ -4,7 +4,8 @@ per-unit offsets such as biases) for every leaf module (no children), plus what 
 some layer types: the fraction of exact zeros and of dead units (units, i.e. features or channels
 along dim 1, with no positive value in the batch) for rectifiers, the fraction saturated for
 sigmoid/tanh-like layers. Fields that do not apply are None. `nonfinite` is 1 when the output
-holds NaN or Inf."""
+holds NaN or Inf; `values_per_unit` is how many values each unit had in the batch (samples times
+positions)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ def activation_fields(raw: list[float], numel: int, units: int) -> dict[str, Opt
         "frac_saturated": None if saturated is None else saturated / numel,
         "frac_dead_units": None if dead is None else dead / units,
         "nonfinite": 1.0 if nonfinite else 0.0,
+        "values_per_unit": numel // units,
     }
 
 

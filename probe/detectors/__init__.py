@@ -82,13 +82,13 @@ def judge_all(stats: Stats, overrides: Optional[dict[str, dict[str, Any]]] = Non
 
 
 def persists(flags: list[bool], min_checks: float) -> bool:
-    """Seen in at least `min_checks` consecutive checks (in every check when fewer were made), so
-    that one noisy batch does not raise a symptom."""
+    """Seen in at least `min_checks` consecutive checks, so that one noisy batch does not raise a
+    symptom (a run too short for that many checks raises none)."""
     longest = current = 0
     for flag in flags:
         current = current + 1 if flag else 0
         longest = max(longest, current)
-    return longest > 0 and longest >= min(int(min_checks), len(flags))
+    return longest > 0 and longest >= min_checks
 
 
 def first_flagged(steps: list[int], flags: list[bool]) -> Optional[int]:
@@ -111,11 +111,17 @@ def loss_windows(values: list[float]) -> tuple[float, float]:
 
 def persistent_layer_fractions(
     stats: Stats, field: str, limit: float, min_checks: float, describe: Callable[[float, int, int, str], str],
+    min_values_per_unit: float = 0,
 ) -> tuple[int, float, tuple[Observed, ...]]:
-    """For the layers whose activation records measure `field` (a fraction): how many there are,
-    the worst fraction seen, and one Observed per layer where the fraction stays at or above
-    `limit` over `min_checks` checks, its message `describe(highest, flagged checks, checks, type)`."""
-    layers = {key: checks for key, checks in stats.layer_checks().items() if checks[0].get(field) is not None}
+    """For the layers whose activation records measure `field` (a fraction), counting only checks
+    where each unit had at least `min_values_per_unit` values: how many layers there are, the worst
+    fraction seen, and one Observed per layer where the fraction stays at or above `limit` over
+    `min_checks` checks, its message `describe(highest, flagged checks, checks, type)`."""
+    layers = {}
+    for key, checks in stats.layer_checks().items():
+        usable = [c for c in checks if c.get(field) is not None and c.get("values_per_unit", min_values_per_unit) >= min_values_per_unit]
+        if usable:
+            layers[key] = usable
     observed, worst = [], 0.0
     for (model, layer), checks in layers.items():
         fractions = [check[field] for check in checks]

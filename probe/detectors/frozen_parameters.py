@@ -18,6 +18,8 @@ parameter-update checks (Braiek & Khomh, TOSEM 2023) look for the same thing.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from mlplint.probe.detectors import Judgement, Observed
 from mlplint.probe.stats import Stats
 
@@ -26,6 +28,12 @@ THRESHOLDS = {"min_checks": 3}
 
 def _named(names: list[str]) -> str:
     return ", ".join(f"'{name}'" for name in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _common_layer(names: list[str]) -> Optional[str]:
+    """The layer all the parameters belong to, or None when they span several."""
+    layers = {name.rsplit(".", 1)[0] for name in names}
+    return layers.pop() if len(layers) == 1 else None
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
@@ -39,9 +47,10 @@ def judge(stats: Stats, t: dict) -> Judgement:
         orphans = [name for name, p in info["params"].items() if p["requires_grad"] and not p.get("in_optimizer")]
         if orphans:
             where = "" if all(info["params"][n]["registered"] for n in orphans) else " (not registered on the model)"
+            layer = _common_layer(orphans)
             observed.append(Observed(
                 f"{len(orphans)} parameters are in no optimizer and are never updated{where}: {_named(orphans)}",
-                stats.layer_label(model, orphans[0].rsplit(".", 1)[0]), None,
+                stats.layer_label(model, layer) if layer else None, None,
             ))
     checks = stats.records("gradients")
     checks_per_optimizer: dict[int, int] = {}
@@ -51,6 +60,8 @@ def judge(stats: Stats, t: dict) -> Judgement:
         checks_per_optimizer[index] = checks_per_optimizer.get(index, 0) + 1
         zero = [name for name, norm in record.get("norms", {}).items() if norm == 0]
         for name in record.get("missing", []) + zero:
+            if stats.param_info(name).get("requires_grad") is False:
+                continue  # frozen on purpose
             gradless[name] = (index, gradless.get(name, (index, 0))[1] + 1)
     never = [
         name for name, (index, count) in gradless.items()
@@ -59,7 +70,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
     if never:
         observed.append(Observed(
             f"{len(never)} parameters never received a non-zero gradient in {checks_per_optimizer[gradless[never[0]][0]]} checks: {_named(never)}",
-            never[0].rsplit(".", 1)[0], None,
+            _common_layer(never), None,
         ))
     measured = f"every parameter of {len(trained)} trained model(s) was held by an optimizer and got gradients at {len(checks)} checks"
     return Judgement("ML918", tuple(observed), bool(checks), measured)

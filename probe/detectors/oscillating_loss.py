@@ -14,10 +14,11 @@ not help.
 - `min_update_ratio` = 1e-4: swings only count while the weights move (median update/weight
   ratio, see ML911, at least an order of magnitude below the usual 1e-3); when they barely move
   the swings are batch-to-batch noise and the loss is stalled (ML904), not oscillating.
-- `min_steps` = 10: fewer recorded losses are not judged.
+- `min_steps` = 20: fewer recorded losses are not judged.
 AUTOTRAINER (Zhang et al., ICSE 2021) names "oscillating loss" as one of its five training
 problems and detects it from loss fluctuation without improvement; the two factors are mlplint's
-defaults. A run that diverges (ML902) is not also reported as oscillating.
+defaults. A run that diverges (ML902) is not also reported as oscillating, and runs where several
+optimizers minimise different losses in turn (a GAN) are not judged: their losses swing by design.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 from mlplint.probe.detectors import Judgement, Observed, fmt, loss_windows
 from mlplint.probe.stats import Stats, finite, median
 
-THRESHOLDS = {"min_improvement": 0.1, "min_swing": 0.1, "min_update_ratio": 1e-4, "min_steps": 10}
+THRESHOLDS = {"min_improvement": 0.1, "min_swing": 0.1, "min_update_ratio": 1e-4, "min_steps": 20}
 # Diverging (ML902's default rise) takes precedence over oscillating.
 _DIVERGING_RISE = 2.0
 
@@ -40,6 +41,9 @@ def judge(stats: Stats, t: dict) -> Judgement:
     observed, measured, checked = [], [], False
     update_ratio = stats.typical_update_ratio()
     weights_move = update_ratio is None or update_ratio >= t["min_update_ratio"]
+    competing = stats.competing_losses()
+    if competing > 1:
+        return Judgement("ML903", (), False, f"not judged: {competing} optimizers minimise different losses in turn")
     for label, series in stats.loss_series():
         values = [value for _, value in series if finite(value)]
         if len(values) < t["min_steps"]:

@@ -15,7 +15,11 @@ lowered (double softmax, saturated outputs).
   oscillates, ML903), unless the weights barely move:
 - `still_update_ratio` = 1e-4: a median update/weight ratio (ML911) below this means the swings
   are batch-to-batch noise around a loss that is not being lowered.
-- `min_steps` = 10: fewer recorded losses are not judged.
+- `min_steps` = 20: fewer recorded losses are not judged (over shorter runs a healthy loss is often
+  still on its initial plateau).
+Not judged either: runs where several optimizers minimise different losses in turn (a GAN's
+generator loss is meant to stay level), and an optimizer whose learning rate rose more than
+twofold during the run (a warm-up had not finished).
 AUTOTRAINER's "slow convergence" (Zhang et al., ICSE 2021) and DeepDiagnosis's "loss not
 decreasing" (Wardat et al., ICSE 2022) compare the loss over a window of steps in the same way;
 the 2% is mlplint's default, above the noise of window medians over a minibatch loss.
@@ -27,16 +31,23 @@ from mlplint.probe.detectors import Judgement, Observed, fmt, loss_windows
 from mlplint.probe.detectors.oscillating_loss import loss_swing
 from mlplint.probe.stats import Stats, finite
 
-THRESHOLDS = {"max_change": 0.02, "max_swing": 0.1, "still_update_ratio": 1e-4, "min_steps": 10}
+THRESHOLDS = {"max_change": 0.02, "max_swing": 0.1, "still_update_ratio": 1e-4, "min_steps": 20}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
     observed, measured, checked = [], [], False
     update_ratio = stats.typical_update_ratio()
     weights_still = update_ratio is not None and update_ratio < t["still_update_ratio"]
-    for label, series in stats.loss_series():
+    competing = stats.competing_losses()
+    if competing > 1:
+        return Judgement("ML904", (), False, f"not judged: {competing} optimizers minimise different losses in turn")
+    for index, label, series in stats.indexed_loss_series():
         values = [value for _, value in series if finite(value)]
         if len(values) < t["min_steps"]:
+            continue
+        warm_up = stats.warming_up(index)
+        if warm_up is not None:
+            measured.append(f"not judged: the learning rate was still warming up ({fmt(warm_up[0])} to {fmt(warm_up[1])})")
             continue
         start, end = loss_windows(values)
         if start <= 0:

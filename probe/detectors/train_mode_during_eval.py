@@ -10,8 +10,9 @@ noisy, depend on the batch size, and the model's state is altered by the test se
 `model.eval()` before evaluating and `model.train()` after.
 
 ## Thresholds
-- `min_passes` = 2: no-grad passes with such layers in training mode before raising it (one pass
-  could be a deliberate Monte Carlo dropout sample).
+- `min_passes` = 1: no-grad passes with such layers in training mode before raising it. A layer's
+  mode is a fact, not a noisy measurement, so one pass is enough; raise it to tolerate a
+  deliberate Monte Carlo dropout sample.
 PyTorch's documentation of `Module.eval()` and of `torch.no_grad` ("no_grad does not change the
 module's mode") states the contract.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 from mlplint.probe.detectors import Judgement, Observed
 from mlplint.probe.stats import Stats
 
-THRESHOLDS = {"min_passes": 2}
+THRESHOLDS = {"min_passes": 1}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
@@ -37,9 +38,11 @@ def judge(stats: Stats, t: dict) -> Judgement:
     for model, passes in by_model.items():
         if len(passes) >= t["min_passes"]:
             layers = passes[0]["training_layers"]
-            shown = ", ".join(f"'{name}'" for name in layers[:3]) + (" ..." if len(layers) > 3 else "")
+            prefix = f"{model}." if len(stats.models) > 1 else ""
+            shown = ", ".join(f"{stats.layer_type(prefix + name) or 'layer'} '{name}'" for name in layers[:3]) + \
+                (f" and {len(layers) - 3} more" if len(layers) > 3 else "")
             observed.append(Observed(
-                f"{len(passes)} no-grad (evaluation) passes ran with {shown} in training mode",
+                f"{len(passes)} no-grad (evaluation) pass{'es' if len(passes) > 1 else ''} ran with {shown} in training mode",
                 model if len(stats.models) > 1 else None, passes[0]["step"],
             ))
     return Judgement("ML917", tuple(observed), True, measured)

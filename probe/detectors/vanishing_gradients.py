@@ -26,14 +26,18 @@ from mlplint.probe.detectors import Judgement, Observed, first_flagged, fmt, per
 from mlplint.probe.stats import Stats, finite
 
 THRESHOLDS = {"min_ratio": 1e-3, "min_layers": 3, "min_checks": 3}
+# Lookup tables: a batch touches a few rows, so their RMS gradient over the whole table is small
+# by construction, not vanishing.
+SPARSE_LAYERS = {"Embedding", "EmbeddingBag"}
 
 
 def weight_rms(stats: Stats, norms: dict[str, float]) -> list[tuple[str, float]]:
-    """(name, RMS gradient) of the weight matrices and kernels (2 or more dimensions), in order."""
+    """(name, RMS gradient) of the weight matrices and kernels (2 or more dimensions, embedding
+    tables left out), in order."""
     result = []
     for name, norm in norms.items():
         shape = stats.param_info(name).get("shape", [])
-        if len(shape) >= 2 and finite(norm):
+        if len(shape) >= 2 and finite(norm) and stats.layer_type(name) not in SPARSE_LAYERS:
             result.append((name, norm / math.sqrt(max(1, math.prod(shape)))))
     return result
 
@@ -53,8 +57,10 @@ def judge(stats: Stats, t: dict) -> Judgement:
         if persists(flags, t["min_checks"]):
             step = first_flagged([s for s, _, _ in checks], flags)
             layer = checks[0][1].rsplit(".", 1)[0]
+            lowest = min(ratios)
             observed.append(Observed(
-                f"the first layer's gradients are {fmt(min(ratios))} times the last layer's (RMS)",
+                f"the first layer's gradients are {fmt(lowest)} times the last layer's (RMS)" if lowest > 0
+                else "the first layer gets no gradient at all while the last layer does",
                 layer, step,
             ))
     return Judgement("ML906", tuple(observed), bool(measured), "; ".join(measured))
