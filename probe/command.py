@@ -10,9 +10,11 @@ from typing import Optional
 
 import click
 
+from mlplint.lint.config import ConfigResolver
+from mlplint.lint.engine import parse
 from mlplint.lint.finding import Finding, Severity
 from mlplint.lint.source import SourceError, read_source
-from mlplint.probe.confirm import static_findings, with_runtime
+from mlplint.probe.confirm import reported, static_findings, symptom_filter, with_runtime
 from mlplint.probe.detectors import ThresholdError, judge_all, resolve_thresholds
 from mlplint.probe.report import report_json, report_text, symptom_rows
 from mlplint.probe.runner import DEFAULT_STEPS, DEFAULT_TIMEOUT, DEVICES, ProbeError, run_probe
@@ -81,20 +83,29 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
         if script is None:
             raise click.UsageError("missing SCRIPT (or --stats FILE)")
         try:
-            read_source(script)
+            _, syntax_error = parse(read_source(script), script)
         except SourceError as error:
             raise _fail(f"{script}: {error}")
+        if syntax_error is not None:
+            raise _fail(f"{script}: {syntax_error.message}")
         try:
             stats = run_probe(script, script_args, steps=steps, timeout=timeout, device=device, python=python)
         except ProbeError as error:
             raise _fail(str(error))
+        if device == "cuda" and not str(stats.data.get("device") or "").startswith("cuda"):
+            click.echo(f"mlplint: warning: --device cuda, but the script ran on {stats.data.get('device') or 'an unknown device'} "
+                       "(no CUDA device visible, or the script chose another)", err=True)
     if save_stats:
         try:
             stats.save(save_stats)
         except OSError as error:
             raise _fail(f"cannot write {save_stats}: {error.strerror or error}")
     judgements = judge_all(stats, overrides)
-    findings = _findings(stats.data.get("script"), stats, judgements)
+    script = stats.data.get("script")
+    findings = _findings(script, stats, judgements)
+    if script and os.path.isfile(script):  # the script's configuration and `# mlplint: disable=` apply
+        settings = ConfigResolver(None).for_path(script)
+        judgements = reported(judgements, symptom_filter(script, settings.enabled))
     (report_json if output_format == "json" else report_text)(stats, judgements, findings, sys.stdout)
     failing = [row for row in symptom_rows(judgements) if Severity(row["severity"]).rank >= Severity.WARNING.rank]
     failing += [f for f in findings if f.severity.rank >= Severity.WARNING.rank]

@@ -13,6 +13,7 @@ from mlplint.lint.registry import rule_by_code
 from mlplint.lint.source import read_source
 from mlplint.lint.suppression import Suppressions
 from mlplint.probe.detectors import Judgement, judge_all
+from mlplint.probe.report import error_text
 from mlplint.probe.runner import ProbeError, run_probe
 from mlplint.probe.stats import Stats
 from mlplint.probe.symptoms import SYMPTOMS
@@ -72,13 +73,28 @@ def unexplained_symptoms(script: str, judgements: dict[str, Judgement], findings
     return added
 
 
+def symptom_filter(script: str, enabled: Callable[[str, str], bool]) -> Callable[[str], bool]:
+    """Whether a symptom observed on `script` is reported: enabled by the configuration and not
+    disabled in the script (`# mlplint: disable=ML904`, or a `# noqa` on line 1, where
+    `check --probe` reports symptoms)."""
+    suppressions = Suppressions.from_source(read_source(script))
+    return lambda code: enabled(code, script) and not suppressions.suppresses(code, 1, 1)
+
+
+def reported(judgements: dict[str, Judgement], shown: Callable[[str], bool]) -> dict[str, Judgement]:
+    """The judgements with the observations of symptoms that are not reported left out."""
+    return {code: j if shown(code) else dataclasses.replace(j, observed=()) for code, j in judgements.items()}
+
+
 def attach_runtime(
     findings: list[Finding], scripts: list[str], enabled: Callable[[str, str], bool], thresholds: Optional[dict] = None,
+    warn: Callable[[str], None] = lambda line: None,
 ) -> list[Finding]:
     """Run the probe once per script (default budget, timeout and device), fill in `runtime` for
     the findings of those scripts (other findings are returned unchanged) and add the symptoms no
     finding explains, where `enabled(code, script)`. When the probe itself cannot run a script,
-    its findings are `inconclusive` with the reason."""
+    its findings are `inconclusive` with the reason; a run that crashed, timed out or never
+    trained is also told to `warn` in one line."""
     runtimes: dict[str, Callable[[Finding], Runtime]] = {}
     observed: dict[str, dict[str, Judgement]] = {}
     for script in scripts:
@@ -86,14 +102,13 @@ def attach_runtime(
             stats = run_probe(script)
         except ProbeError as error:
             runtimes[script] = lambda finding, reason=str(error): Runtime("inconclusive", (), f"the probe could not run: {reason}")
+            warn(f"{script}: the probe could not run: {error}")
             continue
+        if stats.data.get("status") in ("crashed", "timeout", "no-training"):
+            warn(f"{script}: the probe run ended with status {stats.data['status']} after {stats.steps} optimizer steps: {error_text(stats)}")
         judgements = observed[script] = judge_all(stats, thresholds)
         runtimes[script] = lambda finding, stats=stats, judgements=judgements: runtime_for(finding, stats, judgements)
     attached = [dataclasses.replace(f, runtime=runtimes[f.path](f)) if f.path in runtimes else f for f in findings]
     for script, judgements in observed.items():
-        suppressions = Suppressions.from_source(read_source(script))
-        attached += [
-            f for f in unexplained_symptoms(script, judgements, attached)
-            if enabled(f.code, script) and not suppressions.suppresses(f.code, 1, 1)
-        ]
+        attached += unexplained_symptoms(script, reported(judgements, symptom_filter(script, enabled)), attached)
     return attached

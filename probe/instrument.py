@@ -46,7 +46,8 @@ EARLY_FLUSH_STEPS = {1, 2, 4, 8, 16}
 class StepBudgetReached(BaseException):
     """Raised from the optimizer-step post-hook to stop the script after the step budget.
 
-    A BaseException so that the script's `except Exception` handlers do not swallow it."""
+    A BaseException so that the script's `except Exception` handlers do not swallow it; a bare
+    `except:` that does is met at the next optimizer step, which ends the process."""
 
 
 class Session:
@@ -88,7 +89,7 @@ class Session:
         for model in self.tracker.models.values():  # known from an earlier install
             self._hook_root(model.module)
         self._discover(True)
-        self._patch(torch.Tensor, "backward", self._wrap_backward)
+        self._patch(torch.autograd, "backward", self._wrap_backward)  # Tensor.backward calls it too
         self._patch(torch.optim.Optimizer, "zero_grad", self._wrap_optimizer_zero_grad)
         self._patch(nn.Module, "zero_grad", self._wrap_module_zero_grad)
         for kind in LOSS_FUNCTIONS:
@@ -224,6 +225,12 @@ class Session:
             self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        if self.tracker.step >= self.budget:  # the script caught StepBudgetReached and went on
+            self.remove()
+            self.write(self.stats("step-budget", None))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         info = self.tracker.optimizer(optimizer)
         step = self.tracker.step
         cleared = self.zero_grad.calls_since_step(id(optimizer)) > 0
@@ -251,11 +258,13 @@ class Session:
 
     # -- wrappers (each takes the original and returns its replacement) --------------------------
     def _wrap_backward(self, original: Callable) -> Callable:
-        def backward(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
             self.counts["backward"] += 1
-            self.loss.on_backward(tensor)
+            loss = tensors if isinstance(tensors, torch.Tensor) else next(iter(tensors), None)
+            if isinstance(loss, torch.Tensor):
+                self.loss.on_backward(loss)
             self.gradients.on_backward()
-            return original(tensor, *args, **kwargs)
+            return original(tensors, *args, **kwargs)
 
         return backward
 

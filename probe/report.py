@@ -40,12 +40,10 @@ def error_text(stats: Stats) -> Optional[str]:
         return f"{error['type']}: {error['message']}{where}"
     if data.get("status") == "no-training":
         seen = data.get("seen", {})
-        parts = [
-            _count(seen.get("models", 0), "model") + (f" called {seen.get('forward', 0)} times" if seen.get("models") else ""),
-            _count(seen.get("optimizers", 0), "optimizer"),
-            _count(seen.get("backward", 0), "backward() call"),
-        ]
-        return "the script finished without an optimizer step; saw " + ", ".join(parts)
+        calls = seen.get("forward", 0)
+        models = "no model called" if not seen.get("models") else \
+            f"{_count(seen['models'], 'model')} called {'once' if calls == 1 else f'{calls} times'}"
+        return f"the script finished without an optimizer step; the probe saw {models} and {_count(seen.get('backward', 0), 'backward() call')}"
     return None
 
 
@@ -78,7 +76,7 @@ def report_text(stats: Stats, judgements: dict[str, Judgement], findings: list[F
     script = data.get("script")
     echo = lambda text="": click.echo(text, file=out)  # noqa: E731
     echo(f"mlplint probe executed {script} (budget {data.get('budget')} optimizer steps, device {data.get('requested_device', 'auto')})")
-    echo(f"status: {data.get('status')} after {stats.steps} optimizer steps on {data.get('device')}")
+    echo(f"status: {data.get('status')} after {stats.steps} optimizer steps on {data.get('device') or 'an unknown device'}")
     loss = stats.primary_loss()
     if loss:
         echo(f"loss: {fmt(loss[0])} at the first step, {fmt(loss[-1])} at the last ({len(loss)} recorded)")

@@ -62,6 +62,7 @@ def run_probe(
     if data["status"] == "not-started" and "No module named 'torch'" in tail:
         raise ProbeError(f"the interpreter '{python}' cannot import torch, which the probe needs")
     data.update(script=script, args=list(args), requested_device=device, output_tail=tail)
+    data.setdefault("budget", steps)  # nothing was written when the run ended before its first step
     if device == "cpu":
         data["device"] = "cpu"
     if timed_out:

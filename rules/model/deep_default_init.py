@@ -71,7 +71,7 @@ class DeepDefaultInit(Rule):
     code = "ML302"
     name = "deep-default-init"
     severity = Severity.INFO
-    symptoms = ("ML906", "ML909")
+    symptoms = ("ML906", "ML907", "ML909")
     options = {"min-depth": 8}
 
     VALID = [

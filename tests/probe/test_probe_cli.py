@@ -108,12 +108,17 @@ def scenario_runs(tmp_path_factory):
         "two-models": (["--steps", "40"], "two_models.py", []),
         "device-cpu": (["--device", "cpu"], "hidden_accelerators.py", []),
         "other-python": (["--python", str(no_mlplint), "--steps", "20"], "healthy.py", []),
+        "swallowed": (["--steps", "20"], "swallows_budget.py", []),
+        "autograd-backward": (["--steps", "30", "--device", "cuda"], "autograd_backward.py", []),
     }
     commands = {
         key: ["probe", "--format", "json", *options, str(FIXTURES / script), "--", *script_args]
         for key, (options, script, script_args) in scenarios.items()
     }
     commands["text"] = ["probe", "--steps", "20", str(FIXTURES / "healthy.py")]
+    disabled = tmp_path_factory.mktemp("disabled") / "stalled_loss.py"
+    disabled.write_text("# mlplint: disable=ML904\n" + (FIXTURES / "stalled_loss.py").read_text())
+    commands["disabled"] = ["probe", "--format", "json", str(disabled)]
     commands["check-probe"] = ["check", "--probe", "--format", "json", str(FIXTURES / "gradient_accumulation.py")]
     commands["check-probe-no-static"] = ["check", "--probe", "--format", "json", str(FIXTURES / "dead_relu.py"), str(FIXTURES / "healthy.py")]
     return run_all(commands)
@@ -156,8 +161,40 @@ def test_process_killed_by_a_signal_is_a_crash(scenario_runs):
 def test_no_training_says_what_was_seen(scenario_runs):
     document = scenario(scenario_runs, "no-training")
     assert document["status"] == "no-training" and document["steps"] == 0
-    assert "1 model called 1 times, no optimizer, no backward() call" in document["error"]
+    assert "the probe saw 1 model called once and no backward() call" in document["error"]
     assert scenario_runs["no-training"].returncode == 0
+
+
+def test_a_bare_except_does_not_outlive_the_step_budget(scenario_runs):
+    document = scenario(scenario_runs, "swallowed")
+    assert document["status"] == "step-budget" and document["steps"] == 20, document["error"]
+
+
+def test_losses_backpropagated_with_autograd_backward_are_recorded(scenario_runs):
+    document = scenario(scenario_runs, "autograd-backward")
+    assert document["status"] == "step-budget" and len(document["loss"]) == 30
+    assert document["loss"][-1] < document["loss"][0]
+
+
+def test_device_cuda_warns_when_the_script_ran_elsewhere(scenario_runs):
+    document = scenario(scenario_runs, "autograd-backward")
+    if document["device"].startswith("cuda"):
+        pytest.skip("the script ran on CUDA here")
+    assert "mlplint: warning: --device cuda, but the script ran on cpu" in scenario_runs["autograd-backward"].stderr
+
+
+def test_a_symptom_disabled_in_the_script_is_not_reported(scenario_runs):
+    document = scenario(scenario_runs, "disabled")
+    assert document["status"] == "step-budget" and "ML904" not in codes(document)  # the fixture's own run has it
+    assert document["findings"]  # static findings are still checked against the run
+
+
+def test_a_script_with_a_syntax_error_is_not_run(tmp_path):
+    script = tmp_path / "broken.py"
+    script.write_text("import torch\nfor x in range(3)\n    pass\n")
+    result = run_cli("probe", str(script))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == f"mlplint: error: {script}: syntax error at line 2, column 18: expected ':'"
 
 
 def test_script_arguments_reach_the_script(scenario_runs):

@@ -85,3 +85,16 @@ def test_unexplained_symptoms_follow_selection_and_file_level_disable(monkeypatc
     without = [code for code in observed if code != "ML913"]
     assert codes(confirm.attach_runtime([], [str(plain)], lambda code, path: code != "ML913")) == without
     assert codes(confirm.attach_runtime([], [str(disabled)], lambda code, path: True)) == without
+
+
+def test_attach_runtime_warns_about_runs_that_did_not_train_to_the_budget(monkeypatch, tmp_path):
+    timed_out = recorded(steps=0, loss=[])
+    timed_out.data.update(status="timeout", error={"type": "Timeout", "message": "the run did not finish within 120 s"})
+    monkeypatch.setattr(confirm, "run_probe", lambda script: timed_out if "hangs" in script else ACCUMULATING)
+    hangs, trains = tmp_path / "hangs.py", tmp_path / "train.py"
+    for path in (hangs, trains):
+        path.write_text("import torch\n")
+    warnings = []
+    confirm.attach_runtime([], [str(hangs), str(trains)], lambda code, path: True, warn=warnings.append)
+    assert warnings == [f"{hangs}: the probe run ended with status timeout after 0 optimizer steps: "
+                        "Timeout: the run did not finish within 120 s"]
