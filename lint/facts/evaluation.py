@@ -70,8 +70,14 @@ class EvaluationAnalysis:
 
     def _evaluation_reason(self, call: cst.Call) -> Optional[str]:
         training = self.facts.training
+        if self._result_trained_on(call):
+            return None
         if any(training.is_backward(n) for n in self._local_context(call)):
-            return "in a branch of the training loop that never calls backward()" if self._side_branch(call) else None
+            if self._side_branch(call):
+                return "in a branch of the training loop that never calls backward()"
+            if self._after_inner_training(call):
+                return "after each epoch's training steps"
+            return None
         function = self.facts.enclosing_function(call)
         names_in_chain = [f.name.value for f in self._function_chain(call)]
         if any(EVALUATION_NAME.search(name) and "train" not in name.lower() for name in names_in_chain):
@@ -99,10 +105,45 @@ class EvaluationAnalysis:
             reached = [inner] + [n for f in facts.called_functions(inner) for n in training.reachable(f)]
             if any(training.is_backward(n) or training.is_optimizer_step(n) for n in reached):
                 return False
-        statement = next((a for a in facts.ancestors(call) if isinstance(a, (cst.Assign, cst.AnnAssign, cst.AugAssign))), None)
-        targets = [] if statement is None else [t.target for t in statement.targets] if isinstance(statement, cst.Assign) \
-            else [statement.target]
-        return not any(training.feeds_backward(target) for target in targets)
+        return True
+
+    def _after_inner_training(self, call: cst.Call) -> bool:
+        """A forward in an outer loop (over epochs) after a nested loop, or a call to a local
+        function, that steps an optimizer: the validation at the end of each epoch."""
+        facts, training = self.facts, self.facts.training
+        loops = facts.enclosing_loops(call)
+        if not loops:
+            return False
+        outer, at = loops[0], facts.order_of(call)
+        for node in facts.effects.get(outer, []):
+            if not isinstance(node, cst.Call) or facts.order_of(node) >= at:
+                continue
+            around = facts.enclosing_loops(node)
+            nested = around[:around.index(outer)] if outer in around else []
+            if nested and training.is_optimizer_step(node) and call not in facts.effects.get(nested[-1], []):
+                return True
+            if not nested and any(training.is_optimizer_step(n) for f in facts.called_functions(node) for n in training.reachable(f)):
+                return True
+        return False
+
+    def _result_trained_on(self, call: cst.Call) -> bool:
+        """Whether a backward pass uses what the statement around the call computes: its
+        assignment targets, the list it is appended to, or a backward call in the statement."""
+        facts, training = self.facts, self.facts.training
+        statement = next((a for a in facts.ancestors(call) if isinstance(a, (cst.BaseSmallStatement, cst.BaseCompoundStatement))), None)
+        if isinstance(statement, cst.Assign):
+            targets = [t.target for t in statement.targets]
+        elif isinstance(statement, (cst.AnnAssign, cst.AugAssign)):
+            targets = [statement.target]
+        elif isinstance(statement, cst.Expr):
+            if any(training.is_backward(c) for c in m.findall(statement, m.Call())):
+                return True
+            targets = [c.func.value for c in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("append") | m.Name("extend"))))]
+        else:
+            return False
+        leaves = [leaf for target in targets
+                  for leaf in ([target] if isinstance(target, (cst.Name, cst.Attribute)) else m.findall(target, m.Name() | m.Attribute()))]
+        return any(training.feeds_backward(leaf) for leaf in leaves)
 
     def _local_context(self, call: cst.Call) -> list[cst.CSTNode]:
         """What runs next to a forward call: its innermost loop, else its function."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 import libcst as cst
 import libcst.matchers as m
@@ -113,26 +113,38 @@ class TrainingAnalysis:
         return candidates + [arg.value for arg in call.args[:1] if arg.keyword is None]
 
     def feeds_backward(self, value: cst.BaseExpression) -> bool:
-        """Whether some backward pass differentiates a tensor computed from `value` (a name or
-        attribute such as `total` or `self.losses`), through assignments:
-        `total = torch.stack(losses).mean(); total.backward()` is computed from `losses`."""
-        spelled = self.facts.module.code_for_node(value)
-        for call in self.facts.calls:
-            if self.is_backward(call) and any(self._computed_from(e, spelled, set()) for e in self.differentiated(call)):
-                return True
-        return False
+        """Whether some backward pass differentiates a tensor computed from `value`, through
+        assignments: `total = torch.stack(losses).mean(); total.backward()` is computed from
+        `losses`. An assignment target is followed to the reads it reaches; another name or
+        attribute (`running += loss`, `self.losses`) matches its spelling in the same scope."""
+        facts = self.facts
+        if isinstance(value, cst.Name) and value in facts.bindings:
+            matches = lambda node: isinstance(node, cst.Name) and value in facts.reaching_nodes(node)  # noqa: E731
+        else:
+            spelled, scope = facts.module.code_for_node(value), self._scope(value)
+            matches = lambda node: facts.module.code_for_node(node) == spelled and self._scope(node) is scope  # noqa: E731
+        return any(
+            self.is_backward(call) and any(self._computed_from(e, matches, set()) for e in self.differentiated(call))
+            for call in facts.calls
+        )
 
-    def _computed_from(self, expr: cst.BaseExpression, spelled: str, seen: set) -> bool:
+    def _scope(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        """Where a name lives: its function; the class for `self.x` in a method."""
+        function = self.facts.enclosing_function(node)
+        if isinstance(node, cst.Attribute) and function is not None:
+            return self.facts.enclosing_class(function) or function
+        return function
+
+    def _computed_from(self, expr: cst.BaseExpression, matches: Callable[[cst.CSTNode], bool], seen: set) -> bool:
         if expr in seen or len(seen) > 64:
             return False
         seen.add(expr)
-        code = self.facts.module.code_for_node
-        if any(code(node) == spelled for node in m.findall(expr, m.Name() | m.Attribute())):
+        if any(matches(node) for node in m.findall(expr, m.Name() | m.Attribute())):
             return True
         for name in m.findall(expr, m.Name()):
             for node in self.facts.reaching_nodes(name):
                 binding = self.facts.bindings.get(node) if isinstance(node, cst.Name) else None
-                if binding is not None and self._computed_from(binding.value, spelled, seen):
+                if binding is not None and self._computed_from(binding.value, matches, seen):
                     return True
         return False
 

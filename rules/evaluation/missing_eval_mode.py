@@ -112,6 +112,23 @@ for epoch in range(10):
     model.eval()
     print(validate(model))
 """,
+        # validation after each epoch's training steps, in eval mode
+        """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(12, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(10):
+    model.train()
+    for xb, yb in train_loader:
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        val_loss = nn.functional.cross_entropy(model(x_val), y_val)
+""",
     ]
     INVALID = [
         Invalid(
@@ -184,6 +201,26 @@ for epoch in range(10):
     print(validate(model))
 """,
             line=7,
+        ),
+        # validation after each epoch's training steps, BatchNorm still in training mode
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(12, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 2))
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(10):
+    model.train()
+    for xb, yb in train_loader:
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(xb), yb)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        val_loss = nn.functional.cross_entropy(model(x_val), y_val)
+""",
+            line=14,
+            message="after each epoch's training steps",
         ),
     ]
 

@@ -110,6 +110,24 @@ for i, (imgs, _) in enumerate(loader):
         g_loss.backward()
         optimizer_G.step()
 """,
+        # a second forward in the training loop whose output is trained on
+        """
+import torch
+import torch.nn as nn
+student = nn.Linear(8, 4)
+for epoch in range(3):
+    for xb, yb in loader:
+        optimizer.zero_grad()
+        with torch.no_grad():
+            soft_targets = teacher(xb).softmax(1)
+        loss = nn.functional.kl_div(student(xb).log_softmax(1), soft_targets, reduction="batchmean")
+        loss.backward()
+        optimizer.step()
+    outputs = []
+    for xb, _ in loader:
+        outputs.append(student(xb))
+    torch.stack(outputs).mean().backward()
+""",
     ]
     INVALID = [
         # the model variable shadows the module it comes from (pytorch/examples word_language_model)
@@ -186,6 +204,21 @@ for step, (b_x, b_y) in enumerate(train_loader):
 """,
             line=13,
             message="branch of the training loop",
+        ),
+        # validation loss after each epoch, with autograd on
+        Invalid(
+            """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+criterion = nn.MSELoss()
+for epoch in range(20):
+    for xb, yb in train_loader:
+        optimizer.zero_grad()
+        criterion(model(xb), yb).backward()
+        optimizer.step()
+    val_loss = criterion(model(x_val), y_val).item()
+""",
+            line=10,
         ),
     ]
 
