@@ -71,6 +71,8 @@ def run_probe(
     elif data["status"] not in ("completed", "step-budget", "crashed", "no-training"):
         data["status"] = "crashed"
         data["error"] = {"type": "ChildDied", "message": _death_message(returncode, tail)}
+    elif data["status"] == "crashed" and data["error"].get("type") == "SystemExit" and _last_line(tail):
+        data["error"]["message"] += f" (last output: {_last_line(tail)})"  # argparse's "error: ..." line
     return stats
 
 
@@ -107,8 +109,13 @@ def _read_stats(path: str) -> Stats:
     return Stats({"status": "not-started", "error": None, "steps": 0, "collectors": {}, "models": {}, "optimizers": [], "seen": {}})
 
 
+def _last_line(tail: str) -> str:
+    """The script's last non-empty line of output, shortened."""
+    return next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")[:200]
+
+
 def _death_message(returncode: Optional[int], tail: str) -> str:
-    last_line = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    last_line = _last_line(tail)
     if returncode is not None and returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -117,4 +124,4 @@ def _death_message(returncode: Optional[int], tail: str) -> str:
         reason = f"the script's process was killed by {name}"
     else:
         reason = f"the script's process exited with status {returncode} before the probe could report"
-    return reason + (f" (last output: {last_line[:200]})" if last_line else "")
+    return reason + (f" (last output: {last_line})" if last_line else "")

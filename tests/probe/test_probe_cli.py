@@ -104,6 +104,7 @@ def scenario_runs(tmp_path_factory):
         "killed": ([], "killed.py", []),
         "no-training": ([], "no_training.py", []),
         "args": ([], "script_args.py", ["--epochs", "3", "--name", "two words"]),
+        "args-missing": ([], "script_args.py", []),
         "workers": (["--steps", "40"], "dataloader_workers.py", []),
         "two-models": (["--steps", "40"], "two_models.py", []),
         "device-cpu": (["--device", "cpu"], "hidden_accelerators.py", []),
@@ -195,6 +196,12 @@ def test_a_script_with_a_syntax_error_is_not_run(tmp_path):
     result = run_cli("probe", str(script))
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == f"mlplint: error: {script}: syntax error at line 2, column 18: expected ':'"
+
+
+def test_an_argparse_error_shows_the_script_s_message(scenario_runs):
+    document = scenario(scenario_runs, "args-missing")
+    assert document["status"] == "crashed" and "exited with status 2" in document["error"]
+    assert "error: the following arguments are required: --epochs, --name" in document["error"]
 
 
 def test_script_arguments_reach_the_script(scenario_runs):
