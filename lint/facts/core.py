@@ -268,7 +268,9 @@ class ScriptFacts:
         }
 
     def is_module_class(self, owner: cst.ClassDef) -> bool:
-        return bool(self.class_bases(owner) & names.MODULE_BASES)
+        """An nn.Module subclass, directly or through a torch.nn layer (`class Layer(nn.Linear)`)."""
+        bases = self.class_bases(owner)
+        return bool(bases & names.MODULE_BASES) or any(names.is_layer_class(base) for base in bases)
 
     # ----------------------------------------------------------------- names
 

@@ -75,13 +75,13 @@ class EvaluationAnalysis:
         if any(training.is_backward(n) for n in self._local_context(call)):
             if self._side_branch(call):
                 return "in a branch of the training loop that never calls backward()"
-            if self._after_inner_training(call):
-                return "after each epoch's training steps"
-            return None
+            return "after each epoch's training steps" if self._after_inner_training(call) else None
         function = self.facts.enclosing_function(call)
         names_in_chain = [f.name.value for f in self._function_chain(call)]
         if any(EVALUATION_NAME.search(name) and "train" not in name.lower() for name in names_in_chain):
             return f"in {names_in_chain[0]}()" if function is not None else "in an evaluation function"
+        if self._after_inner_training(call):
+            return "after each epoch's training steps"
         if function is None and self._after_training_loop(call):
             return "after the training loop"
         return None
@@ -108,22 +108,25 @@ class EvaluationAnalysis:
         return True
 
     def _after_inner_training(self, call: cst.Call) -> bool:
-        """A forward in an outer loop (over epochs) after a nested loop, or a call to a local
-        function, that steps an optimizer: the validation at the end of each epoch."""
+        """A forward inside a loop over epochs, after the nested loop, or the call to a local
+        function, that steps an optimizer: the validation at the end of each epoch. A loop that
+        itself calls backward() or step() (a batch loop with an inner critic loop) is not one."""
         facts, training = self.facts, self.facts.training
-        loops = facts.enclosing_loops(call)
-        if not loops:
-            return False
-        outer, at = loops[0], facts.order_of(call)
-        for node in facts.effects.get(outer, []):
-            if not isinstance(node, cst.Call) or facts.order_of(node) >= at:
+        at = facts.order_of(call)
+        for outer in facts.enclosing_loops(call):
+            inside = [n for n in facts.effects.get(outer, []) if isinstance(n, cst.Call)]
+            own_level = [n for n in inside if facts.enclosing_loops(n)[0] is outer]
+            if any(training.is_backward(n) or training.is_optimizer_step(n) for n in own_level):
                 continue
-            around = facts.enclosing_loops(node)
-            nested = around[:around.index(outer)] if outer in around else []
-            if nested and training.is_optimizer_step(node) and call not in facts.effects.get(nested[-1], []):
-                return True
-            if not nested and any(training.is_optimizer_step(n) for f in facts.called_functions(node) for n in training.reachable(f)):
-                return True
+            for node in inside:
+                if facts.order_of(node) >= at:
+                    continue
+                around = facts.enclosing_loops(node)
+                nested = around[:around.index(outer)]
+                if nested and training.is_optimizer_step(node) and call not in facts.effects.get(nested[-1], []):
+                    return True
+                if not nested and any(training.is_optimizer_step(n) for f in facts.called_functions(node) for n in training.reachable(f)):
+                    return True
         return False
 
     def _result_trained_on(self, call: cst.Call) -> bool:

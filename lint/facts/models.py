@@ -275,6 +275,8 @@ class NetworkAnalysis:
         module instance (whose own `.softmax` attribute could be anything)."""
         if not (isinstance(func, cst.Attribute) and func.attr.value in names.ACTIVATION_METHODS):
             return False
+        if any(origin is not func for origin in self.facts.origins(func)):
+            return False  # an attribute holding a module: `self.softmax = nn.LogSoftmax(dim=1)`
         return all(isinstance(cls, str) and not cls.rsplit(".", 1)[-1][:1].isupper()
                    for cls in self.facts.classes_of(func.value))
 

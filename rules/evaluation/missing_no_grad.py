@@ -128,6 +128,22 @@ for epoch in range(3):
         outputs.append(student(xb))
     torch.stack(outputs).mean().backward()
 """,
+        # a batch loop with an inner critic loop: the generator forward after it is trained on
+        """
+import torch
+for epoch in range(5):
+    for i, (imgs, _) in enumerate(loader):
+        for _ in range(n_critic):
+            optimizer_D.zero_grad()
+            loss_D = -torch.mean(discriminator(imgs)) + torch.mean(discriminator(generator(z).detach()))
+            loss_D.backward()
+            optimizer_D.step()
+        optimizer_G.zero_grad()
+        gen_imgs = generator(z)
+        loss_G = -torch.mean(discriminator(gen_imgs))
+        loss_G.backward()
+        optimizer_G.step()
+""",
     ]
     INVALID = [
         # the model variable shadows the module it comes from (pytorch/examples word_language_model)
@@ -219,6 +235,28 @@ for epoch in range(20):
     val_loss = criterion(model(x_val), y_val).item()
 """,
             line=10,
+        ),
+        # the epoch loop trains through a function, then validates inline
+        Invalid(
+            """
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 3))
+loss_fn = nn.CrossEntropyLoss()
+def train_one_epoch():
+    for inputs, labels in training_loader:
+        optimizer.zero_grad()
+        loss_fn(model(inputs), labels).backward()
+        optimizer.step()
+for epoch in range(5):
+    model.train(True)
+    train_one_epoch()
+    model.train(False)
+    running_vloss = 0.0
+    for vinputs, vlabels in validation_loader:
+        voutputs = model(vinputs)
+        running_vloss += loss_fn(voutputs, vlabels).item()
+""",
+            line=16,
         ),
     ]
 

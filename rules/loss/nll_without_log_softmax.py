@@ -59,6 +59,19 @@ model = Net()
 loss = F.nll_loss(model(data), target)
 """,
         "import torch.nn.functional as F\nloss = F.nll_loss(unknown_model(x), y)\n",
+        # a LogSoftmax module kept in an attribute named `softmax`
+        """
+import torch.nn as nn
+class RNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.i2o = nn.Linear(128, 18)
+        self.softmax = nn.LogSoftmax(dim=1)
+    def forward(self, x):
+        return self.softmax(self.i2o(x))
+rnn = RNN()
+loss = nn.NLLLoss()(rnn(x), y)
+""",
     ]
     INVALID = [
         Invalid("import torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))\nloss = nn.NLLLoss()(m(x), y)\n", line=3, message="logits"),

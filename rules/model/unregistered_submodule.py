@@ -177,6 +177,22 @@ class Mixture(nn.Module):
             line=8,
             message="nn.ParameterList",
         ),
+        # a list grown by concatenation, of a subclass of nn.Linear
+        Invalid(
+            """
+import torch.nn as nn
+class Layer(nn.Linear):
+    def forward(self, x):
+        return super().forward(x).relu()
+class Net(nn.Module):
+    def __init__(self, dims):
+        super().__init__()
+        self.layers = []
+        for d in range(len(dims) - 1):
+            self.layers = self.layers + [Layer(dims[d], dims[d + 1])]
+""",
+            line=11,
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
@@ -204,7 +220,7 @@ class Mixture(nn.Module):
 
     def _plain_holdings(self, facts, owner: cst.ClassDef, attribute: str, values):
         """(node to report, 'list'|'tuple'|'dict', what it holds) for each plain container holding modules."""
-        for value in values:
+        for value in (part for v in values for part in _summands(v)):
             for origin in facts.origins(value):
                 kind = _container_kind(origin)
                 if kind is None:
@@ -279,6 +295,13 @@ class Mixture(nn.Module):
                 if isinstance(node, cst.Call) and facts.qualname(node.func) == "builtins.setattr":
                     return True
         return False
+
+
+def _summands(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The operands of a list concatenation (`self.layers + [layer]`), or the expression itself."""
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Add):
+        return _summands(expr.left) + _summands(expr.right)
+    return [expr]
 
 
 def _container_kind(expr: cst.BaseExpression) -> Optional[str]:
