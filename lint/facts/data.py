@@ -15,7 +15,7 @@ from typing import Optional, Union
 import libcst as cst
 
 from mlplint.lint.facts import names
-from mlplint.lint.facts.core import ScriptFacts
+from mlplint.lint.facts.core import ScriptFacts, nodes_within
 from mlplint.lint.facts.models import SHAPE_FUNCTIONS
 
 PathItem = Union[int, str]  # a tuple element, or a named field (`bunch.data`, `bunch["target"]`)
@@ -409,7 +409,7 @@ class DataAnalysis:
             isinstance(node, cst.Call) and (self.facts.qualname(node.func) or "").rsplit(".", 1)[-1]
             in ("ToTensor", "Normalize", "ToDtype", "ConvertImageDtype")
             for origin in self.facts.origins(transform)
-            for node in _calls_within(origin)
+            for node in nodes_within(origin, cst.Call)
         )
 
     def _model_output(self, call: cst.Call, model: cst.BaseExpression) -> list[Lineage]:
@@ -511,14 +511,3 @@ class DataAnalysis:
         elif high is None and args:
             high = args[0]
         return _literal_int(self.facts, high)
-
-
-def _calls_within(node: cst.CSTNode) -> list[cst.Call]:
-    found: list[cst.Call] = []
-
-    class _Collector(cst.CSTVisitor):
-        def visit_Call(self, call: cst.Call) -> None:
-            found.append(call)
-
-    node.visit(_Collector())
-    return found

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import libcst as cst
-import libcst.matchers as m
 
 from mlplint.lint.facts import names
-from mlplint.lint.facts.core import ScriptFacts
+from mlplint.lint.facts.core import ScriptFacts, nodes_within
 
 # Functions whose name says they evaluate: evaluate, validate, val_epoch, test, predict, infer...
 EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|testing|predict|prediction|infer|inference|score|accuracy)(_|\d|$)", re.IGNORECASE)
@@ -101,7 +100,7 @@ class EvaluationAnalysis:
             child = ancestor
         if branch is None:
             return False
-        for inner in m.findall(branch, m.Call()):
+        for inner in nodes_within(branch, cst.Call):
             reached = [inner] + [n for f in facts.called_functions(inner) for n in training.reachable(f)]
             if any(training.is_backward(n) or training.is_optimizer_step(n) for n in reached):
                 return False
@@ -139,13 +138,14 @@ class EvaluationAnalysis:
         elif isinstance(statement, (cst.AnnAssign, cst.AugAssign)):
             targets = [statement.target]
         elif isinstance(statement, cst.Expr):
-            if any(training.is_backward(c) for c in m.findall(statement, m.Call())):
+            if any(training.is_backward(c) for c in nodes_within(statement, cst.Call)):
                 return True
-            targets = [c.func.value for c in m.findall(statement, m.Call(func=m.Attribute(attr=m.Name("append") | m.Name("extend"))))]
+            targets = [c.func.value for c in nodes_within(statement, cst.Call)
+                       if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("append", "extend")]
         else:
             return False
         leaves = [leaf for target in targets
-                  for leaf in ([target] if isinstance(target, (cst.Name, cst.Attribute)) else m.findall(target, m.Name() | m.Attribute()))]
+                  for leaf in ([target] if isinstance(target, (cst.Name, cst.Attribute)) else nodes_within(target, (cst.Name, cst.Attribute)))]
         return any(training.feeds_backward(leaf) for leaf in leaves)
 
     def _local_context(self, call: cst.Call) -> list[cst.CSTNode]:

@@ -8,9 +8,8 @@ import re
 from typing import Callable, Iterator, Optional, Union
 
 import libcst as cst
-import libcst.matchers as m
 
-from mlplint.lint.facts.core import ScriptFacts
+from mlplint.lint.facts.core import ScriptFacts, nodes_within
 
 Loop = Union[cst.For, cst.While]
 # Receivers we cannot resolve are judged by name only as a last resort (functions imported
@@ -139,9 +138,9 @@ class TrainingAnalysis:
         if expr in seen or len(seen) > 64:
             return False
         seen.add(expr)
-        if any(matches(node) for node in m.findall(expr, m.Name() | m.Attribute())):
+        if any(matches(node) for node in nodes_within(expr, (cst.Name, cst.Attribute))):
             return True
-        for name in m.findall(expr, m.Name()):
+        for name in nodes_within(expr, cst.Name):
             for node in self.facts.reaching_nodes(name):
                 binding = self.facts.bindings.get(node) if isinstance(node, cst.Name) else None
                 if binding is not None and self._computed_from(binding.value, matches, seen):
