@@ -221,7 +221,11 @@ class DataAnalysis:
                 # a column of a frame: one-dimensional, of unknown scale
                 return [Lineage(Source(expr, "unknown", rank=1))]
             if isinstance(index, cst.List):  # df[["a", "b"]]
-                return [Lineage(Source(expr, "unknown", rank=2, column=len(index.elements) == 1))]
+                shape = "rank:2-column" if len(index.elements) == 1 else "rank:2"
+                base = self._trace(expr.value, path, depth)
+                if all(l.source.kind == "unknown" for l in base):  # columns of the same (say CSV) data
+                    return self._then(base, shape, expr)
+                return [Lineage(Source(expr, "unknown", rank=2, column=len(index.elements) == 1))]  # scale unknown
             return list(self._trace(expr.value, path, depth))  # rows selected by an index array
         slices = [e.slice for e in elements]
         if any(isinstance(s, cst.Index) and isinstance(s.value, cst.Name) and s.value.value == "None" for s in slices):

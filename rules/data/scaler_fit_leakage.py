@@ -111,6 +111,23 @@ train_x = scaler.transform(train_x)
             "from sklearn.preprocessing import RobustScaler\nsc = RobustScaler()\nx_val = sc.fit_transform(x_val)\n",
             line=3,
         ),
+        # columns of a frame scaled in place, then split
+        Invalid(
+            """
+import pandas as pd
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.model_selection import train_test_split
+df = pd.read_csv("prices.csv")
+scaler = MinMaxScaler()
+scaled = df.copy()
+scaled[["open", "close"]] = scaler.fit_transform(scaled[["open", "close"]])
+X = scaled.drop(columns=["close"]).values
+y = scaled["close"].values
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, shuffle=False)
+""",
+            line=8,
+            message="before train_test_split",
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
