@@ -243,13 +243,25 @@ class DataAnalysis:
                 return self._then(left, "scale", expr)
             return list(left)
         if isinstance(expr.operator, cst.Multiply):
-            for data, factor in ((expr.left, facts.literal(expr.right)), (expr.right, facts.literal(expr.left))):
-                if isinstance(factor, (int, float)) and not isinstance(factor, bool):
-                    return self._then(self._trace(data, path, depth), f"times:{abs(factor)}", expr)
+            for data, other in ((expr.left, expr.right), (expr.right, expr.left)):
+                factor = self._largest_factor(other)
+                if factor is not None:
+                    return self._then(self._trace(data, path, depth), f"times:{factor}", expr)
             return []
         if isinstance(expr.operator, (cst.Add, cst.Subtract)):
             return list(left)
         return []
+
+    def _largest_factor(self, expr: cst.BaseExpression) -> Optional[float]:
+        """|factor| of a literal number, or the largest of a per-column literal
+        (`torch.tensor([1000., 0.001, 50.])`), else None."""
+        if isinstance(expr, cst.Call) and self.facts.qualname(expr.func) in CONVERTERS and expr.args:
+            expr = expr.args[0].value
+        elements = expr.elements if isinstance(expr, (cst.List, cst.Tuple)) else ()
+        values = [self.facts.literal(e.value) for e in elements] if elements else [self.facts.literal(expr)]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return float(max(abs(v) for v in values))
+        return None
 
     def _call(self, call: cst.Call, path, depth) -> list[Lineage]:
         facts = self.facts

@@ -119,6 +119,14 @@ x = torch.tensor(df["MedInc"].values, dtype=torch.float32).view(-1, 1)
 model = nn.Sequential(nn.Linear(1, 1))
 pred = model(x)
 """,
+        # per-column multipliers that keep the features near unit scale
+        """
+import torch
+import torch.nn as nn
+X = torch.randn(2000, 3) * torch.tensor([1.0, 2.0, 0.5])
+model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
+out = model(X)
+""",
     ]
     INVALID = [
         # synthetic raw features: an income around 50,000 next to an age around 40
@@ -214,6 +222,18 @@ model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 1))
 pred = model(X)
 """,
             line=8,
+        ),
+        # per-column scales set by a literal multiplier
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+X = torch.randn(2000, 3) * torch.tensor([1000.0, 0.01, 50.0])
+model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
+out = model(X)
+""",
+            line=6,
+            message="3,000",
         ),
     ]
 
