@@ -7,6 +7,7 @@ Sequential arguments in order, or the calls of `forward()` in the order Python e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -17,6 +18,8 @@ from mlplint.lint.facts.core import ScriptFacts
 
 # Tensor methods and functions that change shape but not values: the op before them is the output op.
 SHAPE_METHODS = {"view", "reshape", "squeeze", "unsqueeze", "flatten", "permute", "transpose", "contiguous", "view_as", "reshape_as"}
+# Names of the inner size of a deliberate low-rank factorisation: r, rank, lora_r, bottleneck_dim, latent...
+RANK_NAME = re.compile(r"(^|_)(r|rank|lora_r|low_rank|bottleneck|latent|latent_dim|code_dim|z_dim)(_dim|_size|\d|$)", re.IGNORECASE)
 SHAPE_FUNCTIONS = {"torch.flatten", "torch.squeeze", "torch.unsqueeze", "torch.reshape"}
 CONTAINERS = {"torch.nn.ModuleList", "torch.nn.ModuleDict"}
 
@@ -712,9 +715,21 @@ class LinearChains:
             for op, index, keyword in ((chain.first, 0, "in_features"), (chain.first, 1, "out_features"), (chain.second, 1, "out_features"))
         ]
         if not all(isinstance(size, int) for size in sizes):
-            return False
+            return self._factorisation_signature(chain)
         fan_in, rank, fan_out = sizes
         return rank < fan_in and rank < fan_out
+
+    def _factorisation_signature(self, chain: LinearChain) -> bool:
+        """Sizes that are not literals, written the way low-rank adapters are: a first Linear
+        without bias (`nn.Linear(d, r, bias=False)`, as in LoRA) or an inner size named like a
+        rank (`r`, `rank`, `bottleneck_dim`, `latent`)."""
+        facts, first = self.facts, chain.first.call
+        if first is None:
+            return False
+        if facts.literal(facts.argument(first, 2, "bias")) is False:
+            return True
+        inner = facts.argument(first, 1, "out_features")
+        return inner is not None and RANK_NAME.search(facts.module.code_for_node(inner).rsplit(".", 1)[-1]) is not None
 
     def _across_blocks(self, chain: LinearChain) -> bool:
         """The two layers end and start two different nn.Sequential blocks joined by a call in

@@ -17,7 +17,9 @@ class MissingNonlinearity(Rule):
     residual additions and `torch.cat` stay quiet. A Linear appended in a loop that adds nothing
     else (`for ...: layers.append(nn.Linear(...))`) counts as a chain when the loop runs at
     least twice. A bottleneck (`nn.Linear(d, r)` then `nn.Linear(r, k)` with r smaller than both
-    d and k: a deliberate low-rank factorisation) and the last Linear of one `nn.Sequential` block
+    d and k: a deliberate low-rank factorisation; when the sizes are not literals, a first Linear
+    with `bias=False` or an inner size named like a rank, `r`/`rank`/`latent_dim`, as LoRA adapters
+    write it) and the last Linear of one `nn.Sequential` block
     feeding the first Linear of another in `forward()` (an encoder's latent code handed to a
     decoder) stay quiet.
 
@@ -149,6 +151,28 @@ def block(in_feat, out_feat, normalize=True):
     return layers
 generator = nn.Sequential(*block(100, 128, normalize=False), *block(128, 256), nn.Linear(256, 784), nn.Tanh())
 """,
+        # a LoRA adapter: sizes not literal, first projection without bias
+        """
+import torch.nn as nn
+class LoRALinear(nn.Module):
+    def __init__(self, base, r=8):
+        super().__init__()
+        self.base = base
+        self.lora = nn.Sequential(nn.Linear(base.in_features, r, bias=False), nn.Linear(r, base.out_features, bias=False))
+    def forward(self, x):
+        return self.base(x) + self.lora(x)
+""",
+        # a low-rank factorisation through a size named rank
+        """
+import torch.nn as nn
+class LowRank(nn.Module):
+    def __init__(self, d_in, d_out, rank):
+        super().__init__()
+        self.down = nn.Linear(d_in, rank)
+        self.up = nn.Linear(rank, d_out)
+    def forward(self, x):
+        return self.up(self.down(x))
+""",
     ]
     INVALID = [
         # narrowing twice is no bottleneck: 784 -> 128 -> 10 is one linear map
@@ -216,6 +240,15 @@ def block(in_feat, out_feat):
     layers.append(nn.Dropout(0.2))
     return layers
 model = nn.Sequential(*block(100, 128), *block(128, 256), nn.ReLU(), nn.Linear(256, 10))
+""",
+            line=4,
+        ),
+        # sizes in variables, with nothing that says low-rank
+        Invalid(
+            """
+import torch.nn as nn
+def make_mlp(in_dim, hidden, out_dim):
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.Linear(hidden, out_dim))
 """,
             line=4,
         ),
