@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 import click
 
-from mlplint.lint.config import ConfigResolver
 from mlplint.lint.engine import parse
 from mlplint.lint.finding import Finding, Severity
 from mlplint.lint.source import SourceError, read_source
-from mlplint.probe.confirm import reported, static_findings, symptom_filter, with_runtime
+from mlplint.probe.confirm import reported, static_check, with_runtime
 from mlplint.probe.detectors import ThresholdError, judge_all, resolve_thresholds
 from mlplint.probe.report import report_json, report_text, symptom_rows
 from mlplint.probe.runner import DEFAULT_STEPS, DEFAULT_TIMEOUT, DEVICES, ProbeError, run_probe
@@ -101,23 +100,22 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
         except OSError as error:
             raise _fail(f"cannot write {save_stats}: {error.strerror or error}")
     judgements = judge_all(stats, overrides)
-    script = stats.data.get("script")
-    findings = _findings(script, stats, judgements)
-    if script and os.path.isfile(script):  # the script's configuration and `# mlplint: disable=` apply
-        settings = ConfigResolver(None).for_path(script)
-        judgements = reported(judgements, symptom_filter(script, settings.enabled))
+    findings, shown = _static_check(stats.data.get("script"))
+    findings = with_runtime(findings, stats, judgements)
+    judgements = reported(judgements, shown)
     (report_json if output_format == "json" else report_text)(stats, judgements, findings, sys.stdout)
     failing = [row for row in symptom_rows(judgements) if Severity(row["severity"]).rank >= Severity.WARNING.rank]
     failing += [f for f in findings if f.severity.rank >= Severity.WARNING.rank]
     sys.exit(EXIT_FINDINGS if failing else EXIT_CLEAN)
 
 
-def _findings(script: Optional[str], stats: Stats, judgements) -> list[Finding]:
-    """The script's static findings with runtime evidence; none when the script is not readable
-    any more (stats judged later, elsewhere)."""
-    if not script or not os.path.isfile(script):
-        return []
-    try:
-        return with_runtime(static_findings(script), stats, judgements)
-    except SourceError:
-        return []
+def _static_check(script: Optional[str]) -> tuple[list[Finding], Callable[[str], bool]]:
+    """The script's static findings and the symptoms its configuration and `# mlplint: disable=`
+    let through; none and all when the script is not readable any more (stats judged later,
+    elsewhere)."""
+    if script and os.path.isfile(script):
+        try:
+            return static_check(script)
+        except SourceError:
+            pass
+    return [], lambda code: True

@@ -22,10 +22,12 @@ from mlplint.probe.symptoms import SYMPTOMS
 ENOUGH_STEPS = 10
 
 
-def static_findings(script: str) -> list[Finding]:
-    """The static checker's findings for the script, with the configuration that applies to it."""
+def static_check(script: str) -> tuple[list[Finding], Callable[[str], bool]]:
+    """The static checker's findings for the script, with the configuration that applies to it,
+    and which of its runtime symptoms that configuration lets through (`symptom_filter`)."""
+    text = read_source(script)
     settings = ConfigResolver(None).for_path(script)
-    return check_source(read_source(script), script, settings).findings
+    return check_source(text, script, settings).findings, symptom_filter(script, text, settings.enabled)
 
 
 def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]) -> Runtime:
@@ -73,11 +75,11 @@ def unexplained_symptoms(script: str, judgements: dict[str, Judgement], findings
     return added
 
 
-def symptom_filter(script: str, enabled: Callable[[str, str], bool]) -> Callable[[str], bool]:
-    """Whether a symptom observed on `script` is reported: enabled by the configuration and not
-    disabled in the script (`# mlplint: disable=ML904`, or a `# noqa` on line 1, where
-    `check --probe` reports symptoms)."""
-    suppressions = Suppressions.from_source(read_source(script))
+def symptom_filter(script: str, text: str, enabled: Callable[[str, str], bool]) -> Callable[[str], bool]:
+    """Whether a symptom observed on `script` (source `text`) is reported: enabled by the
+    configuration and not disabled in the script (`# mlplint: disable=ML904`, or a `# noqa` on
+    line 1, where `check --probe` reports symptoms)."""
+    suppressions = Suppressions.from_source(text)
     return lambda code: enabled(code, script) and not suppressions.suppresses(code, 1, 1)
 
 
@@ -110,5 +112,5 @@ def attach_runtime(
         runtimes[script] = lambda finding, stats=stats, judgements=judgements: runtime_for(finding, stats, judgements)
     attached = [dataclasses.replace(f, runtime=runtimes[f.path](f)) if f.path in runtimes else f for f in findings]
     for script, judgements in observed.items():
-        attached += unexplained_symptoms(script, reported(judgements, symptom_filter(script, enabled)), attached)
+        attached += unexplained_symptoms(script, reported(judgements, symptom_filter(script, read_source(script), enabled)), attached)
     return attached

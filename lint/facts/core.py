@@ -728,8 +728,10 @@ class ScriptFacts:
             classes = self.local_definitions(receiver.func if isinstance(receiver, cst.Call) else receiver, cst.ClassDef)
             fields = self._class_fields(classes[0]) if classes else {}
             if isinstance(receiver, cst.Call):
-                dataclass = classes and any(self.module.code_for_node(d.decorator).split("(")[0].endswith("dataclass")
-                                            for d in classes[0].decorators)
+                dataclass = classes and any(
+                    self.qualname(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) == "dataclasses.dataclass"
+                    for d in classes[0].decorators
+                )
                 position = list(fields).index(attribute) if dataclass and attribute in fields else None
                 given = self.argument(receiver, position, attribute)
                 if given is not None:

@@ -138,10 +138,10 @@ class EvaluationAnalysis:
         elif isinstance(statement, (cst.AnnAssign, cst.AugAssign)):
             targets = [statement.target]
         elif isinstance(statement, cst.Expr):
-            if any(training.is_backward(c) for c in nodes_within(statement, cst.Call)):
+            calls = nodes_within(statement, cst.Call)
+            if any(training.is_backward(c) for c in calls):
                 return True
-            targets = [c.func.value for c in nodes_within(statement, cst.Call)
-                       if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("append", "extend")]
+            targets = [c.func.value for c in calls if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("append", "extend")]
         else:
             return False
         leaves = [leaf for target in targets

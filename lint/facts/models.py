@@ -688,11 +688,12 @@ class LinearChains:
             return [None]
         func = origin.func
         qualified = facts.qualname(func)
-        if qualified in DROPOUT_FUNCTIONS | SHAPE_FUNCTIONS and origin.args:
-            label = Op(qualified, origin).label
-            return self._producers(origin.args[0].value, (label,) + between, depth + 1)
-        if qualified is None and isinstance(func, cst.Attribute) and func.attr.value in SHAPE_METHODS:
-            return self._producers(func.value, (f".{func.attr.value}()",) + between, depth + 1)
+        passed = shape_call_input(facts, origin)
+        if passed is None and qualified in DROPOUT_FUNCTIONS and origin.args:
+            passed = origin.args[0].value
+        if passed is not None:  # a reshape or functional dropout: look through it
+            label = Op(qualified or f"method:{func.attr.value}", origin).label
+            return self._producers(passed, (label,) + between, depth + 1)
         if qualified is not None or not origin.args:
             return [None]
         layers = self._layers_called(origin)

@@ -122,10 +122,11 @@ class TrainingAnalysis:
         else:
             spelled, scope = facts.module.code_for_node(value), self._scope(value)
             matches = lambda node: facts.module.code_for_node(node) == spelled and self._scope(node) is scope  # noqa: E731
-        return any(
-            self.is_backward(call) and any(self._computed_from(e, matches, set()) for e in self.differentiated(call))
-            for call in facts.calls
-        )
+        return any(self._computed_from(e, matches, set()) for call in self.backward_calls for e in self.differentiated(call))
+
+    @functools.cached_property
+    def backward_calls(self) -> list[cst.Call]:
+        return [call for call in self.facts.calls if self.is_backward(call)]
 
     def _scope(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         """Where a name lives: its function; the class for `self.x` in a method."""
