@@ -4,6 +4,9 @@ enabled rule over it, then drop suppressed findings."""
 from __future__ import annotations
 
 import ast
+import concurrent.futures
+import sys
+import threading
 
 from dataclasses import dataclass, field
 from typing import Optional
@@ -25,29 +28,55 @@ class FileResult:
     errors: list[FileError] = field(default_factory=list)
 
 
+# The analysis follows values through each other and LibCST walks trees recursively: a file
+# CPython accepts (a flat chain of 4,000 `a + a + ...`, 2,000 `x = x.view(...)`) must not exhaust
+# the stack, so each file is checked on a thread with a large stack and a matching recursion limit.
+_STACK_BYTES = 512 * 1024 * 1024
+_RECURSION_LIMIT = 200_000
+_deep_executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+
+def run_deep(function, *args):
+    """Run function(*args) on the deep-stack thread and return its result."""
+    global _deep_executor
+    if _deep_executor is None:
+        previous = threading.stack_size(_STACK_BYTES)
+        try:
+            _deep_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlplint-check")
+            _deep_executor.submit(sys.setrecursionlimit, max(_RECURSION_LIMIT, sys.getrecursionlimit())).result()
+        finally:
+            threading.stack_size(previous)
+    return _deep_executor.submit(function, *args).result()
+
+
 def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[FileError]]:
+    """LibCST's tree of a file CPython accepts. CPython's parser runs first: it rejects what would
+    crash LibCST's native parser (1,500 nested parentheses segfault it) with its own message."""
+    try:
+        compile(text, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as error:
+        return None, FileError(path, f"syntax error at line {error.lineno}, column {error.offset}: {error.msg}")
+    except (ValueError, RecursionError, MemoryError) as error:
+        return None, FileError(path, f"cannot parse: {error}")
     try:
         return cst.parse_module(text), None
     except cst.ParserSyntaxError as error:
-        return None, FileError(path, _syntax_error_message(text, error))
+        return None, FileError(path, _syntax_error_message(error))
     except (RecursionError, MemoryError):
         return None, FileError(path, "file too deeply nested to parse")
 
 
-def _syntax_error_message(text: str, error: cst.ParserSyntaxError) -> str:
-    """CPython's own diagnosis when it has one (the message users know), else LibCST's."""
-    try:
-        compile(text, "<source>", "exec", ast.PyCF_ONLY_AST)
-    except SyntaxError as python_error:
-        line, column = python_error.lineno or error.raw_line, python_error.offset or error.raw_column + 1
-        return f"syntax error at line {line}, column {column}: {python_error.msg}"
-    except (ValueError, RecursionError, MemoryError):
-        pass
+def _syntax_error_message(error: cst.ParserSyntaxError) -> str:
+    """LibCST rejects a file CPython accepted: syntax newer than LibCST supports."""
     message = error.message.strip().splitlines()[0] if error.message else "invalid syntax"
     return f"syntax error at line {error.raw_line}, column {error.raw_column + 1}: {message}"
 
 
 def check_source(text: str, path: str, settings: Settings) -> FileResult:
+    return run_deep(_check_source, text, path, settings)
+
+
+def _check_source(text: str, path: str, settings: Settings) -> FileResult:
     result = FileResult(path)
     module, error = parse(text, path)
     if module is None:

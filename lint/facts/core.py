@@ -4,22 +4,29 @@ The analysis walks the module once (recording parents, calls, assignments, loops
 classes and argparse options) and then answers questions lazily, with memoisation:
 what does this expression hold (`origins`), which API or local class built it (`class_of`,
 `kind_of`), what literal value does it have (`literal`), who calls this function (`call_sites`).
-Names are resolved with LibCST's ScopeProvider and QualifiedNameProvider, so aliases and
-`from ... import ... as ...` are the same object to every rule.
+Names are resolved with LibCST's ScopeProvider (qualified names are derived from its import
+assignments once per scope and name, as QualifiedNameProvider would, without its cost per read),
+so aliases and `from ... import ... as ...` are the same object to every rule.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider, QualifiedNameSource, ScopeProvider
+from libcst.helpers import get_full_name_for_node
+from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
+from libcst.metadata.scope_provider import Assignment, BuiltinAssignment, ImportAssignment
 
 from mlplint.lint.facts import names
 
 _MISSING = object()
+# How many expressions one question may follow through each other (a chain of 2,000
+# `x = x.to(device)` needs 2,000); past it the value is unknown. See engine.run_deep for the stack.
+MAX_RESOLUTION_DEPTH = 5000
 _ASSIGNMENTS = (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.WithItem)
 _CONDITIONAL = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp)
 Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
@@ -48,6 +55,8 @@ class _Indexer(cst.CSTVisitor):
         self.facts = facts
         self.stack: list[cst.CSTNode] = []
         self.containers: list[cst.CSTNode] = []
+        # (enclosing function, loops around the node within it, innermost first), one per container
+        self.contexts: list[tuple[Optional[cst.FunctionDef], tuple]] = [(None, ())]
         self.clock = 0
 
     def on_visit(self, node: cst.CSTNode) -> bool:
@@ -55,6 +64,12 @@ class _Indexer(cst.CSTVisitor):
         if self.stack:
             facts.parent[node] = self.stack[-1]
         self.stack.append(node)
+        context = self.contexts[-1]
+        facts.context[node] = context
+        if isinstance(node, cst.FunctionDef):
+            self.contexts.append((node, ()))
+        elif isinstance(node, (cst.For, cst.While)):
+            self.contexts.append((context[0], (node,) + context[1]))
         self.clock += 1
         if isinstance(node, (cst.Name, cst.For, cst.CompFor)):
             facts.order[node] = self.clock
@@ -92,6 +107,8 @@ class _Indexer(cst.CSTVisitor):
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
         self.stack.pop()
+        if isinstance(original_node, (cst.FunctionDef, cst.For, cst.While)):
+            self.contexts.pop()
         self.clock += 1
         if isinstance(original_node, _ASSIGNMENTS):
             self.facts.order[original_node] = self.clock  # a target is bound once its value is computed
@@ -177,11 +194,12 @@ class ScriptFacts:
 
     def __init__(self, wrapper: MetadataWrapper):
         module = wrapper.module
-        metadata = wrapper.resolve_many([ScopeProvider, QualifiedNameProvider])
         self.module = module
         self._wrapper = wrapper
-        self._scopes = metadata[ScopeProvider]
-        self._qualified = metadata[QualifiedNameProvider]
+        self._scopes = wrapper.resolve(ScopeProvider)
+        self._assignments_cache: dict[tuple[Any, str], tuple] = {}
+        self._qualname_cache: dict[tuple[Any, str], Optional[str]] = {}
+        self._constructed_cache: dict[tuple[Any, str], list[cst.ClassDef]] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
         self.calls: list[cst.Call] = []  # in evaluation order
         self.loops: list[Union[cst.For, cst.While]] = []
@@ -193,6 +211,9 @@ class ScriptFacts:
         self.effects: dict[cst.CSTNode, list[cst.CSTNode]] = {}
         self.argparse_defaults: dict[str, cst.BaseExpression] = {}
         self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
+        self.context: dict[cst.CSTNode, tuple[Optional[cst.FunctionDef], tuple]] = {}  # see _Indexer
+        self._bound_cache: dict[cst.Name, Optional[int]] = {}
+        self._definitions_cache: dict[tuple[Any, str], tuple[list[cst.CSTNode], list[int], list[cst.Name]]] = {}
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
         self._in_progress: dict[cst.CSTNode, int] = {}  # expressions being resolved -> stack depth
         self._lowest_cycle = 1 << 30
@@ -231,17 +252,11 @@ class ScriptFacts:
         return owner if isinstance(owner, cst.ClassDef) else None
 
     def enclosing_function(self, node: cst.CSTNode) -> Optional[cst.FunctionDef]:
-        return next((a for a in self.ancestors(node) if isinstance(a, cst.FunctionDef)), None)
+        return self.context[node][0] if node in self.context else None
 
     def enclosing_loops(self, node: cst.CSTNode) -> list[Union[cst.For, cst.While]]:
         """Loops around node within its function, innermost first."""
-        loops = []
-        for ancestor in self.ancestors(node):
-            if isinstance(ancestor, cst.FunctionDef):
-                break
-            if isinstance(ancestor, (cst.For, cst.While)):
-                loops.append(ancestor)
-        return loops
+        return list(self.context[node][1]) if node in self.context else []
 
     def methods(self, owner: cst.ClassDef) -> dict[str, cst.FunctionDef]:
         return {
@@ -290,13 +305,44 @@ class ScriptFacts:
         """Canonical qualified name of an imported or builtin object (`torch.nn.Linear`)."""
         if not _is_dotted_name(expr):
             return None  # `torch.tensor(x).float` is a method of a value, not `torch.tensor.float`
-        found = _unwrap(self._qualified.get(expr, set())) or set()
+        full_name = get_full_name_for_node(expr)
+        scope = self._scopes.get(expr)
+        if full_name is None or scope is None:
+            return None
+        key = (scope, full_name)  # every spelling of a dotted name in one scope names the same thing
+        if key not in self._qualname_cache:
+            self._qualname_cache[key] = self._resolve_qualname(expr, scope, full_name)
+        return self._qualname_cache[key]
+
+    def _resolve_qualname(self, expr: cst.CSTNode, scope, full_name: str) -> Optional[str]:
+        # as LibCST's QualifiedNameProvider does: the assignments of the longest bound prefix
+        prefix, assignments = full_name, ()
+        while prefix:
+            assignments = self._assignments(scope, prefix)
+            if assignments:
+                break
+            cut = prefix.rfind(".")
+            prefix = prefix[:cut] if cut != -1 else ""
         candidates = sorted(
-            q.name for q in found if q.source in (QualifiedNameSource.IMPORT, QualifiedNameSource.BUILTIN)
+            qualified.name for assignment in assignments if isinstance(assignment, (ImportAssignment, BuiltinAssignment))
+            for qualified in assignment.get_qualified_names_for(full_name)
         )
-        if candidates and any(q.source is QualifiedNameSource.LOCAL for q in found) and self._rebound_to_object(expr):
+        local = any(type(assignment) is Assignment for assignment in assignments)
+        if candidates and local and self._rebound_to_object(expr):
             return None  # `import model` then `model = model.RNNModel(...)`: the name now holds a value
         return names.canonical(candidates[0]) if candidates else None
+
+    def _assignments(self, scope, name: str) -> tuple:
+        """Every assignment a name may refer to in a scope, computed once per (scope, name)."""
+        key = (scope, name)
+        found = self._assignments_cache.get(key)
+        if found is None:
+            try:
+                found = tuple(scope[name]) if name in scope else ()
+            except Exception:  # libcst's scope model can refuse odd global/nonlocal uses
+                found = ()
+            self._assignments_cache[key] = found
+        return found
 
     def _rebound_to_object(self, expr: cst.CSTNode) -> bool:
         """Whether the imported name at the base of a dotted name is also assigned a constructed
@@ -321,45 +367,68 @@ class ScriptFacts:
     def referent_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
         """What defines a name as read here (LibCST scope analysis): assignment targets (keys of
         `bindings`), Params, imports, function and class definitions."""
+        return self._definitions(name)[0]
+
+    def _definitions(self, name: cst.Name) -> tuple[list[cst.CSTNode], list[int], list[cst.Name]]:
+        """Every definition a name may refer to from its scope, and the targets among them bound in
+        that same scope as a timeline sorted by when they are bound: computed once per
+        (scope, name); `reaching_nodes` picks the ones that reach a given read."""
         scope = self._scopes.get(name)
         if scope is None:
-            return []
-        nodes = []
-        try:
-            accesses = scope.accesses[name]
-        except (KeyError, Exception):  # libcst raises on names it did not record as accesses
-            return []
-        for access in accesses:
-            for assignment in access.referents:
-                node = getattr(assignment, "node", None)
-                if node is not None:
-                    nodes.append(node)
-        return nodes
+            return [], [], []
+        key = (scope, name.value)
+        cached = self._definitions_cache.get(key)
+        if cached is not None:
+            return cached
+        nodes = [node for assignment in self._assignments(scope, name.value)
+                 for node in [getattr(assignment, "node", None)] if node is not None]
+        timeline = sorted(
+            ((bound, node) for node in nodes if node in self.bindings and self._scopes.get(node) is scope
+             for bound in [self._bound_at(node)] if bound is not None),
+            key=lambda entry: entry[0],
+        )
+        found = self._definitions_cache[key] = (nodes, [bound for bound, _ in timeline], [node for _, node in timeline])
+        return found
 
     def reaching_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
         """The definitions of a name that can reach this read: the last assignment before it in
         the same scope, and the ones before that when the later ones are conditional (inside an
-        if/try/loop that does not also hold the read). Falls back to every definition."""
-        nodes = self.referent_nodes(name)
+        if/try/loop that does not also hold the read); in a loop, also the assignments later in
+        the same loop (from the previous iteration) unless one before the read in that loop
+        always runs. Definitions from other scopes, imports and parameters always count."""
+        nodes, times, targets = self._definitions(name)
         read_at = self.order.get(name)
-        scope = self._scopes.get(name)
-        earlier = sorted(
-            (n for n in nodes if n in self.bindings and self._scopes.get(n) is scope
-             and self._bound_at(n) is not None and self._bound_at(n) < read_at),
-            key=self._bound_at,
-        ) if read_at is not None else []
+        if read_at is None or not targets:
+            return nodes
+        split = bisect.bisect_left(times, read_at)
         kept: list[cst.CSTNode] = []
-        for node in reversed(earlier):
+        killed_in: Optional[cst.CSTNode] = None
+        for node in reversed(targets[:split]):
             kept.append(node)
             if self._unconditional_before(node, name):
-                return kept
-        return kept + [n for n in nodes if n not in earlier] if earlier else nodes
+                killed_in = node
+                break
+        read_loops = self.enclosing_loops(name)
+        if read_loops:
+            # a definition before the read inside the innermost shared loop hides the later ones
+            kill_loops = set(self.enclosing_loops(killed_in)) if killed_in is not None else set()
+            carried = [loop for loop in read_loops if loop not in kill_loops]
+            kept += [node for node in targets[split:] if any(loop in carried for loop in self.enclosing_loops(node))]
+        if killed_in is None:
+            in_timeline = set(targets)
+            kept += [node for node in nodes if node not in in_timeline]
+        return kept
 
     def _bound_at(self, target: cst.Name) -> Optional[int]:
+        if target in self._bound_cache:
+            return self._bound_cache[target]
+        found = None
         for ancestor in self.ancestors(target):
             if ancestor in self.order and not isinstance(ancestor, cst.Name):
-                return self.order[ancestor]
-        return None
+                found = self.order[ancestor]
+                break
+        self._bound_cache[target] = found
+        return found
 
     def _unconditional_before(self, target: cst.Name, read: cst.Name) -> bool:
         read_context = set(self.ancestors(read))
@@ -395,6 +464,9 @@ class ScriptFacts:
         depth = self._in_progress.get(expr)
         if depth is not None:  # a cycle: this answer is partial until `expr` completes
             self._lowest_cycle = min(self._lowest_cycle, depth)
+            return (expr,)
+        if len(self._in_progress) >= MAX_RESOLUTION_DEPTH:  # unresolved: rules stay quiet on it
+            self._lowest_cycle = -1  # nothing above is complete either
             return (expr,)
         depth = self._in_progress[expr] = len(self._in_progress)
         outer_lowest, self._lowest_cycle = self._lowest_cycle, depth
@@ -545,14 +617,24 @@ class ScriptFacts:
                     callees.append(self.method(node, "__init__"))
             return callees
         if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
-            owners = self._self_classes(func.value)
-            for node in self.referent_nodes(func.value) if not owners else []:
+            owners = self._self_classes(func.value) or self._constructed_classes(func.value)
+            return [m for owner in owners for m in [self.method(owner, func.attr.value)] if m is not None]
+        return []
+
+    def _constructed_classes(self, name: cst.Name) -> list[cst.ClassDef]:
+        """Local classes whose constructor call some definition of the name holds (`net = Net()`),
+        once per (scope, name)."""
+        key = (self._scopes.get(name), name.value)
+        found = self._constructed_cache.get(key)
+        if found is None:
+            found = []
+            for node in self.referent_nodes(name):
                 binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
                 if binding is not None and not binding.path and isinstance(binding.value, cst.Call) \
                         and isinstance(binding.value.func, cst.Name):
-                    owners += [n for n in self.referent_nodes(binding.value.func) if isinstance(n, cst.ClassDef)]
-            return [m for owner in owners for m in [self.method(owner, func.attr.value)] if m is not None]
-        return []
+                    found += [n for n in self.referent_nodes(binding.value.func) if isinstance(n, cst.ClassDef)]
+            self._constructed_cache[key] = found
+        return found
 
     def call_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
         return self._call_sites.get(function, [])

@@ -114,13 +114,15 @@ class EvaluationAnalysis:
         at = facts.order_of(call)
         for outer in facts.enclosing_loops(call):
             inside = [n for n in facts.effects.get(outer, []) if isinstance(n, cst.Call)]
-            own_level = [n for n in inside if facts.enclosing_loops(n)[0] is outer]
+            own_level = [n for n in inside if facts.enclosing_loops(n)[:1] == [outer]]
             if any(training.is_backward(n) or training.is_optimizer_step(n) for n in own_level):
                 continue
             for node in inside:
                 if facts.order_of(node) >= at:
                     continue
                 around = facts.enclosing_loops(node)
+                if outer not in around:
+                    continue  # inside a function defined in the loop (an LBFGS closure, a helper)
                 nested = around[:around.index(outer)]
                 if nested and training.is_optimizer_step(node) and call not in facts.effects.get(nested[-1], []):
                     return True

@@ -285,29 +285,44 @@ class NetworkAnalysis:
 
     def output_ops_of(self, expr: cst.BaseExpression) -> list[Op]:
         """The op(s) that produce an expression's value: follows variables, shape-only methods
-        and calls to submodules or whole models."""
+        and calls to submodules or whole models (a worklist: `x = x.view(...)` 2,000 times is
+        one step each)."""
         ops: list[Op] = []
-        for origin in self.facts.origins(expr):
-            ops.extend(self._origin_output_ops(origin))
+        seen: set[cst.CSTNode] = set()
+        todo = [expr]
+        while todo:
+            for origin in self.facts.origins(todo.pop(0)):
+                if origin in seen:
+                    continue
+                seen.add(origin)
+                reshaped = shape_call_input(self.facts, origin)
+                if reshaped is not None:
+                    todo.append(reshaped)
+                else:
+                    ops.extend(self._origin_output_ops(origin))
         return ops
 
     def _reshapes(self, expr: cst.BaseExpression) -> tuple[cst.Call, ...]:
         """The shape-only calls between a value and the op that made it, in the order they apply
         (`return self.net(x).view(-1)`: the `.view(-1)`)."""
-        for origin in self.facts.origins(expr):
-            reshaped = shape_call_input(self.facts, origin)
-            if reshaped is not None:
-                return self._reshapes(reshaped) + (origin,)
-        return ()
+        found: list[cst.Call] = []
+        seen: set[cst.CSTNode] = set()
+        while expr is not None and expr not in seen:
+            seen.add(expr)
+            step = next(((origin, reshaped) for origin in self.facts.origins(expr)
+                         for reshaped in [shape_call_input(self.facts, origin)] if reshaped is not None), None)
+            if step is None:
+                break
+            found.append(step[0])
+            expr = step[1]
+        return tuple(reversed(found))
 
     def _origin_output_ops(self, origin: cst.BaseExpression) -> list[Op]:
+        """The op that produces an origin that is not a reshape."""
         facts = self.facts
         if not isinstance(origin, cst.Call):
             return []
         func = origin.func
-        reshaped = shape_call_input(facts, origin)
-        if reshaped is not None:
-            return self.output_ops_of(reshaped)
         qualified = facts.qualname(func)
         if qualified is not None:
             return [Op(qualified, origin, origin)]
