@@ -86,11 +86,15 @@ def _check_source(text: str, path: str, settings: Settings) -> FileResult:
     if not rules:
         return result
     try:
-        facts = ScriptFacts(MetadataWrapper(module, unsafe_skip_copy=True))
+        facts = ScriptFacts(MetadataWrapper(module, unsafe_skip_copy=True), path)
     except RecursionError:
         result.errors.append(FileError(path, "file too deeply nested to analyse"))
         return result
     reports: list[tuple[type, Report]] = []
+    if facts.uses_other_framework:
+        return result
+    if facts.is_test_module:
+        rules = [rule for rule in rules if not rule.judges_procedure]
     for rule in rules:
         context = RuleContext(facts, settings.rule_options(rule))
         try:

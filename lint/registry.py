@@ -64,6 +64,9 @@ class Rule:
     symptoms: ClassVar[tuple[str, ...]] = ()
     # Configurable thresholds: option name -> default value (documented in the docstring).
     options: ClassVar[dict[str, Any]] = {}
+    # Rules that judge a training or evaluation procedure stay quiet in test modules, which check
+    # behaviour on toy inputs and are not training scripts.
+    judges_procedure: ClassVar[bool] = False
     VALID: ClassVar[list[str]] = []
     INVALID: ClassVar[list[Union[str, Invalid]]] = []
 

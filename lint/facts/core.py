@@ -99,6 +99,10 @@ class _Indexer(cst.CSTVisitor):
             self._bind_target(node.asname.name, Binding(node.item))
         elif isinstance(node, cst.CompFor):
             self._bind_target(node.target, Binding(node.iter, loop=True))
+        elif isinstance(node, (cst.Import, cst.ImportFrom)):
+            modules = [alias.name for alias in node.names] if isinstance(node, cst.Import) else \
+                [node.module] if node.module is not None and not node.relative else []
+            facts.imported_roots.update(get_full_name_for_node(m).split(".")[0] for m in modules)
         elif isinstance(node, cst.Return) and node.value is not None:
             function = self._enclosing_function()
             if function is not None:
@@ -144,7 +148,7 @@ class _Indexer(cst.CSTVisitor):
             if function is not None and _first_param(function) == target.value.value:
                 owner = facts.enclosing_class(function)
                 if owner is not None:
-                    facts.self_attributes.setdefault((owner, target.attr.value), []).append(binding.value)
+                    facts.self_attributes.setdefault((owner, target.attr.value), []).append(_unpacked_value(binding, target))
 
     def _record_argparse(self, call: cst.Call) -> None:
         func = call.func
@@ -164,6 +168,19 @@ class _Indexer(cst.CSTVisitor):
                 default = arg.value
         if dest and default is not None:
             self.facts.argparse_defaults[dest] = default
+
+
+def _unpacked_value(binding: Binding, target: cst.BaseExpression) -> cst.BaseExpression:
+    """The expression a target receives: the element of a literal tuple or list for unpacking
+    (`self.a, self.b = x, y`), else, when the unpacked value is opaque (`self.stem, info =
+    make_stem()`), the target itself, which resolves to nothing."""
+    value = binding.value
+    for index in binding.path:
+        if binding.loop or not isinstance(value, (cst.Tuple, cst.List)) or index >= len(value.elements) \
+                or isinstance(value.elements[index], cst.StarredElement):
+            return target
+        value = value.elements[index].value
+    return value
 
 
 def nodes_within(node: cst.CSTNode, kinds: Union[type, tuple[type, ...]]) -> list:
@@ -192,8 +209,9 @@ def _first_param(function: cst.FunctionDef) -> Optional[str]:
 class ScriptFacts:
     """What is in one script: computed once per file, shared by every rule."""
 
-    def __init__(self, wrapper: MetadataWrapper):
+    def __init__(self, wrapper: MetadataWrapper, path: str = "<source>"):
         module = wrapper.module
+        self.path = path
         self.module = module
         self._wrapper = wrapper
         self._scopes = wrapper.resolve(ScopeProvider)
@@ -210,6 +228,7 @@ class ScriptFacts:
         self.returns: dict[cst.FunctionDef, list[cst.BaseExpression]] = {}
         self.effects: dict[cst.CSTNode, list[cst.CSTNode]] = {}
         self.argparse_defaults: dict[str, cst.BaseExpression] = {}
+        self.imported_roots: set[str] = set()  # top-level packages the file imports
         self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
         self.context: dict[cst.CSTNode, tuple[Optional[cst.FunctionDef], tuple]] = {}  # see _Indexer
         self._bound_cache: dict[cst.Name, Optional[int]] = {}
@@ -298,6 +317,35 @@ class ScriptFacts:
         """An nn.Module subclass, directly or through a torch.nn layer (`class Layer(nn.Linear)`)."""
         bases = self.class_bases(owner)
         return bool(bases & names.MODULE_BASES) or any(names.is_layer_class(base) for base in bases)
+
+    @property
+    def uses_other_framework(self) -> bool:
+        """Imports another deep-learning framework and not torch: its `nn`, `trainer` and `model`
+        are not PyTorch's, so no rule applies (a pasted snippet that imports nothing is checked)."""
+        return not self.imported_roots & names.TORCH_PACKAGES and bool(self.imported_roots & names.OTHER_FRAMEWORKS)
+
+    @functools.cached_property
+    def is_test_module(self) -> bool:
+        """A pytest/unittest module: named as pytest collects it (test_*.py, *_test.py,
+        conftest.py, or under a tests/ folder) and holding tests (a top-level `test*` function or
+        `Test*` class, or an import of pytest/unittest). Test code checks shapes and behaviour on
+        toy inputs; it is not a training script."""
+        parts = self.path.replace("\\", "/").split("/")
+        stem = parts[-1].rsplit(".", 1)[0]
+        named = stem.startswith("test_") or stem.endswith("_test") or stem == "conftest" \
+            or any(part in ("tests", "test", "testing") for part in parts[:-1])
+        if not named:
+            return False
+        for statement in self.module.body:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value.startswith("test") or \
+                    isinstance(statement, cst.ClassDef) and statement.name.value.startswith("Test"):
+                return True
+            for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+                imported = small.names if isinstance(small, cst.Import) else [] if not isinstance(small, cst.ImportFrom) \
+                    else [cst.ImportAlias(small.module)] if small.module is not None else []
+                if any(get_full_name_for_node(alias.name).split(".")[0] in ("pytest", "unittest") for alias in imported):
+                    return True
+        return False
 
     # ----------------------------------------------------------------- names
 

@@ -17,8 +17,14 @@ from mlplint.lint.facts.core import ScriptFacts, nodes_within
 EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|testing|predict|prediction|infer|inference|score|accuracy)(_|\d|$)", re.IGNORECASE)
 NO_GRAD_CONTEXTS = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"}
 GRAD_SWITCHES = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
-# Last resort for callees that cannot be resolved (a parameter nobody passes): `model`, `net`, `self.encoder`...
-MODEL_NAME = re.compile(r"(^|_)(model|net|network|classifier|regressor|encoder|decoder|generator|discriminator|backbone|clf)(\d|_|$)", re.IGNORECASE)
+# Last resort for callees that cannot be resolved (a parameter nobody passes): `model`, `net`,
+# `self.encoder`, `model_ema`, `netG`... A name that ends in a model word, not one that only contains it
+# (`dummy_model_factory`), and not a verb phrase (`get_classifier`, `load_model`, `reset_classifier`).
+MODEL_NAME = re.compile(r"(^|_)(model|net|network|classifier|regressor|encoder|decoder|generator|discriminator|backbone|clf)(\d*|_?[a-z]|_ema|_eval|_student|_teacher|_g|_d)$", re.IGNORECASE)
+ACTION_NAME = re.compile(r"^(get|load|reset|create|build|make|init|initialize|set|save|freeze|unfreeze|prepare|wrap|compile|copy|clone|update|register|setup|dummy|fake|mock|new|export|convert|fuse)_", re.IGNORECASE)
+# Loading a model's weights: what makes a model built in the same function one worth evaluating.
+SIDE_BRANCH = "in a branch of the training loop that never calls backward()"
+LOAD_METHODS = {"load_state_dict", "load", "from_pretrained", "load_checkpoint"}
 _MAX_DEPTH = 6
 
 
@@ -31,41 +37,125 @@ class EvaluationPass:
     call: cst.Call  # the forward call
     model: cst.BaseExpression  # the model expression called
     reason: str  # "in evaluate()" / "after the training loop"
+    detached: bool = False  # the result is only ever used through `.detach()`
+    periodic: bool = False  # in a branch of the training loop (`if step % 100 == 0:`)
 
 
 class EvaluationAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
+        self._trained_on_cache: dict[cst.Call, bool] = {}
 
     # ------------------------------------------------------------------ passes
 
     @functools.cached_property
     def passes(self) -> list[EvaluationPass]:
+        """Forward calls that evaluate a model. A model built in the same function that is never
+        trained or loaded (a shape check on `torch.randn`) is not being evaluated; a call in a
+        lambda runs wherever the lambda is called, which the analysis does not follow."""
         found = []
         for call in self.facts.calls:
             model = self._called_model(call)
-            if model is None:
+            if model is None or self._in_lambda(call) or self._fresh_untrained(call, model):
                 continue
             reason = self._evaluation_reason(call)
             if reason is not None:
-                found.append(EvaluationPass(call, model, reason))
+                found.append(EvaluationPass(call, model, reason, self._only_detached(call), reason == SIDE_BRANCH))
         return found
 
     def _called_model(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+        """The model a call runs forward, when it calls a module (or its `forward`): not a
+        constructor (`Net()`), not a method of a model (`model.get_classifier()`), not a function
+        whose name mentions a model (`task.get_eval_model()`)."""
         facts = self.facts
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value
-        if facts.qualname(func) is not None or facts.local_definitions(func, cst.FunctionDef):
+        if facts.qualname(func) is not None or facts.local_definitions(func, cst.FunctionDef) \
+                or facts.local_definitions(func, cst.ClassDef):
             return None
         kind = facts.kind_of(func)
-        if kind != "model" and (kind is not None or not MODEL_NAME.search(_spelled(func))):
-            return None
+        if kind != "model":
+            if kind is not None or not self._named_like_model(func):
+                return None
+            if isinstance(func, cst.Attribute) and (facts.kind_of(func.value) == "model" or self._named_like_model(func.value)):
+                return None  # a method of a model object
         function = facts.enclosing_function(call)
         owner = facts.enclosing_class(function) if function is not None else None
         if owner is not None and facts.is_module_class(owner):
             return None  # a submodule called inside a model's own methods
         return func
+
+    @staticmethod
+    def _named_like_model(expr: cst.BaseExpression) -> bool:
+        spelled = _spelled(expr)
+        return bool(MODEL_NAME.search(spelled)) and not ACTION_NAME.search(spelled)
+
+    def _only_detached(self, call: cst.Call) -> bool:
+        """`model(x).detach()`, or `out = model(x)` whose every read is `out.detach()`."""
+        facts = self.facts
+        parent = facts.parent.get(call)
+        if isinstance(parent, cst.Attribute) and parent.attr.value == "detach":
+            return True
+        statement = parent
+        if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name)):
+            return False
+        target = statement.targets[0].target
+        reads = self._reads_of(target)
+        return bool(reads) and all(
+            isinstance(facts.parent.get(read), cst.Attribute) and facts.parent[read].attr.value == "detach" for read in reads)
+
+    def _reads_of(self, target: cst.Name) -> list[cst.Name]:
+        """The reads that an assignment target reaches, from an index built once per file."""
+        return self._reads_by_target.get(target, [])
+
+    @functools.cached_property
+    def _reads_by_target(self) -> dict[cst.Name, list[cst.Name]]:
+        facts = self.facts
+        index: dict[cst.Name, list[cst.Name]] = {}
+        for name, when in facts.order.items():
+            if isinstance(name, cst.Name) and name not in facts.bindings:
+                for node in facts.reaching_nodes(name):
+                    if isinstance(node, cst.Name) and node in facts.bindings:
+                        index.setdefault(node, []).append(name)
+        return index
+
+    def _in_lambda(self, call: cst.Call) -> bool:
+        function = self.facts.enclosing_function(call)
+        for ancestor in self.facts.ancestors(call):
+            if ancestor is function:
+                return False
+            if isinstance(ancestor, cst.Lambda):
+                return True
+        return False
+
+    def _fresh_untrained(self, call: cst.Call, model: cst.BaseExpression) -> bool:
+        """A model constructed in the function that calls it, that nothing trains or loads
+        weights into: a smoke test (`def test(): net = Net(); net(torch.randn(2, 3))`)."""
+        facts = self.facts
+        function = facts.enclosing_function(call)
+        origins = facts.origins(model)
+        built_here = {o for o in origins if isinstance(o, cst.Call) and facts.kind_of(o) == "model"
+                      and facts.enclosing_function(o) is function}
+        return bool(built_here) and len(built_here) == len(origins) and not built_here & self._trained_or_loaded
+
+    @functools.cached_property
+    def _trained_or_loaded(self) -> set[cst.CSTNode]:
+        """Origins of the models that the file trains (a forward whose result a backward pass
+        uses, or an optimizer over their parameters) or loads weights into; computed once."""
+        facts = self.facts
+        found: set[cst.CSTNode] = set()
+        for call in facts.calls:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in LOAD_METHODS:
+                found.update(facts.origins(func.value))
+            elif facts.kind_of(call) == "optimizer":
+                params = facts.argument(call, 0, "params")
+                for name in nodes_within(params, (cst.Name, cst.Attribute)) if params is not None else ():
+                    found.update(facts.origins(name))
+            elif self._called_model(call) is not None and self._result_trained_on(call):
+                found.update(facts.origins(self._called_model(call)))
+        return found
 
     def _evaluation_reason(self, call: cst.Call) -> Optional[str]:
         training = self.facts.training
@@ -73,7 +163,7 @@ class EvaluationAnalysis:
             return None
         if any(training.is_backward(n) for n in self._local_context(call)):
             if self._side_branch(call):
-                return "in a branch of the training loop that never calls backward()"
+                return SIDE_BRANCH
             return "after each epoch's training steps" if self._after_inner_training(call) else None
         function = self.facts.enclosing_function(call)
         names_in_chain = [f.name.value for f in self._function_chain(call)]
@@ -133,6 +223,11 @@ class EvaluationAnalysis:
     def _result_trained_on(self, call: cst.Call) -> bool:
         """Whether a backward pass uses what the statement around the call computes: its
         assignment targets, the list it is appended to, or a backward call in the statement."""
+        if call not in self._trained_on_cache:
+            self._trained_on_cache[call] = self._compute_result_trained_on(call)
+        return self._trained_on_cache[call]
+
+    def _compute_result_trained_on(self, call: cst.Call) -> bool:
         facts, training = self.facts, self.facts.training
         statement = next((a for a in facts.ancestors(call) if isinstance(a, (cst.BaseSmallStatement, cst.BaseCompoundStatement))), None)
         if isinstance(statement, cst.Assign):
@@ -240,6 +335,10 @@ class EvaluationAnalysis:
             return {max(earlier)[1]}
         sites = facts.training.caller_sites(function) if function is not None and depth > 0 else []
         return set().union(*(self.modes_before(site, model, depth - 1) for site in sites)) if sites else {None}
+
+    def has_dropout(self, model: cst.BaseExpression) -> bool:
+        network = self.facts.networks.network_of(model)
+        return network is not None and bool({op.api for op in network.ops} & names.DROPOUT_LAYERS)
 
     def has_mode_layers(self, model: cst.BaseExpression) -> Optional[bool]:
         """True when the model has Dropout or BatchNorm layers, False when it is known to have

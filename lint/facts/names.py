@@ -154,3 +154,7 @@ def is_layer_class(name: str) -> bool:
 
 def optimizer_family(name: str) -> Optional[str]:
     return OPTIMIZER_FAMILIES.get(name)
+
+# Packages whose presence makes a file PyTorch code, and frameworks whose `nn` is not torch's.
+TORCH_PACKAGES = {"torch", "torchvision", "torchaudio", "torchtext", "timm", "pytorch_lightning", "lightning", "accelerate"}
+OTHER_FRAMEWORKS = {"mxnet", "tensorflow", "keras", "jax", "flax", "paddle", "mindspore", "oneflow", "chainer", "theano", "cntk", "tf_keras"}

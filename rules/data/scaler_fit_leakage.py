@@ -55,6 +55,7 @@ class ScalerFitLeakage(Rule):
     code = "ML103"
     name = "scaler-fit-leakage"
     severity = Severity.ERROR
+    judges_procedure = True
     symptoms = ()
 
     VALID = [

@@ -52,6 +52,7 @@ class UnshuffledTrainLoader(Rule):
     code = "ML102"
     name = "unshuffled-train-loader"
     severity = Severity.WARNING
+    judges_procedure = True
     symptoms = ("ML903",)
 
     VALID = [

@@ -53,9 +53,30 @@ class EvalModeNeverReset(Rule):
     code = "ML503"
     name = "eval-mode-never-reset"
     severity = Severity.WARNING
+    judges_procedure = True
     symptoms = ("ML917",)
 
     VALID = [
+        # `.train()` reached through another expression may be this model's: cannot tell, stay quiet
+        """
+import torch
+def validate(model, loader):
+    model.eval()
+    with torch.no_grad():
+        return sum(float(model(x).sum()) for x, _ in loader)
+def train_one_epoch(task, loader, optimizer):
+    trainable_module = task.get_trainable_module()
+    trainable_module.train()
+    for x, y in loader:
+        optimizer.zero_grad()
+        task(x, y).backward()
+        optimizer.step()
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.2), torch.nn.Linear(8, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(10):
+    train_one_epoch(task, train_loader, optimizer)
+    validate(model, val_loader)
+""",
         """
 import torch
 def train_epoch(model, loader, opt):
@@ -154,6 +175,8 @@ for step, (x, y) in enumerate(loader):
                     if evaluation.mode_calls(model, "train") and any(
                             n in reached for n in evaluation.mode_calls(model, "train")):
                         continue
+                    if any(self._trains_unknown_object(facts, n) for n in reached):
+                        continue  # `task.get_trainable_module().train()`: may be this model
                     reported.add(call)
                     name = facts.module.code_for_node(model)
                     via = "" if eval_call is call else f" through `{facts.module.code_for_node(call.func)}()` (line {facts.line_of(eval_call)})"
@@ -164,6 +187,15 @@ for step, (x, y) in enumerate(loader):
                         f"in evaluation mode; call `{name}.train()` at the start of each epoch",
                     )
                     break
+
+    @staticmethod
+    def _trains_unknown_object(facts, node: cst.CSTNode) -> bool:
+        """`X.train()` on an object the analysis cannot resolve to any class."""
+        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "train"):
+            return False
+        if node.args and facts.literal(node.args[0].value) is not True:
+            return False
+        return not facts.classes_of(node.func.value)
 
     @staticmethod
     def _eval_calls(facts, call: cst.Call):

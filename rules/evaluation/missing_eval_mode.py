@@ -51,9 +51,26 @@ class MissingEvalMode(Rule):
     code = "ML501"
     name = "missing-eval-mode"
     severity = Severity.ERROR
+    judges_procedure = True
     symptoms = ("ML917",)
 
     VALID = [
+        # a GAN generator's periodic sample, saved detached, keeps BatchNorm in training mode by design
+        """
+import torch
+import torch.nn as nn
+netG = nn.Sequential(nn.ConvTranspose2d(100, 64, 4), nn.BatchNorm2d(64), nn.ReLU(), nn.ConvTranspose2d(64, 3, 4), nn.Tanh())
+optimizerG = torch.optim.Adam(netG.parameters(), lr=2e-4)
+fixed_noise = torch.randn(64, 100, 1, 1)
+for i, data in enumerate(dataloader):
+    optimizerG.zero_grad()
+    errG = criterion(netD(netG(noise)), label)
+    errG.backward()
+    optimizerG.step()
+    if i % 100 == 0:
+        fake = netG(fixed_noise)
+        vutils.save_image(fake.detach(), "fake.png")
+""",
         # no Dropout/BatchNorm: eval() changes nothing
         """
 import torch, torch.nn as nn
@@ -229,6 +246,8 @@ for epoch in range(10):
         for found in evaluation.passes:
             if not evaluation.has_mode_layers(found.model):
                 continue
+            if found.periodic and found.detached and not evaluation.has_dropout(found.model):
+                continue  # a sample saved during training (a GAN generator's images) keeps BatchNorm in training mode by design
             modes = evaluation.modes_before(found.call, found.model)
             if "eval" in modes and "train" not in modes:
                 continue

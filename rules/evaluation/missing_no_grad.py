@@ -42,9 +42,69 @@ class MissingNoGrad(Rule):
     code = "ML502"
     name = "missing-no-grad"
     severity = Severity.WARNING
+    judges_procedure = True
     symptoms = ()
 
     VALID = [
+        # a smoke test of a freshly built model on random input is not an evaluation pass
+        """
+import torch
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+    def forward(self, x):
+        return self.fc(x)
+def test():
+    net = Net()
+    out = net(torch.randn(2, 4))
+    assert out.shape == (2, 2)
+""",
+        # methods of a model and functions named after one are not forward passes; nor is `Net()`
+        """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for step, (x, y) in enumerate(loader):
+    loss = nn.functional.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if step % 100 == 0:
+        head = model.get_classifier()
+        model.reset_classifier(10)
+        eval_model = task.get_eval_model()
+        checkpointer.load_model(model)
+        other = dummy_model_factory()
+""",
+        # a result detached at once keeps no graph; a lambda runs wherever it is called
+        """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for step, (x, y) in enumerate(loader):
+    loss = nn.functional.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if step % 100 == 0:
+        preview = model(x).detach()
+def evaluate(data, forward=lambda batch: model(batch)):
+    with torch.no_grad():
+        return [forward(batch) for batch in data]
+""",
+        # another framework's `nn` and `model` are not PyTorch's
+        """
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+net = nn.Sequential()
+def evaluate(model, data):
+    for x, y in data:
+        out = model(x)
+""",
         """
 import torch
 def validate(model, loader):
@@ -263,8 +323,8 @@ for epoch in range(5):
     def check(self, ctx: RuleContext) -> None:
         evaluation = ctx.facts.evaluation
         for found in evaluation.passes:
-            if evaluation.in_no_grad(found.call):
-                continue
+            if found.detached or evaluation.in_no_grad(found.call):
+                continue  # `model(x).detach()`: the graph is dropped at once
             model = ctx.facts.module.code_for_node(found.model)
             ctx.report(
                 found.call,

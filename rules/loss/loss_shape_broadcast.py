@@ -58,6 +58,18 @@ class LossShapeBroadcast(Rule):
     symptoms = ("ML915", "ML904")
 
     VALID = [
+        # the target is reshaped to the prediction's shape before the loss
+        """
+import torch
+import torch.nn as nn
+model = nn.Linear(3, 1)
+criterion = nn.MSELoss()
+x, y = torch.randn(32, 3), torch.randn(32)
+out = model(x)
+y = y.reshape(out.shape)
+loss = criterion(out, y)
+loss2 = criterion(out, torch.randn(32).view_as(out))
+""",
         "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1)\nloss = nn.MSELoss()(m(x), y)\n",
         "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64)\nloss = nn.MSELoss()(m(x).squeeze(1), y)\n",
         "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64)\nloss = nn.MSELoss()(m(x), y.view(-1, 1))\n",

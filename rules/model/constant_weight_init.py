@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import libcst as cst
+
 from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
@@ -60,6 +62,20 @@ class ConstantWeightInit(Rule):
     symptoms = ("ML918", "ML904")
 
     VALID = [
+        # a zero-init classifier head chosen by name: the random layers before it break the symmetry
+        """
+import torch.nn as nn
+def init_weights(module, name):
+    if isinstance(module, nn.Linear):
+        if name.startswith("head"):
+            nn.init.zeros_(module.weight)
+            nn.init.constant_(module.bias, 0.0)
+        else:
+            nn.init.xavier_uniform_(module.weight)
+model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 10))
+for name, module in model.named_modules():
+    init_weights(module, name)
+""",
         # zero biases are the usual init
         """
 import torch.nn as nn
@@ -193,7 +209,7 @@ if __name__ == "__main__":
         analysis = facts.networks
         by_node = {id(n.node): n for n in analysis.all_networks}
         for init in facts.initialization.inits:
-            if init.scheme != "constant" or init.target == "bias":
+            if init.scheme != "constant" or init.target == "bias" or self._selective(facts, init.call):
                 continue
             networks = [by_node[id(node)] for node in init.networks if id(node) in by_node]
             value = "0" if init.value == 0 else (f"{init.value:g}" if isinstance(init.value, (int, float)) else "one constant")
@@ -231,6 +247,21 @@ if __name__ == "__main__":
             )
 
     @staticmethod
+    def _selective(facts, call: cst.Call) -> bool:
+        """Inside a branch, within the loop or function that visits the layers, chosen by something
+        other than the layer's type (`if name.startswith("head"):`, `if i == last:`): only some
+        layers get the constant, and the
+        random layers around them break the symmetry (zero-init heads and residual branches)."""
+        child = call
+        for ancestor in facts.ancestors(call):
+            if isinstance(ancestor, (cst.FunctionDef, cst.Lambda, cst.For, cst.While)):
+                return False  # conditions outside the loop or function that visits the layers select nothing
+            if isinstance(ancestor, (cst.If, cst.IfExp)) and child is not ancestor.test and not _type_test(facts, ancestor.test):
+                return True
+            child = ancestor
+        return False
+
+    @staticmethod
     def _deliberate(analysis, network, layer_node) -> bool:
         """Zero/constant init of a network's output layer, or of a layer in a residual network."""
         if any(op.node is layer_node for op in network.output_ops):
@@ -239,6 +270,32 @@ if __name__ == "__main__":
         if layers and layers[-1].node is layer_node and not network.output_ops:
             return True
         return analysis.has_skip_connections(network)
+
+
+def _type_test(facts, test: cst.BaseExpression) -> bool:
+    """`isinstance(m, nn.Linear)`, `"weight" in name`, `m.bias is not None` (possibly combined
+    with `and`/`or`/`not`): a test that selects layers or parameters by kind, which the analysis reads."""
+    if isinstance(test, cst.BooleanOperation):
+        return _type_test(facts, test.left) and _type_test(facts, test.right)
+    if isinstance(test, cst.UnaryOperation):
+        return _type_test(facts, test.expression)
+    if isinstance(test, cst.Call):
+        if isinstance(test.func, cst.Attribute) and test.func.attr.value == "endswith":
+            return _names_parameter_kind(facts, test.args[0].value) if test.args else False
+        return facts.qualname(test.func) in ("builtins.isinstance", "builtins.hasattr")
+    if isinstance(test, cst.Comparison):
+        if all(isinstance(c.operator, (cst.In, cst.NotIn)) for c in test.comparisons):
+            return _names_parameter_kind(facts, test.left)  # `"weight" in name`: every weight
+        if all(isinstance(c.operator, (cst.Equal, cst.Is)) for c in test.comparisons) and \
+                isinstance(test.left, cst.Call) and facts.qualname(test.left.func) == "builtins.type":
+            return True  # `type(m) == nn.Linear`
+        return all(isinstance(c.operator, (cst.Is, cst.IsNot)) for c in test.comparisons)
+    return False
+
+
+def _names_parameter_kind(facts, expr: cst.BaseExpression) -> bool:
+    value = facts.literal(expr)
+    return isinstance(value, str) and value.strip(".") in ("weight", "bias")
 
 
 def _short(api: str) -> str:

@@ -61,6 +61,18 @@ class UnregisteredSubmodule(Rule):
     symptoms = ("ML918",)
 
     VALID = [
+        # unpacking a helper's result keeps no tuple of modules
+        """
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem, feature_info = create_stem(3, 64)
+        self.global_pool, self.fc = create_classifier(64, 10)
+        self.head, self.norm = nn.Linear(64, 10), nn.LayerNorm(64)
+    def forward(self, x):
+        return self.fc(self.global_pool(self.stem(x)))
+""",
         # ModuleList and ModuleDict register their modules
         """
 import torch.nn as nn

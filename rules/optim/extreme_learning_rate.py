@@ -63,6 +63,13 @@ class ExtremeLearningRate(Rule):
     }
 
     VALID = [
+        # lr=0.0 is a placeholder that the scheduler sets
+        """
+import torch
+model = torch.nn.Linear(3, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1 * min(1.0, step / 100))
+""",
         "import torch\nopt = torch.optim.Adadelta(model.parameters(), lr=1.0)\n",
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
         "from torch import optim\nopt = optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)\n",
@@ -84,6 +91,23 @@ opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 """,
     ]
     INVALID = [
+        # found in pytorch/examples: tensor-parallel examples with AdamW(lr=0.25)
+        """
+import torch
+lr = 0.25
+optimizer = torch.optim.AdamW(model.parameters(), lr=lr, foreach=True)
+""",
+        # found in pytorch/examples: an AdamW option that inherits the SGD default lr of 20
+        """
+import argparse
+import torch
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=20, help="initial learning rate")
+parser.add_argument("--optimizer", default="sgd")
+args = parser.parse_args()
+if args.optimizer == "adam":
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+""",
         Invalid("import torch\noptimizer = torch.optim.Adam(model.parameters(), lr=10.0)\n", line=2, message="10,000x"),
         Invalid("import torch.optim as optim\nLR = 10.0\nopt = optim.SGD(net.parameters(), LR, momentum=0.9)\n", line=3),
         Invalid(
@@ -121,14 +145,14 @@ opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
             optimizer = qualified.rsplit(".", 1)[-1]
             for expr in facts.training.optimizer_setting(call, "lr", 1):
                 lr = facts.literal(expr)
-                if isinstance(lr, bool) or not isinstance(lr, (int, float)) or low <= lr <= high:
-                    continue
+                if isinstance(lr, bool) or not isinstance(lr, (int, float)) or low <= lr <= high or lr == 0:
+                    continue  # lr=0.0 is a placeholder a scheduler or an lr finder sets
                 usual = USUAL_LR[family]
                 source = "" if isinstance(expr, (cst.Float, cst.Integer)) else f" (from `{facts.module.code_for_node(expr)}`)"
                 if lr > high:
                     effect = f"is about {_ratio(lr, usual)} the usual {usual:g} and will likely diverge or oscillate"
-                elif lr <= 0:
-                    effect = "never updates the weights"
+                elif lr < 0:
+                    effect = "climbs the loss instead of descending it"
                 else:
                     effect = f"is {_ratio(lr, usual)} smaller than the usual {usual:g}, so training will barely move"
                 ctx.report(

@@ -67,6 +67,7 @@ class LossAccumulatesGraph(Rule):
     code = "ML206"
     name = "loss-accumulates-graph"
     severity = Severity.WARNING
+    judges_procedure = True
     symptoms = ()
 
     VALID = [

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import libcst as cst
+
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
@@ -39,9 +41,22 @@ class MissingZeroGrad(Rule):
     code = "ML202"
     name = "missing-zero-grad"
     severity = Severity.ERROR
+    judges_procedure = True
     symptoms = ("ML913", "ML905", "ML902", "ML903")
 
     VALID = [
+        # distributed autograd keeps gradients per context: nothing accumulates
+        """
+import torch.distributed.autograd as dist_autograd
+from torch.distributed.optim import DistributedOptimizer
+import torch.optim as optim
+opt = DistributedOptimizer(optim.SGD, model.parameter_rrefs(), lr=0.05)
+for data, target in batches:
+    with dist_autograd.context() as context_id:
+        loss = criterion(model(data), target)
+        dist_autograd.backward(context_id, [loss])
+        opt.step(context_id)
+""",
         """
 import torch
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -120,6 +135,17 @@ for x, y in loader:
 """,
     ]
     INVALID = [
+        # found in pytorch/examples: tensor-parallel training that steps ten times without clearing
+        """
+import torch
+optimizer = torch.optim.AdamW(tp_model.parameters(), lr=0.25, foreach=True)
+num_iters = 10
+for i in range(num_iters):
+    inp = torch.rand(20, 10, device="cuda")
+    output = tp_model(inp)
+    output.sum().backward()
+    optimizer.step()
+""",
         Invalid(
             """
 import torch
@@ -177,6 +203,15 @@ for x, y in data:
         ),
     ]
 
+    @staticmethod
+    def _distributed_autograd(facts, step: cst.Call) -> bool:
+        """A step of a DistributedOptimizer, or one inside `with dist_autograd.context():`."""
+        if "torch.distributed.optim.DistributedOptimizer" in facts.classes_of(step.func.value):
+            return True
+        return any(isinstance(a, cst.With) and any(
+            facts.qualname(item.item.func if isinstance(item.item, cst.Call) else item.item) == "torch.distributed.autograd.context"
+            for item in a.items) for a in facts.ancestors(step))
+
     def check(self, ctx: RuleContext) -> None:
         training = ctx.facts.training
         for step in training.optimizer_steps:
@@ -186,6 +221,8 @@ for x, y in data:
             reached = training.reachable(loop)
             if not any(training.is_backward(node) for node in reached):
                 continue
+            if self._distributed_autograd(ctx.facts, step):
+                continue  # gradients live in a per-iteration context: nothing accumulates
             stepped = step.args[0].value if ctx.facts.kind_of(step.func.value) == "scaler" and step.args else step.func.value
             if any(training.clears_gradients(node, stepped) for node in reached):
                 continue

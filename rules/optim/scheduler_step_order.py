@@ -56,6 +56,7 @@ class SchedulerStepOrder(Rule):
     code = "ML204"
     name = "scheduler-step-order"
     severity = Severity.WARNING
+    judges_procedure = True
     symptoms = ("ML912",)
 
     VALID = [

@@ -43,6 +43,7 @@ class StepWithoutBackward(Rule):
     code = "ML207"
     name = "step-without-backward"
     severity = Severity.ERROR
+    judges_procedure = True
     symptoms = ("ML918", "ML904")
 
     VALID = [
