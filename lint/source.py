@@ -30,6 +30,10 @@ def decode_source(data: bytes) -> str:
 
 
 def read_source(path: str) -> str:
+    return decode_source(read_bytes(path))
+
+
+def read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -43,4 +47,4 @@ def read_source(path: str) -> str:
         if error.errno == errno.ELOOP:
             raise SourceError("symbolic link loop") from None
         raise SourceError(error.strerror or str(error)) from None
-    return decode_source(data)
+    return data
