@@ -272,7 +272,7 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
     if "-" in paths:
         name = stdin_filename or "-"
         try:
-            text = _decode(click.get_binary_stream("stdin").read(), name)
+            text = _decode(sys.stdin.buffer.read(), name)
         except SourceError as error:
             errors.append(FileError(name, str(error)))
         else:
