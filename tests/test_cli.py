@@ -283,6 +283,7 @@ def test_console_script_and_rule_docs():
     assert run_cli("rule", "ML000").returncode == 2
 
 
+@pytest.mark.slow
 def test_wheel_installs_everything_under_one_namespace(tmp_path):
     import subprocess
     import zipfile

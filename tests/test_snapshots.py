@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, invoke
 
 FIXTURES = sorted((ROOT / "fixtures" / "lint").glob("ML*.py"))
 SNAPSHOTS = ROOT / "tests" / "snapshots"
@@ -15,11 +15,12 @@ SNAPSHOTS = ROOT / "tests" / "snapshots"
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=[f.stem for f in FIXTURES])
 @pytest.mark.parametrize("output_format", ["text", "json"])
-def test_cli_output_matches_snapshot(fixture: Path, output_format: str, update_snapshots: bool):
+def test_cli_output_matches_snapshot(fixture: Path, output_format: str, update_snapshots: bool, monkeypatch):
+    monkeypatch.chdir(ROOT)
     relative = fixture.relative_to(ROOT).as_posix()
-    result = run_cli("check", "--format", output_format, "--select", fixture.stem, relative, env={"NO_COLOR": "1"})
-    assert result.returncode in (0, 1), result.stderr.decode()
-    output = result.stdout.decode()
+    result = invoke("check", "--format", output_format, "--select", fixture.stem, relative)
+    assert result.exit_code in (0, 1), result.stderr
+    output = result.stdout
     snapshot = SNAPSHOTS / f"{fixture.stem}.{'txt' if output_format == 'text' else 'json'}"
     if update_snapshots or not snapshot.exists():
         snapshot.write_text(output)
