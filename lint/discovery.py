@@ -79,9 +79,11 @@ def _is_virtual_environment(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
-def discover(paths: list[str], settings_for: Callable[[Path], Settings] = lambda directory: Settings()) -> Discovery:
+def discover(paths: list[str], settings_for: Callable[[Path], Settings] = lambda directory: Settings(),
+             force_exclude: bool = False) -> Discovery:
     """The files to check under `paths`; settings_for gives the configuration of a folder
-    (absolute path), whose exclusions apply to what the walk finds there."""
+    (absolute path), whose exclusions apply to what the walk finds there, and to files named in
+    `paths` with force_exclude (or the configuration's `force-exclude`), as pre-commit needs."""
     found = Discovery()
     seen: set[str] = set()
 
@@ -107,7 +109,7 @@ def discover(paths: list[str], settings_for: Callable[[Path], Settings] = lambda
             continue
         if not stat.S_ISDIR(mode):
             settings = settings_for(Path(path).resolve().parent)
-            if not (settings.force_exclude and settings.excluded(path, DEFAULT_EXCLUDES)):
+            if not ((force_exclude or settings.force_exclude) and settings.excluded(path, DEFAULT_EXCLUDES)):
                 add(path, mode)  # an explicitly named file is checked whatever its extension
             continue
         before = len(found.files)

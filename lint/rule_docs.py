@@ -44,6 +44,15 @@ class CodeDoc:
         return text.replace("`", "")
 
 
+_SENTENCE_END = re.compile(r"(?<!e\.g)(?<!i\.e)(?<!etc)(?:[.;](?=\s+[A-Z(`]|\s*$)|:(?=\s))")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of a paragraph, without the closing full stop (a one-line summary)."""
+    match = _SENTENCE_END.search(text)
+    return (text[: match.start()] if match else text).strip()
+
+
 def all_docs() -> list[CodeDoc]:
     from mlplint.probe.detectors import detector_doc
     from mlplint.probe.symptoms import SYMPTOMS
@@ -54,7 +63,7 @@ def all_docs() -> list[CodeDoc]:
         if rule.symptoms:
             confirming = ", ".join(f"[{s}]({s}.md) {SYMPTOMS[s].name}" for s in rule.symptoms)
             body += f"\n\n## Confirmed at runtime by\n{confirming}"
-        docs.append(CodeDoc(rule.code, rule.name, rule.severity, rule.summary(), body))
+        docs.append(CodeDoc(rule.code, rule.name, rule.severity, first_sentence(rule.summary()), body))
     for symptom in SYMPTOMS.values():
         body = f"Runtime symptom, reported by `mlplint probe`: {symptom.summary}."
         detail = detector_doc(symptom.code)
@@ -64,14 +73,28 @@ def all_docs() -> list[CodeDoc]:
     return docs
 
 
+def index_markdown(docs: list[CodeDoc]) -> str:
+    """docs/rules/README.md: every code with its name, severity and one-line summary."""
+    rows = [f"| [{d.code}]({d.code}.md) | {d.name} | {d.severity.value} | {d.summary} |" for d in docs]
+    return (
+        "# mlplint rules and symptoms\n\n"
+        "Generated from the docstrings by `python -m mlplint.lint.rule_docs docs/rules`; "
+        "`mlplint rule CODE` prints the same text.\n\n"
+        "| code | name | severity | what it finds |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
 def write_pages(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
+    docs = all_docs()
     written = []
-    for doc in all_docs():
+    for doc in docs:
         page = folder / f"{doc.code}.md"
         page.write_text(doc.markdown, encoding="utf-8")
         written.append(page)
-    return written
+    index = folder / "README.md"
+    index.write_text(index_markdown(docs), encoding="utf-8")
+    return written + [index]
 
 
 if __name__ == "__main__":

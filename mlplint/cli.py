@@ -247,6 +247,7 @@ def use_color(choice: str, stream: TextIO) -> bool:
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to this file instead of stdout.")
 @click.option("--color", "color_choice", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the text output (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR asks for it).")
+@click.option("--force-exclude", is_flag=True, help="Apply the configured exclusions to files named on the command line too (for pre-commit).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: nearest pyproject.toml with [tool.mlplint]).")
 @click.option("--exit-zero", is_flag=True, help="Report findings but exit 0.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True,
@@ -254,7 +255,7 @@ def use_color(choice: str, stream: TextIO) -> bool:
 @click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary, no warnings.")
 @click.option("--verbose", "-v", is_flag=True, help="Also say which files were checked, under which configuration, and how long it took.")
 def check(paths, select, ignore, extend_select, extend_ignore, output_format, stdin_filename, with_probe, fix,
-          unsafe_fixes, diff, statistics, output_file, color_choice, config_file, exit_zero, fail_on, quiet, verbose):
+          unsafe_fixes, diff, statistics, output_file, color_choice, force_exclude, config_file, exit_zero, fail_on, quiet, verbose):
     """Statically check PyTorch training scripts and notebooks (never runs them)."""
     started = time.perf_counter()
     options = CheckOptions(
@@ -280,7 +281,7 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
             stdin_fixed = checked[-1].fixed if fix and not diff else None
             if fix and not diff and stdin_fixed is None:
                 stdin_fixed = text
-    discovery = _guarded(discover, [p for p in paths if p != "-"], _resolver(config_file).for_directory)
+    discovery = _guarded(discover, [p for p in paths if p != "-"], _resolver(config_file).for_directory, force_exclude)
     errors.extend(discovery.errors)
     checked.extend(_guarded(check_paths, discovery.files, options))
     warnings = discovery.warnings + [w for c in checked for w in c.warnings]

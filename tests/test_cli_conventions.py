@@ -84,6 +84,7 @@ def test_exclude_and_extend_exclude(folder):
     write(folder, "pyproject.toml", '[tool.mlplint]\nexclude = ["src"]\n')  # replaces the defaults
     assert paths(".") == ["./build/out.py", "./data/gen_1.py", "./experiments/old.py", "./train.py"]
     assert paths("src/keep.py") == ["src/keep.py"]  # a file named on the command line is checked
+    assert paths("--force-exclude", "src/keep.py", "train.py") == ["train.py"]
     write(folder, "pyproject.toml", '[tool.mlplint]\nexclude = ["src"]\nforce-exclude = true\n')
     assert paths("src/keep.py", "train.py") == ["train.py"]
 

@@ -73,8 +73,12 @@ def test_docs_pages_are_up_to_date(update_snapshots):
         write_pages(folder)
     stale = [doc.code for doc in docs if not (folder / f"{doc.code}.md").is_file()
              or (folder / f"{doc.code}.md").read_text(encoding="utf-8") != doc.markdown]
+    from mlplint.lint.rule_docs import index_markdown
+
+    if (folder / "README.md").read_text(encoding="utf-8") != index_markdown(docs):
+        stale.append("README.md")
     assert not stale, f"stale pages {stale}: run `python -m mlplint.lint.rule_docs docs/rules`"
-    assert sorted(p.stem for p in folder.glob("*.md")) == sorted(doc.code for doc in docs)
+    assert sorted(p.stem for p in folder.glob("ML*.md")) == sorted(doc.code for doc in docs)
 
 
 @pytest.mark.parametrize("code", ["ML401", "ML902"])

@@ -43,3 +43,20 @@ def test_fixture_has_errors_ok_and_silent_sections(fixture: Path):
     assert all(f.line < errors_end for f in findings), (
         f"{fixture.name}: findings outside the Errors section: {[(f.line, f.message) for f in findings if f.line >= errors_end]}"
     )
+
+
+NOTEBOOKS = sorted((ROOT / "fixtures" / "examples").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+@pytest.mark.parametrize("output_format", ["text", "json"])
+def test_notebook_output_matches_snapshot(notebook: Path, output_format: str, update_snapshots: bool, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = invoke("check", "--format", output_format, notebook.relative_to(ROOT).as_posix())
+    assert result.exit_code == 1, result.stderr
+    snapshot = SNAPSHOTS / f"{notebook.stem}.ipynb.{'txt' if output_format == 'text' else 'json'}"
+    if update_snapshots or not snapshot.exists():
+        snapshot.write_text(result.stdout)
+        if not update_snapshots:
+            pytest.fail(f"snapshot {snapshot.name} was missing and has been written; review and commit it")
+    assert result.stdout == snapshot.read_text()
