@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from mlplint.lint.finding import Edit, FileError, Finding, Fix
 from mlplint.lint.fixes import apply_fixes
-from mlplint.lint.source import SourceError
+from mlplint.lint.source import SourceError, split_lines
 
 # Cell magics whose body is Python (the list ruff uses); any other cell magic makes the cell foreign.
 PYTHON_CELL_MAGICS = {"capture", "debug", "prun", "pypy", "python", "python3", "time", "timeit"}
@@ -141,6 +141,17 @@ class Notebook:
     @classmethod
     def parse(cls, text: str) -> "Notebook":
         """Raises SourceError with a one-line reason when the text is not a notebook."""
+        return cls._from_document(cls._load(text), _Layout.of(text))
+
+    @classmethod
+    def from_cells(cls, cells: list[tuple[str, str]]) -> "Notebook":
+        """A notebook from (cell_type, source) pairs, as an editor holds a notebook document."""
+        document = {"cells": [{"cell_type": kind, "metadata": {}, "source": source} for kind, source in cells],
+                    "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        return cls._from_document(document, _Layout(" ", (",", ": "), False, True, "\n"))
+
+    @staticmethod
+    def _load(text: str) -> dict:
         try:
             document = json.loads(text)
         except json.JSONDecodeError as error:
@@ -156,14 +167,18 @@ class Notebook:
         cells = document["cells"]
         if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
             raise SourceError("not a valid notebook: 'cells' is not a list of objects")
+        return document
+
+    @classmethod
+    def _from_document(cls, document: dict, layout: _Layout) -> "Notebook":
         code_cells, module_parts, next_line = [], [], 1
-        for position, cell in enumerate(cells, start=1):
+        for position, cell in enumerate(document["cells"], start=1):
             if cell.get("cell_type") != "code":
                 continue
             source = _cell_source(cell, position)
             if not source.strip():
                 continue
-            lines = source.splitlines(keepends=True)
+            lines = split_lines(source, keepends=True)
             ends_with_newline = lines[-1].endswith("\n")
             if not ends_with_newline:
                 lines[-1] += "\n"
@@ -177,7 +192,7 @@ class Notebook:
             code_cells.append(CodeCell(position, next_line, tuple(lines), frozenset(magic), ends_with_newline))
             module_parts.append("".join(module_lines))
             next_line += len(lines)
-        return cls(document, _Layout.of(text), code_cells, "".join(module_parts))
+        return cls(document, layout, code_cells, "".join(module_parts))
 
     @property
     def language(self) -> str:
@@ -291,10 +306,10 @@ class Notebook:
                 source = source[:-1]
             target = document["cells"][cell.cell - 1]
             if isinstance(target.get("source"), list):
-                target["source"] = source.splitlines(keepends=True)
+                target["source"] = split_lines(source, keepends=True)
             else:
                 target["source"] = source
-        return Notebook.parse(self._layout.dumps(document)), applied
+        return Notebook._from_document(document, self._layout), applied
 
     def dumps(self) -> str:
         """The notebook's JSON text, in the layout it was read with."""

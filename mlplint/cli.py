@@ -23,7 +23,7 @@ from mlplint.lint.fixes import apply_fixes
 from mlplint.lint.notebook import Notebook, decode_notebook, is_notebook
 from mlplint.lint.registry import all_rules, rule_by_code
 from mlplint.lint.reporters import REPORTERS, ReportContext, report_statistics
-from mlplint.lint.source import SourceError, decode_source, read_bytes
+from mlplint.lint.source import SourceError, decode_source, read_bytes, split_lines
 from mlplint.lint.suppression import Suppressions
 from mlplint.probe.symptoms import SYMPTOMS
 
@@ -138,7 +138,7 @@ def _check_python(text: str, path: str, settings: Settings, options: CheckOption
         checked.fixed = fixed
         checked.diff = _unified_diff(text, fixed, path) if options.diff else ""
     if result.findings:
-        checked.sources = {None: fixed.splitlines()}
+        checked.sources = {None: split_lines(fixed)}
     return checked
 
 

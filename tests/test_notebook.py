@@ -218,3 +218,18 @@ def test_notebook_from_stdin(folder):
     result = run("--format", "json", "--stdin-filename", "nb.ipynb", "-", input=training_notebook())
     assert result.exit_code == 1
     assert {f["cell"] for f in json.loads(result.stdout)["findings"]} == {3, 4}
+
+
+def test_form_feeds_and_line_separators_do_not_shift_lines(folder):
+    cell = "import torch\n\x0c\nnote = 'a\u2028b'\n" + "opt = torch.optim.Adam(m.parameters(), lr=10.0)\n"
+    (folder / "nb.ipynb").write_text(notebook_text(code(cell)))
+    (finding,) = json.loads(run("--format", "json", "nb.ipynb").stdout)["findings"]
+    assert (finding["cell"], finding["line"]) == (1, 4)
+
+
+def test_from_cells_builds_the_same_module_as_the_file():
+    cells = [("markdown", "# t"), ("code", "%time x = 1\nimport torch\n"), ("code", ADAM)]
+    from_editor = Notebook.from_cells(cells)
+    from_file = Notebook.parse(notebook_text(markdown("# t"), code(cells[1][1]), code(ADAM)))
+    assert from_editor.module == from_file.module
+    assert [c.cell for c in from_editor.code_cells] == [2, 3]
