@@ -233,3 +233,28 @@ def test_from_cells_builds_the_same_module_as_the_file():
     from_file = Notebook.parse(notebook_text(markdown("# t"), code(cells[1][1]), code(ADAM)))
     assert from_editor.module == from_file.module
     assert [c.cell for c in from_editor.code_cells] == [2, 3]
+
+
+@pytest.mark.parametrize("document", [
+    {"cells": []},
+    {"cells": [{"source": "x = 1"}]},  # no cell_type: not a code cell
+    {"cells": [{"cell_type": "code"}]},  # no source
+    {"cells": [{"cell_type": "code", "source": None}]},
+    {"cells": [{"cell_type": "code", "source": ["a", 1]}]},
+    {"cells": [{"cell_type": "code", "source": "x = 1"}], "metadata": "python"},
+    {"cells": [{"cell_type": "code", "source": "x = 1"}], "metadata": {"language_info": {"name": 3}}},
+    {"cells": [{"cell_type": "code", "source": "%%bash\n"}, {"cell_type": "code", "source": "   \n"}]},
+    {"cells": [{"cell_type": "code", "source": "def f(:\n"}, {"cell_type": "code", "source": "!ls\n"}]},
+    {"cells": [{"cell_type": "code", "source": "x = 1\\\n"}, {"cell_type": "code", "source": "y = (\n"}]},
+    {"cells": [{"cell_type": "code", "source": "\ufeff\x00import torch\n"}]},
+    '{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}",  # deeper than the JSON parser recurses
+])
+def test_odd_notebooks_never_crash_the_run(folder, document):
+    (folder / "odd.ipynb").write_text(document if isinstance(document, str) else json.dumps(document))
+    (folder / "nb.ipynb").write_text(training_notebook())
+    result = run("--fix", "--format", "json", ".")
+    assert result.exit_code in (1, 2), result.stderr
+    assert "internal error" not in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert any(f["code"] == "ML401" for f in json.loads(result.stdout)["findings"])
+    assert all("\n" not in line for line in result.stderr.splitlines())
