@@ -314,7 +314,10 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
         click.echo(f"mlplint: checked {_count(len(checked), 'file')} in {time.perf_counter() - started:.2f} s", err=True)
 
     fixed_count = sum(c.fixed_count for c in checked)
-    out = open(output_file, "w", encoding="utf-8") if output_file else (sys.stderr if stdin_fixed is not None else sys.stdout)
+    try:
+        out = open(output_file, "w", encoding="utf-8") if output_file else (sys.stderr if stdin_fixed is not None else sys.stdout)
+    except OSError as error:
+        raise fail(f"cannot write the report to {output_file}: {error.strerror or error}")
     try:
         context = ReportContext(
             color=use_color(color_choice, out), quiet=quiet,

@@ -167,6 +167,9 @@ def test_output_file(folder):
     result = invoke("check", "--format", "json", "--output-file", "report.json", "--color", "always", "train.py")
     assert result.exit_code == 1 and result.stdout == ""
     assert json.loads((folder / "report.json").read_text())["findings"][0]["code"] == "ML201"
+    unwritable = invoke("check", "--output-file", "missing/dir/report.txt", "train.py")
+    assert unwritable.exit_code == 2
+    assert unwritable.stderr.strip().startswith("mlplint: error: cannot write the report to missing/dir/report.txt")
 
 
 @pytest.mark.parametrize("args, env, colored", [
