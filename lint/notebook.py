@@ -38,7 +38,7 @@ _LINE_MAGIC = re.compile(
 )
 _CELL_MAGIC = re.compile(r"^\s*%%(?P<name>\w+)")
 _COMPILE_FLAGS = ast.PyCF_ONLY_AST | getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
-_LINE_REFERENCE = re.compile(r"\bline (\d+)\b")  # rules' messages point at other lines so
+_LINE_REFERENCE = re.compile(r"\bline (\d+)\b")  # "CrossEntropyLoss (line 43)" in a rule's message
 # A line no cell can contain, used to find the cells again in the text that fixes are applied to.
 _BOUNDARY = "#\x00mlplint-cell-boundary\x00\n"
 
@@ -185,11 +185,14 @@ class Notebook:
             magic = _python_lines(lines)
             if magic is None:
                 continue
-            module_lines = list(lines)
+            module_lines, magic_set = list(lines), set(magic)
             for number in magic:
                 line = lines[number - 1]
-                module_lines[number - 1] = line[: len(line) - len(line.lstrip(" \t"))] + "pass\n"
-            code_cells.append(CodeCell(position, next_line, tuple(lines), frozenset(magic), ends_with_newline))
+                if number - 1 in magic_set and lines[number - 2].rstrip("\r\n").endswith("\\"):
+                    module_lines[number - 1] = "\n"  # a continuation of the magic above
+                else:
+                    module_lines[number - 1] = line[: len(line) - len(line.lstrip(" \t"))] + "pass\n"
+            code_cells.append(CodeCell(position, next_line, tuple(lines), frozenset(magic_set), ends_with_newline))
             module_parts.append("".join(module_lines))
             next_line += len(lines)
         return cls(document, layout, code_cells, "".join(module_parts))

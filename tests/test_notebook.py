@@ -55,8 +55,11 @@ def test_code_cells_form_one_module_with_magics_as_pass_lines():
     ("%%timeit\nsum(range(10))\n", {1}),
 ])
 def test_magic_and_shell_lines(cell, magic_lines):
-    (checked,) = Notebook.parse(notebook_text(code(cell))).code_cells
+    notebook = Notebook.parse(notebook_text(code(cell)))
+    (checked,) = notebook.code_cells
     assert set(checked.magic_lines) == magic_lines
+    assert len(notebook.module.splitlines()) == len(cell.splitlines())
+    compile(notebook.module, "<module>", "exec")
 
 
 def test_foreign_cell_magic_leaves_the_cell_out():
