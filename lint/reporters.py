@@ -33,7 +33,8 @@ class ReportContext:
     fixed: Optional[int] = None  # with --fix: how many findings the fixes removed
 
 
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
+    """A count in words: 1 finding, 2 findings, 3 info."""
     return f"{count} {word}{'' if count == 1 or word == 'info' else 's'}"
 
 
@@ -122,14 +123,14 @@ def _summary(findings: list[Finding], errors: list[FileError], out: TextIO, cont
     if context.quiet:
         return
     if context.fixed is not None and (context.fixed or findings):
-        _echo(f"Fixed {_plural(context.fixed, 'finding')} ({len(findings)} remaining).", out, context)
+        _echo(f"Fixed {plural(context.fixed, 'finding')} ({len(findings)} remaining).", out, context)
     if findings:
         counts = [
-            _plural(sum(1 for f in findings if f.severity is severity), severity.value)
+            plural(sum(1 for f in findings if f.severity is severity), severity.value)
             for severity in (Severity.ERROR, Severity.WARNING, Severity.INFO)
             if any(f.severity is severity for f in findings)
         ]
-        _echo(f"Found {_plural(len(findings), 'finding')} ({', '.join(counts)}).", out, context)
+        _echo(f"Found {plural(len(findings), 'finding')} ({', '.join(counts)}).", out, context)
         fixable = sum(1 for f in findings if f.fix)
         if fixable and context.fixed is None:
             _echo(f"[*] {fixable} fixable with {_fix_hint(findings)}.", out, context)

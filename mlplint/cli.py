@@ -22,7 +22,7 @@ from mlplint.lint.finding import FileError, Severity
 from mlplint.lint.fixes import apply_fixes
 from mlplint.lint.notebook import Notebook, decode_notebook, is_notebook
 from mlplint.lint.registry import all_rules, rule_by_code
-from mlplint.lint.reporters import REPORTERS, ReportContext, report_statistics
+from mlplint.lint.reporters import REPORTERS, ReportContext, plural, report_statistics
 from mlplint.lint.source import SourceError, decode_source, read_bytes, split_lines
 from mlplint.lint.suppression import Suppressions
 from mlplint.probe.symptoms import SYMPTOMS
@@ -278,9 +278,8 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
             errors.append(FileError(name, str(error)))
         else:
             checked.append(_guarded(check_text, text, name, options))
-            stdin_fixed = checked[-1].fixed if fix and not diff else None
-            if fix and not diff and stdin_fixed is None:
-                stdin_fixed = text
+            if fix and not diff:  # the source goes to stdout, fixed or not, as ruff does
+                stdin_fixed = checked[-1].fixed if checked[-1].fixed is not None else text
     discovery = _guarded(discover, [p for p in paths if p != "-"], _resolver(config_file).for_directory, force_exclude)
     errors.extend(discovery.errors)
     checked.extend(_guarded(check_paths, discovery.files, options))
@@ -310,8 +309,8 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
     if verbose:
         for c in checked:
             config = c.config or "default settings"
-            click.echo(f"mlplint: checked {c.result.path} ({config}): {_count(len(c.result.findings), 'finding')}", err=True)
-        click.echo(f"mlplint: checked {_count(len(checked), 'file')} in {time.perf_counter() - started:.2f} s", err=True)
+            click.echo(f"mlplint: checked {c.result.path} ({config}): {plural(len(c.result.findings), 'finding')}", err=True)
+        click.echo(f"mlplint: checked {plural(len(checked), 'file')} in {time.perf_counter() - started:.2f} s", err=True)
 
     fixed_count = sum(c.fixed_count for c in checked)
     try:
@@ -331,14 +330,14 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
                 out.write(c.diff)
             if not quiet:
                 fixable = sum(1 for c in checked if c.diff)
-                summary = f"Would fix {_count(fixed_count, 'finding')} in {_count(fixable, 'file')}." if fixed_count else "No fixes available."
+                summary = f"Would fix {plural(fixed_count, 'finding')} in {plural(fixable, 'file')}." if fixed_count else "No fixes available."
                 click.echo(summary, err=True)
         elif statistics:
             report_statistics(findings, errors, out, context, as_json=output_format == "json")
         else:
             REPORTERS[output_format](findings, errors, out, context)
             if context.fixed is not None and output_format not in ("text", "concise") and not quiet:
-                click.echo(f"Fixed {_count(fixed_count, 'finding')} ({len(findings)} remaining).", err=True)
+                click.echo(f"Fixed {plural(fixed_count, 'finding')} ({len(findings)} remaining).", err=True)
     finally:
         if output_file:
             out.close()
@@ -350,10 +349,6 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
     if not exit_zero and any(f.severity.rank >= threshold for f in findings):
         sys.exit(EXIT_FINDINGS)
     sys.exit(EXIT_CLEAN)
-
-
-def _count(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 @cli.command("rule")
