@@ -82,6 +82,19 @@ def _is_virtual_environment(path: str) -> bool:
     return os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
+def _excluded_with_folders(path: str, settings: Settings) -> bool:
+    """Whether a named file, or a folder it sits in below the configuration's folder (or the
+    working directory), is excluded: `build/x.py` is, when `build` is."""
+    resolved = Path(path).resolve()
+    base = (settings.root or Path.cwd()).resolve()
+    try:
+        parts = resolved.relative_to(base).parts
+    except ValueError:
+        parts = (resolved.name,)
+        base = resolved.parent
+    return any(settings.excluded(str(base.joinpath(*parts[: end])), DEFAULT_EXCLUDES) for end in range(1, len(parts) + 1))
+
+
 def discover(paths: list[str], settings_for: Callable[[Path], Settings] = lambda directory: Settings(),
              force_exclude: bool = False) -> Discovery:
     """The files to check under `paths`; settings_for gives the configuration of a folder
@@ -112,7 +125,7 @@ def discover(paths: list[str], settings_for: Callable[[Path], Settings] = lambda
             continue
         if not stat.S_ISDIR(mode):
             settings = settings_for(Path(path).resolve().parent)
-            if not ((force_exclude or settings.force_exclude) and settings.excluded(path, DEFAULT_EXCLUDES)):
+            if not ((force_exclude or settings.force_exclude) and _excluded_with_folders(path, settings)):
                 add(path, mode)  # an explicitly named file is checked whatever its extension
             continue
         before = len(found.files)

@@ -85,6 +85,8 @@ def test_exclude_and_extend_exclude(folder):
     assert paths(".") == ["./build/out.py", "./data/gen_1.py", "./experiments/old.py", "./train.py"]
     assert paths("src/keep.py") == ["src/keep.py"]  # a file named on the command line is checked
     assert paths("--force-exclude", "src/keep.py", "train.py") == ["train.py"]
+    write(folder, "pyproject.toml", "[tool.mlplint]\n")  # the default exclusions, as pre-commit names files
+    assert paths("--force-exclude", "build/out.py", "experiments/old.py") == ["experiments/old.py"]
     write(folder, "pyproject.toml", '[tool.mlplint]\nexclude = ["src"]\nforce-exclude = true\n')
     assert paths("src/keep.py", "train.py") == ["train.py"]
 
