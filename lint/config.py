@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import sys
@@ -26,8 +27,10 @@ def known_codes() -> list[str]:
     return sorted([rule.code for rule in all_rules()] + list(SYMPTOMS))
 
 
-def parse_selectors(value: Any, key: str, source: str) -> list[str]:
-    """Codes or prefixes from a list or a comma-separated string; unknown ones are an error."""
+def parse_selectors(value: Any, key: str, source: str, warnings: Optional[list[str]] = None) -> list[str]:
+    """Codes or prefixes from a list or a comma-separated string. An unknown one is an error, or,
+    when a warnings list is given (configuration files, which may be written for a newer mlplint),
+    a warning there and left out."""
     if isinstance(value, str):
         items = [item.strip() for item in value.split(",") if item.strip()]
     elif isinstance(value, list) and all(isinstance(item, str) for item in value):
@@ -39,9 +42,19 @@ def parse_selectors(value: Any, key: str, source: str) -> list[str]:
     for item in items:
         selector = item.upper()
         if selector != "ALL" and not any(code.startswith(selector) for code in codes):
-            raise ConfigError(f"{source}: '{key}' has unknown rule code or prefix '{item}'")
+            message = f"{source}: '{key}' has unknown rule code or prefix '{item}'"
+            if warnings is None:
+                raise ConfigError(message)
+            warnings.append(message + "; ignored")
+            continue
         selectors.append("" if selector == "ALL" else selector)
     return selectors
+
+
+def _string_list(value: Any, key: str, source: str) -> list[str]:
+    if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+        raise ConfigError(f"{source}: '{key}' must be a list of glob patterns, got {value!r}")
+    return value
 
 
 def _matches(code: str, selectors: list[str]) -> int:
@@ -77,7 +90,13 @@ class Settings:
     ignore: list[str] = field(default_factory=list)
     per_file_ignores: list[tuple[str, list[str]]] = field(default_factory=list)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule code -> options
-    root: Optional[Path] = None  # directory that per-file-ignores patterns are relative to
+    root: Optional[Path] = None  # directory that per-file-ignores and exclude patterns are relative to
+    exclude: Optional[list[str]] = None  # None: discovery's default exclusions
+    extend_exclude: list[str] = field(default_factory=list)
+    force_exclude: bool = False  # apply the exclusions to files named on the command line too
+    respect_gitignore: bool = True
+    warnings: list[str] = field(default_factory=list)  # unknown codes met while reading the file
+    source: Optional[str] = None  # the configuration file these settings come from
 
     def enabled(self, code: str, path: str) -> bool:
         ignore = list(self.ignore)
@@ -91,6 +110,17 @@ class Settings:
     def rule_options(self, rule: type[Rule]) -> dict[str, Any]:
         return {**rule.options, **self.options.get(rule.code, {})}
 
+    def excluded(self, path: str, default: frozenset[str] = frozenset()) -> bool:
+        """Whether an exclude / extend-exclude glob (or, without `exclude`, a default name) matches
+        the path relative to the configuration's folder or its last component."""
+        name = os.path.basename(os.path.normpath(path))
+        patterns = (self.exclude if self.exclude is not None else []) + self.extend_exclude
+        if self.exclude is None and name in default:
+            return True
+        relative = self._relative(path)
+        return any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p.rstrip("/") + "/*")
+                   for p in patterns)
+
     def _relative(self, path: str) -> str:
         if self.root is None:
             return path.replace(os.sep, "/")
@@ -99,34 +129,47 @@ class Settings:
         except ValueError:
             return path.replace(os.sep, "/")
 
-    def with_cli(self, select: Optional[list[str]], ignore: Optional[list[str]]) -> "Settings":
-        return Settings(
-            select=select if select is not None else self.select,
-            ignore=self.ignore + (ignore or []),
-            per_file_ignores=self.per_file_ignores,
-            options=self.options,
-            root=self.root,
+    def with_cli(self, select: Optional[list[str]], ignore: Optional[list[str]],
+                 extend_select: Optional[list[str]] = None, extend_ignore: Optional[list[str]] = None) -> "Settings":
+        """--select replaces the configured selection; --ignore and the --extend-* options add to it."""
+        return dataclasses.replace(
+            self,
+            select=(select if select is not None else self.select) + (extend_select or []),
+            ignore=self.ignore + (ignore or []) + (extend_ignore or []),
         )
 
 
-_TOP_KEYS = {"select", "ignore", "per-file-ignores"}
+_TOP_KEYS = {"select", "ignore", "extend-select", "extend-ignore", "per-file-ignores", "exclude", "extend-exclude",
+             "force-exclude", "respect-gitignore"}
 
 
 def settings_from_table(table: dict, source: str, root: Optional[Path]) -> Settings:
-    settings = Settings(root=root)
+    settings = Settings(root=root, source=source)
+    warnings = settings.warnings
     rules_by_name = {rule.name: rule for rule in all_rules()}
+    extend_select: list[str] = []
     for key, value in table.items():
         if key == "select":
-            settings.select = parse_selectors(value, key, source)
-        elif key == "ignore":
-            settings.ignore = parse_selectors(value, key, source)
+            settings.select = parse_selectors(value, key, source, warnings)
+        elif key == "extend-select":
+            extend_select = parse_selectors(value, key, source, warnings)
+        elif key in ("ignore", "extend-ignore"):
+            settings.ignore = settings.ignore + parse_selectors(value, key, source, warnings)
         elif key == "per-file-ignores":
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: 'per-file-ignores' must be a table of glob = [codes]")
             settings.per_file_ignores = [
-                (pattern, parse_selectors(codes, f"per-file-ignores.{pattern}", source))
+                (pattern, parse_selectors(codes, f"per-file-ignores.{pattern}", source, warnings))
                 for pattern, codes in value.items()
             ]
+        elif key == "exclude":
+            settings.exclude = _string_list(value, key, source)
+        elif key == "extend-exclude":
+            settings.extend_exclude = _string_list(value, key, source)
+        elif key in ("force-exclude", "respect-gitignore"):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: '{key}' must be true or false, got {value!r}")
+            setattr(settings, key.replace("-", "_"), value)
         elif key in rules_by_name and isinstance(value, dict):
             rule = rules_by_name[key]
             for option, option_value in value.items():
@@ -137,6 +180,7 @@ def settings_from_table(table: dict, source: str, root: Optional[Path]) -> Setti
         else:
             expected = ", ".join(sorted(_TOP_KEYS)) + ", or a rule name with options"
             raise ConfigError(f"{source}: unknown key 'tool.mlplint.{key}' (expected {expected})")
+    settings.select = settings.select + extend_select
     return settings
 
 
@@ -177,9 +221,12 @@ class ConfigResolver:
         if self._explicit is not None:
             return self._explicit
         directory = Path(path).resolve().parent if path != "-" else Path.cwd().resolve()
-        return self._for_directory(directory)
+        return self.for_directory(directory)
 
-    def _for_directory(self, directory: Path) -> Settings:
+    def for_directory(self, directory: Path) -> Settings:
+        """The settings that apply to the files of a folder (given as an absolute path)."""
+        if self._explicit is not None:
+            return self._explicit
         if directory in self._by_directory:
             return self._by_directory[directory]
         candidate = directory / "pyproject.toml"
@@ -189,6 +236,6 @@ class ConfigResolver:
             if "mlplint" in document.get("tool", {}):
                 settings = _settings_from_document(document, candidate)
         if settings is None:
-            settings = Settings() if directory.parent == directory else self._for_directory(directory.parent)
+            settings = Settings() if directory.parent == directory else self.for_directory(directory.parent)
         self._by_directory[directory] = settings
         return settings

@@ -29,9 +29,12 @@ class Edit:
     end_line: int
     end_column: int
     content: str
+    cell: Optional[int] = None  # notebooks: the cell the positions are relative to
 
     def to_json(self) -> dict:
+        cell = {"cell": self.cell} if self.cell is not None else {}
         return {
+            **cell,
             "line": self.line,
             "column": self.column,
             "end_line": self.end_line,
@@ -75,17 +78,20 @@ class Finding:
     end_column: int
     fix: Optional[Fix] = None
     runtime: Optional[Runtime] = field(default=None, compare=False)
+    cell: Optional[int] = None  # notebooks: 1-based cell position; line and column are the cell's
 
     @property
     def sort_key(self) -> tuple:
-        return (self.path, self.line, self.column, self.code)
+        return (self.path, self.cell or 0, self.line, self.column, self.code)
 
     def to_json(self) -> dict:
+        cell = {"cell": self.cell} if self.cell is not None else {}
         return {
             "code": self.code,
             "name": self.name,
             "severity": self.severity.value,
             "path": self.path,
+            **cell,
             "line": self.line,
             "column": self.column,
             "end_line": self.end_line,

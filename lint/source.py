@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import errno
 import io
+import re
 import tokenize
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def split_lines(text: str, keepends: bool = False) -> list[str]:
+    """The lines as Python (and LibCST) count them: only \n, \r\n and \r end a line, unlike
+    str.splitlines, which also splits at form feeds and Unicode line separators."""
+    lines = _LINE.findall(text)
+    return lines if keepends else [line.rstrip("\r\n") for line in lines]
 
 
 class SourceError(Exception):
@@ -30,6 +41,10 @@ def decode_source(data: bytes) -> str:
 
 
 def read_source(path: str) -> str:
+    return decode_source(read_bytes(path))
+
+
+def read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -43,4 +58,4 @@ def read_source(path: str) -> str:
         if error.errno == errno.ELOOP:
             raise SourceError("symbolic link loop") from None
         raise SourceError(error.strerror or str(error)) from None
-    return decode_source(data)
+    return data

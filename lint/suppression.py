@@ -22,6 +22,8 @@ class Suppressions:
     # line -> codes suppressed there (None: a bare noqa suppresses everything)
     lines: dict[int, Optional[set[str]]] = field(default_factory=dict)
     file_codes: set[str] = field(default_factory=set)
+    # every (line, code, directive) written, to warn about codes that name no rule
+    mentioned: list[tuple[int, str, str]] = field(default_factory=list)
 
     @classmethod
     def from_source(cls, text: str) -> "Suppressions":
@@ -35,7 +37,9 @@ class Suppressions:
                 continue
             disable = _FILE_DISABLE.search(token.string)
             if disable:
-                found.file_codes |= _split(disable.group("codes"))
+                codes = _split(disable.group("codes"))
+                found.file_codes |= codes
+                found.mentioned.extend((token.start[0], code, "# mlplint: disable") for code in sorted(codes))
                 continue
             noqa = _NOQA.search(token.string)
             if noqa:
@@ -43,9 +47,17 @@ class Suppressions:
                 codes = noqa.group("codes")
                 if codes is None:
                     found.lines[line] = None
-                elif found.lines.get(line, set()) is not None:
-                    found.lines[line] = found.lines.get(line, set()) | _split(codes)
+                else:
+                    found.mentioned.extend((line, code, "# noqa") for code in sorted(_split(codes)))
+                    if found.lines.get(line, set()) is not None:
+                        found.lines[line] = found.lines.get(line, set()) | _split(codes)
         return found
+
+    def unknown_codes(self, known: set[str]) -> list[tuple[int, str, str]]:
+        """(line, code, directive) for each mlplint-style code (ML...) that names no rule or
+        symptom; codes of other tools (`# noqa: E501`) are theirs and are left alone."""
+        return [(line, code, directive) for line, code, directive in self.mentioned
+                if code.startswith("ML") and code not in known]
 
     def suppresses(self, code: str, line: int, end_line: int) -> bool:
         if code in self.file_codes:

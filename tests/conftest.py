@@ -34,3 +34,12 @@ def run_cli(*args: str, cwd=None, stdin: bytes | None = None, env=None) -> subpr
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def invoke(*args: str, input=None, env=None):
+    """Run `mlplint ARGS` in this process (fast; stdout and stderr kept apart)."""
+    from click.testing import CliRunner
+
+    from mlplint.cli import cli
+
+    return CliRunner().invoke(cli, list(args), input=input, env={"NO_COLOR": "1", **(env or {})})

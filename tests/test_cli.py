@@ -166,7 +166,7 @@ def test_folder_without_python_files(project):
     write(project, "docs/readme.md", "hello")
     result = run_cli("check", "docs", cwd=project)
     assert result.returncode == 0
-    assert "docs: no Python files found" in result.stderr.decode()
+    assert "docs: no Python files or notebooks found" in result.stderr.decode()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks")
@@ -223,7 +223,7 @@ def test_explicit_config_overrides_pyproject(project):
 @pytest.mark.parametrize(
     "config, key",
     [
-        ('[tool.mlplint]\nselect = "ML2,XX1"\n', "select"),
+        ('[tool.mlplint]\nselect = [1]\n', "select"),
         ('[tool.mlplint]\nignore = 3\n', "ignore"),
         ('[tool.mlplint]\ncolour = true\n', "tool.mlplint.colour"),
         ("[tool.mlplint.extreme-learning-rate]\nadam = [1.0]\n", "tool.mlplint.extreme-learning-rate.adam"),
@@ -283,6 +283,7 @@ def test_console_script_and_rule_docs():
     assert run_cli("rule", "ML000").returncode == 2
 
 
+@pytest.mark.slow
 def test_wheel_installs_everything_under_one_namespace(tmp_path):
     import subprocess
     import zipfile

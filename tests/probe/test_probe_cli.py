@@ -18,6 +18,9 @@ import pytest
 from mlplint.probe.symptoms import SYMPTOMS
 from probe_helpers import FIXTURES, codes, run_cli
 
+# Each test here reads runs of real training scripts under the probe (about 90 s for the module).
+pytestmark = pytest.mark.slow
+
 SYMPTOM_FIXTURES = {code: f"{symptom.name.replace('-', '_')}.py" for code, symptom in SYMPTOMS.items()}
 PARALLEL = 3
 
