@@ -158,7 +158,8 @@ def replace_call_with_argument(facts: "ScriptFacts", call: cst.Call, argument: c
         return None
     atomic = (cst.Name, cst.Attribute, cst.Call, cst.Subscript, cst.SimpleString, cst.Integer, cst.Float,
               cst.List, cst.Dict, cst.Set, cst.ConcatenatedString, cst.FormattedString)
-    bare = isinstance(argument, atomic) or bool(getattr(argument, "lpar", ()))
+    loose = (cst.Return, cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Arg, cst.Element, cst.Expr)  # no operator around
+    bare = isinstance(argument, atomic) or bool(getattr(argument, "lpar", ())) or isinstance(facts.parent.get(call), loose)
     opening, closing = ("", "") if bare else ("(", ")")
     return [delete(_start(facts, call), _start(facts, argument), opening),
             delete(_end(facts, argument), _end(facts, call), closing)]
