@@ -174,7 +174,7 @@ class MlplintServer(LanguageServer):
     def check(self, target: str) -> None:
         self.cancel(target)
         notebook = self.workspace.get_notebook_document(notebook_uri=target)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         if notebook is not None:
             count = self._check_notebook(notebook)
         else:
@@ -182,9 +182,9 @@ class MlplintServer(LanguageServer):
             findings, errors = (result.findings, result.errors) if result is not None else ([], [])
             self._publish(target, findings, errors)
             count = len(findings)
-        elapsed = (time.perf_counter() - started) * 1000
+        elapsed, cpu = (time.perf_counter() - started) * 1000, (time.process_time() - started_cpu) * 1000
         self.window_log_message(types.LogMessageParams(
-            type=types.MessageType.Log, message=f"checked {target} in {elapsed:.1f} ms: {count} findings"))
+            type=types.MessageType.Log, message=f"checked {target} in {elapsed:.1f} ms (cpu {cpu:.1f} ms): {count} findings"))
 
     def _run(self, text: str, path: str) -> Optional[FileResult]:
         settings = self.settings_for(path)

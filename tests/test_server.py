@@ -171,7 +171,7 @@ def test_python_document_diagnostics_code_actions_and_config(tmp_path):
         editor.client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
         closed = await editor.next_for(uri)
         assert not closed.diagnostics
-        assert any(re.match(r"checked .*train\.py in [\d.]+ ms: \d+ findings", line) for line in editor.logs)
+        assert any(re.match(r"checked .*train\.py in [\d.]+ ms \(cpu [\d.]+ ms\): \d+ findings", line) for line in editor.logs)
         assert await editor.stop() == 0
 
     asyncio.run(session())
