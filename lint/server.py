@@ -19,7 +19,7 @@ import io
 import re
 import time
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -101,14 +101,6 @@ class NotebookModule:
 # ----------------------------------------------------------------- the server
 
 
-@dataclass
-class Checked:
-    """The findings last published for one text document (a .py file or a notebook cell)."""
-
-    version: Optional[int]
-    findings: list[Finding] = field(default_factory=list)
-
-
 class MlplintServer(LanguageServer):
     def __init__(self) -> None:
         notebooks = types.NotebookDocumentSyncOptions(
@@ -123,7 +115,7 @@ class MlplintServer(LanguageServer):
         self._resolver: Optional[ConfigResolver] = None
         self._reported_config_errors: set[str] = set()
         self._pending: dict[str, asyncio.TimerHandle] = {}  # target uri -> scheduled check
-        self._checked: dict[str, Checked] = {}  # text document uri -> what was published for it
+        self._checked: dict[str, list[Finding]] = {}  # text document uri (a .py file, a cell) -> its published findings
         self._cells_of: dict[str, list[str]] = {}  # notebook uri -> the cell uris last published
         self._last: dict[str, tuple[str, FileResult]] = {}  # path -> the text last checked and its result
 
@@ -240,7 +232,7 @@ class MlplintServer(LanguageServer):
             diagnostics.append(types.Diagnostic(
                 range=_range(document, line, column, line, column + 1), message=error.message,
                 severity=types.DiagnosticSeverity.Error, source=SOURCE))
-        self._checked[uri] = Checked(document.version, findings)
+        self._checked[uri] = findings
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=document.version))
 
@@ -252,11 +244,11 @@ class MlplintServer(LanguageServer):
             severity=_SEVERITIES[finding.severity],
             code=finding.code,
             source=SOURCE,
-            data={"name": finding.name, "fixable": finding.fix.applicability if finding.fix else None},
         )
 
     def forget(self, uri: str) -> None:
         self._checked.pop(uri, None)
+        self._last.pop(to_fs_path(uri) or uri, None)
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     # ------------------------------------------------------------- code actions
@@ -264,15 +256,15 @@ class MlplintServer(LanguageServer):
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
         self.flush(uri)
-        checked = self._checked.get(uri)
-        if checked is None:
+        findings = self._checked.get(uri)
+        if findings is None:
             return []
         document = self.workspace.get_text_document(uri)
         wanted = params.context.only
         actions: list[types.CodeAction] = []
         if _kind_wanted(wanted, types.CodeActionKind.QuickFix):
             requested = _server_range(document, params.range)
-            for finding in checked.findings:
+            for finding in findings:
                 if not requested.overlaps(_finding_range(finding)):
                     continue
                 diagnostic = self._diagnostic(document, finding)
@@ -284,7 +276,7 @@ class MlplintServer(LanguageServer):
                         title=f"Disable {finding.code} for this line", kind=types.CodeActionKind.QuickFix,
                         diagnostics=[diagnostic], edit=_workspace_edit(document, [noqa])))
         if _kind_wanted(wanted, FIX_ALL):
-            fixed, applied = apply_fixes(document.source, checked.findings, unsafe=False)
+            fixed, applied = apply_fixes(document.source, findings, unsafe=False)
             if applied:
                 whole = Edit(1, 1, len(document.lines) + 1, 1, fixed)
                 actions.append(types.CodeAction(title="mlplint: fix all safe findings", kind=FIX_ALL,
@@ -422,6 +414,7 @@ def build_server() -> MlplintServer:
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
     def notebook_close(ls: MlplintServer, params: types.DidCloseNotebookDocumentParams) -> None:
         ls.cancel(params.notebook_document.uri)
+        ls.forget(params.notebook_document.uri)
         for cell in ls._cells_of.pop(params.notebook_document.uri, []):
             ls.forget(cell)
 

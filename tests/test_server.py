@@ -261,3 +261,12 @@ def test_server_without_the_lsp_extra_says_what_to_install():
     result = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 2
     assert result.stderr.strip() == "mlplint: error: the language server needs pygls: pip install 'mlplint[lsp]'"
+
+
+def test_positions_are_sent_in_the_clients_utf16_units():
+    from mlplint.lint.server import _range
+
+    document = TextDocument("file:///t.py", 'label = "😀"; opt = Adam(p, weight_decay=1e-4)\n')
+    column = document.lines[0].index("1e-4") + 1  # 1-based, in code points as findings count
+    sent = _range(document, 1, column, 1, column + 4)
+    assert (sent.start.character, sent.end.character) == (column, column + 4)  # the emoji is two UTF-16 units
