@@ -136,4 +136,5 @@ def _to_fix(spec: FixSpec, positions) -> Fix:
     for node, content in spec.replacements:
         span = positions[node]
         edits.append(Edit(span.start.line, span.start.column + 1, span.end.line, span.end.column + 1, content))
-    return Fix(spec.applicability, tuple(edits), spec.description)
+    edits.extend(spec.edits)
+    return Fix(spec.applicability, tuple(sorted(edits, key=lambda e: (e.line, e.column))), spec.description)

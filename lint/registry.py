@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 import libcst as cst
 
-from mlplint.lint.finding import Fix, Severity
+from mlplint.lint.finding import Edit, Fix, Severity
 
 if TYPE_CHECKING:
     from mlplint.lint.facts import ScriptFacts
@@ -37,11 +37,13 @@ class Report:
 
 @dataclass(frozen=True)
 class FixSpec:
-    """A fix expressed on CST nodes; the engine turns it into line/column edits."""
+    """A fix expressed on CST nodes (each replaced by a text); the engine turns it into
+    line/column edits. `edits` adds ready-made ones, such as insertions (see lint/fixes.py)."""
 
     applicability: str  # "safe" | "unsafe"
     replacements: tuple[tuple[cst.CSTNode, str], ...]
     description: str = ""
+    edits: tuple[Edit, ...] = ()
 
 
 class RuleContext:

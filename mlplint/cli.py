@@ -389,6 +389,18 @@ def rules_command() -> None:
         click.echo(f"{code}  {name:<{width}}  {severity:<7}  {summary}")
 
 
+@cli.command("server")
+def server_command() -> None:
+    """Run the language server (LSP over stdio) that editors start; needs `mlplint[lsp]`."""
+    try:
+        from mlplint.lint.server import serve
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise fail("the language server needs pygls: pip install 'mlplint[lsp]'")
+    serve()
+
+
 from mlplint.probe.command import probe as probe_command  # noqa: E402  (torch-free: torch runs in the child)
 
 cli.add_command(probe_command)

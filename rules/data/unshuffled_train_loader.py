@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import libcst as cst
 
+from mlplint.lint import fixes
 from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
-from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
 _ITERATION_WRAPPERS = {"builtins.enumerate", "builtins.iter", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
 _ITERABLE_DATASETS = {"torch.utils.data.IterableDataset", "torch.utils.data.IterDataPipe", "torchdata.datapipes.iter.IterDataPipe"}
@@ -47,6 +48,11 @@ class UnshuffledTrainLoader(Rule):
         criterion(model(x), y).backward()
         optimizer.step()
     ```
+
+    ## Fix safety
+    The fix sets `shuffle=True` (replacing `shuffle=False`, or adding the argument). It is unsafe:
+    the batches change from run to run unless a seeded generator is passed, and a script whose
+    data must stay in order (a time series split into windows) would be broken by it.
     """
 
     code = "ML102"
@@ -170,6 +176,7 @@ class Trainer:
                     loader,
                     f"this DataLoader feeds the training loop at line {facts.line_of(loop)} with {setting} and no "
                     "sampler: every epoch sees the batches in the same order; pass shuffle=True",
+                    fix=_shuffle_fix(facts, loader, shuffle),
                 )
 
     def _loaders(self, facts, iterable: cst.BaseExpression) -> Iterator[cst.Call]:
@@ -197,3 +204,23 @@ class Trainer:
             if isinstance(cls, cst.ClassDef) and facts.class_bases(cls) & _ITERABLE_DATASETS:
                 return True
         return False
+
+
+def _shuffle_fix(facts, loader: cst.Call, shuffle: Optional[cst.BaseExpression]) -> Optional[FixSpec]:
+    """`shuffle=True` in place of the shuffle argument, or after the last argument (on a line of
+    its own when the arguments are one per line)."""
+    if shuffle is not None:
+        return FixSpec("unsafe", ((shuffle, "True"),), "Shuffle the training batches")
+    if not loader.args or any(arg.star for arg in loader.args):
+        return None
+    last = loader.args[-1]
+    positions = facts.positions
+    last_line = positions[last].start.line
+    one_per_line = isinstance(last.comma, cst.Comma) and positions[loader].end.line > positions[last].end.line
+    if one_per_line and "\t" not in facts.module.default_indent:
+        column = min(positions[arg].start.column for arg in loader.args if positions[arg].start.line == last_line)
+        text = ",\n" + " " * column + "shuffle=True"
+    else:
+        text = ", shuffle=True"
+    end = positions[last.value].end
+    return FixSpec("unsafe", (), "Shuffle the training batches", edits=(fixes.insert((end.line, end.column + 1), text),))

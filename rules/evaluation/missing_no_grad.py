@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+from typing import Optional
+
+import libcst as cst
+
+from mlplint.lint import fixes
+from mlplint.lint.facts.core import nodes_within
 from mlplint.lint.finding import Severity
-from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
 
 @register
@@ -37,6 +43,13 @@ class MissingNoGrad(Rule):
         model.eval()
         return [model(x).argmax(1) for x, _ in loader]
     ```
+
+    ## Fix safety
+    The fix decorates the evaluation function with `@torch.no_grad()` when nothing it runs calls
+    backward() or steps an optimizer; otherwise it wraps the statement holding the forward pass
+    (or the evaluation loop around it, when that loop trains nothing) in `with torch.no_grad():`,
+    adding `import torch` if needed. It is safe: the computed values are the same, only the
+    autograd graph is no longer recorded.
     """
 
     code = "ML502"
@@ -331,4 +344,38 @@ for epoch in range(5):
                 f"`{model}` runs an evaluation pass ({found.reason}) with autograd on: every activation is "
                 "kept for a backward pass that never comes; wrap it in `with torch.no_grad():` "
                 "(or decorate the function with `@torch.no_grad()`)",
+                fix=_no_grad_fix(ctx.facts, found.call),
             )
+
+
+def _trains(facts, node: cst.CSTNode) -> bool:
+    training = facts.training
+    reached = training.reachable(node) if isinstance(node, (cst.FunctionDef, cst.For, cst.While)) else [
+        n for call in nodes_within(node, cst.Call)
+        for n in [call, *(m for f in facts.called_functions(call) for m in training.reachable(f))]]
+    return any(training.is_backward(n) or training.is_optimizer_step(n) for n in reached)
+
+
+def _no_grad_fix(facts, call: cst.Call) -> Optional[FixSpec]:
+    """`@torch.no_grad()` on an evaluation function that trains nothing, else `with
+    torch.no_grad():` around the statement, or the outermost loop around it that trains nothing."""
+    torch = fixes.spelling(facts, "torch")
+    edits = []
+    if torch is None:
+        missing = fixes.torch_import(facts)
+        if missing is None:
+            return None
+        torch, edits = "torch", [missing]
+    function = facts.enclosing_function(call)
+    if function is not None and function.asynchronous is None and not _trains(facts, function):
+        edits.append(fixes.insert_line_before(facts, function, f"@{torch}.no_grad()"))
+        return FixSpec("safe", (), "Decorate the evaluation function with @torch.no_grad()", edits=tuple(edits))
+    statement = fixes.statement_of(facts, call)
+    for loop in facts.enclosing_loops(call):
+        if _trains(facts, loop):
+            break
+        statement = loop
+    if statement is None or fixes.block_statements(facts, statement) is None or _trains(facts, statement):
+        return None
+    edits.extend(fixes.wrap_in_block(facts, statement, f"with {torch}.no_grad():"))
+    return FixSpec("safe", (), "Run the evaluation under torch.no_grad()", edits=tuple(edits))

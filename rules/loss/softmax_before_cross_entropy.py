@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Optional
+
 import libcst as cst
 
-from mlplint.lint.facts import names
+from mlplint.lint import fixes
+from mlplint.lint.facts import Op, names
 from mlplint.lint.finding import Severity
-from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
 
 @register
@@ -40,6 +43,12 @@ class SoftmaxBeforeCrossEntropy(Rule):
     loss = criterion(model(x), y)
     probabilities = model(x).softmax(dim=1)  # only for predictions
     ```
+
+    ## Fix safety
+    The fix removes the softmax (or sigmoid): the layer from its `nn.Sequential` or layer list
+    (an `nn.Identity()` in its place elsewhere), the function call around its input, or the
+    method call. It is unsafe: the model's outputs become logits everywhere, so code that reads
+    them as probabilities (thresholds, reported confidences, a metric) must apply softmax itself.
     """
 
     code = "ML401"
@@ -183,4 +192,39 @@ loss = criterion(model(img), label)
                     op.node,
                     f"{op.label} {problem.format(facts.line_of(call))}; feed raw logits to the loss and "
                     "apply softmax only for predictions",
+                    fix=_logits_fix(facts, op),
                 )
+
+
+def _logits_fix(facts, op: Op) -> Optional[FixSpec]:
+    """Remove the activation op so the loss receives the logits."""
+    node = op.node
+    if not isinstance(node, cst.Call):
+        return None
+    if op.api.startswith("method:"):
+        edits = fixes.drop_method_call(facts, node)
+    elif op.api in names.ACTIVATION_FUNCTIONS:
+        argument = facts.argument(node, 0, "input")
+        edits = fixes.replace_call_with_argument(facts, node, argument) if argument is not None else None
+    else:
+        edits = _layer_removal(facts, node)
+    if not edits:
+        return None
+    return FixSpec("unsafe", (), f"Remove {op.label} so that the loss receives logits", edits=tuple(edits))
+
+
+def _layer_removal(facts, layer: cst.Call):
+    """Delete the layer from the `nn.Sequential(...)` arguments or the list display holding it;
+    elsewhere (an attribute, an OrderedDict entry) replace it with `nn.Identity()`."""
+    item, holder = facts.parent.get(layer), facts.parent.get(facts.parent.get(layer))
+    items = None
+    if isinstance(item, cst.Arg) and not item.star and isinstance(holder, cst.Call) and facts.qualname(holder.func) == names.SEQUENTIAL:
+        items = list(holder.args)
+    elif isinstance(item, cst.Element) and isinstance(holder, cst.List):
+        items = list(holder.elements)
+    if items is not None:
+        edits = fixes.delete_item(facts, items, next(i for i, candidate in enumerate(items) if candidate is item))
+        if edits is not None:
+            return edits
+    identity = fixes.spelling(facts, "torch.nn.Identity")
+    return [fixes.replace(facts, layer, f"{identity}()")] if identity is not None and not layer.lpar else None

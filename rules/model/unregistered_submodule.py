@@ -4,9 +4,10 @@ from typing import Optional, Union
 
 import libcst as cst
 
+from mlplint.lint import fixes
 from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
-from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
 REGISTERING_CONTAINERS = names.MODULE_CONTAINERS | {names.SEQUENTIAL}
 REGISTERING_METHODS = {"add_module", "register_module", "register_parameter", "register_buffer"}
@@ -53,6 +54,13 @@ class UnregisteredSubmodule(Rule):
             self.layers = nn.ModuleList([nn.Linear(10, 64), nn.Linear(64, 64)])
             self.out = nn.Linear(64, 1)
     ```
+
+    ## Fix safety
+    The fix wraps the list or dict in `nn.ModuleList(...)` / `nn.ModuleDict(...)` (the Parameter
+    containers for `nn.Parameter`s), or turns the empty `[]` / `{}` that `append` or item
+    assignment fills into an empty container of that kind. It is unsafe: the layers start being
+    trained, moved and saved, so checkpoints gain keys and code that treats the attribute as a
+    plain list (`self.layers + [...]`, `json.dumps`) must change with it.
     """
 
     code = "ML304"
@@ -227,6 +235,7 @@ class Net(nn.Module):
                         f"{kind}, so `{owner.name.value}` does not register them: `model.parameters()` misses their "
                         f"weights and the optimizer never trains them, and `.to(device)`, `.eval()` and `state_dict()` "
                         f"skip them; wrap it in {container}(...)",
+                        fix=_registering_fix(facts, node, values, container),
                     )
                     break
 
@@ -307,6 +316,27 @@ class Net(nn.Module):
                 if isinstance(node, cst.Call) and facts.qualname(node.func) == "builtins.setattr":
                     return True
         return False
+
+
+def _registering_fix(facts, node: cst.CSTNode, values: list[cst.BaseExpression], container: str) -> Optional[FixSpec]:
+    """Wrap the assigned list or dict in the container, or, for a container filled by `append` or
+    item assignment, start it as an empty one."""
+    spelled = fixes.spelling(facts, f"torch.{container}")  # container: "nn.ModuleList", ...
+    if spelled is None:
+        return None
+    description = f"Register the modules with {container}"
+    if any(node is value for value in values):
+        if isinstance(node, cst.Dict) and not all(
+                isinstance(e, cst.DictElement) and isinstance(e.key, (cst.SimpleString, cst.ConcatenatedString))
+                for e in node.elements):
+            return None  # ModuleDict keys must be strings
+        bare_tuple = isinstance(node, cst.Tuple) and not node.lpar
+        opening, closing = (f"{spelled}((", "))") if bare_tuple else (f"{spelled}(", ")")
+        return FixSpec("unsafe", (), description, edits=tuple(fixes.wrap_expression(facts, node, opening, closing)))
+    empty = [v for v in values if isinstance(v, (cst.List, cst.Dict)) and not v.elements]
+    if isinstance(node, (cst.Call, cst.Assign)) and empty and len(empty) == len(values):
+        return FixSpec("unsafe", tuple((value, f"{spelled}()") for value in empty), description)
+    return None
 
 
 def _summands(expr: cst.BaseExpression) -> list[cst.BaseExpression]:

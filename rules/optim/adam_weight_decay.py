@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from mlplint.lint import fixes
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
@@ -41,7 +42,8 @@ class AdamWeightDecay(Rule):
 
     ## Fix safety
     The fix renames `Adam` to `AdamW` when the optimizer is spelled through a module
-    (`torch.optim.Adam`, `optim.Adam`). It is unsafe: decoupled decay of the same value
+    (`torch.optim.Adam`, `optim.Adam`), or when imported by name and `AdamW` is reachable through
+    the script's imports. It is unsafe: decoupled decay of the same value
     regularises differently (AdamW's decay is usually 10-100x larger), so retune it.
     """
 
@@ -97,11 +99,14 @@ class AdamWeightDecay(Rule):
                     if optimizer == "Adam" else
                     f"{optimizer}(weight_decay={decay:g}) adds an L2 term that the adaptive scaling weakens "
                     "(coupled weight decay); pass decoupled_weight_decay=True for AdamW-style decay",
-                    fix=self._fix(call, qualified),
+                    fix=self._fix(facts, call, qualified),
                 )
 
     @staticmethod
-    def _fix(call: cst.Call, qualified: str):
-        if qualified != "torch.optim.Adam" or not isinstance(call.func, cst.Attribute):
+    def _fix(facts, call: cst.Call, qualified: str):
+        if qualified != "torch.optim.Adam":
             return None
-        return FixSpec("unsafe", ((call.func.attr, "AdamW"),), "Use AdamW (decoupled weight decay)")
+        if isinstance(call.func, cst.Attribute):
+            return FixSpec("unsafe", ((call.func.attr, "AdamW"),), "Use AdamW (decoupled weight decay)")
+        adamw = fixes.spelling(facts, "torch.optim.AdamW")  # `Adam(...)` imported by name
+        return FixSpec("unsafe", ((call.func, adamw),), "Use AdamW (decoupled weight decay)") if adamw else None

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Optional
+
 import libcst as cst
 
+from mlplint.lint import fixes
+from mlplint.lint.facts.core import nodes_within
 from mlplint.lint.finding import Severity
-from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
 
 @register
@@ -36,6 +40,12 @@ class MissingZeroGrad(Rule):
         loss.backward()
         optimizer.step()
     ```
+
+    ## Fix safety
+    The fix inserts `optimizer.zero_grad()` above the backward pass that feeds the step, or, when
+    the step runs only every k iterations (gradient accumulation), just below the step. It is
+    unsafe: if gradients were meant to add up across iterations, clearing them changes what each
+    step uses.
     """
 
     code = "ML202"
@@ -232,4 +242,50 @@ for x, y in data:
                 f"`{receiver}.step()` runs in a loop (line {ctx.facts.line_of(loop)}) that calls backward() but never "
                 "clears gradients, so they accumulate across iterations and each step grows; "
                 f"call `{receiver}.zero_grad()` before `loss.backward()` in the same loop",
+                fix=_zero_grad_fix(ctx.facts, step, stepped),
             )
+
+
+def _zero_grad_fix(facts, step: cst.Call, stepped: cst.BaseExpression) -> Optional[FixSpec]:
+    """`stepped.zero_grad()` above the first backward pass since the previous optimizer step, in
+    the step's block; when that backward pass is in an enclosing block (the step is conditional,
+    as in gradient accumulation), just below the step."""
+    receiver = facts.module.code_for_node(stepped)
+    statement = fixes.statement_of(facts, step)
+    if not isinstance(statement, cst.SimpleStatementLine) or "\n" in receiver:
+        return None
+    line = f"{receiver}.zero_grad()"
+    current = statement
+    while True:
+        siblings = fixes.block_statements(facts, current)
+        if siblings is None:
+            return None
+        first = _first_backward_since_step(facts, siblings[: siblings.index(current) + 1])
+        if current is statement:
+            if first is not None:
+                return FixSpec("unsafe", (), "Clear the gradients before the backward pass",
+                               edits=(fixes.insert_line_before(facts, first, line),))
+        elif first is not None:
+            return FixSpec("unsafe", (), "Clear the gradients after each optimizer step",
+                           edits=(fixes.insert_line_after(facts, statement, line),))
+        current = next((a for a in facts.ancestors(current) if isinstance(a, cst.BaseCompoundStatement)
+                        and isinstance(facts.parent.get(a), (cst.IndentedBlock, cst.Module))), None)
+        if current is None or isinstance(current, (cst.For, cst.While, cst.FunctionDef, cst.ClassDef)):
+            return None  # no backward pass in the step's own loop iteration
+
+
+def _first_backward_since_step(facts, statements: list) -> Optional[cst.BaseStatement]:
+    """The earliest statement that runs a backward pass after the last one that steps an
+    optimizer (the last statement may hold the step itself: `loss.backward(); opt.step()`)."""
+    training = facts.training
+    first = None
+    for index in range(len(statements) - 1, -1, -1):
+        reached = []
+        for call in nodes_within(statements[index], cst.Call):
+            reached.append(call)
+            reached.extend(n for function in facts.called_functions(call) for n in training.reachable(function))
+        if index < len(statements) - 1 and any(training.is_optimizer_step(n) for n in reached):
+            break
+        if any(training.is_backward(n) for n in reached):
+            first = statements[index]
+    return first
