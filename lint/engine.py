@@ -37,16 +37,22 @@ _deep_executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
 
 def run_deep(function, *args):
-    """Run function(*args) on the deep-stack thread and return its result."""
+    """Run function(*args) on the deep-stack thread and return its result. The recursion limit is
+    interpreter-wide, so it is raised only while the caller waits for that thread: code on
+    ordinary 8 MB stacks (json, the main thread) keeps the default guard."""
     global _deep_executor
     if _deep_executor is None:
         previous = threading.stack_size(_STACK_BYTES)
         try:
             _deep_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlplint-check")
-            _deep_executor.submit(sys.setrecursionlimit, max(_RECURSION_LIMIT, sys.getrecursionlimit())).result()
         finally:
             threading.stack_size(previous)
-    return _deep_executor.submit(function, *args).result()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(_RECURSION_LIMIT, limit))
+    try:
+        return _deep_executor.submit(function, *args).result()
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[FileError]]:

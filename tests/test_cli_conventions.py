@@ -132,7 +132,7 @@ def test_statistics(folder):
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         "2\tML201\t[ ] extreme-learning-rate",
-        "1\tML202\t[ ] missing-zero-grad",
+        "1\tML202\t[*] missing-zero-grad",
         "1\tML203\t[*] adam-weight-decay",
         "[*] fixable with `--fix --unsafe-fixes`",
     ]
