@@ -30,9 +30,13 @@ def decode_source(data: bytes) -> str:
 
 
 def read_source(path: str) -> str:
+    return decode_source(read_bytes(path))
+
+
+def read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise SourceError("no such file") from None
     except IsADirectoryError:
@@ -43,4 +47,3 @@ def read_source(path: str) -> str:
         if error.errno == errno.ELOOP:
             raise SourceError("symbolic link loop") from None
         raise SourceError(error.strerror or str(error)) from None
-    return decode_source(data)

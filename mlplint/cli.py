@@ -5,27 +5,23 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import click
 
 from mlplint import __version__
-from mlplint.lint.config import ConfigError, ConfigResolver, parse_selectors
+from mlplint.lint.config import ConfigError, parse_selectors
 from mlplint.lint.discovery import discover
-from mlplint.lint.engine import FileResult, check_source
-from mlplint.lint.finding import FileError, Finding, Severity
-from mlplint.lint.fixes import apply_fixes
+from mlplint.lint.finding import FileError, Severity
 from mlplint.lint.registry import all_rules, rule_by_code
 from mlplint.lint.reporters import REPORTERS
-from mlplint.lint.source import SourceError, decode_source, read_source
+from mlplint.lint.cache import DEFAULT_DIRECTORY as DEFAULT_CACHE_DIRECTORY
+from mlplint.lint.runner import CheckedFile, Checker, CheckOptions
+from mlplint.lint.source import SourceError, decode_source
 from mlplint.probe.symptoms import SYMPTOMS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-_MAX_FIX_PASSES = 5
-_FILES_PER_WORKER = 16
 
 
 def _guarded(function, *args):
@@ -41,7 +37,23 @@ def fail(message: str) -> "click.exceptions.Exit":
     return click.exceptions.Exit(EXIT_ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Subcommands whose modules are imported only when they run (`check` never loads the probe)."""
+
+    lazy = {"probe": "mlplint.probe.command"}
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            import importlib
+
+            return getattr(importlib.import_module(self.lazy[name]), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlplint")
 def cli() -> None:
     """Find what makes a PyTorch training script train badly.
@@ -60,66 +72,6 @@ def _selectors(value: Optional[str], option: str) -> Optional[list[str]]:
         raise click.UsageError(str(error).replace("command line: ", "")) from None
 
 
-@dataclass(frozen=True)
-class CheckOptions:
-    config_file: Optional[Path]
-    select: Optional[list[str]]
-    ignore: Optional[list[str]]
-    fix: bool
-    unsafe_fixes: bool
-
-
-@dataclass
-class CheckedFile:
-    result: FileResult
-    fixed: Optional[str] = None
-    warnings: list[str] = field(default_factory=list)
-
-
-_resolver_cache: dict[Optional[Path], ConfigResolver] = {}
-
-
-def check_text(text: str, path: str, options: CheckOptions) -> CheckedFile:
-    """Check one text; with fix, apply fixes until none applies."""
-    resolver = _resolver_cache.get(options.config_file)
-    if resolver is None:
-        resolver = _resolver_cache[options.config_file] = ConfigResolver(options.config_file)
-    settings = resolver.for_path(path).with_cli(options.select, options.ignore)
-    result = check_source(text, path, settings)
-    warnings = [f"{path}: empty file, nothing to check"] if not text.strip() else []
-    if not options.fix:
-        return CheckedFile(result, warnings=warnings)
-    fixed = text
-    for _ in range(_MAX_FIX_PASSES):
-        fixed, applied = apply_fixes(fixed, result.findings, options.unsafe_fixes)
-        if not applied:
-            break
-        result = check_source(fixed, path, settings)
-    return CheckedFile(result, fixed, warnings)
-
-
-def check_path(path: str, options: CheckOptions) -> CheckedFile:
-    """Read, check and (with --fix) rewrite one file; runs in a worker process for big trees."""
-    try:
-        text = read_source(path)
-    except SourceError as error:
-        return CheckedFile(FileResult(path, errors=[FileError(path, str(error))]))
-    checked = check_text(text, path, options)
-    if checked.fixed is not None and checked.fixed != text:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(checked.fixed)
-    return checked
-
-
-def check_paths(paths: list[str], options: CheckOptions) -> list[CheckedFile]:
-    """Check files, on every core when there are enough of them to pay for the workers."""
-    workers = min(os.cpu_count() or 1, len(paths) // _FILES_PER_WORKER)
-    if workers < 2:
-        return [check_path(path, options) for path in paths]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(check_path, paths, [options] * len(paths), chunksize=4))
-
-
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("--select", help="Comma-separated rule codes or prefixes to enable (ML2, ML401).")
@@ -133,13 +85,18 @@ def check_paths(paths: list[str], options: CheckOptions) -> list[CheckedFile]:
 @click.option("--exit-zero", is_flag=True, help="Report findings but exit 0.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True,
               help="Lowest severity that makes the exit status 1.")
-def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix, unsafe_fixes, config_file, exit_zero, fail_on):
+@click.option("--no-cache", is_flag=True, envvar="MLPLINT_NO_CACHE", help="Check every file afresh; read and write no cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MLPLINT_CACHE_DIR",
+              help=f"Where to keep per-file results (default: {DEFAULT_CACHE_DIRECTORY} at the project root; env MLPLINT_CACHE_DIR).")
+def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix, unsafe_fixes, config_file, exit_zero, fail_on, no_cache, cache_dir):
     """Statically check PyTorch training scripts (never runs them)."""
     options = CheckOptions(config_file, _selectors(select, "--select"), _selectors(ignore, "--ignore"), fix, unsafe_fixes)
     try:
-        _resolver_cache[config_file] = ConfigResolver(config_file)
+        checker = Checker(options)
     except ConfigError as error:
         raise fail(str(error))
+    if not no_cache:
+        _guarded(checker.use_cache, cache_dir, lambda line: click.echo(f"mlplint: warning: {line}", err=True))
     paths = list(paths) or (["-"] if stdin_filename else ["."])
     checked: list[CheckedFile] = []
     errors: list[FileError] = []
@@ -151,11 +108,11 @@ def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix,
         except SourceError as error:
             errors.append(FileError(name, str(error)))
         else:
-            checked.append(_guarded(check_text, text, name, options))
+            checked.append(_guarded(checker.check_text, text, name))
             stdin_fixed = checked[-1].fixed
     discovery = discover([p for p in paths if p != "-"])
     errors.extend(discovery.errors)
-    checked.extend(_guarded(check_paths, discovery.files, options))
+    checked.extend(_guarded(checker.check_files, discovery.files))
     for warning in discovery.warnings + [w for c in checked for w in c.warnings]:
         click.echo(f"mlplint: warning: {warning}", err=True)
     findings = [f for c in checked for f in c.result.findings]
@@ -165,7 +122,7 @@ def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix,
         from mlplint.probe.confirm import attach_runtime  # imported only when asked: it runs scripts
 
         def enabled(code: str, path: str) -> bool:
-            return _resolver_cache[config_file].for_path(path).with_cli(options.select, options.ignore).enabled(code, path)
+            return checker.settings_for(path).enabled(code, path)
 
         findings = attach_runtime(
             findings, [c.result.path for c in checked if c.result.path in discovery.files], enabled,
@@ -223,11 +180,6 @@ def rules_command() -> None:
     width = max(len(name) for _, name, _, _ in rows)
     for code, name, severity, summary in rows:
         click.echo(f"{code}  {name:<{width}}  {severity:<7}  {summary}")
-
-
-from mlplint.probe.command import probe as probe_command  # noqa: E402  (torch-free: torch runs in the child)
-
-cli.add_command(probe_command)
 
 
 def main() -> None:

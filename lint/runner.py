@@ -1,0 +1,312 @@
+"""Checking many files: the settings in effect for each, the result cache, and a pool of worker
+processes for inputs big enough to pay for one.
+
+Files are read here (so the cache key is the content that is checked), looked up in the cache, and
+the misses are checked in this process or, when there is enough work, in worker processes fed
+largest files first, in chunks. A worker that dies (a segmentation fault in a native parser, the
+out-of-memory killer) costs only the file it was checking: that file gets a one-line error and the
+rest of its chunk goes to a fresh worker. Results come back in the order of the input paths.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from mlplint.lint.cache import DEFAULT_DIRECTORY as DEFAULT_CACHE_DIRECTORY, ResultCache, build_fingerprint, content_digest
+from mlplint.lint.config import ConfigResolver, Settings
+from mlplint.lint.engine import FileResult, check_source
+from mlplint.lint.finding import FileError
+from mlplint.lint.fixes import apply_fixes
+from mlplint.lint.registry import all_rules
+from mlplint.lint.source import SourceError, decode_source, read_bytes
+
+_MAX_FIX_PASSES = 5
+# Below this much source a pool costs more than it saves: forking a worker takes milliseconds,
+# spawning one (no fork on macOS and Windows) re-imports mlplint, about half a second.
+_PARALLEL_MIN_BYTES = {"fork": 16 * 1024, "spawn": 256 * 1024}
+_CHUNKS_PER_WORKER = 6
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    config_file: Optional[Path]
+    select: Optional[list[str]]
+    ignore: Optional[list[str]]
+    fix: bool
+    unsafe_fixes: bool
+
+
+@dataclass
+class CheckedFile:
+    result: FileResult
+    fixed: Optional[str] = None
+    warnings: list[str] = field(default_factory=list)
+    cacheable: bool = True  # False when the outcome depends on more than the text and settings
+
+
+@dataclass(frozen=True)
+class _Task:
+    index: int
+    path: str
+    text: str
+    settings: Settings
+
+
+def _warnings(text: str, path: str) -> list[str]:
+    return [f"{path}: empty file, nothing to check"] if not text.strip() else []
+
+
+def check_text(text: str, path: str, settings: Settings, options: CheckOptions) -> CheckedFile:
+    """Check one text; with fix, apply fixes until none applies. An internal error while checking
+    this text becomes an error of this file, never the end of the run."""
+    try:
+        result = check_source(text, path, settings)
+        fixed = None
+        if options.fix:
+            fixed = text
+            for _ in range(_MAX_FIX_PASSES):
+                fixed, applied = apply_fixes(fixed, result.findings, options.unsafe_fixes)
+                if not applied:
+                    break
+                result = check_source(fixed, path, settings)
+    except Exception as exc:
+        message = f"internal error ({type(exc).__name__}: {exc}); please report it"
+        return CheckedFile(FileResult(path, errors=[FileError(path, message)]))
+    return CheckedFile(result, fixed, _warnings(text, path))
+
+
+def _check_task(task: _Task, options: CheckOptions) -> CheckedFile:
+    checked = check_text(task.text, task.path, task.settings, options)
+    if checked.fixed == task.text:
+        checked.fixed = None  # nothing to write
+    if checked.fixed is not None:
+        try:
+            with open(task.path, "w", encoding="utf-8", newline="") as handle:
+                handle.write(checked.fixed)
+        except OSError as error:
+            checked.result.errors.append(FileError(task.path, f"cannot write the fixes: {error.strerror or error}"))
+            checked.cacheable = False
+    return checked
+
+
+def settings_key(settings: Settings, path: str) -> str:
+    """The settings in effect for one file, as text: the rules enabled for it and their options."""
+    enabled = [rule for rule in all_rules() if settings.enabled(rule.code, path)]
+    return repr([(rule.code, sorted(settings.rule_options(rule).items())) for rule in enabled])
+
+
+def _has_fix_to_apply(findings, options: CheckOptions) -> bool:
+    return any(f.fix and (options.unsafe_fixes or f.fix.applicability == "safe") for f in findings)
+
+
+class Checker:
+    """One `mlplint check` run over files: configuration, cache and workers."""
+
+    def __init__(self, options: CheckOptions, cache: Optional[ResultCache] = None, workers: Optional[int] = None):
+        self.options = options
+        self.resolver = ConfigResolver(options.config_file)
+        self.cache = cache
+        self.workers = workers if workers is not None else _available_cores()
+
+    def settings_for(self, path: str) -> Settings:
+        return self.resolver.for_path(path).with_cli(self.options.select, self.options.ignore)
+
+    def project_root(self) -> Path:
+        """Where the default cache goes: the folder of the configuration in effect for the current
+        directory (the --config file, or the nearest pyproject.toml with [tool.mlplint]), else
+        the current directory, as ruff places .ruff_cache."""
+        root = self.resolver.for_path("-").root
+        return root if root is not None else Path.cwd()
+
+    def use_cache(self, directory: Optional[Path], warn: Callable[[str], None]) -> None:
+        """Keep results in directory (default: .mlplint_cache at the project root)."""
+        import mlplint
+        import mlplint.lint
+        import mlplint.rules
+
+        sources = [*mlplint.__path__, *mlplint.lint.__path__, *mlplint.rules.__path__]
+        directory = directory if directory is not None else self.project_root() / DEFAULT_CACHE_DIRECTORY
+        self.cache = ResultCache(directory, build_fingerprint(sources), warn)
+
+    def check_text(self, text: str, path: str) -> CheckedFile:
+        """Source that is not a file on disk (stdin): checked here, never cached."""
+        return check_text(text, path, self.settings_for(path), self.options)
+
+    def check_files(self, paths: list[str]) -> list[CheckedFile]:
+        checked: list[Optional[CheckedFile]] = [None] * len(paths)
+        tasks: list[_Task] = []
+        keys: dict[int, tuple[str, str]] = {}  # index -> (content digest, settings key)
+        for index, path in enumerate(paths):
+            try:
+                data = read_bytes(path)
+                text = decode_source(data)
+            except SourceError as error:
+                checked[index] = CheckedFile(FileResult(path, errors=[FileError(path, str(error))]))
+                continue
+            settings = self.settings_for(path)
+            if self.cache is not None:
+                keys[index] = (content_digest(data), settings_key(settings, path))
+                hit = self.cache.lookup(path, *keys[index])
+                if hit is not None and not (self.options.fix and _has_fix_to_apply(hit[0], self.options)):
+                    checked[index] = CheckedFile(FileResult(path, *hit), warnings=_warnings(text, path))
+                    continue
+            tasks.append(_Task(index, path, text, settings))
+        for index, result in self._run(tasks).items():
+            checked[index] = result
+            if self.cache is not None and result.cacheable:
+                digest, key = keys[index]
+                if result.fixed is not None:  # the file now holds the fixed text, and the result is its
+                    digest = content_digest(result.fixed.encode("utf-8"))
+                self.cache.store(paths[index], digest, key, result.result.findings, result.result.errors)
+        if self.cache is not None:
+            self.cache.save()
+        return checked  # type: ignore[return-value]
+
+    def _run(self, tasks: list[_Task]) -> dict[int, CheckedFile]:
+        if self.workers >= 2 and len(tasks) >= 2:
+            method = _start_method()
+            if sum(len(task.text) for task in tasks) >= _PARALLEL_MIN_BYTES[method]:
+                return _Pool(self.options, method, self.workers).run(tasks)
+        return {task.index: _check_task(task, self.options) for task in tasks}
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _start_method() -> str:
+    """fork where it is safe (workers inherit the imported rules and start in milliseconds);
+    spawn on macOS, where forking is unsafe, and on Windows, where it does not exist."""
+    import multiprocessing
+
+    if sys.platform != "darwin" and "fork" in multiprocessing.get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
+def _chunks(tasks: list[_Task], workers: int) -> list[list[_Task]]:
+    """Largest files first (the run ends when its slowest file does), grouped so that each worker
+    gets several chunks to balance the load while small files travel many to a message."""
+    ordered = sorted(tasks, key=lambda task: len(task.text), reverse=True)
+    target = sum(len(task.text) for task in tasks) / (workers * _CHUNKS_PER_WORKER)
+    chunks: list[list[_Task]] = []
+    current: list[_Task] = []
+    current_size = 0
+    for task in ordered:
+        if current and current_size + len(task.text) > target:
+            chunks.append(current)
+            current, current_size = [], 0
+        current.append(task)
+        current_size += len(task.text)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _serve(connection, options: CheckOptions) -> None:
+    """A worker: check each task of each chunk received, sending every result as it is ready."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
+    try:
+        while True:
+            chunk = connection.recv()
+            if chunk is None:
+                return
+            for task in chunk:
+                connection.send((task.index, _check_task(task, options)))
+    except (EOFError, BrokenPipeError):
+        return  # the parent has gone
+
+
+def _crash_message(exitcode: Optional[int]) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        cause = f"killed by {name}"
+    else:
+        cause = f"exit status {exitcode}"
+    return f"mlplint crashed checking this file (worker process {cause}); please report it"
+
+
+class _Worker:
+    def __init__(self, context, options: CheckOptions):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, options), daemon=True)
+        self.process.start()
+        child.close()
+        self.in_flight: deque[_Task] = deque()
+
+    def send(self, chunk: list[_Task]) -> None:
+        self.in_flight.extend(chunk)
+        self.connection.send(chunk)
+
+    def stop(self) -> None:
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.connection.close()
+        self.process.join(timeout=2)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class _Pool:
+    def __init__(self, options: CheckOptions, method: str, workers: int):
+        import multiprocessing
+
+        self.context = multiprocessing.get_context(method)
+        self.options = options
+        self.size = workers
+
+    def run(self, tasks: list[_Task]) -> dict[int, CheckedFile]:
+        import multiprocessing.connection
+
+        pending = deque(_chunks(tasks, self.size))
+        results: dict[int, CheckedFile] = {}
+        workers: list[_Worker] = []
+        try:
+            while pending or any(worker.in_flight for worker in workers):
+                for worker in workers:
+                    if not worker.in_flight and pending:
+                        worker.send(pending.popleft())
+                while pending and len(workers) < self.size:
+                    workers.append(_Worker(self.context, self.options))
+                    workers[-1].send(pending.popleft())
+                busy = {worker.connection: worker for worker in workers if worker.in_flight}
+                for connection in multiprocessing.connection.wait(list(busy)):
+                    worker = busy[connection]
+                    try:
+                        index, checked = connection.recv()
+                    except (EOFError, OSError):
+                        self._bury(worker, workers, pending, results)
+                        continue
+                    results[index] = checked
+                    worker.in_flight.popleft()
+        finally:
+            for worker in workers:
+                worker.stop()
+        return results
+
+    @staticmethod
+    def _bury(worker: _Worker, workers: list[_Worker], pending: deque, results: dict[int, CheckedFile]) -> None:
+        """A worker died: the file it was on gets the error, the rest of its chunk is re-queued."""
+        worker.connection.close()
+        worker.process.join()
+        workers.remove(worker)
+        culprit = worker.in_flight.popleft()
+        message = _crash_message(worker.process.exitcode)
+        results[culprit.index] = CheckedFile(FileResult(culprit.path, errors=[FileError(culprit.path, message)]), cacheable=False)
+        if worker.in_flight:
+            pending.appendleft(list(worker.in_flight))
