@@ -38,12 +38,12 @@ def build_fingerprint(package_directories: list[str]) -> str:
     import libcst._version
 
     parts = [__version__, sys.version, libcst._version.__version__]
-    directories = sorted({os.path.abspath(d) for d in package_directories})
-    for directory in directories:
-        if any(directory.startswith(other + os.sep) for other in directories):
+    packages = sorted({os.path.abspath(d) for d in package_directories})
+    for package in packages:
+        if any(package.startswith(other + os.sep) for other in packages):
             continue  # walked with the package that holds it
-        for root, directories, files in os.walk(directory):
-            directories[:] = sorted(d for d in directories if d != "__pycache__")
+        for root, subdirectories, files in os.walk(package):
+            subdirectories[:] = sorted(d for d in subdirectories if d != "__pycache__")
             for name in sorted(files):
                 if name.endswith(".py"):
                     stat = os.stat(os.path.join(root, name))
@@ -104,10 +104,11 @@ class ResultCache:
                 if not isinstance(document, dict) or not isinstance(document.get("entries"), dict):
                     raise ValueError("not an mlplint cache")
                 self._entries = document["entries"]
-            except FileNotFoundError:
-                pass
+            except (FileNotFoundError, NotADirectoryError):
+                pass  # nothing cached yet (or nowhere to cache: save() says so)
             except (OSError, ValueError) as error:
-                self._warn_once(f"ignoring the unreadable cache {self.file} ({error}); every file is checked afresh")
+                reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+                self._warn_once(f"ignoring the unreadable cache {self.file} ({reason}); every file is checked afresh")
                 self._dirty = True  # replace it with a sound one
         return self._entries
 

@@ -10,6 +10,7 @@ rest of its chunk goes to a fresh worker. Results come back in the order of the 
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -215,6 +216,7 @@ def _chunks(tasks: list[_Task], workers: int) -> list[list[_Task]]:
 def _serve(connection, options: CheckOptions) -> None:
     """A worker: check each task of each chunk received, sending every result as it is ready."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
+    faulthandler.disable()  # a crash is reported by the parent, in one line
     try:
         while True:
             chunk = connection.recv()
