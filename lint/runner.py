@@ -11,6 +11,7 @@ rest of its chunk goes to a fresh worker. Results come back in the order of the 
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import signal
 import sys
@@ -32,6 +33,7 @@ _MAX_FIX_PASSES = 5
 # spawning one (no fork on macOS and Windows) re-imports mlplint, about half a second.
 _PARALLEL_MIN_BYTES = {"fork": 16 * 1024, "spawn": 256 * 1024}
 _CHUNKS_PER_WORKER = 6
+_GC_THRESHOLD = 100_000
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class Checker:
         return check_text(text, path, self.settings_for(path), self.options)
 
     def check_files(self, paths: list[str]) -> list[CheckedFile]:
+        _collect_garbage_less_often()
         checked: list[Optional[CheckedFile]] = [None] * len(paths)
         tasks: list[_Task] = []
         keys: dict[int, tuple[str, str]] = {}  # index -> (content digest, settings key)
@@ -175,6 +178,15 @@ class Checker:
             if sum(len(task.text) for task in tasks) >= _PARALLEL_MIN_BYTES[method]:
                 return _Pool(self.options, method, self.workers).run(tasks)
         return {task.index: _check_task(task, self.options) for task in tasks}
+
+
+def _collect_garbage_less_often() -> None:
+    """A syntax tree is hundreds of thousands of objects made in one go; with the default
+    thresholds the cyclic collector runs hundreds of times per file for about 5% of a check.
+    Collect young objects every 100,000 allocations instead of 700, as mypy does."""
+    threshold, *older = gc.get_threshold()
+    if 0 < threshold < _GC_THRESHOLD:
+        gc.set_threshold(_GC_THRESHOLD, *older)
 
 
 def _available_cores() -> int:
@@ -217,6 +229,7 @@ def _serve(connection, options: CheckOptions) -> None:
     """A worker: check each task of each chunk received, sending every result as it is ready."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops the workers
     faulthandler.disable()  # a crash is reported by the parent, in one line
+    _collect_garbage_less_often()  # inherited when forked, not when spawned
     try:
         while True:
             chunk = connection.recv()
