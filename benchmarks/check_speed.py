@@ -92,13 +92,15 @@ def _measure_in_process(list_file: str) -> None:
         bare_parse(text)
         bare += time.perf_counter() - start
     check = 0.0
+    cpu_start = time.process_time()
     for text in texts:
         start = time.perf_counter()
         engine.check_source(text, "case.py", Settings())
         check += time.perf_counter() - start
+    check_cpu = time.process_time() - cpu_start
     totals["rest"] = check - sum(totals.values())
     print(json.dumps({"files": len(texts), "lines": sum(t.count("\n") for t in texts),
-                      "bare_parse": bare, "check": check, "phases": totals}))
+                      "bare_parse": bare, "check": check, "check_cpu": check_cpu, "phases": totals}))
 
 
 # ------------------------------------------------------------------ helpers of the parent
@@ -253,9 +255,10 @@ def case_corpus(options, scratch: Path) -> None:
             print(f"  timed out after {options.timeout:.0f} s")
             continue
         print(f"  {len(files)} files, {lines} lines; bare parse in one process {bare_wall:.2f} s (cpu {bare_cpu:.2f})")
-        print(f"  cold (empty cache, all cores): {cold_wall:.2f} s (cpu {cold_cpu:.2f}) = {cold_wall / bare_wall:.1f}x the bare parse")
+        print(f"  cold (empty cache, all cores): {cold_wall:.2f} s (cpu {cold_cpu:.2f}) = {cold_wall / bare_wall:.1f}x the bare parse "
+              f"(cpu {cold_cpu / bare_cpu:.1f}x; {cold_cpu / cold_wall:.2f} cores busy)")
         print(f"  warm (unchanged files):        {warm_wall:.2f} s (cpu {warm_cpu:.2f}) = {warm_wall / bare_wall:.2f}x the bare parse, "
-              f"{warm_wall / cold_wall:.3f}x the cold run")
+              f"{warm_wall / cold_wall:.3f}x the cold run (cpu {warm_cpu / cold_cpu:.3f}x)")
 
 
 def case_startup(options, scratch: Path) -> None:
@@ -297,6 +300,14 @@ def case_phases(options, scratch: Path) -> None:
           f"the bare parse ({bare:.2f} s)")
     for phase, seconds in result["phases"].items():
         print(f"    {phase:<9} {seconds:7.2f} s  {seconds / result['check']:6.1%}  {seconds / bare:5.1f}x parse")
+    try:
+        wall, cpu = run_timed(mlplint_command("--no-cache", *files), options.timeout, cwd=scratch)
+    except Timeout:
+        print(f"  the CLI timed out after {options.timeout:.0f} s")
+        return
+    overhead = cpu - result["check_cpu"]
+    print(f"  the CLI on the same files, no cache: cpu {cpu:.2f} s against {result['check_cpu']:.2f} s in one process: "
+          f"{overhead:.2f} s ({overhead / cpu:.1%}) of start-up, imports, discovery, workers and pickling; wall {wall:.2f} s")
 
 
 CASES = {"growth": case_growth, "big": case_big, "corpus": case_corpus, "startup": case_startup, "phases": case_phases}

@@ -184,3 +184,31 @@ def test_build_fingerprint_follows_every_source_file(tmp_path):
     changed = build_fingerprint([str(package)])
     os.utime(module, ns=(1, 1))
     assert build_fingerprint([str(package)]) != changed
+
+
+def test_cached_results_equal_fresh_ones_and_nothing_is_checked_twice(tmp_path, monkeypatch):
+    from conftest import ROOT
+    from mlplint.lint import runner
+    from mlplint.lint.cache import ResultCache
+
+    files = [str(p) for p in sorted((ROOT / "fixtures" / "buggy").glob("*.py"))]
+    options = runner.CheckOptions(None, None, None, False, False)
+    checked_texts = []
+    real_check_source = runner.check_source
+
+    def counted(text, path, settings):
+        checked_texts.append(path)
+        return real_check_source(text, path, settings)
+
+    monkeypatch.setattr(runner, "check_source", counted)
+    warnings = []
+    outcome = lambda results: [(c.result.path, c.result.findings, c.result.errors) for c in results]
+    cold = runner.Checker(options, ResultCache(tmp_path / "cache", "build", warnings.append), workers=1).check_files(files)
+    assert sorted(checked_texts) == sorted(files)
+    assert any(f.fix for c in cold for f in c.result.findings)  # fixes make the round trip too
+    checked_texts.clear()
+    warm = runner.Checker(options, ResultCache(tmp_path / "cache", "build", warnings.append), workers=1).check_files(files)
+    assert checked_texts == [] and outcome(warm) == outcome(cold) and warnings == []
+    other_build = runner.Checker(options, ResultCache(tmp_path / "cache", "rebuilt", warnings.append), workers=1)
+    other_build.check_files(files[:1])
+    assert checked_texts == files[:1]
