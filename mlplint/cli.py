@@ -11,12 +11,12 @@ from typing import Optional
 import click
 
 from mlplint import __version__
+from mlplint.lint.cache import DEFAULT_DIRECTORY as DEFAULT_CACHE_DIRECTORY
 from mlplint.lint.config import ConfigError, parse_selectors
 from mlplint.lint.discovery import discover
 from mlplint.lint.finding import FileError, Severity
 from mlplint.lint.registry import all_rules, rule_by_code
 from mlplint.lint.reporters import REPORTERS
-from mlplint.lint.cache import DEFAULT_DIRECTORY as DEFAULT_CACHE_DIRECTORY
 from mlplint.lint.runner import CheckedFile, Checker, CheckOptions
 from mlplint.lint.source import SourceError, decode_source
 from mlplint.probe.symptoms import SYMPTOMS
