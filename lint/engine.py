@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import os
 import sys
 import threading
 
@@ -36,6 +37,15 @@ _RECURSION_LIMIT = 200_000
 _deep_executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
 
+def _forget_deep_executor() -> None:
+    global _deep_executor
+    _deep_executor = None  # a forked worker has no copy of the thread; it starts its own
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_deep_executor)
+
+
 def run_deep(function, *args):
     """Run function(*args) on the deep-stack thread and return its result. The recursion limit is
     interpreter-wide, so it is raised only while the caller waits for that thread: code on
@@ -62,7 +72,9 @@ def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[FileErro
         compile(text, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:
         return None, FileError(path, f"syntax error at line {error.lineno}, column {error.offset}: {error.msg}")
-    except (ValueError, RecursionError, MemoryError) as error:
+    except (RecursionError, MemoryError):
+        return None, FileError(path, "file too deeply nested to parse")
+    except ValueError as error:  # source CPython cannot take at all (NUL bytes)
         return None, FileError(path, f"cannot parse: {error}")
     try:
         return cst.parse_module(text), None

@@ -109,12 +109,19 @@ def register(rule: type[Rule]) -> type[Rule]:
     return rule
 
 
-def all_rules() -> list[type[Rule]]:
-    """Every registered rule, sorted by code (imports every module under mlplint.rules once)."""
-    import mlplint.rules as package
+_discovered = False
 
-    for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        importlib.import_module(info.name)
+
+def all_rules() -> list[type[Rule]]:
+    """Every registered rule, sorted by code (imports every module under mlplint.rules on the
+    first call; the walk of the package costs milliseconds, too much to repeat for every file)."""
+    global _discovered
+    if not _discovered:
+        import mlplint.rules as package
+
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            importlib.import_module(info.name)
+        _discovered = True
     return [_REGISTRY[code] for code in sorted(_REGISTRY)]
 
 

@@ -47,7 +47,7 @@ def read_source(path: str) -> str:
 def read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
         raise SourceError("no such file") from None
     except IsADirectoryError:
@@ -58,4 +58,3 @@ def read_bytes(path: str) -> bytes:
         if error.errno == errno.ELOOP:
             raise SourceError("symbolic link loop") from None
         raise SourceError(error.strerror or str(error)) from None
-    return data

@@ -2,34 +2,27 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, TextIO
+from typing import Optional, TextIO
 
 import click
 
 from mlplint import __version__
-from mlplint.lint.config import ConfigError, ConfigResolver, Settings, known_codes, parse_selectors
+from mlplint.lint.config import ConfigError, ConfigResolver, parse_selectors
 from mlplint.lint.discovery import discover
-from mlplint.lint.engine import FileResult, check_source
 from mlplint.lint.finding import FileError, Severity
-from mlplint.lint.fixes import apply_fixes
-from mlplint.lint.notebook import Notebook, decode_notebook, is_notebook
+from mlplint.lint.notebook import is_notebook
 from mlplint.lint.registry import all_rules, rule_by_code
 from mlplint.lint.reporters import REPORTERS, ReportContext, plural, report_statistics
-from mlplint.lint.source import SourceError, decode_source, read_bytes, split_lines
-from mlplint.lint.suppression import Suppressions
+from mlplint.lint.runner import CheckedFile, Checker, CheckOptions, _decode, _resolver, _resolver_cache, _settings, check_text
+from mlplint.lint.source import SourceError
 from mlplint.probe.symptoms import SYMPTOMS
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-_MAX_FIX_PASSES = 5
-_FILES_PER_WORKER = 16
 
 
 def _guarded(function, *args):
@@ -45,7 +38,23 @@ def fail(message: str) -> "click.exceptions.Exit":
     return click.exceptions.Exit(EXIT_ERROR)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Subcommands whose modules are imported only when they run (`check` never loads the probe)."""
+
+    lazy = {"probe": "mlplint.probe.command"}
+
+    def list_commands(self, ctx):
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx, name):
+        if name in self.lazy:
+            import importlib
+
+            return getattr(importlib.import_module(self.lazy[name]), name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mlplint")
 def cli() -> None:
     """Find what makes a PyTorch training script train badly.
@@ -62,161 +71,6 @@ def _selectors(value: Optional[str], option: str) -> Optional[list[str]]:
         return parse_selectors(value, option, "command line")
     except ConfigError as error:
         raise click.UsageError(str(error).replace("command line: ", "")) from None
-
-
-@dataclass(frozen=True)
-class CheckOptions:
-    config_file: Optional[Path]
-    select: Optional[list[str]]
-    ignore: Optional[list[str]]
-    fix: bool
-    unsafe_fixes: bool
-    extend_select: Optional[list[str]] = None
-    extend_ignore: Optional[list[str]] = None
-    diff: bool = False  # compute the fixes as with fix, but only to show them
-
-    @property
-    def fixing(self) -> bool:
-        return self.fix or self.diff
-
-
-@dataclass
-class CheckedFile:
-    result: FileResult
-    fixed: Optional[str] = None  # the new text, when fixes changed it
-    warnings: list[str] = field(default_factory=list)
-    fixed_count: int = 0  # fixes applied
-    diff: str = ""  # with diff: the changes as a unified diff
-    sources: dict[Optional[int], list[str]] = field(default_factory=dict)  # cell -> lines, for excerpts
-    config: Optional[str] = None  # the configuration file that applied
-
-
-_resolver_cache: dict[Optional[Path], ConfigResolver] = {}
-
-
-def _resolver(config_file: Optional[Path]) -> ConfigResolver:
-    resolver = _resolver_cache.get(config_file)
-    if resolver is None:
-        resolver = _resolver_cache[config_file] = ConfigResolver(config_file)
-    return resolver
-
-
-def _settings(path: str, options: CheckOptions) -> Settings:
-    return _resolver(options.config_file).for_path(path).with_cli(
-        options.select, options.ignore, options.extend_select, options.extend_ignore)
-
-
-def _noqa_warnings(text: str, path: str, where: Callable[[int], str]) -> list[str]:
-    """Warnings for `# noqa:` / `# mlplint: disable=` codes that name no rule (ML...)."""
-    lowered = text.lower()
-    if "noqa" not in lowered and "mlplint:" not in lowered:
-        return []
-    known = set(known_codes())
-    return [f"{path}:{where(line)}: unknown rule code '{code}' in `{directive}`"
-            for line, code, directive in Suppressions.from_source(text).unknown_codes(known)]
-
-
-def _unified_diff(before: str, after: str, name: str) -> str:
-    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile=name, tofile=name)
-    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
-
-
-def _check_python(text: str, path: str, settings: Settings, options: CheckOptions) -> CheckedFile:
-    warnings = [f"{path}: empty file, nothing to check"] if not text.strip() else []
-    warnings += _noqa_warnings(text, path, str)
-    result = check_source(text, path, settings)
-    fixed, count = text, 0
-    if options.fixing:
-        for _ in range(_MAX_FIX_PASSES):
-            new_text, applied = apply_fixes(fixed, result.findings, options.unsafe_fixes)
-            if not applied:
-                break
-            fixed, count = new_text, count + applied
-            result = check_source(fixed, path, settings)
-    checked = CheckedFile(result, warnings=warnings, fixed_count=count, config=settings.source)
-    if fixed != text:
-        checked.fixed = fixed
-        checked.diff = _unified_diff(text, fixed, path) if options.diff else ""
-    if result.findings:
-        checked.sources = {None: split_lines(fixed)}
-    return checked
-
-
-def _check_cells(notebook: Notebook, path: str, settings: Settings) -> FileResult:
-    module_result = check_source(notebook.module, path, settings)
-    findings = sorted((notebook.to_cells(f) for f in module_result.findings), key=lambda f: f.sort_key)
-    return FileResult(path, findings, [notebook.error_to_cells(e) for e in module_result.errors])
-
-
-def _check_notebook(text: str, path: str, settings: Settings, options: CheckOptions) -> CheckedFile:
-    try:
-        notebook = Notebook.parse(text)
-    except SourceError as error:
-        return CheckedFile(FileResult(path, errors=[FileError(path, str(error))]))
-    if notebook.language != "python":
-        return CheckedFile(FileResult(path), warnings=[f"{path}: a {notebook.language} notebook, not Python; skipped"])
-    warnings = [] if notebook.code_cells else [f"{path}: no code cells, nothing to check"]
-
-    def where(line: int) -> str:
-        cell, cell_line = notebook.locate(line)
-        return f"cell {cell}:{cell_line}"
-
-    warnings += _noqa_warnings(notebook.module, path, where)
-    original = notebook
-    result = _check_cells(notebook, path, settings)
-    count = 0
-    if options.fixing:
-        for _ in range(_MAX_FIX_PASSES):
-            fixed_notebook, applied = notebook.with_fixes(result.findings, options.unsafe_fixes)
-            if not applied:
-                break
-            notebook, count = fixed_notebook, count + applied
-            result = _check_cells(notebook, path, settings)
-    checked = CheckedFile(result, warnings=warnings, fixed_count=count, config=settings.source,
-                          sources=notebook.cell_lines() if result.findings else {})
-    if notebook is not original:
-        checked.fixed = notebook.dumps()
-        if options.diff:
-            before, after = original.cell_sources(), notebook.cell_sources()
-            checked.diff = "".join(_unified_diff(before[cell], after[cell], f"{path}:cell {cell}")
-                                   for cell in before if before[cell] != after.get(cell))
-    return checked
-
-
-def check_text(text: str, path: str, options: CheckOptions) -> CheckedFile:
-    """Check one text (a notebook's JSON when the name ends in .ipynb); with fix or diff, apply
-    fixes until none applies."""
-    settings = _settings(path, options)
-    check = _check_notebook if is_notebook(path) else _check_python
-    checked = check(text, path, settings, options)
-    checked.warnings[:0] = settings.warnings
-    return checked
-
-
-def _decode(data: bytes, path: str) -> str:
-    return decode_notebook(data) if is_notebook(path) else decode_source(data)
-
-
-def check_path(path: str, options: CheckOptions) -> CheckedFile:
-    """Read, check and (with --fix) rewrite one file; runs in a worker process for big trees."""
-    try:
-        text = _decode(read_bytes(path), path)
-    except SourceError as error:
-        return CheckedFile(FileResult(path, errors=[FileError(path, str(error))]))
-    checked = check_text(text, path, options)
-    if options.fix and not options.diff and checked.fixed is not None:
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(checked.fixed)
-    return checked
-
-
-def check_paths(paths: list[str], options: CheckOptions) -> list[CheckedFile]:
-    """Check files, on every core when there are enough of them to pay for the workers."""
-    workers = min(os.cpu_count() or 1, len(paths) // _FILES_PER_WORKER)
-    if workers < 2:
-        return [check_path(path, options) for path in paths]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(check_path, paths, [options] * len(paths), chunksize=4))
 
 
 def use_color(choice: str, stream: TextIO) -> bool:
@@ -252,10 +106,13 @@ def use_color(choice: str, stream: TextIO) -> bool:
 @click.option("--exit-zero", is_flag=True, help="Report findings but exit 0.")
 @click.option("--fail-on", type=click.Choice(["error", "warning", "info"]), default="warning", show_default=True,
               help="Lowest severity that makes the exit status 1.")
+@click.option("--no-cache", is_flag=True, envvar="MLPLINT_NO_CACHE", help="Check every file afresh; read and write no cache.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), envvar="MLPLINT_CACHE_DIR",
+              help="Where to keep per-file results (default: .mlplint_cache at the project root).")
 @click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary, no warnings.")
 @click.option("--verbose", "-v", is_flag=True, help="Also say which files were checked, under which configuration, and how long it took.")
 def check(paths, select, ignore, extend_select, extend_ignore, output_format, stdin_filename, with_probe, fix,
-          unsafe_fixes, diff, statistics, output_file, color_choice, force_exclude, config_file, exit_zero, fail_on, quiet, verbose):
+          unsafe_fixes, diff, statistics, output_file, color_choice, force_exclude, config_file, exit_zero, fail_on, no_cache, cache_dir, quiet, verbose):
     """Statically check PyTorch training scripts and notebooks (never runs them)."""
     started = time.perf_counter()
     options = CheckOptions(
@@ -264,8 +121,11 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
     )
     try:
         _resolver_cache[config_file] = ConfigResolver(config_file)
+        checker = Checker(options)
     except ConfigError as error:
         raise fail(str(error))
+    if not no_cache:
+        _guarded(checker.use_cache, cache_dir, lambda line: click.echo(f"mlplint: warning: {line}", err=True))
     paths = list(paths) or (["-"] if stdin_filename else ["."])
     checked: list[CheckedFile] = []
     errors: list[FileError] = []
@@ -282,7 +142,7 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
                 stdin_fixed = checked[-1].fixed if checked[-1].fixed is not None else text
     discovery = _guarded(discover, [p for p in paths if p != "-"], _resolver(config_file).for_directory, force_exclude)
     errors.extend(discovery.errors)
-    checked.extend(_guarded(check_paths, discovery.files, options))
+    checked.extend(_guarded(checker.check_files, discovery.files))
     warnings = discovery.warnings + [w for c in checked for w in c.warnings]
     if not quiet:
         for warning in dict.fromkeys(warnings):  # each once, in order
@@ -399,11 +259,6 @@ def server_command() -> None:
             raise
         raise fail("the language server needs pygls: pip install 'mlplint[lsp]'")
     serve()
-
-
-from mlplint.probe.command import probe as probe_command  # noqa: E402  (torch-free: torch runs in the child)
-
-cli.add_command(probe_command)
 
 
 def main() -> None:
