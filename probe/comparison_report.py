@@ -8,6 +8,7 @@ from typing import Any, Optional
 
 # Metric differences below these read as the two models agreeing (accuracy, R^2).
 AGREEMENT = {"accuracy": 0.05, "r2": 0.1}
+LABELS = {"accuracy": "accuracy", "r2": "R^2"}
 
 
 def _number(value: Optional[float]) -> str:
@@ -39,14 +40,15 @@ def answer(comparison: dict[str, Any]) -> str:
         metric = next((t.get("as_written_metric") for t in trials or []), None)
         return (f"this script reaches {_number(metric)} on the rows it trained on" if metric is not None else "trials of the fixes") + tail
     sklearn = baseline.get("sklearn")
-    name = baseline.get("metric") or "metric"
+    key = baseline.get("metric") or "metric"
+    name = LABELS.get(key, key)
     script = baseline["script"]["metric"]
     if baseline.get("skipped") or sklearn is None:
         return f"no scikit-learn baseline: {baseline.get('skipped')}" + tail
     if script is None:
         return f"scikit-learn's default MLP reaches {sklearn['metric']:.2f} {name} on the same data; this script's model could not be measured on it" + tail
     gap = sklearn["metric"] - script
-    if abs(gap) < AGREEMENT.get(name, 0.05):
+    if abs(gap) < AGREEMENT.get(key, 0.05):
         return f"scikit-learn's default MLP reaches {sklearn['metric']:.2f} {name} on the same data and this script {script:.2f}: they agree" + tail
     if gap < 0:
         return f"this script reaches {script:.2f} {name}, better than scikit-learn's default MLP ({sklearn['metric']:.2f}) on the same data" + tail

@@ -18,7 +18,7 @@ STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 980px; color: #1b1b1b; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; }
 .answer { font-size: 17px; font-weight: 600; padding: 10px 14px; background: #f1f5fb; border-left: 4px solid #1f6fd1; }
-table { border-collapse: collapse; width: 100%; } th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; width: 100%; table-layout: fixed; overflow-wrap: anywhere; } th, td { text-align: left; vertical-align: top; padding: 4px 8px; border-bottom: 1px solid #ddd; }
 th { background: #f6f6f6; } .from { color: #666; font-size: 12px; } code { font-size: 13px; }
 .legend span { display: inline-block; margin-right: 16px; } .swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; }
 svg text { font: 11px system-ui, sans-serif; fill: #444; }
