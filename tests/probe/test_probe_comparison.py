@@ -1,0 +1,184 @@
+"""The parts of --baseline / --trials / --html that need no script run: the metrics against
+scikit-learn's, the ways a model's outputs are read, the trials' verdicts and plans, the child's
+sample collector and interventions on a tiny model, and the SVG chart."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, r2_score
+from torch import nn
+
+from mlplint.lint.finding import Edit, Finding, Fix, Severity
+from mlplint.probe.baseline import Sample, accuracy, final_loss, r2, script_metric
+from mlplint.probe.collectors.training_sample import TrainingSampleCollector, read_float32, write_float32
+from mlplint.probe.comparison_report import answer
+from mlplint.probe.html_report import chart
+from mlplint.probe.interventions import LossInputs, StandardiseInputs
+from mlplint.probe.trials import AsWritten, judge_trial, plan_trials
+from probe_helpers import recorded
+
+
+def test_metrics_match_scikit_learn():
+    rng = np.random.default_rng(1)
+    truth, predicted = rng.normal(size=(40, 3)), rng.normal(size=(40, 3))
+    assert r2(truth, predicted) == pytest.approx(r2_score(truth, predicted))
+    assert r2(truth[:, 0], truth[:, 0] * 0.9) == pytest.approx(r2_score(truth[:, 0], truth[:, 0] * 0.9))
+    labels, guesses = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
+    assert accuracy(labels, guesses) == pytest.approx(accuracy_score(labels, guesses))
+
+
+def test_final_loss_is_the_mean_of_the_last_five_and_unknown_when_not_finite():
+    assert final_loss([9.0, 1.0, 2.0, 3.0, 4.0, 5.0]) == 3.0
+    assert final_loss([1.0, float("nan")]) is None and final_loss([]) is None
+
+
+def _sample(kind: str, targets: np.ndarray, reads_output: bool = True) -> Sample:
+    meta = {"loss_kind": kind, "rows": len(targets), "loss_reads_model_output": reads_output}
+    return Sample(np.zeros((len(targets), 2), np.float32), targets.astype(np.float32), None, meta, None, "")
+
+
+def test_outputs_are_read_the_way_the_loss_reads_them():
+    rows = np.arange(4)
+    ce = _sample("cross_entropy", np.array([[0], [1], [1], [0]]))
+    assert script_metric(ce, np.array([[2.0, 1.0], [0.0, 3.0], [5.0, 1.0], [1.0, 0.0]]), rows, True) == 0.75  # argmax
+    logits = _sample("binary_cross_entropy_with_logits", np.array([[0], [1], [1], [0]]))
+    assert script_metric(logits, np.array([[-0.2], [0.3], [0.1], [-3.0]]), rows, True) == 1.0  # threshold 0
+    probabilities = _sample("binary_cross_entropy", np.array([[0], [1], [1], [0]]))
+    assert script_metric(probabilities, np.array([[0.4], [0.7], [0.3], [0.1]]), rows, True) == 0.75  # threshold 0.5
+    # BCE fed sigmoid(output) applied outside the model: raw outputs are logits, read at 0
+    assert script_metric(_sample("binary_cross_entropy", np.array([[0], [1], [1], [0]]), False),
+                         np.array([[-2.0], [1.5], [0.2], [-0.1]]), rows, False) == 1.0
+    regression = _sample("mse_loss", np.array([[1.0], [2.0], [3.0], [4.0]]))
+    assert script_metric(regression, np.array([[1.0], [2.0], [3.0], [4.0]]), rows, True) == 1.0
+    assert script_metric(regression, np.array([[1.0, 0.0]] * 4), rows, True) is None  # width mismatch: unknown
+    assert script_metric(ce, np.array([[np.nan, 1.0]] * 4), rows, True) is None
+
+
+def _trial_stats(status="step-budget", steps=50):
+    stats = recorded(steps=steps, loss=[1.0] * steps)
+    stats.data["status"] = status
+    return stats
+
+
+def _as_written(loss=1.0, metric=0.6, name="accuracy"):
+    return AsWritten(loss, metric, name, 3.0, lambda stats, directory: None, None)
+
+
+def test_trial_verdicts_follow_the_measured_change():
+    assert judge_trial(_as_written(), 0.2, 0.9, _trial_stats()) == ("helps", "final loss -80%, accuracy 0.60 -> 0.90")
+    assert judge_trial(_as_written(), 0.98, 0.61, _trial_stats())[0] == "no change"
+    assert judge_trial(_as_written(), 1.5, 0.4, _trial_stats())[0] == "worse"
+    assert judge_trial(_as_written(metric=None), 0.5, None, _trial_stats())[0] == "helps"  # loss -50%, no metric
+    assert judge_trial(_as_written(loss=None, metric=None), 0.5, None, _trial_stats())[0] == "helps"  # finite where it was not
+    assert judge_trial(_as_written(), None, None, _trial_stats("crashed", 0))[0] == "failed"
+
+
+def _finding(code, severity=Severity.WARNING, line=3, fix=None, path="train.py"):
+    return Finding(code, code.lower(), severity, "message", path, line, 1, line, 5, fix)
+
+
+def test_plans_use_the_autofix_else_an_intervention_and_merge_identical_changes(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("import torch\nopt = torch.optim.Adam(params, weight_decay=1e-4)\n")
+    autofix = Fix("unsafe", (Edit(2, 7, 2, 23, "torch.optim.AdamW"),), "use AdamW")
+    stats = recorded()
+    stats.data["optimizers"][0]["class"] = "Adam"
+    findings = [_finding("ML203", line=2, fix=autofix, path=str(script)), _finding("ML101", line=5),
+                _finding("ML910", line=1), _finding("ML201", Severity.ERROR, line=2), _finding("ML103", line=7)]
+    findings[2] = _finding("ML101", line=9)
+    plans, untried = plan_trials(findings, stats)
+    by_code = {plan.codes: plan for plan in plans}
+    assert plans[0].codes == ("ML201",)  # errors first
+    assert by_code[("ML201",)].intervention == {"kind": "optimizer-settings", "settings": {"lr": 1e-3}}
+    assert by_code[("ML203",)].fix == "autofix" and "torch.optim.AdamW(params" in by_code[("ML203",)].source
+    assert len(by_code[("ML101",)].findings) == 2  # one standardisation trial answers both ML101 findings
+    assert [(f.code, reason) for f, reason in untried] == [("ML103", "no autofix or runtime intervention for this rule")]
+
+
+def test_standardise_inputs_uses_the_first_batch_statistics():
+    first = torch.randn(64, 3) * torch.tensor([1.0, 100.0, 0.01]) + 5
+    intervention = StandardiseInputs()
+    (standardised,) = intervention.before_model(nn.Linear(3, 1), (first,))
+    assert torch.allclose(standardised.mean(dim=0), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(standardised.std(dim=0), torch.ones(3), atol=1e-4)
+    (later,) = intervention.before_model(nn.Linear(3, 1), (first[:4] * 2,))
+    assert torch.allclose(later, (first[:4] * 2 - first.mean(dim=0)) / first.std(dim=0), atol=1e-4)
+
+
+def test_dropping_the_softmax_gives_cross_entropy_the_gradient_of_the_logits():
+    logits = torch.randn(8, 5, requires_grad=True)
+    target = torch.randint(0, 5, (8,))
+    expected = torch.autograd.grad(F.cross_entropy(logits, target), logits)[0]
+    original = F.cross_entropy
+    try:
+        LossInputs("cross_entropy").install()
+        loss = nn.CrossEntropyLoss()(torch.softmax(logits, dim=1), target)
+    finally:
+        F.cross_entropy = original
+    assert torch.allclose(torch.autograd.grad(loss, logits)[0], expected, atol=1e-6)
+
+
+def test_sample_collector_pairs_inputs_with_targets_and_evaluates_the_final_model(tmp_path):
+    collector = TrainingSampleCollector(None, str(tmp_path))
+    model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5))
+    batches = [(torch.randn(5, 4), torch.randint(0, 3, (5,))) for _ in range(3)]
+    for x, y in batches:
+        collector.on_model_input("Sequential", (x,))
+        output = model(x)
+        collector.on_model_output(output)
+        collector.on_loss_call("cross_entropy", output, y)
+    collector.finish(model)
+    meta = collector.flush()
+    assert meta["rows"] == 15 and meta["loss_kind"] == "cross_entropy" and meta["loss_reads_model_output"] is True
+    inputs = read_float32(str(tmp_path / "inputs.f32"), [15, 4])
+    assert torch.equal(inputs, torch.cat([x for x, _ in batches]))
+    assert torch.equal(read_float32(str(tmp_path / "targets.f32"), [15]), torch.cat([y for _, y in batches]).float())
+    model.eval()
+    with torch.no_grad():
+        expected = model(inputs)
+    assert torch.allclose(read_float32(str(tmp_path / "outputs.f32"), [15, 3]), expected)
+
+
+def test_sample_collector_says_why_it_cannot_sample():
+    tokens = TrainingSampleCollector(None, "/nonexistent")
+    tokens.on_model_input("LM", (torch.randint(0, 9, (4, 7)),))
+    assert "token ids" in tokens.flush()["skipped"]
+    pairs = TrainingSampleCollector(None, "/nonexistent")
+    pairs.on_model_input("Siamese", (torch.randn(4, 2), torch.randn(4, 2)))
+    assert pairs.flush()["skipped"] == "the model takes several inputs"
+
+
+def test_float32_files_round_trip(tmp_path):
+    values = torch.randn(6, 2, 3)
+    write_float32(str(tmp_path / "v.f32"), values)
+    assert torch.equal(read_float32(str(tmp_path / "v.f32"), [6, 2, 3]), values)
+
+
+def test_chart_draws_one_polyline_per_finite_run():
+    svg = chart([("run", [3.0, 2.0, None, 1.0, 0.5], "#000000"), ("trial", [1.0, 0.9, 0.8, 0.7, 0.6], "#ff0000")], "step", "loss", "c")
+    assert svg.count("<polyline") == 3 and svg.count("<circle") == 0  # [3, 2] and [1, 0.5] of the run, and the trial
+    points = re.findall(r'points="([^"]+)"', svg)
+    assert all(len(p.split()) >= 2 for p in points)
+    assert "log scale" not in svg
+    lone = chart([("run", [1.0, None, 2.0, 3.0], "#000")], "step", "loss", "f")
+    assert lone.count("<circle") == 1 and lone.count("<polyline") == 1
+    assert "log scale" in chart([("run", [1000.0, 1.0], "#000")], "step", "loss", "d")
+    assert "No finite loss" in chart([("run", [None], "#000")], "step", "loss", "e")
+
+
+def test_answer_line_says_who_wins_and_what_fix_closes_the_gap():
+    trial = {"verdict": "helps", "metric": 0.93, "change": "standardised the model's input features (mean and std of the first batch)",
+             "effect": "", "codes": ["ML101"]}
+    baseline = {"metric": "accuracy", "skipped": None, "script": {"metric": 0.61}, "sklearn": {"metric": 0.94}}
+    assert answer({"baseline": baseline, "trials": [trial]}) == (
+        "scikit-learn's default MLP reaches 0.94 accuracy on the same data, this script 0.61; "
+        "the trial that standardised the model's input features alone reaches 0.93")
+    agreeing = {**baseline, "script": {"metric": 0.93}}
+    assert answer({"baseline": agreeing, "trials": []}).endswith("this script 0.93: they agree; no finding has a fix to try")
+    skipped = {**baseline, "skipped": "the model takes several inputs", "sklearn": None}
+    assert answer({"baseline": skipped}) == "no scikit-learn baseline: the model takes several inputs"
