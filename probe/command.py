@@ -128,7 +128,7 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
     extra = None
     if stats_file is None and comparison is not None:
         with comparison:
-            findings = comparison.measure(stats, findings, run)
+            findings = comparison.measure(stats, findings, run, [code for code, j in judgements.items() if j.observed])
         extra = comparison.json()
     (report_json if output_format == "json" else report_text)(stats, judgements, findings, sys.stdout, extra)
     if html_file:

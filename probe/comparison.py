@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from mlplint.lint.finding import Finding
 from mlplint.probe.stats import Stats
@@ -51,13 +51,13 @@ class Comparison:
         """The settings of the run as written: the trials' seed and where its sample goes."""
         return {"seed": SEED, "sample": {"directory": self.main_sample, "evaluate_on": None}}
 
-    def measure(self, stats: Stats, findings: list[Finding], rerun: Callable[..., Stats]) -> list[Finding]:
+    def measure(self, stats: Stats, findings: list[Finding], rerun: Callable[..., Stats], symptoms: Sequence[str] = ()) -> list[Finding]:
         """Compute the baseline and run the trials; returns the findings with the trials' verdicts.
-        `rerun(timeout=..., trial=...)` runs the script again with the same arguments and budget."""
+        `rerun(timeout=..., trial=...)` runs the script again with the same arguments and budget;
+        `symptoms`: the codes the run showed (a trial answers some even where no rule fired)."""
         from mlplint.probe import baseline as measuring
         from mlplint.probe.differences import differences
 
-        self.run_seconds = max(self.run_seconds, 0.5)
         result = measuring.run_baseline(stats, self.main_sample, min(measuring.SKLEARN_SECONDS, self.deadline - time.monotonic()),
                                         fit=self.want_baseline)
         if self.want_baseline:
@@ -65,7 +65,7 @@ class Comparison:
             self.baseline["differences"] = differences(stats, result, findings)
         if not self.want_trials:
             return findings
-        plans, untried = plan_trials(findings, stats)
+        plans, untried = plan_trials(findings, stats, symptoms)
         self.untried = [{"code": f.code, "line": f.line, "reason": reason} for f, reason in untried]
         sample = result.get("_sample")
         evaluate_on = None

@@ -34,6 +34,8 @@ SEED = 0
 METRIC_GAIN = {"accuracy": 0.05, "r2": 0.1}
 LOSS_DROP = 0.3
 NO_CHANGE = {"metric": 0.02, "loss": 0.1}
+# Observed symptoms a rule's intervention answers when no static finding asked for it (ML914: by loss).
+SYMPTOM_RULES = {"ML910": "ML101", "ML913": "ML202"}
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,9 @@ def _usual_lr(stats: Stats) -> Optional[tuple[str, float]]:
     return (optimizer, USUAL_LR[family]) if family in USUAL_LR else None
 
 
-def _intervention(finding: Finding, stats: Stats) -> Optional[tuple[str, dict[str, Any]]]:
-    """(change, intervention) for a finding the rule cannot autofix, None when there is none."""
-    code = finding.code
+def _intervention(code: str, stats: Stats) -> Optional[tuple[str, dict[str, Any]]]:
+    """(change, intervention) for a finding of rule `code` that it cannot autofix, None when
+    there is none."""
     if code == "ML101":
         return "standardised the model's input features (mean and std of the first batch)", {"kind": "standardise-inputs"}
     if code == "ML201":
@@ -87,8 +89,18 @@ def _intervention(finding: Finding, stats: Stats) -> Optional[tuple[str, dict[st
     return None
 
 
-def plan_trials(findings: Sequence[Finding], stats: Stats) -> tuple[list[Plan], list[tuple[Finding, str]]]:
-    """The trials for the script's findings (errors first), and the findings no trial answers."""
+def _symptom_rule(code: str, stats: Stats) -> Optional[str]:
+    """The rule whose intervention answers an observed symptom, where there is one."""
+    if code == "ML914":
+        calls = stats.records("loss_inputs")
+        kind = stats.collector("training_sample").get("loss_kind") or (calls[0]["kind"] if calls else None)
+        return {"cross_entropy": "ML401", "nll_loss": "ML404", "binary_cross_entropy_with_logits": "ML402"}.get(kind)
+    return SYMPTOM_RULES.get(code)
+
+
+def plan_trials(findings: Sequence[Finding], stats: Stats, symptoms: Sequence[str] = ()) -> tuple[list[Plan], list[tuple[Finding, str]]]:
+    """The trials for the script's findings (errors first) and then for observed `symptoms` that
+    no finding's trial already answers, and the findings no trial answers."""
     plans: list[Plan] = []
     untried: list[tuple[Finding, str]] = []
     by_intervention: dict[str, int] = {}
@@ -101,7 +113,7 @@ def plan_trials(findings: Sequence[Finding], stats: Stats) -> tuple[list[Plan], 
                 change = finding.fix.description or f"applied the {finding.code} autofix"
                 plans.append(Plan((finding.code,), change, "autofix", (finding,), source=fixed))
                 continue
-        chosen = _intervention(finding, stats)
+        chosen = _intervention(finding.code, stats)
         if chosen is None:
             untried.append((finding, "no autofix or runtime intervention for this rule"))
             continue
@@ -115,6 +127,20 @@ def plan_trials(findings: Sequence[Finding], stats: Stats) -> tuple[list[Plan], 
             continue
         by_intervention[key] = len(plans)
         plans.append(Plan((finding.code,), change, "intervention", (finding,), intervention=spec))
+    for code in symptoms:
+        rule = _symptom_rule(code, stats)
+        chosen = _intervention(rule, stats) if rule else None
+        if chosen is None:
+            continue
+        change, spec = chosen
+        key = json.dumps(spec, sort_keys=True)
+        if key in by_intervention:
+            index = by_intervention[key]
+            if code not in plans[index].codes:
+                plans[index] = dataclasses.replace(plans[index], codes=plans[index].codes + (code,))
+            continue
+        by_intervention[key] = len(plans)
+        plans.append(Plan((code,), change, "intervention", (), intervention=spec))
     return plans, untried
 
 
@@ -227,7 +253,7 @@ def with_trials(findings: list[Finding], plans: Sequence[Plan], trials: Sequence
             verdicts[id(finding)] = trial
     changed = []
     for finding in findings:
-        trial = next((t for f_id, t in verdicts.items() if f_id == id(finding)), None)
+        trial = verdicts.get(id(finding))
         if trial is None or trial["verdict"] in ("not run", "failed", "unclear", "worse"):
             if trial is not None and finding.runtime is not None:
                 note = f"; trial ({trial['change']}): {trial['verdict']}: {trial['effect']}"

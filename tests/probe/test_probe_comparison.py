@@ -5,6 +5,7 @@ sample collector and interventions on a tiny model, and the SVG chart."""
 from __future__ import annotations
 
 import re
+import types
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from mlplint.probe.collectors.training_sample import TrainingSampleCollector, re
 from mlplint.probe.comparison_report import answer
 from mlplint.probe.html_report import chart
 from mlplint.probe.interventions import LossInputs, StandardiseInputs
-from mlplint.probe.trials import AsWritten, judge_trial, plan_trials
+from mlplint.probe import trials as trials_module
+from mlplint.probe.trials import AsWritten, judge_trial, plan_trials, run_trials
 from probe_helpers import recorded
 
 
@@ -182,3 +184,31 @@ def test_answer_line_says_who_wins_and_what_fix_closes_the_gap():
     assert answer({"baseline": agreeing, "trials": []}).endswith("this script 0.93: they agree; no finding has a fix to try")
     skipped = {**baseline, "skipped": "the model takes several inputs", "sklearn": None}
     assert answer({"baseline": skipped}) == "no scikit-learn baseline: the model takes several inputs"
+
+
+def test_observed_symptoms_get_the_trial_of_the_rule_that_explains_them():
+    stats = recorded(loss_inputs=[{"step": 0, "kind": "cross_entropy"}])
+    plans, _ = plan_trials([_finding("ML101")], stats, ["ML910", "ML913", "ML914", "ML907"])
+    assert [(plan.codes, plan.intervention["kind"]) for plan in plans] == [
+        (("ML101", "ML910"), "standardise-inputs"), (("ML913",), "clear-gradients"), (("ML914",), "loss-inputs")]
+    assert plans[2].intervention["loss"] == "cross_entropy" and plans[1].findings == ()
+
+
+def test_trials_that_do_not_fit_in_the_timeout_are_reported_not_run(tmp_path, monkeypatch):
+    plans, _ = plan_trials([_finding("ML101"), _finding("ML202", Severity.ERROR)], recorded())
+    clock = types.SimpleNamespace(now=100.0)
+    monkeypatch.setattr(trials_module, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
+    started = []
+
+    def run(timeout, trial):  # each run takes 4 s of the fake clock
+        started.append((timeout, trial))
+        clock.now += 4.0
+        return _trial_stats()
+
+    as_written = AsWritten(1.0, 0.6, "accuracy", 5.0, lambda stats, directory: 0.9, None)
+    trials = run_trials(plans, as_written, str(tmp_path), clock.now + 7.0, run, final_loss)
+    assert len(started) == 1 and started[0][0] == 7.0 and started[0][1]["seed"] == 0
+    assert started[0][1]["intervention"] == {"kind": "clear-gradients"}  # the error first
+    assert trials[0]["verdict"] == "helps" and trials[0]["metric"] == 0.9
+    assert trials[1]["status"] == "not-run" and trials[1]["verdict"] == "not run"
+    assert trials[1]["effect"] == "did not fit in the --timeout (3 s left, a run takes about 5 s)"
