@@ -5,6 +5,7 @@ when a baseline or a trial's metric is computed."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -92,12 +93,9 @@ class Comparison:
 
 
 def _require(baseline: bool) -> None:
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        raise MissingDependency("--baseline and --trials need numpy where mlplint runs (pip install 'mlplint[probe]')") from None
-    if baseline:
-        try:
-            import sklearn  # noqa: F401
-        except ImportError:
-            raise MissingDependency("--baseline needs scikit-learn where mlplint runs (pip install 'mlplint[probe]')") from None
+    """Fail early, before the script runs, when what the comparison needs is not installed here
+    (looked up, not imported: importing scikit-learn takes a second)."""
+    if importlib.util.find_spec("numpy") is None:
+        raise MissingDependency("--baseline and --trials need numpy where mlplint runs (pip install 'mlplint[probe]')")
+    if baseline and importlib.util.find_spec("sklearn") is None:
+        raise MissingDependency("--baseline needs scikit-learn where mlplint runs (pip install 'mlplint[probe]')")
