@@ -18,11 +18,11 @@ from mlplint.lint.finding import Edit, Finding, Fix, Severity
 from mlplint.probe.baseline import Sample, accuracy, final_loss, r2, script_metric
 from mlplint.probe.collectors.training_sample import TrainingSampleCollector, read_float32, write_float32
 from mlplint.probe.comparison_report import answer
-from mlplint.probe.html_report import chart
+from mlplint.probe.html_report import chart, render
 from mlplint.probe.interventions import LossInputs, StandardiseInputs
 from mlplint.probe import trials as trials_module
 from mlplint.probe.trials import AsWritten, judge_trial, plan_trials, run_trials
-from probe_helpers import recorded
+from probe_helpers import recorded, run_cli
 
 
 def test_metrics_match_scikit_learn():
@@ -212,3 +212,18 @@ def test_trials_that_do_not_fit_in_the_timeout_are_reported_not_run(tmp_path, mo
     assert trials[0]["verdict"] == "helps" and trials[0]["metric"] == 0.9
     assert trials[1]["status"] == "not-run" and trials[1]["verdict"] == "not run"
     assert trials[1]["effect"] == "did not fit in the --timeout (3 s left, a run takes about 5 s)"
+
+
+def test_html_without_a_comparison_still_draws_the_run(tmp_path):
+    document = {"script": "train.py", "status": "step-budget", "steps": 3, "device": "cpu", "loss": [2.0, 1.0, 0.5],
+                "symptoms": [], "findings": [], "error": None}
+    page = render(document)
+    assert page.count("<polyline") == 1 and "sklearn-loss" not in page and "class=\"answer\"" not in page
+    assert "No runtime symptoms and no static findings." in page
+
+
+def test_baseline_and_trials_need_a_script_run(tmp_path):
+    stats = tmp_path / "stats.json"
+    recorded().save(str(stats))
+    result = run_cli("probe", "--stats", str(stats), "--baseline")
+    assert result.returncode == 2 and "--baseline and --trials run the script" in result.stderr
