@@ -123,7 +123,13 @@ def _architecture(model: dict[str, Any]) -> Row:
     kinds = set(model.get("layers", {}).values())
     if sizes and kinds <= {"Sequential", "Linear", "Dropout", "BatchNorm1d", "LayerNorm", model.get("class")} | ACTIVATIONS | OUTPUT_ACTIVATIONS:
         activations = _activations(model)
-        script = f"{'-'.join(map(str, sizes))} units{', ' + '/'.join(activations) if activations else ', no activation'}"
+        if activations:
+            described = "/".join(activations)
+        elif model.get("class") == "Sequential":
+            described = "no activation"
+        else:
+            described = "no activation module (functional ones in forward() are not seen)"
+        script = f"{'-'.join(map(str, sizes))} units, {described}"
         source = "run (the model's layers)"
     elif model:
         script, source = f"{model.get('class')} with {', '.join(sorted(k for k in kinds if k != model.get('class')))}", "run (the model's layers)"

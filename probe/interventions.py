@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim import optimizer as optimizer_hooks
 
 # Activations a re-initialisation is matched to.
 RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.GELU, nn.SiLU, nn.PReLU, nn.Mish)
@@ -150,7 +151,7 @@ class ClearGradients(Intervention):
     starts from zero (what a missing `optimizer.zero_grad()` would have done)."""
 
     def install(self) -> None:
-        torch.optim.optimizer.register_optimizer_step_post_hook(lambda optimizer, args, kwargs: optimizer.zero_grad())
+        optimizer_hooks.register_optimizer_step_post_hook(lambda optimizer, args, kwargs: optimizer.zero_grad())
 
 
 class ShuffleLoaders(Intervention):

@@ -4,7 +4,10 @@ sample collector and interventions on a tiny model, and the SVG chart."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import types
 
 import numpy as np
@@ -227,3 +230,33 @@ def test_baseline_and_trials_need_a_script_run(tmp_path):
     recorded().save(str(stats))
     result = run_cli("probe", "--stats", str(stats), "--baseline")
     assert result.returncode == 2 and "--baseline and --trials run the script" in result.stderr
+
+
+def _interventions_in_a_child(specs: list[dict], code: str) -> str:
+    """Install each intervention in a fresh interpreter (they patch torch) and run `code`."""
+    program = (
+        "import json, sys, torch\nfrom torch import nn\n"
+        "from mlplint.probe.interventions import from_config\n"
+        f"for spec in json.loads({json.dumps(json.dumps(specs))}):\n    from_config(spec).install()\n" + code
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_every_intervention_installs_and_changes_what_it_names():
+    specs = [{"kind": "standardise-inputs"}, {"kind": "reinitialise", "scheme": "match-activation"},
+             {"kind": "reinitialise", "scheme": "pytorch-default"}, {"kind": "loss-inputs", "loss": "nll_loss"},
+             {"kind": "loss-inputs", "loss": "binary_cross_entropy_with_logits"}]
+    _interventions_in_a_child(specs, "")
+    out = _interventions_in_a_child(
+        [{"kind": "clear-gradients"}, {"kind": "optimizer-settings", "settings": {"lr": 0.001, "momentum": 0.9}},
+         {"kind": "shuffle-loaders"}],
+        "w = nn.Parameter(torch.ones(3))\n"
+        "opt = torch.optim.SGD([w], lr=10.0)\n"
+        "(w * 2).sum().backward(); opt.step()\n"
+        "loader = torch.utils.data.DataLoader(list(range(8)), batch_size=4)\n"
+        "print(opt.param_groups[0]['lr'], opt.param_groups[0]['momentum'], w.grad is None or bool((w.grad == 0).all()),"
+        " type(loader.sampler).__name__)\n",
+    )
+    assert out.split() == ["0.001", "0.9", "True", "RandomSampler"]
