@@ -36,9 +36,10 @@ def answer(comparison: dict[str, Any]) -> str:
         tail = f"; none of the {len(trials)} trials clearly helped"
     elif trials is not None:
         tail = "; no finding has a fix to try"
-    if baseline is None:
-        metric = next((t.get("as_written_metric") for t in trials or []), None)
-        return (f"this script reaches {_number(metric)} on the rows it trained on" if metric is not None else "trials of the fixes") + tail
+    if baseline is None:  # --trials alone
+        if best is not None:
+            return f"the trial that {best['change'].split(' (')[0]} helps most: {best['effect']}"
+        return tail.lstrip("; ")
     sklearn = baseline.get("sklearn")
     key = baseline.get("metric") or "metric"
     name = LABELS.get(key, key)

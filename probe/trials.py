@@ -209,7 +209,8 @@ def judge_trial(as_written: AsWritten, loss: Optional[float], metric: Optional[f
     """(verdict, effect): "helps", "no change", "worse", "unclear" or "failed", and the measured
     change in words ("final loss -85%, accuracy 0.61 -> 0.93")."""
     if stats.data.get("status") in ("crashed", "timeout", "no-training") and stats.steps == 0:
-        return "failed", f"the trial made no optimizer step ({stats.data.get('status')})"
+        error = (stats.data.get("error") or {}).get("message")
+        return "failed", f"the trial made no optimizer step ({stats.data.get('status')}{': ' + error if error else ''})"
     parts = []
     loss_change = None
     if loss is not None and as_written.final_loss not in (None, 0):

@@ -260,3 +260,12 @@ def test_every_intervention_installs_and_changes_what_it_names():
         " type(loader.sampler).__name__)\n",
     )
     assert out.split() == ["0.001", "0.9", "True", "RandomSampler"]
+
+
+def test_answer_line_of_trials_alone_names_the_best_fix():
+    trials = [{"verdict": "no change", "metric": 0.35, "change": "used AdamW", "effect": "final loss +0%"},
+              {"verdict": "helps", "metric": 0.69, "change": "set the learning rate to 0.001 (the usual for Adam)",
+               "effect": "final loss -22%, accuracy 0.37 -> 0.69"}]
+    assert answer({"trials": trials}) == "the trial that set the learning rate to 0.001 helps most: final loss -22%, accuracy 0.37 -> 0.69"
+    assert answer({"trials": trials[:1]}) == "none of the 1 trials clearly helped"
+    assert answer({"trials": []}) == "no finding has a fix to try"
