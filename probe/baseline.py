@@ -67,11 +67,6 @@ class Sample:
         return np.sort(order[held:]), np.sort(order[:held])
 
 
-def sample_settings(directory: str, evaluate_on: Optional[dict[str, Any]] = None) -> dict[str, Any]:
-    """The child's `sample` setting: where to write the sample, and which rows to evaluate on."""
-    return {"directory": directory, "evaluate_on": evaluate_on}
-
-
 def read_float32(path: str, rows: int) -> np.ndarray:
     values = np.fromfile(path, dtype="<f4")
     return values.reshape(rows, -1) if rows else values.reshape(0, 0)
@@ -79,7 +74,7 @@ def read_float32(path: str, rows: int) -> np.ndarray:
 
 def read_sample(stats: Stats, directory: str) -> Sample:
     """The sample the child wrote for the run in `stats`, or BaselineSkipped with the reason."""
-    meta = stats.collector("training_sample")
+    meta = dict(stats.collector("training_sample"))  # a copy: the kept rows are added to it
     if not meta:
         raise BaselineSkipped(f"the run ended ({stats.data.get('status')}) before the probe could record a sample")
     if meta.get("skipped"):

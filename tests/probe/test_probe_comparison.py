@@ -18,7 +18,8 @@ from sklearn.metrics import accuracy_score, r2_score
 from torch import nn
 
 from mlplint.lint.finding import Edit, Finding, Fix, Severity
-from mlplint.probe.baseline import Sample, accuracy, final_loss, r2, script_metric
+from mlplint.probe.baseline import Sample, accuracy, final_loss, r2, run_baseline, script_metric
+from mlplint.probe.differences import differences
 from mlplint.probe.collectors.training_sample import TrainingSampleCollector, read_float32, write_float32
 from mlplint.probe.comparison_report import answer
 from mlplint.probe.html_report import chart, render
@@ -269,3 +270,25 @@ def test_answer_line_of_trials_alone_names_the_best_fix():
     assert answer({"trials": trials}) == "the trial that set the learning rate to 0.001 helps most: final loss -22%, accuracy 0.37 -> 0.69"
     assert answer({"trials": trials[:1]}) == "none of the 1 trials clearly helped"
     assert answer({"trials": []}) == "no finding has a fix to try"
+
+
+def test_baseline_says_why_it_was_skipped(tmp_path):
+    stats = recorded()
+    stats.data["collectors"]["training_sample"] = {"wanted": True, "skipped": "the model takes several inputs", "rows": 0}
+    result = run_baseline(stats, str(tmp_path), 10)
+    assert result["skipped"] == "the model takes several inputs" and result["sklearn"] is None
+    assert result["script"]["metric"] is None and result["task"] is None
+    stats.data["collectors"]["training_sample"] = {"wanted": True, "skipped": None, "rows": 0, "loss_kind": None}
+    assert "targets are unknown" in run_baseline(stats, str(tmp_path), 10)["skipped"]
+
+
+def test_differences_say_unknown_where_the_run_and_the_source_do_not_tell():
+    stats = recorded()
+    stats.data["script"] = None
+    stats.data["models"] = {}
+    stats.data["optimizers"] = []
+    rows = {row["setting"]: row for row in differences(stats, {"task": None}, [])}
+    for setting in ("input scaling", "hidden layers", "weight init", "optimizer and lr", "Adam epsilon", "batch size",
+                    "shuffling", "early stopping", "loss and output activation"):
+        assert rows[setting]["script"] == "unknown" and rows[setting]["script_from"].startswith("unknown"), setting
+    assert all(row["sklearn"] and row["keras"] and row["defaults_from"] for row in rows.values())
