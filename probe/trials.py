@@ -110,7 +110,8 @@ def plan_trials(findings: Sequence[Finding], stats: Stats, symptoms: Sequence[st
             text = text if text is not None else read_source(finding.path)
             fixed, applied = apply_fixes(text, [finding], unsafe=True)
             if applied:
-                change = finding.fix.description or f"applied the {finding.code} autofix"
+                description = finding.fix.description
+                change = f"applied the {finding.code} autofix" + (f" ({description[:1].lower()}{description[1:]})" if description else "")
                 plans.append(Plan((finding.code,), change, "autofix", (finding,), source=fixed))
                 continue
         chosen = _intervention(finding.code, stats)

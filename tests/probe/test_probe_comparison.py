@@ -102,6 +102,7 @@ def test_plans_use_the_autofix_else_an_intervention_and_merge_identical_changes(
     assert plans[0].codes == ("ML201",)  # errors first
     assert by_code[("ML201",)].intervention == {"kind": "optimizer-settings", "settings": {"lr": 1e-3}}
     assert by_code[("ML203",)].fix == "autofix" and "torch.optim.AdamW(params" in by_code[("ML203",)].source
+    assert by_code[("ML203",)].change == "applied the ML203 autofix (use AdamW)"
     assert len(by_code[("ML101",)].findings) == 2  # one standardisation trial answers both ML101 findings
     assert [(f.code, reason) for f, reason in untried] == [("ML103", "no autofix or runtime intervention for this rule")]
 
