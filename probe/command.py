@@ -4,8 +4,10 @@ Imported by the CLI at start-up, so it must not import torch (only the child pro
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import time
 from typing import Callable, Optional
 
 import click
@@ -13,9 +15,10 @@ import click
 from mlplint.lint.engine import parse
 from mlplint.lint.finding import Finding, Severity
 from mlplint.lint.source import SourceError, read_source
+from mlplint.probe.comparison import Comparison, MissingDependency
 from mlplint.probe.confirm import reported, static_check, with_runtime
 from mlplint.probe.detectors import ThresholdError, judge_all, resolve_thresholds
-from mlplint.probe.report import report_json, report_text, symptom_rows
+from mlplint.probe.report import json_document, report_json, report_text, symptom_rows
 from mlplint.probe.runner import DEFAULT_STEPS, DEFAULT_TIMEOUT, DEVICES, ProbeError, run_probe
 from mlplint.probe.stats import Stats, StatsError
 
@@ -64,16 +67,25 @@ def _parse_thresholds(values: tuple[str, ...]) -> dict[str, dict[str, float]]:
               help="Judge statistics saved by --save-stats instead of running a script.")
 @click.option("--threshold", "thresholds", multiple=True, metavar="CODE.NAME=VALUE",
               help="Override a detector threshold, e.g. ML907.max_dead_fraction=0.6 (see `mlplint rule ML907`).")
-def probe(script, script_args, python, steps, timeout, device, output_format, save_stats, stats_file, thresholds) -> None:
+@click.option("--baseline", is_flag=True,
+              help="Also fit scikit-learn's default MLP on the rows the run fed the model and compare (needs scikit-learn here).")
+@click.option("--trials", "with_trials", is_flag=True,
+              help="Re-run the script once per fixable finding with that one fix applied (same seed and budget, within --timeout).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report with the loss curves.")
+def probe(script, script_args, python, steps, timeout, device, output_format, save_stats, stats_file, thresholds,
+          baseline, with_trials, html_file) -> None:
     """Run SCRIPT for a few optimizer steps under instrumentation and report runtime symptoms.
 
     This EXECUTES the script (as __main__, with sys.argv = [SCRIPT, *ARGS]) in a child process.
     Pass the script's own arguments after `--`.
     """
     overrides = _parse_thresholds(thresholds)
+    comparison = None
     if stats_file is not None:
         if script is not None:
             raise click.UsageError("give either SCRIPT or --stats FILE, not both")
+        if baseline or with_trials:
+            raise click.UsageError("--baseline and --trials run the script; they cannot judge saved --stats")
         try:
             stats = Stats.load(stats_file)
         except StatsError as error:
@@ -88,9 +100,19 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
         if syntax_error is not None:
             raise _fail(f"{script}: {syntax_error.message}")
         try:
-            stats = run_probe(script, script_args, steps=steps, timeout=timeout, device=device, python=python)
-        except ProbeError as error:
+            comparison = Comparison(baseline, with_trials, timeout) if baseline or with_trials else None
+        except MissingDependency as error:
             raise _fail(str(error))
+        run = functools.partial(run_probe, script, script_args, steps=steps, device=device, python=python)
+        started = time.monotonic()
+        try:
+            stats = run(timeout=timeout, trial=comparison.child_settings() if comparison else None)
+        except ProbeError as error:
+            if comparison:
+                comparison.close()
+            raise _fail(str(error))
+        if comparison:
+            comparison.run_seconds = time.monotonic() - started
         if device == "cuda" and not str(stats.data.get("device") or "").startswith("cuda"):
             click.echo(f"mlplint: warning: --device cuda, but the script ran on {stats.data.get('device') or 'an unknown device'} "
                        "(no CUDA device visible, or the script chose another)", err=True)
@@ -103,7 +125,19 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
     findings, shown = _static_check(stats.data.get("script"))
     findings = with_runtime(findings, stats, judgements)
     judgements = reported(judgements, shown)
-    (report_json if output_format == "json" else report_text)(stats, judgements, findings, sys.stdout)
+    extra = None
+    if stats_file is None and comparison is not None:
+        with comparison:
+            findings = comparison.measure(stats, findings, run, [code for code, j in judgements.items() if j.observed])
+        extra = comparison.json()
+    (report_json if output_format == "json" else report_text)(stats, judgements, findings, sys.stdout, extra)
+    if html_file:
+        from mlplint.probe.html_report import write_html
+
+        try:
+            write_html(json_document(stats, judgements, findings, extra), html_file)
+        except OSError as error:
+            raise _fail(f"cannot write {html_file}: {error.strerror or error}")
     failing = [row for row in symptom_rows(judgements) if Severity(row["severity"]).rank >= Severity.WARNING.rank]
     failing += [f for f in findings if f.severity.rank >= Severity.WARNING.rank]
     sys.exit(EXIT_FINDINGS if failing else EXIT_CLEAN)

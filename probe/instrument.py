@@ -30,8 +30,10 @@ from .collectors.gradients import GradientCollector
 from .collectors.input_features import InputFeatureCollector
 from .collectors.loss import LossCollector
 from .collectors.loss_inputs import LOSS_FUNCTIONS, LossInputCollector
+from .collectors.training_sample import TrainingSampleCollector
 from .collectors.updates import UpdateRatioCollector
 from .collectors.zero_grad import ZeroGradCollector
+from .interventions import Intervention, from_config, run_source, seed_everything
 from .tracking import ModelInfo, Tracker
 
 STATS_SCHEMA = 1
@@ -51,8 +53,10 @@ class StepBudgetReached(BaseException):
 
 
 class Session:
-    def __init__(self, steps: int, stats_path: Optional[str] = None, every: Optional[dict[str, int]] = None) -> None:
+    def __init__(self, steps: int, stats_path: Optional[str] = None, every: Optional[dict[str, int]] = None,
+                 sample: Optional[dict[str, Any]] = None, intervention: Optional[Intervention] = None) -> None:
         every = every or {}
+        sample = sample or {}
         self.budget = steps
         self.stats_path = stats_path
         self.tracker = Tracker()
@@ -64,9 +68,11 @@ class Session:
         self.loss_inputs = LossInputCollector(every.get("loss_inputs"))
         self.zero_grad = ZeroGradCollector(every.get("zero_grad"))
         self.eval_mode = EvalModeCollector(every.get("eval_mode"))
+        self.sample = TrainingSampleCollector(None, sample.get("directory"), sample.get("evaluate_on"))
+        self.intervention = intervention  # the one change a trial applies (--trials)
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
-            self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode,
+            self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
@@ -94,6 +100,8 @@ class Session:
         self._patch(nn.Module, "zero_grad", self._wrap_module_zero_grad)
         for kind in LOSS_FUNCTIONS:
             self._patch(F, kind, functools.partial(self._wrap_loss, kind))
+        if self.intervention is not None:
+            self.intervention.install()
 
     def remove(self) -> None:
         self._discover(False)
@@ -112,15 +120,19 @@ class Session:
         setattr(owner, attribute, functools.wraps(original)(make_wrapper(original)))
 
     # -- running -------------------------------------------------------------------------------
-    def run_script(self, script: str, args: list[str]) -> dict[str, Any]:
-        """Run the script as __main__ with sys.argv = [script, *args]; return the final stats."""
+    def run_script(self, script: str, args: list[str], source: Optional[str] = None) -> dict[str, Any]:
+        """Run the script as __main__ with sys.argv = [script, *args]; return the final stats.
+        `source`: a file with the script's text changed by a trial's autofix, run in its place."""
         saved_argv, saved_path = sys.argv, list(sys.path)
         sys.argv = [script, *args]
         sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         status, error = "completed", None
         self.install()
         try:
-            runpy.run_path(script, run_name="__main__")
+            if source is None:
+                runpy.run_path(script, run_name="__main__")
+            else:
+                run_source(source, script)
         except StepBudgetReached:
             status = "step-budget"
         except SystemExit as exit_:
@@ -131,6 +143,7 @@ class Session:
         finally:
             self.remove()
             sys.argv, sys.path[:] = saved_argv, saved_path
+        self._finish_sample()
         if status == "completed" and self.tracker.step == 0:
             status = "no-training"
         stats = self.stats(status, error)
@@ -154,6 +167,13 @@ class Session:
             **self.tracker.to_json(),
             "collectors": {collector.name: collector.flush() for collector in self.collectors},
         }
+
+    def _finish_sample(self) -> None:
+        models = [info.module for info in self.tracker.models.values() if info.name == self.sample.model]
+        if not models and len(self.tracker.models) == 1:
+            models = [info.module for info in self.tracker.models.values()]
+        transform = (lambda args: self.intervention.before_model(models[0], args)) if self.intervention and models else None
+        self.sample.finish(models[0] if models else None, transform)
 
     def write(self, stats: dict[str, Any]) -> None:
         if self.stats_path is None or os.getpid() != self._pid:  # never from DataLoader workers
@@ -189,16 +209,25 @@ class Session:
         model = self.tracker.root_model(module)
         if model is not None:  # its own hooks fire from its next call; this call is handled here
             self._hook_root(module)
-            self._before_root(module, args)
+            return self._before_root(module, args)
+        return None
 
     def _hook_root(self, module: nn.Module) -> None:
         self._handles += [module.register_forward_pre_hook(self._before_root),
                           module.register_forward_hook(self._after_root, always_call=True)]
 
-    def _before_root(self, module: nn.Module, args: tuple) -> None:
+    def _before_root(self, module: nn.Module, args: tuple) -> Optional[tuple]:
         self._root_calls += 1
         if self._root_calls > 1:
-            return
+            return None
+        if self.intervention is None:
+            self._record_root_input(module, args)
+            return None
+        args = self.intervention.before_model(module, args)
+        self._record_root_input(module, args)
+        return args
+
+    def _record_root_input(self, module: nn.Module, args: tuple) -> None:
         model = self.tracker.models[id(module)]
         self.counts["forward"] += 1
         step = self.tracker.step
@@ -210,6 +239,7 @@ class Session:
         self._measured.add((step, model.name))
         if self.inputs.due(step):
             self.inputs.on_model_input(step, model.name, args)
+        self.sample.on_model_input(model.name, args)
         if self.activations.due(step):
             self._measure_layers(model)
 
@@ -217,6 +247,7 @@ class Session:
         self._root_calls = max(0, self._root_calls - 1)
         if self._root_calls == 0:
             self._measure_layers(None)
+            self.sample.on_model_output(output)
 
     def _after_layer(self, module: nn.Module, args: tuple, output: Any) -> None:
         # layers are looked up (and unregistered ones adopted) on measured steps only
@@ -227,6 +258,7 @@ class Session:
     def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         if self.tracker.step >= self.budget:  # the script caught StepBudgetReached and went on
             self.remove()
+            self._finish_sample()
             self.write(self.stats("step-budget", None))
             sys.stdout.flush()
             sys.stderr.flush()
@@ -288,6 +320,7 @@ class Session:
             target = args[1] if len(args) > 1 else kwargs.get("target")
             reduction = kwargs.get("reduction", "mean")
             self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
+            self.sample.on_loss_call(kind, input, target)
             return original(*args, **kwargs)
 
         return loss
@@ -313,6 +346,9 @@ def main(argv: list[str]) -> int:
     faulthandler.enable()  # a segfault still says where it happened (in the captured output)
     with open(argv[0], encoding="utf-8") as handle:
         config = json.load(handle)
-    session = Session(config["steps"], config["stats_path"], config.get("every"))
-    session.run_script(config["script"], config["args"])
+    if config.get("seed") is not None:
+        seed_everything(config["seed"])
+    session = Session(config["steps"], config["stats_path"], config.get("every"), config.get("sample"),
+                      from_config(config.get("intervention")))
+    session.run_script(config["script"], config["args"], config.get("source"))
     return 0

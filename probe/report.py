@@ -10,6 +10,7 @@ from typing import Any, Optional, TextIO
 import click
 
 from mlplint.lint.finding import Finding, Severity
+from mlplint.probe.comparison_report import answer, comparison_lines
 from mlplint.probe.detectors import Judgement, fmt
 from mlplint.probe.stats import Stats
 from mlplint.probe.symptoms import SYMPTOMS
@@ -55,9 +56,11 @@ def _json_number(value: float) -> Optional[float]:
     return value if math.isfinite(value) else None
 
 
-def report_json(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding], out: TextIO) -> None:
+def json_document(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding],
+                  comparison: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The contract's JSON object; `comparison`: the `baseline` / `trials` keys, when asked for."""
     data = stats.data
-    document = {
+    return {
         "version": 1,
         "script": data.get("script"),
         "status": data.get("status"),
@@ -67,14 +70,23 @@ def report_json(stats: Stats, judgements: dict[str, Judgement], findings: list[F
         "symptoms": symptom_rows(judgements),
         "findings": [f.to_json() for f in findings],
         "error": error_text(stats),
+        **(comparison or {}),
     }
-    out.write(json.dumps(document, indent=2) + "\n")
 
 
-def report_text(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding], out: TextIO) -> None:
+def report_json(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding], out: TextIO,
+                comparison: Optional[dict[str, Any]] = None) -> None:
+    out.write(json.dumps(json_document(stats, judgements, findings, comparison), indent=2) + "\n")
+
+
+def report_text(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding], out: TextIO,
+                comparison: Optional[dict[str, Any]] = None) -> None:
     data = stats.data
     script = data.get("script")
     echo = lambda text="": click.echo(text, file=out)  # noqa: E731
+    if comparison:
+        echo(click.style(answer(comparison), bold=True))
+        echo()
     echo(f"mlplint probe executed {script} (budget {data.get('budget')} optimizer steps, device {data.get('requested_device', 'auto')})")
     echo(f"status: {data.get('status')} after {stats.steps} optimizer steps on {data.get('device') or 'an unknown device'}")
     loss = stats.primary_loss()
@@ -83,6 +95,8 @@ def report_text(stats: Stats, judgements: dict[str, Judgement], findings: list[F
     reason = error_text(stats)
     if reason:
         echo(f"{'note' if data.get('status') == 'no-training' else 'error'}: {reason}")
+    for line in comparison_lines(comparison or {}):
+        echo(line)
     rows = symptom_rows(judgements)
     if rows:
         echo()

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from mlplint.probe.stats import Stats
 
@@ -38,8 +38,11 @@ def run_probe(
     device: str = "auto",
     python: Optional[str] = None,
     every: Optional[dict[str, int]] = None,
+    trial: Optional[dict[str, Any]] = None,
 ) -> Stats:
-    """Run `script` with `args` for at most `steps` optimizer steps and `timeout` seconds."""
+    """Run `script` with `args` for at most `steps` optimizer steps and `timeout` seconds.
+    `trial`: more settings for the child (`seed`, `sample`, `intervention`, `source`), used by
+    --baseline and --trials (see trials.py)."""
     if device not in DEVICES:
         raise ProbeError(f"unknown device '{device}' (expected one of {', '.join(DEVICES)})")
     python = python or sys.executable
@@ -52,7 +55,7 @@ def run_probe(
         output_path = os.path.join(workdir, "output.txt")
         with open(config_path, "w", encoding="utf-8") as handle:
             json.dump({"script": os.path.abspath(script), "args": list(args), "steps": steps,
-                       "stats_path": stats_path, "every": every or {}}, handle)
+                       "stats_path": stats_path, "every": every or {}, **(trial or {})}, handle)
         with open(output_path, "wb") as output:
             returncode, timed_out = _run_child([python, CHILD, config_path], env, output, timeout)
         stats = _read_stats(stats_path)

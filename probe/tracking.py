@@ -90,9 +90,20 @@ class OptimizerInfo:
             "class": type(self.optimizer).__name__,
             "first_lr": self.first_lr,
             "lr": self.learning_rates(),
+            "settings": _plain_settings(self.optimizer.param_groups[0]) if self.optimizer.param_groups else {},
             "params": [name for name, _ in self.named_params],
             "steps": self.steps,
         }
+
+
+def _plain_settings(group: dict[str, Any]) -> dict[str, Any]:
+    """A parameter group's hyper-parameters that are plain numbers or flags (eps, weight_decay,
+    momentum, betas...), for reports."""
+    settings = {}
+    for key, value in group.items():
+        if isinstance(value, (bool, int, float)) or (isinstance(value, tuple) and all(isinstance(v, (int, float)) for v in value)):
+            settings[key] = list(value) if isinstance(value, tuple) else value
+    return settings
 
 
 class Tracker:

@@ -1,0 +1,104 @@
+"""Text of `--baseline` and `--trials`: the one-line answer the report leads with, the baseline, the
+differences table and the trials. Formats the JSON objects (`baseline`, `trials`); decides
+nothing beyond wording."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+# Metric differences below these read as the two models agreeing (accuracy, R^2).
+AGREEMENT = {"accuracy": 0.05, "r2": 0.1}
+LABELS = {"accuracy": "accuracy", "r2": "R^2"}
+
+
+def _number(value: Optional[float]) -> str:
+    return "unknown" if value is None else f"{value:.2f}"
+
+
+def _best_trial(trials: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    helped = [t for t in trials if t["verdict"] == "helps"]
+    with_metric = [t for t in helped if t.get("metric") is not None]
+    if with_metric:
+        return max(with_metric, key=lambda t: t["metric"])
+    return helped[0] if helped else None
+
+
+def answer(comparison: dict[str, Any]) -> str:
+    """One line: how scikit-learn's default MLP and the script compare, and the best trial."""
+    baseline = comparison.get("baseline")
+    trials = comparison.get("trials")
+    best = _best_trial(trials or [])
+    tail = ""
+    if best is not None:
+        reached = f"reaches {best['metric']:.2f}" if best.get("metric") is not None else f"gives {best['effect']}"
+        tail = f"; the trial that {best['change'].split(' (')[0]} alone {reached}"
+    elif trials:
+        tail = f"; none of the {len(trials)} trials clearly helped"
+    elif trials is not None:
+        tail = "; no finding has a fix to try"
+    if baseline is None:  # --trials alone
+        if best is not None:
+            return f"the trial that {best['change'].split(' (')[0]} helps most: {best['effect']}"
+        return tail.lstrip("; ")
+    sklearn = baseline.get("sklearn")
+    key = baseline.get("metric") or "metric"
+    name = LABELS.get(key, key)
+    script = baseline["script"]["metric"]
+    if baseline.get("skipped") or sklearn is None:
+        return f"no scikit-learn baseline: {baseline.get('skipped')}" + tail
+    if script is None:
+        return f"scikit-learn's default MLP reaches {sklearn['metric']:.2f} {name} on the same data; this script's model could not be measured on it" + tail
+    gap = sklearn["metric"] - script
+    if abs(gap) < AGREEMENT.get(key, 0.05):
+        return f"scikit-learn's default MLP reaches {sklearn['metric']:.2f} {name} on the same data and this script {script:.2f}: they agree" + tail
+    if gap < 0:
+        return f"this script reaches {script:.2f} {name}, better than scikit-learn's default MLP ({sklearn['metric']:.2f}) on the same data" + tail
+    return f"scikit-learn's default MLP reaches {sklearn['metric']:.2f} {name} on the same data, this script {script:.2f}" + tail
+
+
+def comparison_lines(comparison: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    baseline = comparison.get("baseline")
+    if baseline is not None:
+        lines += ["", *_baseline_lines(baseline)]
+    trials = comparison.get("trials")
+    if trials is not None:
+        lines += ["", *_trial_lines(trials, comparison.get("untried", []))]
+    return lines
+
+
+def _baseline_lines(baseline: dict[str, Any]) -> list[str]:
+    script = baseline["script"]
+    sklearn = baseline.get("sklearn")
+    lines = []
+    if baseline.get("skipped"):
+        lines.append(f"Baseline skipped: {baseline['skipped']}")
+    else:
+        flattened = f" (each flattened from {'x'.join(map(str, baseline['flattened_from']))})" if baseline.get("flattened_from") else ""
+        lines.append(f"Baseline ({baseline['task']}, {baseline['metric']} on {baseline['held_back']} of the {baseline['samples']} distinct "
+                     f"rows the run fed the model{flattened}, held back from scikit-learn):")
+        lines.append(f"  this script:  {baseline['metric']} {_number(script['metric'])}, final training loss {_number(script['loss'])} "
+                     f"after {script['steps']} steps")
+        if sklearn is not None:
+            converged = "" if sklearn.get("converged", True) else ", not converged"
+            lines.append(f"  scikit-learn: {baseline['metric']} {_number(sklearn['metric'])}, training loss {_number(sklearn['loss'])} "
+                         f"({sklearn['estimator']} defaults, {sklearn['iterations']} epochs{converged})")
+    rows = baseline.get("differences") or []
+    if rows:
+        lines += ["", "Differences (this script | scikit-learn default | Keras default):"]
+        width = max(len(row["setting"]) for row in rows)
+        for row in rows:
+            lines.append(f"  {row['setting']:<{width}}  {row['script']} [{row['script_from']}] | {row['sklearn']} | {row['keras']}")
+    return lines
+
+
+def _trial_lines(trials: list[dict[str, Any]], untried: list[dict[str, Any]]) -> list[str]:
+    if not trials:
+        lines = ["Trials: none (no finding has an autofix or a runtime intervention)"]
+    else:
+        lines = ["Trials (each a fresh run with one fix, same seed and step budget):"]
+        for trial in trials:
+            lines.append(f"  {','.join(trial['codes'])} {trial['change']} ({trial['fix']}): {trial['verdict']}: {trial['effect']}")
+    if untried:
+        lines.append("  not tried: " + "; ".join(f"{u['code']} (line {u['line']}): {u['reason']}" for u in untried))
+    return lines
