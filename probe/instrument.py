@@ -347,11 +347,14 @@ class Session:
             input = args[0] if args else kwargs.get("input")
             target = args[1] if len(args) > 1 else kwargs.get("target")
             reduction = kwargs.get("reduction", "mean")
-            self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
+            recorded = self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
             self.loss_targets.on_loss_call(self.tracker.step, kind, input, target)
             if torch.is_grad_enabled():
                 self.batches.on_loss_call(self.tracker.step, kind, input, target)
-            return original(*args, **kwargs)
+            result = original(*args, **kwargs)
+            if recorded:
+                self.loss_inputs.on_loss_value(result)
+            return result
 
         return loss
 
