@@ -30,11 +30,23 @@ def static_check(script: str) -> tuple[list[Finding], Callable[[str], bool]]:
     return check_source(text, script, settings).findings, symptom_filter(script, text, settings.enabled)
 
 
+# Why a short run cannot test some rules' hypotheses (their effect shows only over a long run or
+# against a corrected run, which `--trials` makes).
+UNTESTABLE = {
+    "ML203": "coupled weight decay only shows against decoupled decay over a long run",
+    "ML306": "two stacked Linear layers train as one linear map; nothing in a short run tells it from a linear model",
+}
+
+
 def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]) -> Runtime:
+    """`confirmed` by a symptom the rule declares (its measured values in the evidence);
+    `not-confirmed` only when the run made the rule's direct observation (its first declared
+    symptom) and found it healthy; `inconclusive`, with the reason, otherwise."""
     rule = rule_by_code(finding.code)
     declared = tuple(rule.symptoms) if rule is not None else ()
     if not declared:
-        return Runtime("inconclusive", (), "this rule declares no runtime symptom that could confirm it")
+        reason = UNTESTABLE.get(finding.code, "no runtime observation tests this rule")
+        return Runtime("inconclusive", (), f"a short run cannot test this: {reason}; a trial run with the fix applied can")
     seen = [code for code in declared if judgements[code].observed]
     if seen:
         evidence = "; ".join(f"{code}: {judgements[code].observed[0].message}" for code in seen)
@@ -42,13 +54,14 @@ def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]
     status = stats.data.get("status")
     if stats.steps < ENOUGH_STEPS:
         return Runtime("inconclusive", (), f"the run ({status}) made only {stats.steps} optimizer steps, too few to judge")
+    direct = declared[0]
+    if not judgements[direct].checked:
+        why = f": {judgements[direct].measured}" if judgements[direct].measured else ""
+        return Runtime("inconclusive", (), f"the run could not observe {direct} {SYMPTOMS[direct].name}, which tests this finding{why}")
     checked = [code for code in declared if judgements[code].checked]
-    if not checked:
-        return Runtime("inconclusive", (), f"the run recorded no data to judge {', '.join(declared)}")
     measured = "; ".join(judgements[code].measured for code in checked if judgements[code].measured)
-    unjudged = [code for code in declared if code not in checked]
-    caveat = f" ({', '.join(unjudged)} could not be judged on this run)" if unjudged else ""
-    return Runtime("not-confirmed", (), f"none of {', '.join(checked)} seen in {stats.steps} steps{caveat}: {measured}")
+    return Runtime("not-confirmed", (), f"{direct} {SYMPTOMS[direct].name} was observed healthy over {stats.steps} steps, "
+                                        f"and none of {', '.join(checked)} seen: {measured}")
 
 
 def with_runtime(findings: list[Finding], stats: Stats, judgements: dict[str, Judgement]) -> list[Finding]:

@@ -55,7 +55,7 @@ class ScalerFitLeakage(Rule):
     code = "ML103"
     name = "scaler-fit-leakage"
     severity = Severity.ERROR
-    symptoms = ()
+    symptoms = ("ML923",)
 
     VALID = [
         """

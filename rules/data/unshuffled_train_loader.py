@@ -52,7 +52,7 @@ class UnshuffledTrainLoader(Rule):
     code = "ML102"
     name = "unshuffled-train-loader"
     severity = Severity.WARNING
-    symptoms = ("ML903",)
+    symptoms = ("ML922",)
 
     VALID = [
         # validation loader without shuffle

@@ -53,7 +53,7 @@ class EvalModeNeverReset(Rule):
     code = "ML503"
     name = "eval-mode-never-reset"
     severity = Severity.WARNING
-    symptoms = ("ML917",)
+    symptoms = ("ML919",)
 
     VALID = [
         """

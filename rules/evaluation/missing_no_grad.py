@@ -42,7 +42,7 @@ class MissingNoGrad(Rule):
     code = "ML502"
     name = "missing-no-grad"
     severity = Severity.WARNING
-    symptoms = ()
+    symptoms = ("ML920",)
 
     VALID = [
         """

@@ -55,7 +55,7 @@ class LossShapeBroadcast(Rule):
     code = "ML406"
     name = "loss-shape-broadcast"
     severity = Severity.ERROR
-    symptoms = ("ML915", "ML904")
+    symptoms = ("ML915",)
 
     VALID = [
         "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1)\nloss = nn.MSELoss()(m(x), y)\n",

@@ -57,7 +57,7 @@ class ConstantWeightInit(Rule):
     code = "ML307"
     name = "constant-weight-init"
     severity = Severity.ERROR
-    symptoms = ("ML918", "ML904")
+    symptoms = ("ML926", "ML918")
 
     VALID = [
         # zero biases are the usual init

@@ -67,7 +67,7 @@ class LossAccumulatesGraph(Rule):
     code = "ML206"
     name = "loss-accumulates-graph"
     severity = Severity.WARNING
-    symptoms = ()
+    symptoms = ("ML924",)
 
     VALID = [
         """

@@ -56,7 +56,7 @@ class SchedulerStepOrder(Rule):
     code = "ML204"
     name = "scheduler-step-order"
     severity = Severity.WARNING
-    symptoms = ("ML912",)
+    symptoms = ("ML921",)
 
     VALID = [
         """
