@@ -167,10 +167,21 @@ def check(paths, select, ignore, output_format, stdin_filename, with_probe, fix,
         def enabled(code: str, path: str) -> bool:
             return _resolver_cache[config_file].for_path(path).with_cli(options.select, options.ignore).enabled(code, path)
 
-        findings = attach_runtime(
-            findings, [c.result.path for c in checked if c.result.path in discovery.files], enabled,
-            warn=lambda line: click.echo(f"mlplint: warning: {line}", err=True),
-        )
+        from mlplint.probe.live import LiveProgress
+
+        live = LiveProgress.for_terminal(output_format)
+
+        def warn(line: str) -> None:
+            if live is not None:
+                live.close()
+            click.echo(f"mlplint: warning: {line}", err=True)
+
+        try:
+            findings = attach_runtime(findings, [c.result.path for c in checked if c.result.path in discovery.files], enabled,
+                                      warn=warn, progress=live)
+        finally:
+            if live is not None:
+                live.close()
     findings.sort(key=lambda f: f.sort_key)
     for error in errors:
         click.echo(f"mlplint: error: {error.path}: {error.message}", err=True)

@@ -15,7 +15,8 @@ from mlplint.lint.finding import Finding, Severity
 from mlplint.lint.source import SourceError, read_source
 from mlplint.probe.confirm import reported, static_check, with_runtime
 from mlplint.probe.detectors import ThresholdError, judge_all, resolve_thresholds
-from mlplint.probe.report import report_json, report_text, symptom_rows
+from mlplint.probe.live import LiveProgress
+from mlplint.probe.report import error_text, report_json, report_text, symptom_rows
 from mlplint.probe.runner import DEFAULT_STEPS, DEFAULT_TIMEOUT, DEVICES, ProbeError, run_probe
 from mlplint.probe.stats import Stats, StatsError
 
@@ -87,10 +88,14 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
             raise _fail(f"{script}: {error}")
         if syntax_error is not None:
             raise _fail(f"{script}: {syntax_error.message}")
+        live = LiveProgress.for_terminal(output_format)
         try:
-            stats = run_probe(script, script_args, steps=steps, timeout=timeout, device=device, python=python)
+            stats = run_probe(script, script_args, steps=steps, timeout=timeout, device=device, python=python, on_progress=live)
         except ProbeError as error:
             raise _fail(str(error))
+        finally:
+            if live is not None:
+                live.close()
         if device == "cuda" and not str(stats.data.get("device") or "").startswith("cuda"):
             click.echo(f"mlplint: warning: --device cuda, but the script ran on {stats.data.get('device') or 'an unknown device'} "
                        "(no CUDA device visible, or the script chose another)", err=True)
@@ -104,6 +109,10 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
     findings = with_runtime(findings, stats, judgements)
     judgements = reported(judgements, shown)
     (report_json if output_format == "json" else report_text)(stats, judgements, findings, sys.stdout)
+    if stats.steps == 0:  # nothing could be judged: CI must not read this as a pass
+        reason = error_text(stats) or f"the run ended with status {stats.data.get('status')}"
+        click.echo(f"mlplint: error: no optimizer step was made, nothing could be judged: {reason}", err=True)
+        sys.exit(EXIT_ERROR)
     failing = [row for row in symptom_rows(judgements) if Severity(row["severity"]).rank >= Severity.WARNING.rank]
     failing += [f for f in findings if f.severity.rank >= Severity.WARNING.rank]
     sys.exit(EXIT_FINDINGS if failing else EXIT_CLEAN)

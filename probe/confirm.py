@@ -14,7 +14,7 @@ from mlplint.lint.source import read_source
 from mlplint.lint.suppression import Suppressions
 from mlplint.probe.detectors import Judgement, judge_all
 from mlplint.probe.report import error_text
-from mlplint.probe.runner import ProbeError, run_probe
+from mlplint.probe.runner import ProbeError, Progress, run_probe
 from mlplint.probe.stats import Stats
 from mlplint.probe.symptoms import SYMPTOMS
 
@@ -103,18 +103,18 @@ def reported(judgements: dict[str, Judgement], shown: Callable[[str], bool]) -> 
 
 def attach_runtime(
     findings: list[Finding], scripts: list[str], enabled: Callable[[str, str], bool], thresholds: Optional[dict] = None,
-    warn: Callable[[str], None] = lambda line: None,
+    warn: Callable[[str], None] = lambda line: None, progress: Optional[Callable[[Progress], None]] = None,
 ) -> list[Finding]:
     """Run the probe once per script (default budget, timeout and device), fill in `runtime` for
     the findings of those scripts (other findings are returned unchanged) and add the symptoms no
     finding explains, where `enabled(code, script)`. When the probe itself cannot run a script,
     its findings are `inconclusive` with the reason; a run that crashed, timed out or never
-    trained is also told to `warn` in one line."""
+    trained is also told to `warn` in one line; `progress` is told how each run is getting on."""
     runtimes: dict[str, Callable[[Finding], Runtime]] = {}
     observed: dict[str, dict[str, Judgement]] = {}
     for script in scripts:
         try:
-            stats = run_probe(script)
+            stats = run_probe(script, on_progress=progress) if progress is not None else run_probe(script)
         except ProbeError as error:
             runtimes[script] = lambda finding, reason=str(error): Runtime("inconclusive", (), f"the probe could not run: {reason}")
             warn(f"{script}: the probe could not run: {error}")
