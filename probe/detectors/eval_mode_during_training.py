@@ -12,6 +12,8 @@ train against statistics that no longer follow the data.
 ## Thresholds
 - `min_steps` = 2: optimizer steps with such layers in eval mode before raising it. A layer's mode
   is a fact, not a noisy measurement; 2 leaves room for one step taken on purpose in eval mode.
+Judged only when the model was in eval mode at some point of the run (an evaluation pass or a
+step), so that "the steps after it were in training mode" means something.
 - `min_share` = 0.5: the share of the model's Dropout/BatchNorm layers in eval mode at those
   steps (freezing a few BatchNorm layers while fine-tuning, a deliberate practice, stays quiet).
 PyTorch's documentation of `Module.train()` / `Module.eval()` ("This has an effect only on certain
@@ -29,8 +31,9 @@ THRESHOLDS = {"min_steps": 2, "min_share": 0.5}
 def judge(stats: Stats, t: dict) -> Judgement:
     collected = stats.collector("step_mode")
     checked = collected.get("checked_steps", 0)
-    if not checked:
-        return Judgement("ML919", (), False, "")
+    evaluated = collected.get("eval_steps", 0) or any(not r["training"] for r in stats.records("eval_mode"))
+    if not checked or not evaluated:  # the model was never put in eval mode: nothing to judge
+        return Judgement("ML919", (), False, "the model was never in eval mode during the run" if checked else "")
     flagged: dict[str, list[dict]] = {}
     for record in collected.get("records", []):
         if len(record["eval_layers"]) >= t["min_share"] * record["mode_layers"]:

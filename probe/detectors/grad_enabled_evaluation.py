@@ -13,7 +13,8 @@ more time, and a result kept in a list keeps its whole graph alive.
 ## Thresholds
 - `min_passes` = 2: unused passes with autograd on before raising it (one may be a training pass
   whose loss the script skipped, e.g. a NaN guard).
-- `min_steps` = 10: optimizer steps the run needs before "no backward used it" is judged.
+- `min_steps` = 10: optimizer steps the run needs before "no backward used it" is judged. A run
+  with no evaluation pass at all (none without autograd, none unused) is not judged.
 PyTorch's documentation of `torch.no_grad` ("Disabling gradient calculation is useful for
 inference ... It will reduce memory consumption for computations that would otherwise have
 requires_grad=True") describes the cost; it is ML502's static hypothesis.
@@ -43,6 +44,8 @@ def judge(stats: Stats, t: dict) -> Judgement:
         return Judgement("ML920", (), False, "")
     total = sum(r["grad_forwards"] for r in records)
     unused = sum(r["unused"] for r in records)
+    if not unused and not no_grad:  # no evaluation ran within the run: nothing to judge
+        return Judgement("ML920", (), False, f"no evaluation pass ran in {stats.steps} steps (all {total} passes trained)")
     measured = f"{unused} of {total} forward passes with autograd on were used by no backward; {no_grad} ran without autograd"
     observed = []
     for record in records:

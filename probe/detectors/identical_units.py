@@ -13,7 +13,7 @@ weights throughout also mean no gradient for the layers below.
 ## Thresholds
 - `max_relative_spread` = 1e-6: row spread over mean weight magnitude below this (float32
   rounding leaves ~1e-7 between units that started different and stayed close; random init
-  gives ~1). A layer of all zeros counts as identical.
+  gives ~1). A layer of all zeros counts as identical; NaN or Inf weights are ML901's.
 - `min_checks` = 3: consecutive checks (default every 10 steps, after the update) that show it.
 Goodfellow, Bengio & Courville, "Deep Learning" (2016), section 8.4 ("the initial parameters
 need to break symmetry between different units"); it is ML307's static hypothesis.
@@ -22,7 +22,7 @@ need to break symmetry between different units"); it is ML307's static hypothesi
 from __future__ import annotations
 
 from mlplint.probe.detectors import Judgement, Observed, first_flagged, fmt, persists
-from mlplint.probe.stats import Stats
+from mlplint.probe.stats import Stats, finite
 
 THRESHOLDS = {"max_relative_spread": 1e-6, "min_checks": 3}
 # Lookup tables: their rows are entries, not units.
@@ -32,7 +32,7 @@ TABLES = {"Embedding", "EmbeddingBag"}
 def judge(stats: Stats, t: dict) -> Judgement:
     by_param: dict[str, list[dict]] = {}
     for record in stats.records("unit_similarity"):
-        if "spread" in record and stats.layer_type(record["param"]) not in TABLES:
+        if "spread" in record and finite(record["spread"]) and finite(record["magnitude"]) and stats.layer_type(record["param"]) not in TABLES:
             by_param.setdefault(record["param"], []).append(record)
     if not by_param:
         return Judgement("ML926", (), False, "")

@@ -10,6 +10,9 @@ Without shuffling every epoch presents the same batches in the same order, and s
 the model one class at a time: each stretch of steps pulls the weights towards one class and the
 next undoes it. The loss swings from epoch to epoch and the model ends biased to the last class seen.
 
+Judged healthy only from the labels (batches of mixed classes); the absence of a repeat alone
+proves nothing, as an epoch may be longer than the run.
+
 ## Thresholds
 - `min_repeated_batches` = 3: consecutive batches of a later epoch identical to the first ones
   (or the whole epoch, when it is shorter); a shuffled loader repeats none.
@@ -77,8 +80,8 @@ def judge(stats: Stats, t: dict) -> Judgement:
     collected = stats.collector("batches")
     inputs = [row for row in collected.get("inputs", []) if row[2] is not None]
     labels = [row for row in collected.get("labels", []) if row[2] is not None]
-    checked = len(inputs) > 2 * t["min_batches_per_epoch"] or len(labels) >= t["min_single_class_run"]
-    if not checked:
+    sized = [row for row in labels if row[1] >= t["min_batch_size"]]
+    if len(inputs) <= 2 * t["min_batches_per_epoch"] and len(sized) < t["min_single_class_run"]:
         return Judgement("ML922", (), False, "")
     observed, measured = [], []
     repeat = repeated_epoch(inputs, t)
@@ -88,7 +91,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
             f"the batches repeat in the same order every {length} steps: batches {length + 1}-{length + repeated} "
             f"are batches 1-{repeated} again (an unshuffled loader)", None, inputs[length][0]))
     else:
-        measured.append(f"no repeated batch order in {len(inputs)} batches")
+        measured.append(f"no repeated batch order in {len(inputs)} batches (an epoch longer than the run cannot show one)")
     longest, classes, samples = single_class_runs(labels, t)
     widths = [int(c) for c in collected.get("class_counts", {})]
     if longest >= t["min_single_class_run"] and (len(classes) >= 2 or (samples >= t["min_run_samples"] and max(widths, default=2) >= 3)):
@@ -98,4 +101,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
             "the data comes sorted by label", None, None))
     elif labels:
         measured.append(f"longest run of single-class batches: {longest}")
-    return Judgement("ML922", tuple(observed), True, "; ".join(measured))
+    # Without a repeat, only the labels tell: a shuffled epoch mixes classes, a fixed order of
+    # unsorted data may too, and an epoch longer than the run shows no repeat either way.
+    checked = bool(observed) or len(sized) >= t["min_single_class_run"]
+    return Judgement("ML922", tuple(observed), checked, "; ".join(measured))

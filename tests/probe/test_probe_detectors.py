@@ -159,7 +159,8 @@ EXAMPLES = {
     ),
     "ML922": (
         recorded(batches=batches(epoch_batches(list(range(10)) * 5))),
-        recorded(batches=batches(epoch_batches([(7919 * i) % 10007 for i in range(50)]))),
+        # no repeat, and every batch mixes classes
+        recorded(batches=batches(epoch_batches([(7919 * i) % 10007 for i in range(50)]), [[s, 16, 0.0, 1.0] for s in range(50)])),
     ),
     "ML923": (recorded(scaler_fits=scaler_fits(100, 100)), recorded(scaler_fits=scaler_fits(100, 0))),
     "ML924": (recorded(graph_growth=graph_sizes([44, 84, 124, 164, 204])), recorded(graph_growth=graph_sizes([17] * 5))),
@@ -244,6 +245,23 @@ def test_competing_losses_and_warm_up_are_not_judged_as_stalled():
     warm_up.data["optimizers"][0].update(first_lr=[1e-6], lr=[5e-5])
     judgement = judge_all(warm_up)["ML904"]
     assert judgement.observed == () and "warming up" in judgement.measured
+
+
+def test_batch_order_is_not_judged_healthy_without_labels_or_a_repeat():
+    # an epoch longer than the run repeats nothing, shuffled or not: that is no evidence
+    judgement = judge_all(recorded(batches=batches(epoch_batches(range(50)))))["ML922"]
+    assert judgement.observed == () and not judgement.checked
+
+
+def test_no_evaluation_pass_means_nothing_to_judge_for_evaluation_symptoms():
+    judgements = judge_all(recorded(model=dropout_model, grad_forwards=grad_forwards(0), step_mode=step_mode([], steps=[])))
+    assert not judgements["ML920"].checked and not judgements["ML919"].checked
+
+
+def test_a_single_update_far_larger_than_the_weights_is_enough():
+    (seen,) = judge_all(recorded(updates=[{"step": s, "optimizer": 0, "ratios": {n: 13.9 if s == 0 else 0.07 for n in WEIGHTS}}
+                                          for s in CHECKS]))["ML911"].observed
+    assert "13.9" in seen.message and "above" in seen.message
 
 
 def test_a_short_run_raises_no_stall():
