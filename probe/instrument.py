@@ -134,6 +134,7 @@ class Session:
         self.grad_forwards.judge_pending()
         self.grad_forwards.remove_hooks()
         self.scaler_fits.remove()
+        self.graph_growth.remove()
         if self._progress is not None:
             os.close(self._progress)
             self._progress = None
@@ -323,6 +324,7 @@ class Session:
             if isinstance(loss, torch.Tensor):
                 self.loss.on_backward(loss)
                 self.loss_graph.on_backward(self.tracker.step, loss)
+                self.graph_growth.on_backward(loss)
             self.gradients.on_backward()
             return original(tensors, *args, **kwargs)
 

@@ -41,7 +41,7 @@ class BatchCollector(Collector):
         x = args[0] if args else None
         if not self.due(step) or len(self.inputs) >= MAX_STEPS or not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] < 1:
             return
-        if not (x.is_floating_point() or x.dtype in (torch.int64, torch.int32, torch.uint8)):
+        if not x.is_floating_point():  # token ids: a stateful sequence model keeps its order on purpose
             return
         self.inputs.append([step, int(x.shape[0]), None, None])
         self.buffer.add(("input", len(self.inputs) - 1), batch_fingerprint(x))

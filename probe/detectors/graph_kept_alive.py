@@ -1,9 +1,9 @@
 """
 ## What it detects
-An autograd graph that grows step after step: a tensor with autograd history, held in a variable
-of the training loop, whose graph is larger at every check (default every 5 optimizer steps).
-The usual cause is a loss total summed without `.item()` (`total_loss += loss`): each step's
-graph hangs off the total, and none is ever freed.
+Autograd graphs kept alive across optimizer steps: at a step, a tensor held in a variable of the
+training loop whose autograd graph still reaches the loss backpropagated before the previous
+step. The usual cause is a loss total summed without `.item()` (`total_loss += loss`): each
+step's graph hangs off the total, none is ever freed, and the graph behind it grows step after step.
 
 ## Why it matters
 The graph of every step stays in memory (and, when no backward frees them, the activations each
@@ -11,8 +11,8 @@ one saved): memory grows until the run fails, and each step gets slower. Accumul
 `loss.item()` (or `loss.detach()`) instead.
 
 ## Thresholds
-- `min_checks` = 3: consecutive checks at which the graph was larger than at the one before.
-- `min_growth` = 2.0: and at least twice as large at the last of them as at the first.
+- `min_steps` = 3: steps at which a held tensor reached an earlier step's loss (one may be a
+  value kept for logging on purpose; a running total does it at every step of an epoch).
 The PyTorch FAQ ("My model reports 'cuda runtime error(2): out of memory'": "Don't accumulate
 history across your training loop ... total_loss += loss") describes the failure; it is ML206's
 static hypothesis.
@@ -23,40 +23,26 @@ from __future__ import annotations
 from mlplint.probe.detectors import Judgement, Observed
 from mlplint.probe.stats import Stats
 
-THRESHOLDS = {"min_checks": 3, "min_growth": 2.0}
-
-
-def growing_run(sizes: list[tuple[int, int]], min_checks: float) -> tuple[int, int] | None:
-    """(start, end) positions of the longest run of strictly growing sizes with `min_checks` rises."""
-    best, start = None, 0
-    for i in range(1, len(sizes) + 1):
-        if i == len(sizes) or sizes[i][1] <= sizes[i - 1][1]:
-            if i - 1 - start >= min_checks and (best is None or i - 1 - start > best[1] - best[0]):
-                best = (start, i - 1)
-            start = i
-    return best
+THRESHOLDS = {"min_steps": 3}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
-    by_name: dict[str, list[tuple[int, int]]] = {}
-    for record in stats.records("graph_growth"):
-        by_name.setdefault(record["name"], []).append((record["step"], record["nodes"]))
-    if not by_name:
-        return Judgement("ML924", (), stats.steps >= 10 and bool(stats.collector("graph_growth")),
-                         "no tensor with autograd history was held across optimizer steps" if stats.collector("graph_growth") else "")
-    observed, largest = [], 0
-    for name, sizes in by_name.items():
-        largest = max(largest, max(n for _, n in sizes))
-        run = growing_run(sizes, t["min_checks"])
-        if run is None:
-            continue
-        (first_step, first), (last_step, last) = sizes[run[0]], sizes[run[1]]
-        if last < t["min_growth"] * first:
+    collected = stats.collector("graph_growth")
+    checked = collected.get("checked_steps", 0)
+    if not checked:
+        return Judgement("ML924", (), False, "")
+    by_name: dict[str, list[dict]] = {}
+    for record in collected.get("records", []):
+        by_name.setdefault(record["name"], []).append(record)
+    measured = f"{sum(len(r) for r in by_name.values())} of {checked} step checks found a variable keeping an earlier step's graph"
+    observed = []
+    for name, records in by_name.items():
+        if len(records) < t["min_steps"]:
             continue
         function, _, variable = name.partition(":")
         where = f"`{variable}`" + (f" in {function}()" if function != "<module>" else "")
+        largest = max(records, key=lambda r: r["nodes"])
         observed.append(Observed(
-            f"the autograd graph behind {where} grew from {first} to {last} nodes between steps {first_step} and {last_step}: "
-            "each step's graph is kept alive", None, first_step))
-    measured = f"largest graph held across steps: {largest} nodes"
+            f"{where} kept the autograd graph of earlier steps' losses alive at {len(records)} of {checked} steps "
+            f"(up to {largest['nodes']} nodes, at step {largest['step']})", None, records[0]["step"]))
     return Judgement("ML924", tuple(observed), True, measured)

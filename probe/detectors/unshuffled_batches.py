@@ -10,7 +10,8 @@ Without shuffling every epoch presents the same batches in the same order, and s
 the model one class at a time: each stretch of steps pulls the weights towards one class and the
 next undoes it. The loss swings from epoch to epoch and the model ends biased to the last class seen.
 
-Judged healthy only from the labels (batches of mixed classes); the absence of a repeat alone
+Integer inputs (token ids) are not fingerprinted: a language model trained with truncated
+backpropagation through time keeps its batches in order on purpose. Judged healthy only from the labels (batches of mixed classes); the absence of a repeat alone
 proves nothing, as an epoch may be longer than the run.
 
 ## Thresholds

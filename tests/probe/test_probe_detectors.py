@@ -59,8 +59,9 @@ def scaler_fits(held_out, fitted):
             "train_rows_fitted": 300, "eval_rows": held_out, "held_out_rows": held_out, "held_out_rows_fitted": fitted}
 
 
-def graph_sizes(sizes):
-    return [{"step": 5 * i, "name": "<module>:total_loss", "nodes": n} for i, n in enumerate(sizes)]
+def held_graphs(steps):
+    return {"every": 1, "checked_steps": 49, "max_nodes": 50000,
+            "records": [{"step": s, "name": "<module>:total_loss", "nodes": 8 * s} for s in steps]}
 
 
 def regression_targets(below_zero, **values):
@@ -163,7 +164,7 @@ EXAMPLES = {
         recorded(batches=batches(epoch_batches([(7919 * i) % 10007 for i in range(50)]), [[s, 16, 0.0, 1.0] for s in range(50)])),
     ),
     "ML923": (recorded(scaler_fits=scaler_fits(100, 100)), recorded(scaler_fits=scaler_fits(100, 0))),
-    "ML924": (recorded(graph_growth=graph_sizes([44, 84, 124, 164, 204])), recorded(graph_growth=graph_sizes([17] * 5))),
+    "ML924": (recorded(graph_growth=held_graphs(range(2, 50))), recorded(graph_growth=held_graphs([12, 30]))),  # twice: a kept value
     "ML925": (
         recorded(output_activation=outputs("ReluBackward0"), loss_targets=regression_targets(0.5)),
         recorded(output_activation=outputs("ReluBackward0"), loss_targets=regression_targets(0.0, min=0.1)),
