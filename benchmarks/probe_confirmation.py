@@ -77,6 +77,9 @@ def runtime_scores(jobs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", choices=("confirmed", "runtime"), help="run one of the two measurements")
     options = parser.parse_args()
-    confirmed_share(options.jobs)
-    runtime_scores(options.jobs)
+    if options.only != "runtime":
+        confirmed_share(options.jobs)
+    if options.only != "confirmed":
+        runtime_scores(options.jobs)

@@ -46,9 +46,11 @@ def _same(a: list, b: list) -> bool:
 
 def repeated_epoch(inputs: list[list], t: dict) -> tuple[int, int] | None:
     """(epoch length, batches repeated) when the batches from some point repeat the first ones."""
-    for length in range(int(t["min_batches_per_epoch"]), len(inputs)):
+    for length in range(1, len(inputs)):
         if not _same(inputs[length], inputs[0]):
             continue
+        if length < t["min_batches_per_epoch"]:  # the same batch again at once: full-batch training
+            return None
         needed = min(length, int(t["min_repeated_batches"]))
         repeated = 0
         while length + repeated < len(inputs) and repeated < length and _same(inputs[length + repeated], inputs[repeated]):

@@ -248,6 +248,10 @@ def test_competing_losses_and_warm_up_are_not_judged_as_stalled():
     assert judgement.observed == () and "warming up" in judgement.measured
 
 
+def test_full_batch_training_has_no_batch_order():
+    assert judge_all(recorded(batches=batches(epoch_batches([0] * 50))))["ML922"].observed == ()
+
+
 def test_batch_order_is_not_judged_healthy_without_labels_or_a_repeat():
     # an epoch longer than the run repeats nothing, shuffled or not: that is no evidence
     judgement = judge_all(recorded(batches=batches(epoch_batches(range(50)))))["ML922"]
