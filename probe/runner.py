@@ -132,13 +132,18 @@ def _run_child(command: list[str], env: dict[str, str], output, timeout: float, 
     try:
         while True:
             try:
-                return process.wait(timeout=max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))), False
+                returncode, timed_out = process.wait(timeout=max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))), False
+                break
             except subprocess.TimeoutExpired:
                 if time.monotonic() >= deadline:
-                    return None, True
+                    returncode, timed_out = None, True
+                    break
             tree.watch()
             if progress.read(progress_path) and on_progress is not None:
                 on_progress(progress)
+        if progress.read(progress_path) and on_progress is not None:  # a run shorter than one poll is shown too
+            on_progress(progress)
+        return returncode, timed_out
     finally:
         tree.end()  # what the script left behind: DataLoader workers, its own children, by descent
         process.wait()
