@@ -62,7 +62,9 @@ class Rule:
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity]
-    # Runtime symptoms (ML9xx) whose presence in a probe run confirms this rule's finding.
+    # Runtime symptoms (ML9xx) whose presence in a probe run confirms this rule's finding. The first
+    # is the direct observation of the rule's hypothesis: only a run that made it and found it
+    # healthy makes the finding `not-confirmed`.
     symptoms: ClassVar[tuple[str, ...]] = ()
     # Configurable thresholds: option name -> default value (documented in the docstring).
     options: ClassVar[dict[str, Any]] = {}

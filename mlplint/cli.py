@@ -159,10 +159,20 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
         scripts = [c.result.path for c in checked if c.result.path in discovery.files and not is_notebook(c.result.path)]
         for path in (c.result.path for c in checked if is_notebook(c.result.path)):
             click.echo(f"mlplint: warning: {path}: notebooks are not probed (run the notebook's code as a script)", err=True)
-        findings = attach_runtime(
-            findings, scripts, enabled,
-            warn=lambda line: click.echo(f"mlplint: warning: {line}", err=True),
-        )
+        from mlplint.probe.live import LiveProgress
+
+        live = LiveProgress.for_terminal(output_format)
+
+        def warn(line: str) -> None:
+            if live is not None:
+                live.close()
+            click.echo(f"mlplint: warning: {line}", err=True)
+
+        try:
+            findings = attach_runtime(findings, scripts, enabled, warn=warn, progress=live)
+        finally:
+            if live is not None:
+                live.close()
     findings.sort(key=lambda f: f.sort_key)
     for error in errors:
         click.echo(f"mlplint: error: {error.path}: {error.message}", err=True)

@@ -18,7 +18,8 @@ from mlplint.lint.source import SourceError, read_source
 from mlplint.probe.comparison import Comparison, MissingDependency
 from mlplint.probe.confirm import reported, static_check, with_runtime
 from mlplint.probe.detectors import ThresholdError, judge_all, resolve_thresholds
-from mlplint.probe.report import json_document, report_json, report_text, symptom_rows
+from mlplint.probe.live import LiveProgress
+from mlplint.probe.report import error_text, json_document, report_json, report_text, symptom_rows
 from mlplint.probe.runner import DEFAULT_STEPS, DEFAULT_TIMEOUT, DEVICES, ProbeError, run_probe
 from mlplint.probe.stats import Stats, StatsError
 
@@ -103,14 +104,18 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
             comparison = Comparison(baseline, with_trials, timeout) if baseline or with_trials else None
         except MissingDependency as error:
             raise _fail(str(error))
+        live = LiveProgress.for_terminal(output_format)
         run = functools.partial(run_probe, script, script_args, steps=steps, device=device, python=python)
         started = time.monotonic()
         try:
-            stats = run(timeout=timeout, trial=comparison.child_settings() if comparison else None)
+            stats = run(timeout=timeout, trial=comparison.child_settings() if comparison else None, on_progress=live)
         except ProbeError as error:
             if comparison:
                 comparison.close()
             raise _fail(str(error))
+        finally:
+            if live is not None:
+                live.close()
         if comparison:
             comparison.run_seconds = time.monotonic() - started
         if device == "cuda" and not str(stats.data.get("device") or "").startswith("cuda"):
@@ -138,6 +143,10 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
             write_html(json_document(stats, judgements, findings, extra), html_file)
         except OSError as error:
             raise _fail(f"cannot write {html_file}: {error.strerror or error}")
+    if stats.steps == 0:  # nothing could be judged: CI must not read this as a pass
+        reason = error_text(stats) or f"the run ended with status {stats.data.get('status')}"
+        click.echo(f"mlplint: error: no optimizer step was made, nothing could be judged: {reason}", err=True)
+        sys.exit(EXIT_ERROR)
     failing = [row for row in symptom_rows(judgements) if Severity(row["severity"]).rank >= Severity.WARNING.rank]
     failing += [f for f in findings if f.severity.rank >= Severity.WARNING.rank]
     sys.exit(EXIT_FINDINGS if failing else EXIT_CLEAN)

@@ -14,7 +14,7 @@ from mlplint.lint.source import read_source
 from mlplint.lint.suppression import Suppressions
 from mlplint.probe.detectors import Judgement, judge_all
 from mlplint.probe.report import error_text
-from mlplint.probe.runner import ProbeError, run_probe
+from mlplint.probe.runner import ProbeError, Progress, run_probe
 from mlplint.probe.stats import Stats
 from mlplint.probe.symptoms import SYMPTOMS
 
@@ -30,11 +30,23 @@ def static_check(script: str) -> tuple[list[Finding], Callable[[str], bool]]:
     return check_source(text, script, settings).findings, symptom_filter(script, text, settings.enabled)
 
 
+# Why a short run cannot test some rules' hypotheses (their effect shows only over a long run or
+# against a corrected run, which `--trials` makes).
+UNTESTABLE = {
+    "ML203": "coupled weight decay only shows against decoupled decay over a long run",
+    "ML306": "two stacked Linear layers train as one linear map; nothing in a short run tells it from a linear model",
+}
+
+
 def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]) -> Runtime:
+    """`confirmed` by a symptom the rule declares (its measured values in the evidence);
+    `not-confirmed` only when the run made the rule's direct observation (its first declared
+    symptom) and found it healthy; `inconclusive`, with the reason, otherwise."""
     rule = rule_by_code(finding.code)
     declared = tuple(rule.symptoms) if rule is not None else ()
     if not declared:
-        return Runtime("inconclusive", (), "this rule declares no runtime symptom that could confirm it")
+        reason = UNTESTABLE.get(finding.code, "no runtime observation tests this rule")
+        return Runtime("inconclusive", (), f"a short run cannot test this: {reason}; a trial run with the fix applied can")
     seen = [code for code in declared if judgements[code].observed]
     if seen:
         evidence = "; ".join(f"{code}: {judgements[code].observed[0].message}" for code in seen)
@@ -42,13 +54,14 @@ def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]
     status = stats.data.get("status")
     if stats.steps < ENOUGH_STEPS:
         return Runtime("inconclusive", (), f"the run ({status}) made only {stats.steps} optimizer steps, too few to judge")
+    direct = declared[0]
+    if not judgements[direct].checked:
+        why = f": {judgements[direct].measured}" if judgements[direct].measured else ""
+        return Runtime("inconclusive", (), f"the run could not observe {direct} {SYMPTOMS[direct].name}, which tests this finding{why}")
     checked = [code for code in declared if judgements[code].checked]
-    if not checked:
-        return Runtime("inconclusive", (), f"the run recorded no data to judge {', '.join(declared)}")
     measured = "; ".join(judgements[code].measured for code in checked if judgements[code].measured)
-    unjudged = [code for code in declared if code not in checked]
-    caveat = f" ({', '.join(unjudged)} could not be judged on this run)" if unjudged else ""
-    return Runtime("not-confirmed", (), f"none of {', '.join(checked)} seen in {stats.steps} steps{caveat}: {measured}")
+    return Runtime("not-confirmed", (), f"{direct} {SYMPTOMS[direct].name} was observed healthy over {stats.steps} steps, "
+                                        f"and none of {', '.join(checked)} seen: {measured}")
 
 
 def with_runtime(findings: list[Finding], stats: Stats, judgements: dict[str, Judgement]) -> list[Finding]:
@@ -90,18 +103,18 @@ def reported(judgements: dict[str, Judgement], shown: Callable[[str], bool]) -> 
 
 def attach_runtime(
     findings: list[Finding], scripts: list[str], enabled: Callable[[str, str], bool], thresholds: Optional[dict] = None,
-    warn: Callable[[str], None] = lambda line: None,
+    warn: Callable[[str], None] = lambda line: None, progress: Optional[Callable[[Progress], None]] = None,
 ) -> list[Finding]:
     """Run the probe once per script (default budget, timeout and device), fill in `runtime` for
     the findings of those scripts (other findings are returned unchanged) and add the symptoms no
     finding explains, where `enabled(code, script)`. When the probe itself cannot run a script,
     its findings are `inconclusive` with the reason; a run that crashed, timed out or never
-    trained is also told to `warn` in one line."""
+    trained is also told to `warn` in one line; `progress` is told how each run is getting on."""
     runtimes: dict[str, Callable[[Finding], Runtime]] = {}
     observed: dict[str, dict[str, Judgement]] = {}
     for script in scripts:
         try:
-            stats = run_probe(script)
+            stats = run_probe(script, on_progress=progress) if progress is not None else run_probe(script)
         except ProbeError as error:
             runtimes[script] = lambda finding, reason=str(error): Runtime("inconclusive", (), f"the probe could not run: {reason}")
             warn(f"{script}: the probe could not run: {error}")

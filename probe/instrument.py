@@ -21,16 +21,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules import module as module_hooks
+from torch.optim import lr_scheduler
 from torch.optim import optimizer as optimizer_hooks
 
 from .collectors import Collector
 from .collectors.activations import ActivationCollector
+from .collectors.batches import BatchCollector
 from .collectors.eval_mode import EvalModeCollector
+from .collectors.grad_forwards import GradForwardCollector
 from .collectors.gradients import GradientCollector
+from .collectors.graph_growth import GraphGrowthCollector
 from .collectors.input_features import InputFeatureCollector
 from .collectors.loss import LossCollector
+from .collectors.loss_graph import LossGraphCollector
 from .collectors.loss_inputs import LOSS_FUNCTIONS, LossInputCollector
 from .collectors.training_sample import TrainingSampleCollector
+from .collectors.loss_targets import LossTargetCollector
+from .collectors.output_activation import OutputActivationCollector
+from .collectors.scaler_fits import ScalerFitCollector
+from .collectors.scheduler_calls import SchedulerCallCollector
+from .collectors.step_mode import StepModeCollector
+from .collectors.unit_similarity import UnitSimilarityCollector
 from .collectors.updates import UpdateRatioCollector
 from .collectors.zero_grad import ZeroGradCollector
 from .interventions import Intervention, from_config, run_source, seed_everything
@@ -54,11 +65,14 @@ class StepBudgetReached(BaseException):
 
 class Session:
     def __init__(self, steps: int, stats_path: Optional[str] = None, every: Optional[dict[str, int]] = None,
-                 sample: Optional[dict[str, Any]] = None, intervention: Optional[Intervention] = None) -> None:
+                 sample: Optional[dict[str, Any]] = None, intervention: Optional[Intervention] = None,
+                 progress_path: Optional[str] = None) -> None:
         every = every or {}
         sample = sample or {}
         self.budget = steps
         self.stats_path = stats_path
+        self.progress_path = progress_path
+        self._progress: Optional[int] = None  # file descriptor of the progress file, while installed
         self.tracker = Tracker()
         self.loss = LossCollector(every.get("loss"))
         self.activations = ActivationCollector(every.get("activations"))
@@ -70,14 +84,27 @@ class Session:
         self.eval_mode = EvalModeCollector(every.get("eval_mode"))
         self.sample = TrainingSampleCollector(None, sample.get("directory"), sample.get("evaluate_on"))
         self.intervention = intervention  # the one change a trial applies (--trials)
+        self.step_mode = StepModeCollector(every.get("step_mode"))
+        self.grad_forwards = GradForwardCollector(every.get("grad_forwards"))
+        self.schedulers = SchedulerCallCollector(every.get("scheduler_calls"))
+        self.batches = BatchCollector(every.get("batches"))
+        self.scaler_fits = ScalerFitCollector(every.get("scaler_fits"))
+        self.graph_growth = GraphGrowthCollector(every.get("graph_growth"))
+        self.output_activation = OutputActivationCollector(every.get("output_activation"))
+        self.loss_targets = LossTargetCollector(every.get("loss_targets"))
+        self.loss_graph = LossGraphCollector(every.get("loss_graph"))
+        self.unit_similarity = UnitSimilarityCollector(every.get("unit_similarity"))
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
+            self.step_mode, self.grad_forwards, self.schedulers, self.batches, self.scaler_fits,
+            self.graph_growth, self.output_activation, self.loss_targets, self.loss_graph, self.unit_similarity,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
         self._measuring: Optional[ModelInfo] = None  # the root model whose layers this forward measures
         self._measured: set[tuple[int, str]] = set()  # (step, model) already measured
+        self._first_forward = False  # whether the root forward running is the model's first of the step
         self._handles: list[Any] = []  # removed by remove(): optimizer hooks and per-model hooks
         self._discovery: Optional[Any] = None  # the global forward pre-hook, while models are looked for
         self._layer_hook: Optional[Any] = None  # the global forward hook, while layers are measured
@@ -100,10 +127,25 @@ class Session:
         self._patch(nn.Module, "zero_grad", self._wrap_module_zero_grad)
         for kind in LOSS_FUNCTIONS:
             self._patch(F, kind, functools.partial(self._wrap_loss, kind))
+        self._patch(lr_scheduler.LRScheduler, "__init__", self.schedulers.wrap_init)
+        for scheduler_class in _scheduler_classes():
+            self._patch(scheduler_class, "step", functools.partial(self.schedulers.wrap_step, optimizer_steps=self._optimizer_steps,
+                                                                   step=lambda: self.tracker.step))
+        self._patch(os, "_exit", self._wrap_os_exit)
+        self.scaler_fits.install()
+        if self.progress_path is not None and self._progress is None:
+            self._progress = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if self.intervention is not None:
             self.intervention.install()
 
     def remove(self) -> None:
+        self.grad_forwards.judge_pending()
+        self.grad_forwards.remove_hooks()
+        self.scaler_fits.remove()
+        self.graph_growth.remove()
+        if self._progress is not None:
+            os.close(self._progress)
+            self._progress = None
         self._discover(False)
         self._measure_layers(None)
         for handle in self._handles:
@@ -231,12 +273,18 @@ class Session:
         model = self.tracker.models[id(module)]
         self.counts["forward"] += 1
         step = self.tracker.step
+        self._first_forward = False
         if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
             self.eval_mode.on_no_grad_forward(step, model.name, model.module.training, model.mode_layers)
+            self.scaler_fits.on_model_input(False, args)
             return
         if (step, model.name) in self._measured:
+            self.grad_forwards.start_measuring([record["tensor"] for record in model.params.values()])
             return
         self._measured.add((step, model.name))
+        self._first_forward = True
+        self.batches.on_model_input(step, args)
+        self.scaler_fits.on_model_input(True, args)
         if self.inputs.due(step):
             self.inputs.on_model_input(step, model.name, args)
         self.sample.on_model_input(model.name, args)
@@ -247,6 +295,12 @@ class Session:
         self._root_calls = max(0, self._root_calls - 1)
         if self._root_calls == 0:
             self._measure_layers(None)
+            saved_bytes = self.grad_forwards.stop_measuring()
+            model = self.tracker.models.get(id(module))
+            if model is not None and torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+                self.grad_forwards.on_forward(self.tracker.step, model.name, output, saved_bytes)
+                if self._first_forward:
+                    self.output_activation.on_output(self.tracker.step, model.name, output)
             self.sample.on_model_output(output)
 
     def _after_layer(self, module: nn.Module, args: tuple, output: Any) -> None:
@@ -265,6 +319,10 @@ class Session:
             os._exit(0)
         info = self.tracker.optimizer(optimizer)
         step = self.tracker.step
+        stepped = self.tracker.stepped_models(info)
+        self.step_mode.before_step(step, info.index, stepped)
+        self.grad_forwards.judge_pending([model.name for model in stepped + self.tracker.unoptimized_models()])
+        self.graph_growth.before_step(step)
         cleared = self.zero_grad.calls_since_step(id(optimizer)) > 0
         self.gradients.before_step(info.index, step, info.named_params, cleared)
         self.updates.before_step(info.index, step, info.named_params)
@@ -273,11 +331,13 @@ class Session:
         info = self.tracker.optimizer(optimizer)
         step = self.tracker.step
         self.updates.after_step(info.index)
+        self.unit_similarity.after_step(step, info.index, info.named_params)
         self.loss.on_step(info.index, step)
         self.zero_grad.on_step(id(optimizer), info.index, step)
         info.steps += 1
         self.tracker.step = max(self.tracker.step, info.steps)
         self.gradients.after_step(info.index, self.tracker.step, info.params)
+        self._report_progress(info.index)
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
         step = self.tracker.step
@@ -295,6 +355,8 @@ class Session:
             loss = tensors if isinstance(tensors, torch.Tensor) else next(iter(tensors), None)
             if isinstance(loss, torch.Tensor):
                 self.loss.on_backward(loss)
+                self.loss_graph.on_backward(self.tracker.step, loss)
+                self.graph_growth.on_backward(loss)
             self.gradients.on_backward()
             return original(tensors, *args, **kwargs)
 
@@ -319,11 +381,58 @@ class Session:
             input = args[0] if args else kwargs.get("input")
             target = args[1] if len(args) > 1 else kwargs.get("target")
             reduction = kwargs.get("reduction", "mean")
-            self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
+            recorded = self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
+            self.loss_targets.on_loss_call(self.tracker.step, kind, input, target)
+            if torch.is_grad_enabled():
+                self.batches.on_loss_call(self.tracker.step, kind, input, target)
             self.sample.on_loss_call(kind, input, target)
-            return original(*args, **kwargs)
+            result = original(*args, **kwargs)
+            if recorded:
+                self.loss_inputs.on_loss_value(result)
+            return result
 
         return loss
+
+
+    def _wrap_os_exit(self, original: Callable) -> Callable:
+        def _exit(code: int) -> None:  # the script leaves at once: write what was measured first
+            self.remove()
+            error = None if code == 0 else {"type": "SystemExit", "message": f"script exited with status {code!r} (os._exit)",
+                                            "file": None, "line": None, "traceback": ""}
+            self.write(self.stats("completed" if code == 0 and self.tracker.step else "no-training" if code == 0 else "crashed", error))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            original(code)
+
+        return _exit
+
+    def _optimizer_steps(self, optimizer: Any) -> tuple[Optional[int], int]:
+        info = self.tracker.optimizers.get(id(optimizer))
+        return (info.index, info.steps) if info is not None else (None, 0)
+
+    def _report_progress(self, optimizer_index: int) -> None:
+        """One line per optimizer step in the progress file: steps taken, optimizer, its loss when
+        it is already on the host (a CUDA loss is not copied, which would wait for the device).
+        A run that dies without writing its stats (a segfault) still tells how far it got."""
+        if self._progress is None or os.getpid() != self._pid:
+            return
+        value = self.loss.last_value
+        shown = f"{value.item():.6g}" if value is not None and value.device.type == "cpu" else ""
+        try:
+            os.write(self._progress, f"{self.tracker.step} {optimizer_index} {shown}\n".encode())
+        except OSError:
+            pass
+
+
+def _scheduler_classes() -> list[type]:
+    """The learning-rate scheduler classes that define their own step()."""
+    found, pending = [], [lr_scheduler.LRScheduler]
+    while pending:
+        cls = pending.pop()
+        if "step" in cls.__dict__:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
 
 
 def _error_record(exc: BaseException, script: str, message: Optional[str] = None) -> dict[str, Any]:
@@ -349,6 +458,6 @@ def main(argv: list[str]) -> int:
     if config.get("seed") is not None:
         seed_everything(config["seed"])
     session = Session(config["steps"], config["stats_path"], config.get("every"), config.get("sample"),
-                      from_config(config.get("intervention")))
+                      from_config(config.get("intervention")), config.get("progress_path"))
     session.run_script(config["script"], config["args"], config.get("source"))
     return 0

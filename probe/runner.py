@@ -13,8 +13,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import Any, Optional, Sequence
+import time
+from typing import Any, Callable, Optional, Sequence
 
+from mlplint.probe.processes import ProcessTree
 from mlplint.probe.stats import Stats
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
@@ -23,6 +25,42 @@ DEFAULT_TIMEOUT = 120.0
 DEVICES = ("auto", "cpu", "cuda")
 # Characters of the script's own output kept with the statistics (shown when it dies by a signal).
 OUTPUT_TAIL_CHARS = 4000
+# How often the running child's descendants and progress are looked at, in seconds.
+POLL_SECONDS = 0.25
+
+
+class Progress:
+    """How far a running probe has got, as the child reports it after each optimizer step."""
+
+    def __init__(self, script: str, budget: int) -> None:
+        self.script, self.budget = script, budget
+        self.steps, self.loss, self.started = 0, None, time.monotonic()
+        self.losses: dict[str, list[list[float]]] = {}  # optimizer index -> [[step, loss], ...] read so far
+        self._offset = 0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def read(self, path: str) -> bool:
+        """Read the lines the child appended since the last call; True when there were any."""
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except OSError:
+            return False
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        for line in complete.decode("ascii", "replace").splitlines():
+            parts = line.split()
+            if len(parts) < 2 or not parts[0].isdigit():
+                continue
+            self.steps = max(self.steps, int(parts[0]))
+            if len(parts) > 2:
+                self.loss = float(parts[2])
+                self.losses.setdefault(parts[1], []).append([int(parts[0]) - 1, self.loss])
+        return bool(complete)
 
 
 class ProbeError(Exception):
@@ -39,10 +77,12 @@ def run_probe(
     python: Optional[str] = None,
     every: Optional[dict[str, int]] = None,
     trial: Optional[dict[str, Any]] = None,
+    on_progress: Optional[Callable[[Progress], None]] = None,
 ) -> Stats:
     """Run `script` with `args` for at most `steps` optimizer steps and `timeout` seconds.
     `trial`: more settings for the child (`seed`, `sample`, `intervention`, `source`), used by
-    --baseline and --trials (see trials.py)."""
+    --baseline and --trials (see trials.py); `on_progress` is told after each optimizer step the
+    child reports."""
     if device not in DEVICES:
         raise ProbeError(f"unknown device '{device}' (expected one of {', '.join(DEVICES)})")
     python = python or sys.executable
@@ -53,12 +93,16 @@ def run_probe(
         stats_path = os.path.join(workdir, "stats.json")
         config_path = os.path.join(workdir, "config.json")
         output_path = os.path.join(workdir, "output.txt")
+        progress_path = os.path.join(workdir, "progress.txt")
         with open(config_path, "w", encoding="utf-8") as handle:
             json.dump({"script": os.path.abspath(script), "args": list(args), "steps": steps,
-                       "stats_path": stats_path, "every": every or {}, **(trial or {})}, handle)
+                       "stats_path": stats_path, "progress_path": progress_path, "every": every or {}, **(trial or {})}, handle)
+        progress = Progress(script, steps)
         with open(output_path, "wb") as output:
-            returncode, timed_out = _run_child([python, CHILD, config_path], env, output, timeout)
+            returncode, timed_out = _run_child([python, CHILD, config_path], env, output, timeout, progress_path, progress, on_progress)
         stats = _read_stats(stats_path)
+        progress.read(progress_path)
+        _recover_steps(stats, progress)
         with open(output_path, "rb") as handle:
             tail = handle.read()[-OUTPUT_TAIL_CHARS:].decode("utf-8", "replace")
     data = stats.data
@@ -79,27 +123,45 @@ def run_probe(
     return stats
 
 
-def _run_child(command: list[str], env: dict[str, str], output, timeout: float) -> tuple[Optional[int], bool]:
+def _run_child(command: list[str], env: dict[str, str], output, timeout: float, progress_path: str, progress: Progress,
+               on_progress: Optional[Callable[[Progress], None]]) -> tuple[Optional[int], bool]:
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                    env=env, start_new_session=True)
     except OSError as error:
         raise ProbeError(f"cannot run the interpreter '{command[0]}': {error.strerror or error}") from None
+    tree = ProcessTree(process.pid)
+    deadline = time.monotonic() + timeout
     try:
-        return process.wait(timeout=timeout), False
-    except subprocess.TimeoutExpired:
-        return None, True
+        while True:
+            try:
+                returncode, timed_out = process.wait(timeout=max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))), False
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    returncode, timed_out = None, True
+                    break
+            tree.watch()
+            if progress.read(progress_path) and on_progress is not None:
+                on_progress(progress)
+        if progress.read(progress_path) and on_progress is not None:  # a run shorter than one poll is shown too
+            on_progress(progress)
+        return returncode, timed_out
     finally:
-        _kill_group(process)
+        tree.end()  # what the script left behind: DataLoader workers, its own children, by descent
+        process.wait()
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    """Kill what the script left behind (DataLoader workers, its own children), then reap."""
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait()
+def _recover_steps(stats: Stats, progress: Progress) -> None:
+    """Steps the child reported after its last write of the statistics (it died by a signal or a
+    segfault): the step count, and the losses it could report, are kept."""
+    if progress.steps <= stats.steps:
+        return
+    stats.data["steps"] = progress.steps
+    series = stats.data.setdefault("collectors", {}).setdefault("loss", {"every": 1, "series": {}}).setdefault("series", {})
+    for index, points in progress.losses.items():
+        known = {step for step, _ in series.get(index, [])}
+        series.setdefault(index, []).extend(point for point in points if point[0] not in known)
 
 
 def _read_stats(path: str) -> Stats:

@@ -41,5 +41,14 @@ SYMPTOMS = {
         Symptom("ML916", "class-imbalance", _I, "observed targets are dominated by few classes"),
         Symptom("ML917", "train-mode-during-eval", _E, "Dropout/BatchNorm in training mode during a no-grad pass"),
         Symptom("ML918", "frozen-parameters", _W, "parameters that never receive gradients or updates"),
+        Symptom("ML919", "eval-mode-during-training", _W, "optimizer steps taken while Dropout/BatchNorm layers are in eval mode"),
+        Symptom("ML920", "grad-enabled-evaluation", _W, "forward passes whose output no backward uses, run with autograd on"),
+        Symptom("ML921", "scheduler-before-optimizer", _W, "lr_scheduler.step() called before the first optimizer.step()"),
+        Symptom("ML922", "unshuffled-batches", _W, "the same batch order in successive epochs, or long runs of single-class batches"),
+        Symptom("ML923", "scaler-fit-on-held-out-rows", _E, "a scaler fitted on rows the model is later evaluated on, or on more rows than it trains on"),
+        Symptom("ML924", "graph-kept-alive", _W, "memory or autograd graph grows step after step (a loss total that keeps its graphs)"),
+        Symptom("ML925", "target-outside-output-range", _E, "regression targets the model's output activation cannot reach"),
+        Symptom("ML926", "identical-units", _E, "units of a layer that stay identical to each other through training"),
+        Symptom("ML927", "loss-task-mismatch-observed", _E, "class labels reached a regression loss, or continuous targets a classification loss"),
     ]
 }

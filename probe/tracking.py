@@ -80,6 +80,7 @@ class OptimizerInfo:
         ]
         self.params = [p for _, p in self.named_params]
         self.first_lr = self.learning_rates()
+        self.models: Optional[list[ModelInfo]] = None  # the models it updates, once looked up
 
     def learning_rates(self) -> list[Optional[float]]:
         """Each parameter group's current lr (None where it is not a plain number)."""
@@ -127,6 +128,8 @@ class Tracker:
         info = ModelInfo(kind if same_kind == 0 else f"{kind}#{same_kind + 1}", module)
         self.models[id(module)] = info
         self._unowned = None
+        for optimizer in self.optimizers.values():
+            optimizer.models = None
         for module_id in info.layers:
             self.layer_owner[module_id] = info
         return info
@@ -153,6 +156,18 @@ class Tracker:
             self.optimizers[id(optimizer)] = info
             self._unowned = None
         return info
+
+    def stepped_models(self, info: OptimizerInfo) -> list[ModelInfo]:
+        """The models with parameters that an optimizer updates."""
+        if info.models is None:
+            ids = {id(p) for p in info.params}
+            info.models = [model for model in self.models.values() if any(id(r["tensor"]) in ids for r in model.params.values())]
+        return info.models
+
+    def unoptimized_models(self) -> list[ModelInfo]:
+        """Models that no optimizer seen so far updates (a target network, a frozen teacher)."""
+        stepped = {id(model) for info in self.optimizers.values() for model in self.stepped_models(info)}
+        return [model for model in self.models.values() if id(model) not in stepped]
 
     def has_unowned_params(self) -> bool:
         """Whether an optimizer updates a parameter of no known model (a model not seen yet)."""

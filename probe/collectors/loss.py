@@ -19,6 +19,7 @@ class LossCollector(Collector):
         self._pending: list[torch.Tensor] = []
         self._series: dict[int, list[list[Any]]] = {}  # optimizer index -> [[step, value], ...]
         self.steps_without_backward = 0
+        self.last_value: Optional[torch.Tensor] = None  # the loss of the latest step, on its device
 
     def on_backward(self, loss: torch.Tensor) -> None:
         self._pending.append(loss.detach())
@@ -26,15 +27,17 @@ class LossCollector(Collector):
     def on_step(self, optimizer_index: int, step: int) -> None:
         pending, self._pending = self._pending, []
         series = self._series.setdefault(optimizer_index, [])
+        self.last_value = None
         if not pending:
             self.steps_without_backward += 1
             return
+        if len(pending) == 1 and pending[0].numel() == 1:
+            value = pending[0]
+        else:
+            device = pending[0].device
+            value = torch.stack([p.float().mean().to(device) for p in pending]).mean()
+        self.last_value = value
         if self.due(step):
-            if len(pending) == 1 and pending[0].numel() == 1:
-                value = pending[0]
-            else:
-                device = pending[0].device
-                value = torch.stack([p.float().mean().to(device) for p in pending]).mean()
             series.append([step, None])
             self.buffer.add((optimizer_index, len(series) - 1), value)
 

@@ -1,6 +1,7 @@
 """What reaches the loss functions: for each call of a torch.nn.functional loss (the loss modules
 call these too) on a measured step, the input and target shapes, the input's range, how far the
-input's rows are from summing to 1 (classification losses), and the targets' class counts."""
+input's rows are from summing to 1 (classification losses), the targets' class counts, and the
+value the call returned (when it is one number)."""
 
 from __future__ import annotations
 
@@ -54,14 +55,15 @@ class LossInputCollector(Collector):
         self.records: list[dict[str, Any]] = []
         self._calls: dict[tuple[str, int], int] = {}
 
-    def on_loss_call(self, step: int, kind: str, input: Any, target: Any, reduction: Any) -> None:
+    def on_loss_call(self, step: int, kind: str, input: Any, target: Any, reduction: Any) -> bool:
+        """Record a call's inputs; True when it was recorded (its value is then `on_loss_value`)."""
         if not self.due(step) or not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
-            return
+            return False
         if input.numel() == 0 or not input.is_floating_point():
-            return
+            return False
         key = (kind, step)
         if self._calls.get(key, 0) >= MAX_CALLS_PER_STEP:
-            return
+            return False
         self._calls[key] = self._calls.get(key, 0) + 1
         values, counts_kind = loss_input_summary(kind, input, target)
         self.records.append({
@@ -75,9 +77,18 @@ class LossInputCollector(Collector):
             "counts_kind": counts_kind,
         })
         self.buffer.add(len(self.records) - 1, values)
+        return True
+
+    def on_loss_value(self, value: Any) -> None:
+        """The value the latest recorded call returned."""
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            self.buffer.add(("value", len(self.records) - 1), value.detach())
 
     def flush(self) -> dict[str, Any]:
         for index, values in self.buffer.drain():
+            if isinstance(index, tuple):
+                self.records[index[1]]["value"] = values[0]
+                continue
             record = self.records[index]
             counts_kind = record.pop("counts_kind")
             record["input_min"], record["input_max"] = values[0], values[1]

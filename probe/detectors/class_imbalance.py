@@ -1,8 +1,9 @@
 """
 ## What it detects
 Training targets dominated by a few classes: the class counts of the targets that reach a
-classification loss, summed over the measured batches, with the largest class at least
-`max_imbalance` times the smallest (a class never seen counts as 0).
+classification loss, summed over every training step (over the sampled loss calls for binary
+losses), with the largest class at least `max_imbalance` times the smallest (a class never seen
+counts as 0).
 
 ## Why it matters
 A model trained on skewed targets can reach a low loss and a high accuracy by predicting the
@@ -28,7 +29,12 @@ THRESHOLDS = {"max_imbalance": 10.0, "min_samples_per_class": 20, "min_checks": 
 
 
 def class_counts(stats: Stats) -> tuple[list[int], int]:
-    """Summed class counts of the training loss calls, and how many calls they come from."""
+    """Summed class counts of the training loss calls, and how many calls they come from: the
+    counts of every step where they were recorded (the widest loss), else the sampled calls'."""
+    every_step = stats.collector("batches").get("class_counts") or {}
+    if every_step:
+        widest = max(every_step, key=int)
+        return every_step[widest], stats.collector("batches").get("count_calls", 0)
     totals: list[int] = []
     calls = 0
     for record in stats.records("loss_inputs"):

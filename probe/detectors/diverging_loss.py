@@ -10,6 +10,9 @@ too high, gradients never cleared, wrong sign) and the run is wasting its budget
 - `rise_ratio` = 2.0: the final loss (median of the last fifth of the run) at least this many
   times the starting loss (median of the first 3 steps).
 - `blowup_ratio` = 10.0 and `min_checks` = 3: or at least 3 consecutive steps at 10x the start.
+- `trend_rise` = 0.25 and `min_trend` = 0.6: or a final loss at least 25% above the start with a
+  steady upward trend (Spearman rank correlation of the loss with the step at least 0.6), as
+  gradient ascent gives: 2.31 rising to 4.44 is divergence, not a stall.
 - `min_steps` = 10: fewer recorded losses are not judged.
 Comparing windows of the loss instead of single steps follows the "loss not decreasing" /
 "loss increasing" checks of DeepDiagnosis (Wardat et al., ICSE 2022) and TheDeepChecker (Braiek &
@@ -22,7 +25,22 @@ from __future__ import annotations
 from mlplint.probe.detectors import Judgement, Observed, first_flagged, fmt, loss_windows, persists
 from mlplint.probe.stats import Stats, finite
 
-THRESHOLDS = {"rise_ratio": 2.0, "blowup_ratio": 10.0, "min_checks": 3, "min_steps": 10}
+THRESHOLDS = {"rise_ratio": 2.0, "blowup_ratio": 10.0, "trend_rise": 0.25, "min_trend": 0.6, "min_checks": 3, "min_steps": 10}
+
+
+def _ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    for rank, index in enumerate(order):
+        ranks[index] = float(rank)
+    return ranks
+
+
+def upward_trend(values: list[float]) -> float:
+    """Spearman rank correlation between the step and the loss (1: rises at every step)."""
+    n = len(values)
+    ranks = _ranks(values)
+    return 1 - 6 * sum((rank - step) ** 2 for step, rank in enumerate(ranks)) / (n * (n * n - 1))
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
@@ -41,6 +59,12 @@ def judge(stats: Stats, t: dict) -> Judgement:
         if end >= t["rise_ratio"] * start:
             rising = [v >= t["rise_ratio"] * start for v in values]
             observed.append(Observed(f"loss rose from {fmt(start)} to {fmt(end)} over {len(values)} steps", label, first_flagged(steps, rising)))
+        elif end >= (1 + t["trend_rise"]) * start and upward_trend(values) >= t["min_trend"]:
+            rising = [v >= (1 + t["trend_rise"]) * start for v in values]
+            observed.append(Observed(
+                f"loss rose steadily from {fmt(start)} to {fmt(end)} over {len(values)} steps "
+                f"(rank correlation with the step {upward_trend(values):.2f}): the updates climb the loss",
+                label, first_flagged(steps, rising)))
         elif persists(blown, t["min_checks"]):
             observed.append(Observed(
                 f"loss blew up to {fmt(max(values))}, {fmt(max(values) / start)}x its start of {fmt(start)}",

@@ -2,7 +2,9 @@
 ## What it detects
 An elementwise loss (mse, l1, smooth_l1, huber, binary cross-entropy) called with an input and a
 target of different shapes, so that broadcasting silently pairs every prediction with every target,
-e.g. an (N, 1) prediction against an (N,) target computes N x N differences.
+e.g. an (N, 1) prediction against an (N,) target computes N x N differences; and the same
+broadcast inside a loss written by hand (`((pred - y) ** 2).mean()`), seen in the operations
+between the loss and the backward call.
 
 ## Why it matters
 The loss is then a meaningless average over all pairs: it trains towards the mean target and
@@ -26,6 +28,16 @@ ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cr
 
 def judge(stats: Stats, t: dict) -> Judgement:
     observed, measured = [], []
+    graph = stats.collector("loss_graph")
+    broadcasts = graph.get("records", [])
+    if graph.get("checked"):
+        measured.append(f"{len(broadcasts)} of {graph['checked']} hand-written loss checks broadcast (N, 1) against (N,)")
+    if len(broadcasts) >= t["min_checks"]:
+        first = broadcasts[0]
+        inputs = " and ".join(str(tuple(shape)) for shape in first["input_shapes"])
+        observed.append(Observed(
+            f"a hand-written loss broadcast {inputs} into {tuple(first['output_shape'])} ({first['operation'].replace('Backward0', '')}): "
+            "every prediction was paired with every target", None, first["step"]))
     for kind in ELEMENTWISE:
         checks = [r for r in stats.records("loss_inputs") if r["kind"] == kind]
         if not checks:

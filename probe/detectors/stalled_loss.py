@@ -11,6 +11,8 @@ lowered (double softmax, saturated outputs).
 ## Thresholds
 - `max_change` = 0.02: the final loss (median of the last fifth of the run) not at least 2% below
   the starting loss (median of the first 3 steps).
+- `max_rise` = 0.25: a loss that ends more than 25% above its start is rising, not stalled
+  (ML902 judges it).
 - `max_swing` = 0.1: and the median step-to-step change below 10% of the loss (above it the loss
   oscillates, ML903), unless the weights barely move:
 - `still_update_ratio` = 1e-4: a median update/weight ratio (ML911) below this means the swings
@@ -31,7 +33,7 @@ from mlplint.probe.detectors import Judgement, Observed, fmt, loss_windows
 from mlplint.probe.detectors.oscillating_loss import loss_swing
 from mlplint.probe.stats import Stats, finite
 
-THRESHOLDS = {"max_change": 0.02, "max_swing": 0.1, "still_update_ratio": 1e-4, "min_steps": 20}
+THRESHOLDS = {"max_change": 0.02, "max_rise": 0.25, "max_swing": 0.1, "still_update_ratio": 1e-4, "min_steps": 20}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
@@ -55,7 +57,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
         checked = True
         change = (end - start) / start
         measured.append(f"loss changed {change:+.1%} ({fmt(start)} to {fmt(end)}) over {len(values)} steps")
-        if change > -t["max_change"] and (loss_swing(values) < t["max_swing"] or weights_still):
+        if -t["max_change"] < change < t["max_rise"] and (loss_swing(values) < t["max_swing"] or weights_still):
             verb = "barely moved" if abs(change) < t["max_change"] else "went up"
             observed.append(Observed(
                 f"loss {verb} over {len(values)} steps: {fmt(start)} to {fmt(end)} ({change:+.1%})",

@@ -56,7 +56,7 @@ class ScalerFitLeakage(Rule):
     name = "scaler-fit-leakage"
     severity = Severity.ERROR
     judges_procedure = True
-    symptoms = ()
+    symptoms = ("ML923",)
 
     VALID = [
         """

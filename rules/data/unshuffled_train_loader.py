@@ -59,7 +59,7 @@ class UnshuffledTrainLoader(Rule):
     name = "unshuffled-train-loader"
     severity = Severity.WARNING
     judges_procedure = True
-    symptoms = ("ML903",)
+    symptoms = ("ML922",)
 
     VALID = [
         # validation loader without shuffle

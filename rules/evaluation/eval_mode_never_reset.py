@@ -54,7 +54,7 @@ class EvalModeNeverReset(Rule):
     name = "eval-mode-never-reset"
     severity = Severity.WARNING
     judges_procedure = True
-    symptoms = ("ML917",)
+    symptoms = ("ML919",)
 
     VALID = [
         # `.train()` reached through another expression may be this model's: cannot tell, stay quiet

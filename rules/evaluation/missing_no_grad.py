@@ -56,7 +56,7 @@ class MissingNoGrad(Rule):
     name = "missing-no-grad"
     severity = Severity.WARNING
     judges_procedure = True
-    symptoms = ()
+    symptoms = ("ML920",)
 
     VALID = [
         # a smoke test of a freshly built model on random input is not an evaluation pass

@@ -55,7 +55,7 @@ class LossShapeBroadcast(Rule):
     code = "ML406"
     name = "loss-shape-broadcast"
     severity = Severity.ERROR
-    symptoms = ("ML915", "ML904")
+    symptoms = ("ML915",)
 
     VALID = [
         # the target is reshaped to the prediction's shape before the loss

@@ -51,7 +51,7 @@ class LossTaskMismatch(Rule):
     code = "ML405"
     name = "loss-task-mismatch"
     severity = Severity.ERROR
-    symptoms = ("ML912", "ML904")
+    symptoms = ("ML927",)
 
     VALID = [
         # one-hot targets with MSE are a (weak but) deliberate choice

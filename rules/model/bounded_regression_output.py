@@ -71,7 +71,7 @@ class BoundedRegressionOutput(Rule):
     code = "ML305"
     name = "bounded-regression-output"
     severity = Severity.WARNING
-    symptoms = ("ML904", "ML907")
+    symptoms = ("ML925", "ML907")
 
     VALID = [
         # a plain Linear output

@@ -59,7 +59,7 @@ class ConstantWeightInit(Rule):
     code = "ML307"
     name = "constant-weight-init"
     severity = Severity.ERROR
-    symptoms = ("ML918", "ML904")
+    symptoms = ("ML926", "ML918")
 
     VALID = [
         # a zero-init classifier head chosen by name: the random layers before it break the symmetry

@@ -71,7 +71,7 @@ class DeepDefaultInit(Rule):
     code = "ML302"
     name = "deep-default-init"
     severity = Severity.INFO
-    symptoms = ("ML906", "ML907", "ML909")
+    symptoms = ("ML909", "ML906", "ML907")
     options = {"min-depth": 8}
 
     VALID = [

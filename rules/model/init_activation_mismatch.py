@@ -59,7 +59,7 @@ class InitActivationMismatch(Rule):
     code = "ML301"
     name = "init-activation-mismatch"
     severity = Severity.WARNING
-    symptoms = ("ML906", "ML907", "ML909")
+    symptoms = ("ML909", "ML906", "ML907")
 
     VALID = [
         # Kaiming for ReLU

@@ -68,7 +68,7 @@ class LossAccumulatesGraph(Rule):
     name = "loss-accumulates-graph"
     severity = Severity.WARNING
     judges_procedure = True
-    symptoms = ()
+    symptoms = ("ML924",)
 
     VALID = [
         """

@@ -46,7 +46,7 @@ class PlainSgdSmallLr(Rule):
     code = "ML205"
     name = "plain-sgd-small-lr"
     severity = Severity.INFO
-    symptoms = ("ML904", "ML911")
+    symptoms = ("ML911", "ML904")
     options = {"min-lr": 1e-5, "max-lr": 0.01}
 
     VALID = [

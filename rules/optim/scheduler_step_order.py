@@ -57,7 +57,7 @@ class SchedulerStepOrder(Rule):
     name = "scheduler-step-order"
     severity = Severity.WARNING
     judges_procedure = True
-    symptoms = ("ML912",)
+    symptoms = ("ML921",)
 
     VALID = [
         """

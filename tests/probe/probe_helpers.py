@@ -59,7 +59,8 @@ def recorded(steps: int = 50, model: Optional[dict] = None, **collectors: Any) -
         "optimizers": [{"class": "SGD", "lr": [0.1], "params": list(model["params"]), "steps": steps}],
         "collectors": {
             "loss": {"every": 1, "series": {"0": [[i, v] for i, v in enumerate(collectors.pop("loss", []))]}},
-            **{name: {"every": 5, "records": records} for name, records in collectors.items()},
+            # a list is a collector's records; a dict is the whole collector (those with other fields)
+            **{name: value if isinstance(value, dict) else {"every": 5, "records": value} for name, value in collectors.items()},
         },
     }
     return Stats(json.loads(json.dumps(data)))

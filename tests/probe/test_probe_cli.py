@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 import os
 import stat
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,7 +23,10 @@ from probe_helpers import FIXTURES, codes, run_cli
 pytestmark = pytest.mark.slow
 
 SYMPTOM_FIXTURES = {code: f"{symptom.name.replace('-', '_')}.py" for code, symptom in SYMPTOMS.items()}
+# Near misses of the newer symptoms: the same script with the mistake put right.
+NEAR_MISSES = sorted((FIXTURES / "healthy_variants").glob("*.py"))
 PARALLEL = 3
+pytestmark = pytest.mark.slow
 
 
 def run_all(commands: dict[str, list[str]]) -> dict:
@@ -41,6 +45,7 @@ def symptom_runs(tmp_path_factory):
     stats_dir = tmp_path_factory.mktemp("stats")
     scripts = {code: FIXTURES / name for code, name in SYMPTOM_FIXTURES.items()}
     scripts["healthy"] = FIXTURES / "healthy.py"
+    scripts.update({f"near-miss-{path.stem}": path for path in NEAR_MISSES})
     before = {key: fingerprint(path) for key, path in scripts.items()}
     results = run_all({
         key: ["probe", "--format", "json", "--save-stats", str(stats_dir / f"{key}.json"), str(path)]
@@ -66,6 +71,18 @@ def test_healthy_script_has_no_symptom(symptom_runs):
     assert document["symptoms"] == [] and document["findings"] == [] and document["error"] is None
     assert result.returncode == 0
     assert len(document["loss"]) == 50 and document["loss"][-1] < document["loss"][0] / 2
+
+
+def test_every_newer_symptom_has_a_near_miss():
+    names = {path.stem for path in NEAR_MISSES}
+    assert {SYMPTOM_FIXTURES[f"ML{n}"][:-3] for n in range(919, 928)} <= names
+
+
+@pytest.mark.parametrize("path", NEAR_MISSES, ids=lambda p: p.stem)
+def test_near_miss_shows_no_symptom(symptom_runs, path):
+    document = json.loads(symptom_runs[0][f"near-miss-{path.stem}"].stdout)
+    assert document["status"] == "step-budget" and document["steps"] == 50, document["error"]
+    assert document["symptoms"] == []
 
 
 def test_probing_never_changes_the_scripts(symptom_runs):
@@ -114,6 +131,9 @@ def scenario_runs(tmp_path_factory):
         "other-python": (["--python", str(no_mlplint), "--steps", "20"], "healthy.py", []),
         "swallowed": (["--steps", "20"], "swallows_budget.py", []),
         "autograd-backward": (["--steps", "30", "--device", "cuda"], "autograd_backward.py", []),
+        "segfault": ([], "dies_abruptly.py", ["segfault"]),
+        "os-exit": ([], "dies_abruptly.py", ["os-exit"]),
+        "orphan": (["--steps", "20"], "leaves_orphan.py", [str(tmp_path_factory.mktemp("orphan") / "helper.pid")]),
     }
     commands = {
         key: ["probe", "--format", "json", *options, str(FIXTURES / script), "--", *script_args]
@@ -166,7 +186,26 @@ def test_no_training_says_what_was_seen(scenario_runs):
     document = scenario(scenario_runs, "no-training")
     assert document["status"] == "no-training" and document["steps"] == 0
     assert "the probe saw 1 model called once and no backward() call" in document["error"]
-    assert scenario_runs["no-training"].returncode == 0
+    assert scenario_runs["no-training"].returncode == 2  # nothing judged is not a pass
+    assert scenario_runs["no-training"].stderr.startswith("mlplint: error: no optimizer step was made")
+
+
+@pytest.mark.parametrize("key, reason", [("segfault", "killed by SIGSEGV"), ("os-exit", "exited with status 3 (os._exit)")])
+def test_steps_before_an_abrupt_end_are_kept(scenario_runs, key, reason):
+    document = scenario(scenario_runs, key)
+    assert document["status"] == "crashed" and reason in document["error"]
+    assert document["steps"] == 6 and len(document["loss"]) == 6
+
+
+def test_processes_the_script_left_in_another_session_are_ended(scenario_runs):
+    result = scenario_runs["orphan"]
+    assert scenario(scenario_runs, "orphan")["status"] == "step-budget"
+    helper = int(Path(result.args[-1]).read_text())  # started with start_new_session=True, ignores SIGTERM
+    try:
+        state = Path(f"/proc/{helper}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        state = "gone"
+    assert state in ("gone", "Z"), f"the script's helper {helper} is still running ({state})"
 
 
 def test_a_bare_except_does_not_outlive_the_step_budget(scenario_runs):
@@ -277,3 +316,44 @@ def test_rule_command_prints_detector_documentation():
     result = run_cli("rule", "ML913")
     assert result.returncode == 0
     assert "## Thresholds" in result.stdout and "min_retained" in result.stdout
+
+
+def run_on_terminal(*args: str) -> tuple[subprocess.CompletedProcess, bytes]:
+    """The CLI with stderr on a pseudo-terminal (stdout captured): what the terminal received."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "mlplint", *args], stdout=subprocess.PIPE, stderr=slave,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    os.close(slave)
+    received = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            received += chunk
+        elif process.poll() is not None:
+            break
+    stdout, _ = process.communicate(timeout=120)
+    os.close(master)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout.decode(), ""), received
+
+
+def test_live_progress_on_a_terminal_only_with_text_output():
+    result, terminal = run_on_terminal("probe", "--steps", "20", str(FIXTURES / "healthy.py"))
+    assert result.returncode == 0 and "status: step-budget" in result.stdout
+    assert b"healthy.py: step " in terminal and b" of 20, " in terminal and b", loss " in terminal
+    assert terminal.endswith(b"\r\x1b[K")  # the line is erased when the run ends
+    assert "\x1b[K" not in result.stdout
+    _, quiet = run_on_terminal("probe", "--format", "json", "--steps", "20", str(FIXTURES / "healthy.py"))
+    assert quiet == b""
+
+
+def test_no_progress_when_stderr_is_not_a_terminal(scenario_runs):
+    assert scenario_runs["text"].stderr == ""

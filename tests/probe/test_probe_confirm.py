@@ -36,9 +36,38 @@ def test_inconclusive_when_too_few_steps():
     assert runtime_for(finding("ML202"), stats, judge_all(stats)).status == "inconclusive"
 
 
-def test_inconclusive_when_the_rule_declares_no_symptom():
+def test_inconclusive_with_the_reason_when_no_short_run_can_test_the_rule():
     runtime = runtime_for(finding("ML203"), ACCUMULATING, judge_all(ACCUMULATING))
-    assert runtime.status == "inconclusive" and "declares no runtime symptom" in runtime.evidence
+    assert runtime.status == "inconclusive" and "coupled weight decay" in runtime.evidence
+
+
+def test_not_confirmed_only_when_the_direct_observation_was_made():
+    # ML204's direct observation is the order of the scheduler's calls (ML921); a run whose
+    # scheduler never stepped tells nothing about it, even though the loss was healthy
+    no_scheduler = recorded(loss=FALLING)
+    runtime = runtime_for(finding("ML204"), no_scheduler, judge_all(no_scheduler))
+    assert runtime.status == "inconclusive" and "ML921" in runtime.evidence
+    in_order = recorded(loss=FALLING, scheduler_calls=[
+        {"class": "StepLR", "optimizer": 0, "first_call_step": 8, "optimizer_steps_at_first_call": 8, "calls": 5}])
+    runtime = runtime_for(finding("ML204"), in_order, judge_all(in_order))
+    assert runtime.status == "not-confirmed" and "first stepped after 8 optimizer steps" in runtime.evidence
+
+
+def test_confirmed_only_by_a_declared_symptom_with_its_values():
+    reversed_order = recorded(loss=FALLING, scheduler_calls=[
+        {"class": "StepLR", "optimizer": None, "first_call_step": 0, "optimizer_steps_at_first_call": 0, "calls": 5}])
+    runtime = runtime_for(finding("ML204"), reversed_order, judge_all(reversed_order))
+    assert runtime.status == "confirmed" and runtime.symptoms == ("ML921",) and "StepLR.step()" in runtime.evidence
+    # a symptom the rule does not declare confirms nothing
+    runtime = runtime_for(finding("ML102"), reversed_order, judge_all(reversed_order))
+    assert runtime.status != "confirmed"
+
+
+def test_every_rule_declares_its_direct_observation_first_or_says_why_not():
+    from mlplint.lint.registry import all_rules
+
+    for rule in all_rules():
+        assert rule.symptoms or rule.code in confirm.UNTESTABLE, rule.code
 
 
 def test_with_runtime_keeps_the_finding_itself():

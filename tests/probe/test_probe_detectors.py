@@ -35,8 +35,55 @@ def eval_pass(training_layers):
     return [{"step": step, "model": "Sequential", "training": True, "training_layers": training_layers} for step in CHECKS]
 
 
+def step_mode(eval_layers, steps=range(10, 50), mode_layers=2):
+    return {"every": 1, "checked_steps": 50, "eval_steps": len(steps),
+            "records": [{"step": s, "optimizer": 0, "model": "Sequential", "eval_layers": eval_layers, "mode_layers": mode_layers} for s in steps]}
+
+
+def grad_forwards(unused):
+    return [{"model": "Sequential", "grad_forwards": 50 + unused, "unused": unused, "unused_measured": unused,
+             "unused_saved_bytes": 70_000 * unused, "first_unused_step": 8 if unused else None}]
+
+
+def batches(inputs=(), labels=(), counts=None):
+    return {"every": 1, "inputs": [list(row) for row in inputs], "labels": [list(row) for row in labels],
+            "class_counts": counts or {}, "count_calls": len(labels)}
+
+
+def epoch_batches(order):
+    return [[step, 16, float(batch), float(batch) * 7.5] for step, batch in enumerate(order)]
+
+
+def scaler_fits(held_out, fitted):
+    return {"every": 1, "fits": [{"class": "StandardScaler", "rows": 400}], "fitted_rows_followed": 400, "train_rows": 300,
+            "train_rows_fitted": 300, "eval_rows": held_out, "held_out_rows": held_out, "held_out_rows_fitted": fitted}
+
+
+def held_graphs(steps):
+    return {"every": 1, "checked_steps": 49, "max_nodes": 50000,
+            "records": [{"step": s, "name": "<module>:total_loss", "nodes": 8 * s} for s in steps]}
+
+
+def regression_targets(below_zero, **values):
+    record = {"kind": "mse_loss", "targets": "regression", "training": True, "input_shape": [32, 1], "target_shape": [32, 1],
+              "min": -2.0, "max": 2.0, "integral_share": 0.0, "distinct": 32.0, "below_minus_one": 0.1,
+              "below_zero": below_zero, "above_one": 0.1, "above_six": 0.0}
+    record.update(values)
+    return [dict(record, step=s) for s in range(0, 50, 5)]
+
+
+def outputs(operation):
+    return [{"step": s, "model": "Sequential", "operation": operation, "shape": [32, 1]} for s in CHECKS]
+
+
+def units(spread):
+    return [{"step": s, "optimizer": 0, "param": name, "units": 8, "spread": spread, "magnitude": 0.05} for s in CHECKS for name in WEIGHTS]
+
+
 NOISE = [1.0, 1.1, 0.9] * 17  # batch-to-batch noise around a level that does not move
 FALLING = [2.0 * 0.95 ** i for i in range(50)]
+dropout_model = mlp_model()
+dropout_model["layers"].update({"1": "Dropout", "3": "BatchNorm1d"})
 unregistered = mlp_model()
 unregistered["params"]["2.weight"]["in_optimizer"] = False
 
@@ -101,6 +148,31 @@ EXAMPLES = {
     "ML918": (
         recorded(model=unregistered, gradients=grads(lambda *_: 1.0)),
         recorded(gradients=grads(lambda *_: 1.0)),
+    ),
+    "ML919": (
+        recorded(model=dropout_model, step_mode=step_mode(["1", "3"])),
+        recorded(model=dropout_model, step_mode=step_mode(["3"], mode_layers=3)),  # one BatchNorm frozen on purpose
+    ),
+    "ML920": (recorded(grad_forwards=grad_forwards(10)), recorded(grad_forwards=grad_forwards(1))),
+    "ML921": (
+        recorded(scheduler_calls=[{"class": "StepLR", "optimizer": None, "first_call_step": 0, "optimizer_steps_at_first_call": 0, "calls": 3}]),
+        recorded(scheduler_calls=[{"class": "StepLR", "optimizer": 0, "first_call_step": 8, "optimizer_steps_at_first_call": 8, "calls": 3}]),
+    ),
+    "ML922": (
+        recorded(batches=batches(epoch_batches(list(range(10)) * 5))),
+        # no repeat, and every batch mixes classes
+        recorded(batches=batches(epoch_batches([(7919 * i) % 10007 for i in range(50)]), [[s, 16, 0.0, 1.0] for s in range(50)])),
+    ),
+    "ML923": (recorded(scaler_fits=scaler_fits(100, 100)), recorded(scaler_fits=scaler_fits(100, 0))),
+    "ML924": (recorded(graph_growth=held_graphs(range(2, 50))), recorded(graph_growth=held_graphs([12, 30]))),  # twice: a kept value
+    "ML925": (
+        recorded(output_activation=outputs("ReluBackward0"), loss_targets=regression_targets(0.5)),
+        recorded(output_activation=outputs("ReluBackward0"), loss_targets=regression_targets(0.0, min=0.1)),
+    ),
+    "ML926": (recorded(unit_similarity=units(0.0)), recorded(unit_similarity=units(0.05))),
+    "ML927": (
+        recorded(loss_targets=regression_targets(0.0, min=0.0, integral_share=1.0, distinct=3.0)),
+        recorded(loss_targets=regression_targets(0.3, integral_share=0.0, distinct=32.0)),
     ),
 }
 
@@ -174,6 +246,27 @@ def test_competing_losses_and_warm_up_are_not_judged_as_stalled():
     warm_up.data["optimizers"][0].update(first_lr=[1e-6], lr=[5e-5])
     judgement = judge_all(warm_up)["ML904"]
     assert judgement.observed == () and "warming up" in judgement.measured
+
+
+def test_full_batch_training_has_no_batch_order():
+    assert judge_all(recorded(batches=batches(epoch_batches([0] * 50))))["ML922"].observed == ()
+
+
+def test_batch_order_is_not_judged_healthy_without_labels_or_a_repeat():
+    # an epoch longer than the run repeats nothing, shuffled or not: that is no evidence
+    judgement = judge_all(recorded(batches=batches(epoch_batches(range(50)))))["ML922"]
+    assert judgement.observed == () and not judgement.checked
+
+
+def test_no_evaluation_pass_means_nothing_to_judge_for_evaluation_symptoms():
+    judgements = judge_all(recorded(model=dropout_model, grad_forwards=grad_forwards(0), step_mode=step_mode([], steps=[])))
+    assert not judgements["ML920"].checked and not judgements["ML919"].checked
+
+
+def test_a_single_update_far_larger_than_the_weights_is_enough():
+    (seen,) = judge_all(recorded(updates=[{"step": s, "optimizer": 0, "ratios": {n: 13.9 if s == 0 else 0.07 for n in WEIGHTS}}
+                                          for s in CHECKS]))["ML911"].observed
+    assert "13.9" in seen.message and "above" in seen.message
 
 
 def test_a_short_run_raises_no_stall():

@@ -1,0 +1,72 @@
+"""What each training batch holds, at every step: a fingerprint of the model's input (the sum
+of its values and their sum weighted by row position, so the same rows in the same order give the
+same pair, on the input's device) and the range of the class labels that reach a classification
+loss (binary targets too), plus the class counts of the classification losses summed over all
+steps (every step, so that rare classes are counted)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from . import Collector
+
+# Steps recorded at most (four numbers each).
+MAX_STEPS = 5000
+CLASSIFICATION = ("cross_entropy", "nll_loss")
+BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
+MAX_CLASSES = 1000
+
+
+def batch_fingerprint(x: torch.Tensor) -> torch.Tensor:
+    rows = x.detach().reshape(x.shape[0], -1).double().sum(dim=1)
+    positions = torch.arange(1, rows.numel() + 1, device=rows.device, dtype=rows.dtype)
+    return torch.stack([rows.sum(), (rows * positions).sum()])
+
+
+class BatchCollector(Collector):
+    name = "batches"
+    default_every = 1
+
+    def __init__(self, every: Optional[int] = None) -> None:
+        super().__init__(every)
+        self.inputs: list[list[Any]] = []  # [step, batch size, sum, weighted sum]
+        self.labels: list[list[Any]] = []  # [step, batch size, lowest label, highest label]
+        self._label_steps: set[int] = set()
+        self._counts: dict[int, torch.Tensor] = {}  # number of classes -> summed counts, on device
+        self._count_calls = 0
+
+    def on_model_input(self, step: int, args: tuple) -> None:
+        x = args[0] if args else None
+        if not self.due(step) or len(self.inputs) >= MAX_STEPS or not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[0] < 1:
+            return
+        if not x.is_floating_point():  # token ids: a stateful sequence model keeps its order on purpose
+            return
+        self.inputs.append([step, int(x.shape[0]), None, None])
+        self.buffer.add(("input", len(self.inputs) - 1), batch_fingerprint(x))
+
+    def on_loss_call(self, step: int, kind: str, input: Any, target: Any) -> None:
+        """The labels of the first classification loss call of each training step."""
+        if not self.due(step) or step in self._label_steps or len(self.labels) >= MAX_STEPS:
+            return
+        if not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor) or target.numel() == 0:
+            return
+        t = target.detach().reshape(-1)
+        if kind in CLASSIFICATION and not t.is_floating_point() and input.dim() >= 2 and input.shape[1] <= MAX_CLASSES:
+            classes = input.shape[1]
+            valid = t[(t >= 0) & (t < classes)]
+            self._counts[classes] = self._counts.get(classes, 0) + torch.bincount(valid, minlength=classes).double()
+            self._count_calls += 1
+        elif kind not in BINARY:
+            return
+        self._label_steps.add(step)
+        self.labels.append([step, int(t.numel()), None, None])
+        self.buffer.add(("labels", len(self.labels) - 1), torch.stack([t.min(), t.max()]).double())
+
+    def flush(self) -> dict[str, Any]:
+        for (kind, index), values in self.buffer.drain():
+            (self.inputs if kind == "input" else self.labels)[index][2:] = values
+        counts = {str(classes): [int(c) for c in total.tolist()] for classes, total in self._counts.items()}
+        return {"every": self.every, "inputs": self.inputs, "labels": self.labels,
+                "class_counts": counts, "count_calls": self._count_calls}

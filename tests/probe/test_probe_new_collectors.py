@@ -1,0 +1,150 @@
+"""The collectors of ML919-ML927 against values computed directly from tensors, on tiny models
+trained by hand under an installed session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+from torch.nn import functional as F
+
+from mlplint.probe.collectors.batches import batch_fingerprint
+from mlplint.probe.collectors.loss_graph import pairwise_broadcast
+from mlplint.probe.collectors.output_activation import output_operation
+from mlplint.probe.collectors.scaler_fits import numpy_row_hashes, tensor_row_hashes
+from mlplint.probe.collectors.unit_similarity import unit_spread
+from mlplint.probe.instrument import Session
+
+
+def train(session, model, optimizer, steps, make_batch, loss="cross_entropy", between=None):
+    session.install()
+    try:
+        for step in range(steps):
+            x, y = make_batch(step)
+            optimizer.zero_grad()
+            getattr(F, loss)(model(x), y).backward()  # looked up at call time: the session patches F
+            optimizer.step()
+            if between is not None:
+                between(step)
+    finally:
+        session.remove()
+    return session.stats("completed", None)["collectors"]
+
+
+def test_row_hashes_agree_between_numpy_and_torch():
+    values = np.random.default_rng(0).normal(size=(50, 7))
+    assert numpy_row_hashes(values) == tensor_row_hashes(torch.tensor(values, dtype=torch.float32)).tolist()
+    assert len(set(numpy_row_hashes(values))) == 50
+
+
+def test_batch_fingerprint_tells_order_and_content_apart():
+    x = torch.randn(8, 3)
+    assert torch.equal(batch_fingerprint(x), batch_fingerprint(x.clone()))
+    assert not torch.equal(batch_fingerprint(x), batch_fingerprint(x.flip(0)))  # same rows, other order
+    rows = x.double().sum(dim=1)
+    assert batch_fingerprint(x)[0].item() == pytest.approx(rows.sum().item())
+
+
+def test_unit_spread_is_zero_for_identical_rows_only():
+    assert unit_spread(torch.full((4, 3), 0.5)).tolist() == [0.0, 0.5]
+    w = torch.randn(4, 3)
+    assert unit_spread(w)[0].item() == pytest.approx(w.std(dim=0, unbiased=False).mean().item())
+
+
+def test_pairwise_broadcast_and_output_operation():
+    pred = torch.randn(16, 1, requires_grad=True)
+    assert pairwise_broadcast(((pred - torch.randn(16)) ** 2).mean())["output_shape"] == [16, 16]
+    assert pairwise_broadcast(((pred - torch.randn(16, 1)) ** 2).mean()) is None
+    assert output_operation(torch.relu(pred).squeeze(1)) == "ReluBackward0"
+    assert output_operation(torch.sigmoid(pred).view(-1)) == "SigmoidBackward0"
+
+
+def test_step_mode_grad_forwards_and_scheduler_order():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.2), nn.Linear(8, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1)
+    session = Session(steps=1000)
+    data = [(torch.randn(8, 4), torch.randint(0, 2, (8,))) for _ in range(6)]
+
+    def evaluate_then_schedule(step):
+        if step == 2:
+            model.eval()  # never set back to train()
+            model(torch.randn(8, 4))  # autograd on, output unused
+            model(torch.randn(8, 4))
+        scheduler.step()
+
+    session.install()
+    scheduler.step()  # before any optimizer step
+    session.remove()
+    collected = train(session, model, optimizer, 6, lambda step: data[step], between=evaluate_then_schedule)
+    eval_steps = [r["step"] for r in collected["step_mode"]["records"]]
+    assert eval_steps == [3, 4, 5] and collected["step_mode"]["checked_steps"] == 6
+    (passes,) = collected["grad_forwards"]["records"]
+    assert passes["grad_forwards"] == 8 and passes["unused"] == 2
+    assert passes["unused_saved_bytes"] > 0  # the (8, 8) hidden activations at least
+    (calls,) = collected["scheduler_calls"]["records"]
+    assert calls["optimizer_steps_at_first_call"] == 0 and calls["calls"] == 7  # the constructor's step is not one
+
+
+def test_graph_growth_finds_a_total_that_keeps_the_graphs():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    session = Session(steps=1000)
+    session.install()
+    try:
+        total = 0
+        for _ in range(5):
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(torch.randn(4, 3)), torch.randint(0, 2, (4,)))
+            loss.backward()
+            optimizer.step()
+            total = total + loss
+    finally:
+        session.remove()
+    records = session.stats("completed", None)["collectors"]["graph_growth"]["records"]
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and {r["name"].split(":")[1] for r in records} == {"total"}
+
+
+def test_scaler_rows_followed_to_the_evaluation_passes():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 3))
+    session = Session(steps=1000)
+    session.install()
+    try:
+        scaled = StandardScaler().fit_transform(features)  # fitted on every row, test rows included
+        train_x, test_x = torch.tensor(scaled[:30], dtype=torch.float32), torch.tensor(scaled[30:], dtype=torch.float32)
+        model = nn.Linear(3, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        optimizer.zero_grad()
+        F.cross_entropy(model(train_x), torch.zeros(30, dtype=torch.long)).backward()
+        optimizer.step()
+        with torch.no_grad():
+            model(test_x)
+    finally:
+        session.remove()
+    collected = session.stats("completed", None)["collectors"]["scaler_fits"]
+    assert collected["fits"] == [{"class": "StandardScaler", "rows": 40}]
+    assert (collected["train_rows_fitted"], collected["held_out_rows"], collected["held_out_rows_fitted"]) == (30, 10, 10)
+    assert "fit_transform" not in StandardScaler.__dict__  # the inherited method is restored, not shadowed
+
+
+def test_loss_targets_and_batch_labels():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    targets = torch.tensor([[0.0], [1.0], [2.0], [2.0]])
+    collected = train(Session(steps=1000, every={"loss_targets": 1}), model, optimizer, 2,
+                      lambda step: (torch.randn(4, 3), targets), loss="mse_loss")
+    record = collected["loss_targets"]["records"][0]
+    assert (record["min"], record["max"], record["integral_share"], record["distinct"]) == (0.0, 2.0, 1.0, 3.0)
+    assert record["below_zero"] == 0.0 and record["above_one"] == 0.5
+    classifier = nn.Linear(3, 3)
+    labels = torch.tensor([2, 2, 0, 1])
+    collected = train(Session(steps=1000), classifier, torch.optim.SGD(classifier.parameters(), lr=0.01), 3,
+                      lambda step: (torch.randn(4, 3), labels))
+    assert collected["batches"]["class_counts"] == {"3": [3, 3, 6]}
+    assert [row[2:] for row in collected["batches"]["labels"]] == [[0.0, 2.0]] * 3
