@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from mlplint.lint.facts import names
+from mlplint.lint.finding import Severity
+from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+
+WEIGHTED = names.LINEAR_LAYERS | names.CONV_LAYERS
+# Ops a hidden activation's output may pass through before the next layer.
+PASS_THROUGH = names.DROPOUT_LAYERS | {"torch.nn.Flatten", "torch.nn.Identity"}
+
+
+@register
+class SoftmaxHiddenActivation(Rule):
+    """
+    ## What it does
+    Finds softmax used as the activation of a hidden layer: a Linear or Conv layer's output put
+    through `nn.Softmax`, `F.softmax`, `torch.softmax` or `.softmax()` and fed to the next Linear or
+    Conv layer, in an `nn.Sequential` or in `forward()`. Softmax over scores that are not a layer's
+    output (attention over `q @ k.T`), or whose result weighs something else (attention pooling,
+    a mixture-of-experts gate) is what softmax is for, and stays quiet; so does a softmax at the
+    output.
+
+    ## Why is this bad?
+    Softmax couples all units of a layer: they must sum to 1, so with 256 hidden units each is
+    about 1/256 and their gradients are tiny and shared; one unit winning pushes all others to 0.
+    The next layer receives an almost constant, low-information input and the network trains
+    very slowly or not at all. Hidden layers want an elementwise activation (ReLU, GELU, tanh).
+
+    ## Example
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(20, 64), nn.Softmax(dim=1), nn.Linear(64, 3))
+    ```
+
+    Use instead:
+    ```python
+    import torch.nn as nn
+
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3))
+    ```
+    """
+
+    code = "ML308"
+    name = "softmax-hidden-activation"
+    severity = Severity.WARNING
+    symptoms = ("ML904", "ML906", "ML909")
+
+    VALID = [
+        # softmax at the output (inference probabilities)
+        "import torch.nn as nn\nmodel = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3), nn.Softmax(dim=1))\n",
+        # attention: softmax over dot products, weighting the values
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+class Attention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.proj = nn.Linear(d, d)
+    def forward(self, x):
+        att = F.softmax(self.q(x) @ self.k(x).transpose(-2, -1), dim=-1)
+        return self.proj(att @ self.v(x))
+""",
+        # attention pooling and a gate: the softmax weighs other tensors
+        """
+import torch
+import torch.nn as nn
+class Pool(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.score = nn.Linear(d, 1)
+        self.head = nn.Linear(d, 2)
+    def forward(self, h):
+        weights = torch.softmax(self.score(h), dim=1)
+        pooled = (weights * h).sum(dim=1)
+        return self.head(pooled)
+""",
+    ]
+    INVALID = [
+        Invalid("import torch.nn as nn\nnet = nn.Sequential(nn.Linear(20, 64), nn.Softmax(dim=1), nn.Dropout(0.2), nn.Linear(64, 3))\n", line=2),
+        Invalid(
+            """
+import torch.nn as nn
+import torch.nn.functional as F
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 32)
+        self.fc2 = nn.Linear(32, 2)
+    def forward(self, x):
+        x = F.softmax(self.fc1(x), dim=1)
+        return self.fc2(x)
+""",
+            line=10,
+            message="self.fc2",
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(10, 32)
+        self.act = nn.Softmax(dim=-1)
+        self.fc2 = nn.Linear(32, 2)
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x)))
+""",
+            line=7,
+        ),
+    ]
+
+    def check(self, ctx: RuleContext) -> None:
+        reported = set()
+        for node, message in list(self._in_sequentials(ctx)) + list(self._in_forwards(ctx)):
+            if id(node) not in reported:
+                reported.add(id(node))
+                ctx.report(node, message)
+
+    def _in_sequentials(self, ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
+        facts = ctx.facts
+        for call in facts.calls_to(names.SEQUENTIAL):
+            ops = [op for op in facts.networks.for_sequential(call).ops if op.api not in PASS_THROUGH]
+            for before, op, after in zip(ops, ops[1:], ops[2:]):
+                if op.activation == "softmax" and before.api in WEIGHTED and after.api in WEIGHTED:
+                    yield op.node, self._message(op.label, before.label, after.label)
+
+    def _in_forwards(self, ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
+        facts = ctx.facts
+        networks = facts.networks
+        for cls in facts.classes:
+            forward = facts.method(cls, "forward") if facts.is_module_class(cls) else None
+            for layer_call in facts.effects.get(forward, []) if forward is not None else []:
+                if not isinstance(layer_call, cst.Call) or not layer_call.args or facts.qualname(layer_call.func) is not None:
+                    continue
+                layer = next((op for op in networks.output_ops_of(layer_call) if op.api in WEIGHTED), None)
+                if layer is None:
+                    continue
+                for origin in facts.origins(layer_call.args[0].value):
+                    if not isinstance(origin, cst.Call) or facts.order_of(origin) > facts.order_of(layer_call):
+                        continue  # not computed before this call (a read of the parameter before it is rebound)
+                    softmax = self._softmax_input(ctx, origin)
+                    if softmax is None:
+                        continue
+                    node, label, inner = softmax
+                    before = next((op for op in networks.output_ops_of(inner) if op.api in WEIGHTED), None)
+                    if before is not None:
+                        yield node, self._message(label, before.label, facts.module.code_for_node(layer_call.func))
+
+    @staticmethod
+    def _softmax_input(ctx: RuleContext, origin: cst.BaseExpression) -> Optional[tuple[cst.CSTNode, str, cst.BaseExpression]]:
+        """(where to report, how it is spelled, its input) when origin is a softmax applied in forward()."""
+        facts = ctx.facts
+        if not isinstance(origin, cst.Call) or not (origin.args or isinstance(origin.func, cst.Attribute)):
+            return None
+        qualified = facts.qualname(origin.func)
+        if qualified in names.SOFTMAX_FUNCTIONS and origin.args:
+            return origin, "F.softmax()" if "functional" in qualified else "torch.softmax()", origin.args[0].value
+        if qualified is None and isinstance(origin.func, cst.Attribute) and origin.func.attr.value == "softmax" \
+                and not any(o is not origin.func for o in facts.origins(origin.func)):
+            return origin, ".softmax()", origin.func.value
+        if qualified is None and origin.args:
+            for op in facts.networks.output_ops_of(origin):
+                if op.activation == "softmax" and op.api.startswith("torch.nn.") and op.api[9:10].isupper():
+                    return op.node, op.label, origin.args[0].value
+        return None
+
+    @staticmethod
+    def _message(softmax: str, before: str, after: str) -> str:
+        return (f"{softmax} is used as a hidden activation between {before} and {after}: it forces the hidden units to "
+                "sum to 1, so each is tiny and they compete, and the next layer learns from an almost constant input; "
+                "use an elementwise activation (nn.ReLU, nn.GELU, nn.Tanh) there")
