@@ -170,10 +170,9 @@ for xb, yb in loader:
     def _layer_output(ctx: RuleContext, expr: cst.BaseExpression) -> bool:
         """A Linear/Conv layer's or a model's output, which has a batch axis first."""
         facts = ctx.facts
-        if any(op.api in WEIGHTED for op in facts.networks.output_ops_of(expr)):
-            return True
-        return any(isinstance(o, cst.Call) and facts.qualname(o.func) is None and facts.kind_of(o.func) == "model"
-                   for o in facts.origins(expr))
+        return any(isinstance(o, cst.Call) and facts.qualname(o.func) is None and (
+            facts.kind_of(o.func) == "model" or any(c in WEIGHTED for c in facts.classes_of(o.func) if isinstance(c, str)))
+            for o in facts.origins(expr))
 
     @staticmethod
     def _summed(ctx: RuleContext, call: cst.Call) -> Optional[cst.BaseExpression]:

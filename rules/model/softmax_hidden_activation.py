@@ -13,6 +13,14 @@ WEIGHTED = names.LINEAR_LAYERS | names.CONV_LAYERS
 PASS_THROUGH = names.DROPOUT_LAYERS | {"torch.nn.Flatten", "torch.nn.Identity"}
 
 
+def _weighted_layer(ctx: RuleContext, call: cst.BaseExpression) -> Optional[str]:
+    """`nn.Linear` when call applies a Linear (or Conv) module, else None."""
+    if not isinstance(call, cst.Call) or ctx.facts.qualname(call.func) is not None:
+        return None
+    found = [c for c in ctx.facts.classes_of(call.func) if isinstance(c, str) and c in WEIGHTED]
+    return f"nn.{found[0].rsplit('.', 1)[-1]}" if found else None
+
+
 @register
 class SoftmaxHiddenActivation(Rule):
     """
@@ -135,14 +143,10 @@ class Net(nn.Module):
 
     def _in_forwards(self, ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
         facts = ctx.facts
-        networks = facts.networks
         for cls in facts.classes:
             forward = facts.method(cls, "forward") if facts.is_module_class(cls) else None
             for layer_call in facts.effects.get(forward, []) if forward is not None else []:
-                if not isinstance(layer_call, cst.Call) or not layer_call.args or facts.qualname(layer_call.func) is not None:
-                    continue
-                layer = next((op for op in networks.output_ops_of(layer_call) if op.api in WEIGHTED), None)
-                if layer is None:
+                if not isinstance(layer_call, cst.Call) or not layer_call.args or _weighted_layer(ctx, layer_call) is None:
                     continue
                 for origin in facts.origins(layer_call.args[0].value):
                     if not isinstance(origin, cst.Call) or facts.order_of(origin) > facts.order_of(layer_call):
@@ -151,26 +155,25 @@ class Net(nn.Module):
                     if softmax is None:
                         continue
                     node, label, inner = softmax
-                    before = next((op for op in networks.output_ops_of(inner) if op.api in WEIGHTED), None)
+                    before = next((_weighted_layer(ctx, o) for o in facts.origins(inner) if _weighted_layer(ctx, o)), None)
                     if before is not None:
-                        yield node, self._message(label, before.label, facts.module.code_for_node(layer_call.func))
+                        yield node, self._message(label, before, facts.module.code_for_node(layer_call.func))
 
     @staticmethod
-    def _softmax_input(ctx: RuleContext, origin: cst.BaseExpression) -> Optional[tuple[cst.CSTNode, str, cst.BaseExpression]]:
-        """(where to report, how it is spelled, its input) when origin is a softmax applied in forward()."""
+    def _softmax_input(ctx: RuleContext, origin: cst.Call) -> Optional[tuple[cst.CSTNode, str, cst.BaseExpression]]:
+        """(where to report, how it is spelled, its input) when origin applies a softmax."""
         facts = ctx.facts
-        if not isinstance(origin, cst.Call) or not (origin.args or isinstance(origin.func, cst.Attribute)):
-            return None
         qualified = facts.qualname(origin.func)
         if qualified in names.SOFTMAX_FUNCTIONS and origin.args:
             return origin, "F.softmax()" if "functional" in qualified else "torch.softmax()", origin.args[0].value
-        if qualified is None and isinstance(origin.func, cst.Attribute) and origin.func.attr.value == "softmax" \
+        if qualified is not None:
+            return None
+        if isinstance(origin.func, cst.Attribute) and origin.func.attr.value == "softmax" \
                 and not any(o is not origin.func for o in facts.origins(origin.func)):
             return origin, ".softmax()", origin.func.value
-        if qualified is None and origin.args:
-            for op in facts.networks.output_ops_of(origin):
-                if op.activation == "softmax" and op.api.startswith("torch.nn.") and op.api[9:10].isupper():
-                    return op.node, op.label, origin.args[0].value
+        for constructor in facts.origins(origin.func) if origin.args else ():
+            if facts.class_of(constructor) in ("torch.nn.Softmax", "torch.nn.Softmax2d"):
+                return constructor, f"nn.{facts.class_of(constructor).rsplit('.', 1)[-1]}", origin.args[0].value
         return None
 
     @staticmethod
