@@ -14,6 +14,7 @@ resolved (a loop-carried update such as `x = x * 2`) is unknown, so the walk is 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Union
@@ -231,8 +232,31 @@ class MagnitudeAnalysis:
                 value = value.column(item)
         return value
 
+    @functools.cached_property
+    def _mutated(self) -> set[str]:
+        """Names whose values change in place somewhere (`X /= 255`, `X[:, 0] = ...`, `x.div_(s)`):
+        their assignments do not tell their range."""
+        mutated = set()
+        for node in self.facts.effects.get(self.facts.module, []):
+            targets: list[cst.BaseExpression] = []
+            if isinstance(node, cst.AugAssign):
+                targets = [node.target]
+            elif isinstance(node, cst.Assign):
+                targets = [t.target for t in node.targets if isinstance(t.target, cst.Subscript)]
+            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value.endswith("_") \
+                    and not node.func.attr.value.startswith("_"):
+                targets = [node.func.value]
+            for target in targets:
+                while isinstance(target, (cst.Subscript, cst.Attribute)):
+                    target = target.value
+                if isinstance(target, cst.Name):
+                    mutated.add(target.value)
+        return mutated
+
     def _name(self, name: cst.Name, path: tuple[PathItem, ...]) -> Optional[ValueRange]:
         facts = self.facts
+        if name.value in self._mutated:
+            return None
         found: list[Optional[ValueRange]] = []
         for node in facts.reaching_nodes(name):
             binding = facts.bindings.get(node) if isinstance(node, cst.Name) else None
