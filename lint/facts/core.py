@@ -296,7 +296,25 @@ class ScriptFacts:
         )
         if candidates and any(q.source is QualifiedNameSource.LOCAL for q in found) and self._rebound_to_object(expr):
             return None  # `import model` then `model = model.RNNModel(...)`: the name now holds a value
-        return names.canonical(candidates[0]) if candidates else None
+        return names.canonical(candidates[0]) if candidates else self._conventional_alias(expr)
+
+    def _conventional_alias(self, expr: cst.CSTNode) -> Optional[str]:
+        """`optim.SGD` in a snippet that never imports `optim` (pasted from a forum answer, a
+        notebook cell continued from another): the conventional PyTorch alias, when nothing in the
+        file binds the name."""
+        attributes = []
+        while isinstance(expr, cst.Attribute):
+            attributes.append(expr.attr.value)
+            expr = expr.value
+        prefix = names.CONVENTIONAL_ALIASES.get(expr.value) if isinstance(expr, cst.Name) else None
+        if prefix is None or expr.value in self._bound_names:
+            return None
+        return names.canonical(".".join([prefix, *reversed(attributes)]))
+
+    @functools.cached_property
+    def _bound_names(self) -> set[str]:
+        """Every name some scope of the file assigns, imports, defines or takes as a parameter."""
+        return {assignment.name for scope in set(self._scopes.values()) if scope is not None for assignment in scope.assignments}
 
     def _rebound_to_object(self, expr: cst.CSTNode) -> bool:
         """Whether the imported name at the base of a dotted name is also assigned a constructed

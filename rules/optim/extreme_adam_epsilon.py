@@ -57,12 +57,16 @@ class ExtremeAdamEpsilon(Rule):
         # eps of another optimizer means something else (Adadelta's eps is 1e-6, Adagrad's 1e-10)
         "import torch\nopt = torch.optim.Adagrad(model.parameters(), lr=0.01, eps=1e-12)\n",
         "import torch\nopt = torch.optim.Adadelta(model.parameters(), lr=1.0, eps=1.0)\n",
+        # `optim` is a local object here, not torch.optim
+        "from mylib import make_optim\noptim = make_optim()\nopt = optim.Adam(model.parameters(), eps=1e-12)\n",
         # not known here
         "import torch\ndef make(eps):\n    return torch.optim.Adam(model.parameters(), eps=eps)\n",
     ]
     INVALID = [
         Invalid("import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-12)\n", line=2, message="1e-12"),
         Invalid("from torch.optim import AdamW\nEPS = 1.0\nopt = AdamW(model.parameters(), 1e-3, (0.9, 0.999), EPS)\n", line=3, message="SGD"),
+        # a snippet that never imports torch.optim: the conventional alias
+        Invalid("opt = optim.Adam(model.parameters(), lr=1e-3, eps=1e-12)\n", line=1),
         Invalid(
             "from torch import optim\nopt = optim.NAdam([{'params': a, 'eps': 1e-16}, {'params': b}], lr=2e-3)\n",
             line=2,
