@@ -134,6 +134,14 @@ Z /= Z.max(axis=0)
 model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
 out = model(torch.from_numpy(X).float()) + model(torch.from_numpy(Z).float())
 """,
+        # token ids into an embedding
+        """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.EmbeddingBag(5000, 64), nn.Linear(64, 5))
+tokens = torch.randint(0, 5000, (64, 40))
+out = model(tokens)
+""",
         # per-column multipliers that keep the features near unit scale
         """
 import torch
@@ -297,7 +305,7 @@ out = model(X)
                     f"{source.description} (line {facts.line_of(source.node)}) reach the model unscaled, with values "
                     f"up to about {magnitude:,.0f}; {advice}",
                 )
-            if len(ctx.reports) == found_before:
+            if len(ctx.reports) == found_before and not self._takes_token_ids(facts, call.func):
                 self._check_range(ctx, call.args[0], limit)
 
     @staticmethod
@@ -321,6 +329,12 @@ out = model(X)
         function = facts.enclosing_function(call)
         owner = facts.enclosing_class(function) if function is not None else None
         return owner is not None and facts.is_module_class(owner)
+
+    @staticmethod
+    def _takes_token_ids(facts, model: cst.BaseExpression) -> bool:
+        """An embedding first layer: the inputs are indices, whatever their range."""
+        network = facts.networks.network_of(model)
+        return network is not None and bool(network.ops) and network.ops[0].api in ("torch.nn.Embedding", "torch.nn.EmbeddingBag")
 
     @staticmethod
     def _model_scales_input(facts, model: cst.BaseExpression) -> bool:
