@@ -35,7 +35,8 @@ class MisalignedLabels(Rule):
     Shuffling features and labels together (`perm = torch.randperm(n); X, y = X[perm], y[perm]`,
     `X, y = sklearn.utils.shuffle(X, y)`), shuffling one array that holds both and splitting it
     afterwards, and shuffling the labels on purpose (a permutation test) stay quiet, and so does
-    a script that reorders the labels in some other way of its own.
+    a script that reorders the labels in some other way of its own, or whose labels come through
+    a step the analysis cannot follow.
 
     ## Why is this bad?
     After the shuffle, row i of the features belongs to one sample and row i of the labels to
@@ -133,13 +134,14 @@ ds = TensorDataset(torch.tensor(X, dtype=torch.float32), torch.tensor(y))
         Invalid(
             """
 import torch
+features, labels = torch.load("features.pt"), torch.load("labels.pt")
 idx = torch.randperm(features.shape[0])
 features = features[idx]
 for xb, yb in zip(features.split(32), labels.split(32)):
     pass
 ds = torch.utils.data.TensorDataset(features, labels)
 """,
-            line=4,
+            line=5,
         ),
         Invalid(
             """
@@ -164,7 +166,8 @@ X_train, X_test, y_train, y_test = train_test_split(X.values, y.values)
                 continue
             features, labels = pair
             moved = [node for node, when in self._reorders(ctx, features) if facts.order_of(when) < facts.order_of(call)]
-            if not moved or self._reorders(ctx, labels) or features.value in self._mentioned(ctx, labels):
+            if not moved or self._reorders(ctx, labels) or not self._traced(ctx, labels) \
+                    or features.value in self._mentioned(ctx, labels):
                 continue
             for key in moved:
                 if id(key) in reported:
@@ -265,6 +268,32 @@ X_train, X_test, y_train, y_test = train_test_split(X.values, y.values)
             return qualified != "numpy.random.choice" or facts.literal(facts.argument(call, None, "replace")) is False
         return qualified is None and isinstance(call.func, cst.Attribute) and call.func.attr.value == "permutation"
 
+    def _traced(self, ctx: RuleContext, name: cst.Name) -> bool:
+        """Whether the labels' chain of assignments ends at where the data is made (an API call
+        such as np.load, a literal, a parameter-free source): otherwise a reordering may hide in
+        a step the walk cannot see through, and the rule stays quiet."""
+        facts = ctx.facts
+        todo, seen = [name], set()
+        while todo and len(seen) < _MAX_CHAIN:
+            current = todo.pop()
+            nodes = facts.reaching_nodes(current)
+            if not nodes:
+                return False
+            for node in nodes:
+                if node in seen:
+                    continue
+                seen.add(node)
+                binding = facts.bindings.get(node) if isinstance(node, cst.Name) else None
+                if binding is None or binding.loop:
+                    return False
+                value = _tuple_element(binding.value, binding.path)
+                _, source = self._reordering(ctx, value)
+                if source is not None:
+                    todo.append(source)
+                elif not (isinstance(value, cst.Call) and facts.qualname(value.func) is not None):
+                    return False
+        return not todo
+
     def _mentioned(self, ctx: RuleContext, name: cst.Name) -> set[str]:
         """Names the values assigned along a Name's chain read (is `y` computed from `X`?)."""
         facts = ctx.facts
@@ -297,7 +326,9 @@ def _base_name(facts, expr: cst.BaseExpression) -> Optional[cst.Name]:
     for _ in range(_MAX_CHAIN):
         if isinstance(expr, cst.Name):
             return expr
-        if isinstance(expr, cst.Attribute) and expr.attr.value in ("values", "data", "T"):
+        if isinstance(expr, cst.BinaryOperation):  # elementwise arithmetic keeps the rows: `price / 1e5`
+            expr = expr.left if facts.literal(expr.left) is None else expr.right
+        elif isinstance(expr, cst.Attribute) and expr.attr.value in ("values", "data", "T"):
             expr = expr.value
         elif isinstance(expr, cst.Call) and facts.qualname(expr.func) in CONVERTERS and expr.args:
             expr = expr.args[0].value
