@@ -22,7 +22,7 @@ from typing import Callable, Optional, Union
 import libcst as cst
 
 from mlplint.lint.facts import names
-from mlplint.lint.facts.core import ScriptFacts
+from mlplint.lint.facts.core import ScriptFacts, nodes_within
 from mlplint.lint.facts.data import CONVERTERS, RANDOM_GENERATORS
 
 PathItem = Union[int, str]
@@ -161,6 +161,7 @@ class MagnitudeAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
         self._memo: dict[tuple, object] = {}
+        self._carried: dict[cst.Name, bool] = {}
         self._depth = 0
 
     def range_of(self, expr: Optional[cst.BaseExpression]) -> Optional[ValueRange]:
@@ -263,6 +264,8 @@ class MagnitudeAnalysis:
             if binding is not None and binding.loop:
                 found.append(self._element(binding.value, binding.path + path))
             elif binding is not None:
+                if self._loop_carried(node, binding.value):
+                    return None
                 found.append(self._range(binding.value, binding.path + path))
             elif isinstance(node, cst.Param):
                 origins = [o for o in facts.origins(name) if o is not name]
@@ -274,6 +277,14 @@ class MagnitudeAnalysis:
         if len(found) == 1:
             return found[0]
         return _hull(found)
+
+    def _loop_carried(self, target: cst.Name, value: cst.BaseExpression) -> bool:
+        """`x = x * 2` inside a loop: each iteration changes the range, so no range is stated
+        (answered once per assignment)."""
+        if target not in self._carried:
+            self._carried[target] = bool(self.facts.enclosing_loops(target)) and any(
+                read.value == target.value for read in nodes_within(value, cst.Name))
+        return self._carried[target]
 
     def _subscript(self, expr: cst.Subscript, path: tuple[PathItem, ...]) -> Optional[ValueRange]:
         facts = self.facts
