@@ -7,6 +7,7 @@ import libcst as cst
 from mlplint.lint.facts.data import SCALERS
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
+from mlplint.rules.data.unscaled_input import UnscaledInput
 
 COMPOSE = {"torchvision.transforms.Compose", "torchvision.transforms.v2.Compose"}
 TO_UNIT = ("ToTensor", "ConvertImageDtype", "ToDtype")
@@ -201,8 +202,9 @@ out = model(images / 255.0)
     def _on_the_way(self, ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
         facts = ctx.facts
         for call in facts.calls:
-            if not call.args or facts.qualname(call.func) is not None or facts.kind_of(call.func) != "model":
-                continue
+            if not call.args or facts.qualname(call.func) is not None or facts.kind_of(call.func) != "model" \
+                    or UnscaledInput._inside_module_class(facts, call):
+                continue  # layers applied inside forward() are not where the data is prepared
             for lineage in facts.data.lineages(call.args[0].value):
                 source = lineage.source
                 earlier: Optional[str] = None  # the first normalisation met, in words
