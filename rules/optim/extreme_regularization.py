@@ -23,8 +23,8 @@ class ExtremeRegularization(Rule):
     """
     ## What it does
     Finds regularisation strong enough to stop a model fitting at all:
-    - a `Dropout` with `p >= 0.8` between a network's layers (after a Linear, Conv, recurrent or
-      embedding layer); heavy dropout on the input itself, as in a denoising autoencoder, stays quiet;
+    - a `Dropout` with `p >= 0.8` after a Linear, Conv, recurrent or embedding layer (an earlier
+      argument of the same `nn.Sequential`, or the layer whose output `forward()` passes to it); heavy dropout on the input itself, as in a denoising autoencoder, stays quiet;
     - coupled L2 (`weight_decay` of SGD, Adam without `decoupled_weight_decay`, RMSprop, Adagrad...)
       of 0.1 or more;
     - decoupled decay (`AdamW`, or `decoupled_weight_decay=True`) of 1 or more.
@@ -116,24 +116,40 @@ class Net(nn.Module):
     def _check_dropout(self, ctx: RuleContext) -> None:
         facts = ctx.facts
         limit = ctx.options["max-dropout"]
-        reported = set()
-        for network in facts.networks.all_networks:
-            seen_layer = False
-            for op in network.ops:
-                if op.api in WEIGHTED:
-                    seen_layer = True
-                if op.api not in names.DROPOUT_LAYERS or not seen_layer or op.call is None or id(op.node) in reported:
-                    continue
-                p = _number(facts.literal(facts.argument(op.call, 0, "p")))
-                if p is None or p < limit:
-                    continue
-                reported.add(id(op.node))
-                ctx.report(
-                    op.node,
-                    f"{op.label}(p={p:g}) between the layers of {facts.networks.label(network)} zeroes {p:.0%} of the "
-                    f"units and keeps {1 - p:.0%}: PyTorch's p is the share dropped (TensorFlow's keep_prob was the "
-                    "share kept); the model can barely fit, use p=0.1-0.5",
-                )
+        for constructor in facts.calls:
+            if facts.qualname(constructor.func) not in names.DROPOUT_LAYERS:
+                continue
+            p = _number(facts.literal(facts.argument(constructor, 0, "p")))
+            where = self._hidden_position(ctx, constructor) if p is not None and p >= limit else None
+            if where is None:
+                continue
+            ctx.report(
+                constructor,
+                f"nn.{facts.qualname(constructor.func).rsplit('.', 1)[-1]}(p={p:g}) after {where} zeroes {p:.0%} of the "
+                f"units and keeps {1 - p:.0%}: PyTorch's p is the share dropped (TensorFlow's keep_prob was the share "
+                "kept); the model can barely fit, use p=0.1-0.5",
+            )
+
+    def _hidden_position(self, ctx: RuleContext, constructor: cst.Call) -> Optional[str]:
+        """The layer a Dropout follows when it acts on hidden units: an earlier layer argument of
+        the same nn.Sequential, or, for a module attribute, the layer whose output (through an
+        activation) forward() passes to it. None for input dropout or an unknown place."""
+        facts = ctx.facts
+        parent = facts.parent.get(facts.parent.get(constructor))  # Call -> Arg -> Call
+        if isinstance(parent, cst.Call) and facts.qualname(parent.func) == names.SEQUENTIAL:
+            earlier = [a.value for a in parent.args[:[a.value for a in parent.args].index(constructor)]]
+            layer = next((_layer_name(ctx, e) for e in reversed(earlier) if _layer_name(ctx, e)), None)
+            return f"{layer} in nn.Sequential" if layer else None
+        for call in facts.calls:
+            if facts.qualname(call.func) is not None or not call.args or constructor not in facts.origins(call.func):
+                continue
+            for value in facts.origins(call.args[0].value):
+                layer = _layer_name(ctx, value) or (
+                    _layer_name(ctx, value.args[0].value) if isinstance(value, cst.Call) and value.args
+                    and facts.qualname(value.func) in names.ACTIVATION_FUNCTIONS else None)
+                if layer:
+                    return f"{layer} (line {facts.line_of(value)})"
+        return None
 
     def _check_decay(self, ctx: RuleContext) -> None:
         facts = ctx.facts
@@ -158,6 +174,16 @@ class Net(nn.Module):
                                "gradient, as strong as the data's pull: the weights stay near zero and the model "
                                "underfits; usual values are 1e-5 to 5e-4")
                 ctx.report(expr, message)
+
+
+def _layer_name(ctx: RuleContext, expr: cst.BaseExpression) -> Optional[str]:
+    """`nn.Linear` when expr constructs or applies a weighted layer (Linear, Conv, RNN, Embedding)."""
+    facts = ctx.facts
+    if not isinstance(expr, cst.Call):
+        return None
+    classes = [facts.qualname(expr.func)] if facts.qualname(expr.func) else facts.classes_of(expr.func)
+    found = [c for c in classes if isinstance(c, str) and c in WEIGHTED]
+    return f"nn.{found[0].rsplit('.', 1)[-1]}" if found else None
 
 
 def _number(value) -> Optional[float]:
