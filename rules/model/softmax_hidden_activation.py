@@ -21,6 +21,15 @@ def _weighted_layer(ctx: RuleContext, call: cst.BaseExpression) -> Optional[str]
     return f"nn.{found[0].rsplit('.', 1)[-1]}" if found else None
 
 
+def _over_units(layer: str, dim) -> bool:
+    """Whether a softmax over `dim` of that layer's output runs across its units: the channel axis
+    (1) of a Conv output, the last axis of a Linear one. A Conv output's softmax over its spatial
+    axes (talking-heads attention, spatial attention maps) is not a hidden activation."""
+    if layer.startswith("nn.Conv"):
+        return dim == 1
+    return dim in (1, -1, None)
+
+
 @register
 class SoftmaxHiddenActivation(Rule):
     """
@@ -29,8 +38,8 @@ class SoftmaxHiddenActivation(Rule):
     through `nn.Softmax`, `F.softmax`, `torch.softmax` or `.softmax()` and fed to the next Linear or
     Conv layer, in an `nn.Sequential` or in `forward()`. Softmax over scores that are not a layer's
     output (attention over `q @ k.T`), or whose result weighs something else (attention pooling,
-    a mixture-of-experts gate) is what softmax is for, and stays quiet; so does a softmax at the
-    output.
+    a mixture-of-experts gate) is what softmax is for, and stays quiet; so do a softmax at the
+    output and one over a Conv output's spatial axes (talking-heads or spatial attention maps).
 
     ## Why is this bad?
     Softmax couples all units of a layer: they must sum to 1, so with 256 hidden units each is
@@ -91,6 +100,19 @@ class Pool(nn.Module):
         pooled = (weights * h).sum(dim=1)
         return self.head(pooled)
 """,
+        # a Conv output's spatial softmax between two 1x1 convs: talking-heads attention
+        """
+import torch.nn as nn
+class TalkingHeads(nn.Module):
+    def __init__(self, heads):
+        super().__init__()
+        self.mix1 = nn.Conv2d(heads, heads, 1)
+        self.mix2 = nn.Conv2d(heads, heads, 1)
+    def forward(self, attn):
+        attn = self.mix1(attn)
+        attn = attn.softmax(dim=-1)
+        return self.mix2(attn)
+""",
     ]
     INVALID = [
         Invalid("import torch.nn as nn\nnet = nn.Sequential(nn.Linear(20, 64), nn.Softmax(dim=1), nn.Dropout(0.2), nn.Linear(64, 3))\n", line=2),
@@ -134,12 +156,18 @@ class Net(nn.Module):
                 ctx.report(node, message)
 
     def _in_sequentials(self, ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
+        """Softmax between two layers written as arguments of the same nn.Sequential (a nested
+        block or a starred list breaks the sequence: what it does inside is not known here)."""
         facts = ctx.facts
         for call in facts.calls_to(names.SEQUENTIAL):
-            ops = [op for op in facts.networks.for_sequential(call).ops if op.api not in PASS_THROUGH]
-            for before, op, after in zip(ops, ops[1:], ops[2:]):
-                if op.activation == "softmax" and before.api in WEIGHTED and after.api in WEIGHTED:
-                    yield op.node, self._message(op.label, before.label, after.label)
+            layers = [(facts.qualname(arg.value.func), arg.value) if isinstance(arg.value, cst.Call) and not arg.star
+                      else (None, arg.value) for arg in call.args]
+            layers = [(api, node) for api, node in layers if api not in PASS_THROUGH]
+            for (before, _), (api, node), (after, _) in zip(layers, layers[1:], layers[2:]):
+                if api in ("torch.nn.Softmax", "torch.nn.Softmax2d") and before in WEIGHTED and after in WEIGHTED \
+                        and _over_units(f"nn.{before.rsplit('.', 1)[-1]}", facts.literal(facts.argument(node, 0, "dim"))):
+                    yield node, self._message(f"nn.{api.rsplit('.', 1)[-1]}", f"nn.{before.rsplit('.', 1)[-1]}",
+                                              f"nn.{after.rsplit('.', 1)[-1]}")
 
     def _in_forwards(self, ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
         facts = ctx.facts
@@ -154,26 +182,28 @@ class Net(nn.Module):
                     softmax = self._softmax_input(ctx, origin)
                     if softmax is None:
                         continue
-                    node, label, inner = softmax
+                    node, label, inner, dim = softmax
                     before = next((_weighted_layer(ctx, o) for o in facts.origins(inner) if _weighted_layer(ctx, o)), None)
-                    if before is not None:
+                    if before is not None and _over_units(before, dim):
                         yield node, self._message(label, before, facts.module.code_for_node(layer_call.func))
 
     @staticmethod
-    def _softmax_input(ctx: RuleContext, origin: cst.Call) -> Optional[tuple[cst.CSTNode, str, cst.BaseExpression]]:
-        """(where to report, how it is spelled, its input) when origin applies a softmax."""
+    def _softmax_input(ctx: RuleContext, origin: cst.Call) -> Optional[tuple[cst.CSTNode, str, cst.BaseExpression, object]]:
+        """(where to report, how it is spelled, its input, its dim) when origin applies a softmax."""
         facts = ctx.facts
         qualified = facts.qualname(origin.func)
         if qualified in names.SOFTMAX_FUNCTIONS and origin.args:
-            return origin, "F.softmax()" if "functional" in qualified else "torch.softmax()", origin.args[0].value
+            dim = facts.literal(facts.argument(origin, 1, "dim"))
+            return origin, "F.softmax()" if "functional" in qualified else "torch.softmax()", origin.args[0].value, dim
         if qualified is not None:
             return None
         if isinstance(origin.func, cst.Attribute) and origin.func.attr.value == "softmax" \
                 and not any(o is not origin.func for o in facts.origins(origin.func)):
-            return origin, ".softmax()", origin.func.value
+            return origin, ".softmax()", origin.func.value, facts.literal(facts.argument(origin, 0, "dim"))
         for constructor in facts.origins(origin.func) if origin.args else ():
             if facts.class_of(constructor) in ("torch.nn.Softmax", "torch.nn.Softmax2d"):
-                return constructor, f"nn.{facts.class_of(constructor).rsplit('.', 1)[-1]}", origin.args[0].value
+                dim = facts.literal(facts.argument(constructor, 0, "dim")) if isinstance(constructor, cst.Call) else None
+                return constructor, f"nn.{facts.class_of(constructor).rsplit('.', 1)[-1]}", origin.args[0].value, dim
         return None
 
     @staticmethod
