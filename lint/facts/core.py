@@ -307,9 +307,15 @@ class ScriptFacts:
             attributes.append(expr.attr.value)
             expr = expr.value
         prefix = names.CONVENTIONAL_ALIASES.get(expr.value) if isinstance(expr, cst.Name) else None
-        if prefix is None or expr.value in self._bound_names:
-            return None
+        if prefix is None or expr.value in self._bound_names or self._star_imports:
+            return None  # a star import may bind the name to anything
         return names.canonical(".".join([prefix, *reversed(attributes)]))
+
+    @functools.cached_property
+    def _star_imports(self) -> bool:
+        return any(isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar)
+                   for statement in self.module.body if isinstance(statement, cst.SimpleStatementLine)
+                   for small in statement.body)
 
     @functools.cached_property
     def _bound_names(self) -> set[str]:

@@ -59,6 +59,8 @@ class ExtremeAdamEpsilon(Rule):
         "import torch\nopt = torch.optim.Adadelta(model.parameters(), lr=1.0, eps=1.0)\n",
         # `optim` is a local object here, not torch.optim
         "from mylib import make_optim\noptim = make_optim()\nopt = optim.Adam(model.parameters(), eps=1e-12)\n",
+        # a star import may bind `optim` to anything
+        "from mylib import *\nopt = optim.Adam(model.parameters(), eps=1e-12)\n",
         # not known here
         "import torch\ndef make(eps):\n    return torch.optim.Adam(model.parameters(), eps=eps)\n",
     ]
