@@ -7,7 +7,9 @@ import functools
 from mlplint.lint.facts.core import Binding, ScriptFacts as _CoreFacts
 from mlplint.lint.facts.data import DataAnalysis, Lineage, Source
 from mlplint.lint.facts.evaluation import EvaluationAnalysis, EvaluationPass
+from mlplint.lint.facts.handwritten import HandWrittenLoss, HandWrittenLosses
 from mlplint.lint.facts.initialization import Init, InitAnalysis
+from mlplint.lint.facts.magnitude import MagnitudeAnalysis, ValueRange
 from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
 from mlplint.lint.facts.training import TrainingAnalysis
 
@@ -26,6 +28,14 @@ class ScriptFacts(_CoreFacts):
         return DataAnalysis(self)
 
     @functools.cached_property
+    def hand_written_losses(self) -> list[HandWrittenLoss]:
+        return HandWrittenLosses(self).all
+
+    @functools.cached_property
+    def magnitude(self) -> MagnitudeAnalysis:
+        return MagnitudeAnalysis(self)
+
+    @functools.cached_property
     def training(self) -> TrainingAnalysis:
         return TrainingAnalysis(self)
 
@@ -34,4 +44,4 @@ class ScriptFacts(_CoreFacts):
         return EvaluationAnalysis(self)
 
 
-__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis"]
+__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "HandWrittenLoss", "Init", "InitAnalysis", "Lineage", "MagnitudeAnalysis", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis", "ValueRange"]

@@ -378,7 +378,31 @@ class ScriptFacts:
         local = any(type(assignment) is Assignment for assignment in assignments)
         if candidates and local and self._rebound_to_object(expr):
             return None  # `import model` then `model = model.RNNModel(...)`: the name now holds a value
-        return names.canonical(candidates[0]) if candidates else None
+        return names.canonical(candidates[0]) if candidates else self._conventional_alias(expr)
+
+    def _conventional_alias(self, expr: cst.CSTNode) -> Optional[str]:
+        """`optim.SGD` in a snippet that never imports `optim` (pasted from a forum answer, a
+        notebook cell continued from another): the conventional PyTorch alias, when nothing in the
+        file binds the name."""
+        attributes = []
+        while isinstance(expr, cst.Attribute):
+            attributes.append(expr.attr.value)
+            expr = expr.value
+        prefix = names.CONVENTIONAL_ALIASES.get(expr.value) if isinstance(expr, cst.Name) else None
+        if prefix is None or expr.value in self._bound_names or self._star_imports:
+            return None  # a star import may bind the name to anything
+        return names.canonical(".".join([prefix, *reversed(attributes)]))
+
+    @functools.cached_property
+    def _star_imports(self) -> bool:
+        return any(isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar)
+                   for statement in self.module.body if isinstance(statement, cst.SimpleStatementLine)
+                   for small in statement.body)
+
+    @functools.cached_property
+    def _bound_names(self) -> set[str]:
+        """Every name some scope of the file assigns, imports, defines or takes as a parameter."""
+        return {assignment.name for scope in set(self._scopes.values()) if scope is not None for assignment in scope.assignments}
 
     def _assignments(self, scope, name: str) -> tuple:
         """Every assignment a name may refer to in a scope, computed once per (scope, name)."""

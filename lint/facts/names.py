@@ -31,6 +31,9 @@ MODULE_BASES = {
     "lightning.LightningModule",
 }
 
+# What code that never imports them means by these names (see ScriptFacts.qualname).
+CONVENTIONAL_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional", "optim": "torch.optim"}
+
 SEQUENTIAL = "torch.nn.Sequential"
 MODULE_CONTAINERS = {"torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.ParameterList", "torch.nn.ParameterDict"}
 # Wrappers whose result behaves as the wrapped model (first argument).

@@ -119,6 +119,29 @@ x = torch.tensor(df["MedInc"].values, dtype=torch.float32).view(-1, 1)
 model = nn.Sequential(nn.Linear(1, 1))
 pred = model(x)
 """,
+        # the same columns standardised, or divided in place: their range is no longer stated
+        """
+import numpy as np
+import torch
+import torch.nn as nn
+rng = np.random.default_rng(0)
+cyl = rng.choice([4, 6, 8], 500)
+hp = 1500 + cyl * 225 + rng.normal(0, 20, 500)
+X = np.column_stack([cyl, hp])
+X = (X - X.mean(axis=0)) / X.std(axis=0)
+Z = np.column_stack([cyl, hp])
+Z /= Z.max(axis=0)
+model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+out = model(torch.from_numpy(X).float()) + model(torch.from_numpy(Z).float())
+""",
+        # token ids into an embedding
+        """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.EmbeddingBag(5000, 64), nn.Linear(64, 5))
+tokens = torch.randint(0, 5000, (64, 40))
+out = model(tokens)
+""",
         # per-column multipliers that keep the features near unit scale
         """
 import torch
@@ -223,6 +246,24 @@ pred = model(X)
 """,
             line=8,
         ),
+        # mixed-scale synthetic columns: counts, displacements, horsepower-like sums
+        Invalid(
+            """
+import numpy as np
+import torch
+import torch.nn as nn
+rng = np.random.default_rng(0)
+n = 500
+cyl = rng.choice([4, 6, 8], n)
+disp = cyl * 30 + rng.normal(0, 20, n)
+hp = 1500 + disp * 7.5
+X = np.column_stack([cyl, disp, hp]).astype(np.float32)
+model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 1))
+out = model(torch.from_numpy(X))
+""",
+            line=12,
+            message="columns from about 8 to 3,750",
+        ),
         # per-column scales set by a literal multiplier
         Invalid(
             """
@@ -246,6 +287,7 @@ out = model(X)
                 continue
             if self._inside_module_class(facts, call) or self._model_scales_input(facts, call.func):
                 continue
+            found_before = len(ctx.reports)
             for lineage in facts.data.lineages(call.args[0].value):
                 source = lineage.source
                 magnitude = lineage.magnitude
@@ -263,12 +305,36 @@ out = model(X)
                     f"{source.description} (line {facts.line_of(source.node)}) reach the model unscaled, with values "
                     f"up to about {magnitude:,.0f}; {advice}",
                 )
+            if len(ctx.reports) == found_before and not self._takes_token_ids(facts, call.func):
+                self._check_range(ctx, call.args[0], limit)
+
+    @staticmethod
+    def _check_range(ctx: RuleContext, argument: cst.Arg, limit: float) -> None:
+        """Features whose value range the script states (draws and arithmetic on them)."""
+        value = ctx.facts.magnitude.range_of(argument.value)
+        if value is None or value.magnitude <= limit:
+            return
+        spread = ""
+        if len(value.columns) > 1:
+            scales = sorted(c.magnitude for c in value.columns)
+            spread = f" (columns from about {scales[0]:,.4g} to {scales[-1]:,.0f})"
+        ctx.report(
+            argument,
+            f"these features reach the model unscaled, with values up to about {value.magnitude:,.0f}{spread}; "
+            "standardise them first (sklearn StandardScaler fitted on the training split, or `(x - mean) / std`)",
+        )
 
     @staticmethod
     def _inside_module_class(facts, call: cst.Call) -> bool:
         function = facts.enclosing_function(call)
         owner = facts.enclosing_class(function) if function is not None else None
         return owner is not None and facts.is_module_class(owner)
+
+    @staticmethod
+    def _takes_token_ids(facts, model: cst.BaseExpression) -> bool:
+        """An embedding first layer: the inputs are indices, whatever their range."""
+        network = facts.networks.network_of(model)
+        return network is not None and bool(network.ops) and network.ops[0].api in ("torch.nn.Embedding", "torch.nn.EmbeddingBag")
 
     @staticmethod
     def _model_scales_input(facts, model: cst.BaseExpression) -> bool:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import libcst as cst
+
 from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
@@ -85,12 +87,18 @@ loss = F.binary_cross_entropy(out, y)
         ),
         Invalid("from torch import nn\nhead = nn.Linear(4, 1)\ncriterion = nn.BCELoss()\nloss = criterion(head(feats).squeeze(1), y)\n", line=4),
         Invalid("import torch.nn as nn\nm = nn.Sequential(nn.Conv2d(3, 1, 3))\nloss = nn.BCELoss()(m(img), mask)\n", line=3),
+        # a clamp to [eps, 1 - eps] is not a sigmoid
+        Invalid(
+            "import torch\nimport torch.nn.functional as F\nhead = torch.nn.Linear(4, 1)\n"
+            "p = torch.clamp(head(x), 1e-7, 1 - 1e-7)\nloss = F.binary_cross_entropy(p, y)\n",
+            line=5,
+        ),
     ]
 
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
         for call, api, prediction, _ in facts.loss_calls(names.BCE):
-            ops = facts.networks.output_ops_of(prediction) if prediction is not None else []
+            ops = facts.networks.output_ops_of(_unclamped(facts, prediction)) if prediction is not None else []
             if not ops or not all(op.api in LOGIT_LAYERS for op in ops):
                 continue
             layer = facts.module.code_for_node(ops[0].node)
@@ -100,3 +108,18 @@ loss = F.binary_cross_entropy(out, y)
                 f"{loss} expects probabilities but gets the raw output of `{layer}` (logits); "
                 "use BCEWithLogitsLoss (or F.binary_cross_entropy_with_logits), which applies the sigmoid stably",
             )
+
+
+def _unclamped(facts, prediction: cst.BaseExpression) -> cst.BaseExpression:
+    """What a clamp to [eps, 1 - eps] was applied to: a clamp keeps logits logits, it is no sigmoid."""
+    for _ in range(8):
+        origins = [o for o in facts.origins(prediction) if isinstance(o, cst.Call) and o.args]
+        clamp = next((o for o in origins if facts.qualname(o.func) in ("torch.clamp", "torch.clip")), None)
+        if clamp is not None:
+            prediction = clamp.args[0].value
+        elif origins and isinstance(origins[0].func, cst.Attribute) and facts.qualname(origins[0].func) is None \
+                and origins[0].func.attr.value in ("clamp", "clip"):
+            prediction = origins[0].func.value
+        else:
+            return prediction
+    return prediction

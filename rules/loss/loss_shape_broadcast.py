@@ -70,6 +70,15 @@ y = y.reshape(out.shape)
 loss = criterion(out, y)
 loss2 = criterion(out, torch.randn(32).view_as(out))
 """,
+        """
+import pandas as pd
+import torch
+import torch.nn as nn
+df = pd.read_csv("houses.csv")
+y = torch.from_numpy(df["price"].values / 1e5).float().view(-1, 1)
+model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+loss = torch.abs(model(x) - y).mean()
+""",
         "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1)\nloss = nn.MSELoss()(m(x), y)\n",
         "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64)\nloss = nn.MSELoss()(m(x).squeeze(1), y)\n",
         "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64)\nloss = nn.MSELoss()(m(x), y.view(-1, 1))\n",
@@ -98,6 +107,21 @@ loss = nn.functional.mse_loss(model(torch.randn(256, 5)), y)
 """,
     ]
     INVALID = [
+        # a 1-D target scaled from a CSV column against an (N, 1) output, in a hand-written loss
+        Invalid(
+            """
+import pandas as pd
+import torch
+import torch.nn as nn
+df = pd.read_csv("houses.csv")
+y = torch.from_numpy(df["price"].values / 1e5).float()
+model = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+pred = model(x)
+loss = ((pred - y) ** 2).mean()
+""",
+            line=9,
+            message="hand-written squared error",
+        ),
         Invalid(
             """
 import torch
@@ -181,3 +205,9 @@ loss = nn.functional.l1_loss(model(torch.randn(256, 5)), y)
             else:
                 continue
             ctx.report(call, f"{api.rsplit('.', 1)[-1]} {message}")
+        for loss in facts.hand_written_losses:
+            shapes = {_agreed_shape(facts.data.lineages(side)) for side in (loss.first, loss.second)}
+            if (2, True) in shapes and any(shape is not None and shape[0] == 1 for shape in shapes):
+                ctx.report(loss.node, f"this hand-written {loss.kind} error subtracts an (N,) tensor from an (N, 1) one: "
+                                      "broadcasting builds an (N, N) matrix and the model learns the mean; give both the "
+                                      "same shape (`.view(-1, 1)` on the target, or squeeze the prediction)")

@@ -74,6 +74,17 @@ class BoundedRegressionOutput(Rule):
     symptoms = ("ML925", "ML907")
 
     VALID = [
+        # stated targets inside the sigmoid's range
+        """
+import numpy as np
+import torch
+import torch.nn as nn
+rng = np.random.default_rng(0)
+area = rng.uniform(0, 1, 500)
+share = 0.2 + 0.5 * area
+model = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+loss = nn.MSELoss()(model(torch.tensor(area).float().view(-1, 1)), torch.tensor(share).float().view(-1, 1))
+""",
         # a plain Linear output
         """
 import torch
@@ -134,6 +145,21 @@ loss = nn.MSELoss()(model(torch.tensor(df[["a", "b", "c", "d"]].values).float())
 """,
     ]
     INVALID = [
+        # targets whose range the script states: prices in units of 100,000, up to about 5
+        Invalid(
+            """
+import numpy as np
+import torch
+import torch.nn as nn
+rng = np.random.default_rng(0)
+area = rng.uniform(0, 1, 500)
+price = 1.5 + 3 * area + rng.normal(0, 0.2, 500)
+model = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+loss = nn.MSELoss()(model(torch.tensor(area).float().view(-1, 1)), torch.tensor(price).float().view(-1, 1))
+""",
+            line=8,
+            message="go beyond 1",
+        ),
         Invalid(
             """
 import torch
@@ -243,12 +269,21 @@ for xb, yb in loader:
         for lineage in facts.data.lineages(target):
             classified = _classify(facts, lineage)
             if classified is None:
-                return None
+                return _stated_range(facts, target)
             found.add(classified[0])
             descriptions.append(classified[1])
         if len(found) != 1:
             return None
         return found.pop(), descriptions[0]
+
+
+def _stated_range(facts, target: cst.BaseExpression) -> Optional[tuple[str, str]]:
+    """The targets' kind from the value range the script states (draws and arithmetic)."""
+    value = facts.magnitude.range_of(target)
+    if value is None:
+        return None
+    kind = "signed" if value.low < 0 else "beyond-one" if value.high > 1 else "unit"
+    return kind, f"targets of about {value.low:,.3g} to {value.high:,.3g}"
 
 
 def _bound(api: str) -> Optional[str]:
