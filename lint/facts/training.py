@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Callable, Iterator, Optional, Union
+from typing import Iterator, Optional, Union
 
 import libcst as cst
 
@@ -116,13 +116,36 @@ class TrainingAnalysis:
         assignments: `total = torch.stack(losses).mean(); total.backward()` is computed from
         `losses`. An assignment target is followed to the reads it reaches; another name or
         attribute (`running += loss`, `self.losses`) matches its spelling in the same scope."""
+        targets, spellings = self._backward_dependencies
+        if isinstance(value, cst.Name) and value in self.facts.bindings:
+            return value in targets
+        return (self.facts.module.code_for_node(value), self._scope(value)) in spellings
+
+    @functools.cached_property
+    def _backward_dependencies(self) -> tuple[set[cst.CSTNode], set[tuple[str, Optional[cst.CSTNode]]]]:
+        """Everything the file's backward passes are computed from, found once by one worklist
+        over the data flow: the definitions the differentiated expressions' reads reach (and
+        theirs, transitively), and the spellings of the names and attributes they read."""
         facts = self.facts
-        if isinstance(value, cst.Name) and value in facts.bindings:
-            matches = lambda node: isinstance(node, cst.Name) and value in facts.reaching_nodes(node)  # noqa: E731
-        else:
-            spelled, scope = facts.module.code_for_node(value), self._scope(value)
-            matches = lambda node: facts.module.code_for_node(node) == spelled and self._scope(node) is scope  # noqa: E731
-        return any(self._computed_from(e, matches, set()) for call in self.backward_calls for e in self.differentiated(call))
+        targets: set[cst.CSTNode] = set()
+        spellings: set[tuple[str, Optional[cst.CSTNode]]] = set()
+        seen: set[cst.CSTNode] = set()
+        todo = [e for call in self.backward_calls for e in self.differentiated(call)]
+        while todo:
+            expr = todo.pop()
+            if expr in seen:
+                continue
+            seen.add(expr)
+            for node in nodes_within(expr, (cst.Name, cst.Attribute)):
+                spellings.add((facts.module.code_for_node(node), self._scope(node)))
+                if not isinstance(node, cst.Name):
+                    continue
+                for definition in facts.reaching_nodes(node):
+                    binding = facts.bindings.get(definition) if isinstance(definition, cst.Name) else None
+                    targets.add(definition)
+                    if binding is not None:
+                        todo.append(binding.value)
+        return targets, spellings
 
     @functools.cached_property
     def backward_calls(self) -> list[cst.Call]:
@@ -134,19 +157,6 @@ class TrainingAnalysis:
         if isinstance(node, cst.Attribute) and function is not None:
             return self.facts.enclosing_class(function) or function
         return function
-
-    def _computed_from(self, expr: cst.BaseExpression, matches: Callable[[cst.CSTNode], bool], seen: set) -> bool:
-        if expr in seen or len(seen) > 64:
-            return False
-        seen.add(expr)
-        if any(matches(node) for node in nodes_within(expr, (cst.Name, cst.Attribute))):
-            return True
-        for name in nodes_within(expr, cst.Name):
-            for node in self.facts.reaching_nodes(name):
-                binding = self.facts.bindings.get(node) if isinstance(node, cst.Name) else None
-                if binding is not None and self._computed_from(binding.value, matches, seen):
-                    return True
-        return False
 
     def clears_gradients(self, node: cst.CSTNode, stepped: Optional[cst.BaseExpression] = None) -> bool:
         """`zero_grad()`, `p.grad = None`, `p.grad.zero_()`, `p.grad.detach_()`. Given the optimizer
