@@ -10,7 +10,10 @@ rest of its chunk goes to a fresh worker. Results come back in the order of the 
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import io
+import tokenize
 import faulthandler
 import gc
 import os
@@ -189,12 +192,26 @@ def check_path(path: str, options: CheckOptions, text: Optional[str] = None) -> 
         checked.cacheable = False  # its result maps to cells and its excerpts need the notebook
     if options.fix and not options.diff and checked.fixed is not None:
         try:
-            with open(path, "w", encoding="utf-8", newline="") as handle:
-                handle.write(checked.fixed)
-        except OSError as error:
-            checked.result.errors.append(FileError(path, f"cannot write the fixes: {error.strerror or error}"))
+            data = checked.fixed.encode("utf-8") if is_notebook(path) else _encode_like(checked.fixed, read_bytes(path))
+            with open(path, "wb") as handle:
+                handle.write(data)
+        except (OSError, SourceError, UnicodeEncodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            checked.result.errors.append(FileError(path, f"cannot write the fixes: {reason}"))
+            checked.fixed = None
             checked.cacheable = False
     return checked
+
+
+def _encode_like(text: str, original: bytes) -> bytes:
+    """The fixed text in the file's own encoding, with its UTF-8 BOM if it had one, so that only
+    the edits change (a latin-1 file stays latin-1 under its coding line)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(original).readline)
+    except SyntaxError:
+        encoding = "utf-8"
+    bom = codecs.BOM_UTF8 if original.startswith(codecs.BOM_UTF8) else b""
+    return bom + text.encode("utf-8" if encoding == "utf-8-sig" else encoding)
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,15 @@ def test_model_forward():
     assert [f.code for f in as_test.findings if f.code in ("ML202", "ML204", "ML501", "ML502")] == []
     as_script = lint(source, path="train.py")
     assert {"ML202", "ML204"} <= {f.code for f in as_script.findings}
+
+
+def test_fix_keeps_the_files_encoding_and_bom(tmp_path):
+    decay = "import torch\nmodel = torch.nn.Linear(3, 1)\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)\n"
+    bom = tmp_path / "bom.py"
+    bom.write_bytes(b"\xef\xbb\xbf" + decay.encode())
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(b"# -*- coding: latin-1 -*-\ns = 'caf\xe9'\n" + decay.encode())
+    result = run_cli("check", "--no-cache", "--fix", "--unsafe-fixes", str(bom), str(latin))
+    assert result.returncode == 0, result.stderr
+    assert bom.read_bytes() == b"\xef\xbb\xbf" + decay.replace("Adam(", "AdamW(").encode()
+    assert latin.read_bytes() == b"# -*- coding: latin-1 -*-\ns = 'caf\xe9'\n" + decay.replace("Adam(", "AdamW(").encode()
