@@ -101,19 +101,16 @@ class EvaluationAnalysis:
         if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name)):
             return False
         target = statement.targets[0].target
-        reads = self._reads_of(target)
+        reads = self._reads_by_target.get(target, [])
         return bool(reads) and all(
             isinstance(facts.parent.get(read), cst.Attribute) and facts.parent[read].attr.value == "detach" for read in reads)
 
-    def _reads_of(self, target: cst.Name) -> list[cst.Name]:
-        """The reads that an assignment target reaches, from an index built once per file."""
-        return self._reads_by_target.get(target, [])
-
     @functools.cached_property
     def _reads_by_target(self) -> dict[cst.Name, list[cst.Name]]:
+        """The reads each assignment target reaches, indexed once per file."""
         facts = self.facts
         index: dict[cst.Name, list[cst.Name]] = {}
-        for name, when in facts.order.items():
+        for name in facts.order:
             if isinstance(name, cst.Name) and name not in facts.bindings:
                 for node in facts.reaching_nodes(name):
                     if isinstance(node, cst.Name) and node in facts.bindings:
@@ -153,8 +150,8 @@ class EvaluationAnalysis:
                 params = facts.argument(call, 0, "params")
                 for name in nodes_within(params, (cst.Name, cst.Attribute)) if params is not None else ():
                     found.update(facts.origins(name))
-            elif self._called_model(call) is not None and self._result_trained_on(call):
-                found.update(facts.origins(self._called_model(call)))
+            elif (model := self._called_model(call)) is not None and self._result_trained_on(call):
+                found.update(facts.origins(model))
         return found
 
     def _evaluation_reason(self, call: cst.Call) -> Optional[str]:
