@@ -30,7 +30,9 @@ HELD_BACK = 0.2
 MIN_ROWS = 50
 # Wall-clock limit of the scikit-learn fit, at most (the overall --timeout may leave less).
 SKLEARN_SECONDS = 60.0
-SPLIT_SEED = 0
+# Seed of the held-back split and of scikit-learn's weight init and batch shuffling: the same run
+# gets the same comparison every time (defaults otherwise).
+SEED = 0
 # BLAS threads of the fit, unless the user's environment sets them: the MLP's matrices (200-row
 # batches, 100 hidden units) are too small to gain from threads, which cost 10x on a busy machine.
 FIT_THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -62,7 +64,7 @@ class Sample:
 
     def split(self) -> tuple[np.ndarray, np.ndarray]:
         """(rows scikit-learn fits on, rows both models are measured on): a seeded shuffle."""
-        order = np.random.default_rng(SPLIT_SEED).permutation(len(self.inputs))
+        order = np.random.default_rng(SEED).permutation(len(self.inputs))
         held = max(1, int(round(HELD_BACK * len(order))))
         return np.sort(order[held:]), np.sort(order[:held])
 
@@ -277,7 +279,7 @@ def _fit_worker(directory: str) -> None:
     x_fit, y_fit = np.load(os.path.join(directory, "x_fit.npy")), np.load(os.path.join(directory, "y_fit.npy"))
     x_held, y_held = np.load(os.path.join(directory, "x_held.npy")), np.load(os.path.join(directory, "y_held.npy"))
     classification = task["task"] == "classification"
-    estimator = MLPClassifier() if classification else MLPRegressor()
+    estimator = MLPClassifier(random_state=SEED) if classification else MLPRegressor(random_state=SEED)
     if not classification and y_fit.shape[1] == 1:
         y_fit = y_fit[:, 0]
     started = time.monotonic()
@@ -288,7 +290,7 @@ def _fit_worker(directory: str) -> None:
     predicted = estimator.predict(x_held)
     metric = accuracy(y_held, predicted) if classification else r2(y_held, predicted)
     result = {
-        "estimator": type(estimator).__name__, "params": "defaults",
+        "estimator": type(estimator).__name__, "params": "defaults", "random_state": SEED,
         "metric": metric, "loss": training_loss(task["loss_kind"], y_fit, estimator, x_fit),
         "iterations": int(estimator.n_iter_),
         "converged": not any(issubclass(w.category, ConvergenceWarning) for w in caught),

@@ -53,7 +53,7 @@ def test_far_better_baseline_and_the_trial_closes_most_of_the_gap(runs, name):
     script, sklearn = baseline["script"]["metric"], baseline["sklearn"]["metric"]
     assert sklearn - script >= 0.15, (script, sklearn)
     assert baseline["held_back"] == round(0.2 * baseline["samples"]) and baseline["script"]["steps"] == 50
-    assert baseline["sklearn"]["estimator"] == "MLPClassifier" and baseline["sklearn"]["params"] == "defaults"
+    assert baseline["sklearn"]["estimator"] == "MLPClassifier" and baseline["sklearn"]["params"] == "defaults" and baseline["sklearn"]["random_state"] == 0
     code = FAR_BETTER[name]
     (trial,) = [t for t in doc["trials"] if code in t["codes"]]
     assert trial["status"] == "step-budget" and len(trial["loss"]) == 50
