@@ -14,8 +14,8 @@ Cases (each skipped with a message when its sources are missing):
            all cores) and warm (a second run over a filled cache), against one process that parses them all
   startup  the CLI on one small script (pytorch/examples mnist/main.py) against a process that parses it
   phases   where the time of an in-process check goes, summed over the pytorch/examples + nanoGPT files:
-           ast guard, LibCST parse, metadata (scopes, qualified names, positions), the ScriptFacts
-           index walk, and the rest (rules, suppressions, findings)
+           ast guard, LibCST parse, the ScriptFacts walk (index, scopes), positions (only for files with
+           findings), and the rest (rules, suppressions, findings)
 In-process figures are CPU seconds. CLI figures are wall-clock seconds of a fresh process
 (interpreter start-up and imports included), the median of --repeat runs where a run is short, with
 the CPU seconds of that process and its workers beside them: on a loaded machine the CPU ratios are
@@ -51,43 +51,29 @@ def _measure_in_process(list_file: str) -> None:
     """Child mode: check each listed file in this process; print JSON with the phase totals, in
     CPU seconds of this process (a loaded machine stretches wall-clock time, not these)."""
     import libcst
-    from libcst.metadata import MetadataWrapper
 
     import mlplint.lint.engine as engine
     from mlplint.lint.config import Settings
-    from mlplint.lint.facts import core
+    from mlplint.lint.facts import core, positions
     from mlplint.lint.registry import all_rules
 
     all_rules()
-    totals = {"guard": 0.0, "parse": 0.0, "metadata": 0.0, "index": 0.0}
-    depth = {"metadata": 0}
+    totals = {"guard": 0.0, "parse": 0.0, "index": 0.0, "positions": 0.0}
 
-    def timed(phase, function, reentrant=False):
+    def timed(phase, function):
         def wrapper(*args, **kwargs):
-            if reentrant and depth[phase]:
-                return function(*args, **kwargs)
-            depth[phase] = depth.get(phase, 0) + 1
             start = time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 totals[phase] += time.process_time() - start
-                depth[phase] -= 1
         return wrapper
 
-    engine._too_deeply_nested = timed("guard", engine._too_deeply_nested)
+    engine.compile = timed("guard", compile)  # CPython's parser, run first as a guard (engine.parse)
     bare_parse = libcst.parse_module
     libcst.parse_module = timed("parse", bare_parse)
-    MetadataWrapper.resolve = timed("metadata", MetadataWrapper.resolve, reentrant=True)
-    MetadataWrapper.resolve_many = timed("metadata", MetadataWrapper.resolve_many, reentrant=True)
-    real_init = core.ScriptFacts.__init__
-
-    def indexed(self, wrapper):
-        metadata_before, start = totals["metadata"], time.process_time()
-        real_init(self, wrapper)
-        totals["index"] += time.process_time() - start - (totals["metadata"] - metadata_before)
-
-    core.ScriptFacts.__init__ = indexed
+    core.ScriptFacts.__init__ = timed("index", core.ScriptFacts.__init__)
+    positions.Positions.__init__ = timed("positions", positions.Positions.__init__)
     texts = [open(path, encoding="utf-8").read() for path in open(list_file).read().splitlines()]
     bare = 0.0
     for text in texts:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
 
 from mlplint.lint.config import Settings
 from mlplint.lint.facts import ScriptFacts
@@ -104,7 +103,7 @@ def _check_source(text: str, path: str, settings: Settings) -> FileResult:
     if not rules:
         return result
     try:
-        facts = ScriptFacts(MetadataWrapper(module, unsafe_skip_copy=True), path)
+        facts = ScriptFacts(module, path)
     except RecursionError:
         result.errors.append(FileError(path, "file too deeply nested to analyse"))
         return result

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper
 
 from mlplint.lint.facts import ScriptFacts
 from mlplint.lint.finding import Finding
@@ -79,7 +78,7 @@ def _facts(script: Optional[str]) -> Optional[ScriptFacts]:
     if not script:
         return None
     try:
-        return ScriptFacts(MetadataWrapper(cst.parse_module(read_source(script)), unsafe_skip_copy=True))
+        return ScriptFacts(cst.parse_module(read_source(script)))
     except (SourceError, cst.ParserSyntaxError, RecursionError):
         return None
 

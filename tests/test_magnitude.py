@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import libcst as cst
 import pytest
-from libcst.metadata import MetadataWrapper
 
 from mlplint.lint.facts import ScriptFacts
 
@@ -20,7 +19,7 @@ n = 500
 
 def _range(body: str):
     """The range of the argument of the script's last `probe(...)` call."""
-    facts = ScriptFacts(MetadataWrapper(cst.parse_module(PRELUDE + body)))
+    facts = ScriptFacts(cst.parse_module(PRELUDE + body))
     probes = [c for c in facts.calls if isinstance(c.func, cst.Name) and c.func.value == "probe"]
     return facts.magnitude.range_of(probes[-1].args[0].value)
 

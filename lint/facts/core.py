@@ -4,183 +4,31 @@ The analysis walks the module once (recording parents, calls, assignments, loops
 classes and argparse options) and then answers questions lazily, with memoisation:
 what does this expression hold (`origins`), which API or local class built it (`class_of`,
 `kind_of`), what literal value does it have (`literal`), who calls this function (`call_sites`).
-Names are resolved with LibCST's ScopeProvider (qualified names are derived from its import
-assignments once per scope and name, as QualifiedNameProvider would, without its cost per read),
-so aliases and `from ... import ... as ...` are the same object to every rule.
+Names are resolved through the scopes the walk builds (`scopes`), once per scope and name;
+qualified names come from the import bindings as LibCST's QualifiedNameProvider derives them, so
+aliases and `from ... import ... as ...` are the same object to every rule.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
-from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Union
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import MetadataWrapper, PositionProvider, ScopeProvider
-from libcst.metadata.scope_provider import Assignment, BuiltinAssignment, ImportAssignment
 
 from mlplint.lint.facts import names
+from mlplint.lint.facts.index import Binding, Indexer, first_param
+from mlplint.lint.facts.positions import Positions
+from mlplint.lint.facts.scopes import Definition, Scope
 
 _MISSING = object()
 # How many expressions one question may follow through each other (a chain of 2,000
 # `x = x.to(device)` needs 2,000); past it the value is unknown. See engine.run_deep for the stack.
 MAX_RESOLUTION_DEPTH = 5000
-_ASSIGNMENTS = (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.WithItem)
 _CONDITIONAL = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp)
 Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
-
-
-@dataclass(frozen=True)
-class Binding:
-    """How a target name got its value: `value` is the assigned expression (the iterable, for
-    `for` and comprehension targets, with `loop` set); `path` gives the element positions for
-    unpacking: `a, (b, c) = value` binds c with path (1, 1)."""
-
-    value: cst.BaseExpression
-    path: tuple[int, ...] = ()
-    loop: bool = False
-
-
-def _unwrap(value: Any) -> Any:
-    return value() if callable(value) else value
-
-
-class _Indexer(cst.CSTVisitor):
-    """The single walk over the module."""
-
-    def __init__(self, facts: "ScriptFacts"):
-        super().__init__()
-        self.facts = facts
-        self.stack: list[cst.CSTNode] = []
-        self.containers: list[cst.CSTNode] = []
-        # (enclosing function, loops around the node within it, innermost first), one per container
-        self.contexts: list[tuple[Optional[cst.FunctionDef], tuple]] = [(None, ())]
-        self.clock = 0
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        facts = self.facts
-        if self.stack:
-            facts.parent[node] = self.stack[-1]
-        self.stack.append(node)
-        context = self.contexts[-1]
-        facts.context[node] = context
-        if isinstance(node, cst.FunctionDef):
-            self.contexts.append((node, ()))
-        elif isinstance(node, (cst.For, cst.While)):
-            self.contexts.append((context[0], (node,) + context[1]))
-        self.clock += 1
-        if isinstance(node, (cst.Name, cst.For, cst.CompFor)):
-            facts.order[node] = self.clock
-        if isinstance(node, (cst.FunctionDef, cst.For, cst.While)):
-            if isinstance(node, cst.For):
-                facts.loops.append(node)
-                self._bind_target(node.target, Binding(node.iter, loop=True))
-            elif isinstance(node, cst.While):
-                facts.loops.append(node)
-            else:
-                facts.functions.append(node)
-            self.containers.append(node)
-        elif isinstance(node, cst.ClassDef):
-            facts.classes.append(node)
-        elif isinstance(node, cst.Assign):
-            for target in node.targets:
-                self._bind_target(target.target, Binding(node.value))
-            self._record_effect(node)
-        elif isinstance(node, cst.AnnAssign) and node.value is not None:
-            self._bind_target(node.target, Binding(node.value))
-            self._record_effect(node)
-        elif isinstance(node, cst.AugAssign):
-            self._record_effect(node)
-        elif isinstance(node, cst.NamedExpr):
-            self._bind_target(node.target, Binding(node.value))
-        elif isinstance(node, cst.WithItem) and node.asname is not None:
-            self._bind_target(node.asname.name, Binding(node.item))
-        elif isinstance(node, cst.CompFor):
-            self._bind_target(node.target, Binding(node.iter, loop=True))
-        elif isinstance(node, (cst.Import, cst.ImportFrom)):
-            modules = [alias.name for alias in node.names] if isinstance(node, cst.Import) else \
-                [node.module] if node.module is not None and not node.relative else []
-            facts.imported_roots.update(get_full_name_for_node(m).split(".")[0] for m in modules)
-        elif isinstance(node, cst.Return) and node.value is not None:
-            function = self._enclosing_function()
-            if function is not None:
-                facts.returns.setdefault(function, []).append(node.value)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        self.stack.pop()
-        if isinstance(original_node, (cst.FunctionDef, cst.For, cst.While)):
-            self.contexts.pop()
-        self.clock += 1
-        if isinstance(original_node, _ASSIGNMENTS):
-            self.facts.order[original_node] = self.clock  # a target is bound once its value is computed
-        if self.containers and self.containers[-1] is original_node:
-            self.containers.pop()
-        if isinstance(original_node, cst.Call):
-            self.facts.calls.append(original_node)
-            self._record_effect(original_node)
-            self._record_argparse(original_node)
-
-    def _enclosing_function(self) -> Optional[cst.FunctionDef]:
-        for container in reversed(self.containers):
-            if isinstance(container, cst.FunctionDef):
-                return container
-        return None
-
-    def _record_effect(self, node: cst.CSTNode) -> None:
-        facts = self.facts
-        facts.effects.setdefault(facts.module, []).append(node)
-        for container in self.containers:
-            facts.effects.setdefault(container, []).append(node)
-
-    def _bind_target(self, target: cst.BaseExpression, binding: Binding) -> None:
-        facts = self.facts
-        if isinstance(target, cst.Name):
-            facts.bindings[target] = binding
-        elif isinstance(target, (cst.Tuple, cst.List)):
-            for index, element in enumerate(target.elements):
-                if not isinstance(element, cst.StarredElement):
-                    self._bind_target(element.value, Binding(binding.value, binding.path + (index,), binding.loop))
-        elif isinstance(target, cst.Attribute) and isinstance(target.value, cst.Name):
-            function = self._enclosing_function()
-            if function is not None and _first_param(function) == target.value.value:
-                owner = facts.enclosing_class(function)
-                if owner is not None:
-                    facts.self_attributes.setdefault((owner, target.attr.value), []).append(_unpacked_value(binding, target))
-
-    def _record_argparse(self, call: cst.Call) -> None:
-        func = call.func
-        if not (isinstance(func, cst.Attribute) and func.attr.value == "add_argument"):
-            return
-        dest: Optional[str] = None
-        default: Optional[cst.BaseExpression] = None
-        for arg in call.args:
-            if arg.keyword is None and isinstance(arg.value, cst.SimpleString):
-                option = arg.value.evaluated_value
-                if isinstance(option, str) and (dest is None or option.startswith("--")):
-                    dest = option.lstrip("-").replace("-", "_")
-            elif arg.keyword is not None and arg.keyword.value == "dest":
-                if isinstance(arg.value, cst.SimpleString):
-                    dest = str(arg.value.evaluated_value)
-            elif arg.keyword is not None and arg.keyword.value == "default":
-                default = arg.value
-        if dest and default is not None:
-            self.facts.argparse_defaults[dest] = default
-
-
-def _unpacked_value(binding: Binding, target: cst.BaseExpression) -> cst.BaseExpression:
-    """The expression a target receives: the element of a literal tuple or list for unpacking
-    (`self.a, self.b = x, y`), else, when the unpacked value is opaque (`self.stem, info =
-    make_stem()`), the target itself, which resolves to nothing."""
-    value = binding.value
-    for index in binding.path:
-        if binding.loop or not isinstance(value, (cst.Tuple, cst.List)) or index >= len(value.elements) \
-                or isinstance(value.elements[index], cst.StarredElement):
-            return target
-        value = value.elements[index].value
-    return value
 
 
 def nodes_within(node: cst.CSTNode, kinds: Union[type, tuple[type, ...]]) -> list:
@@ -201,21 +49,15 @@ def _is_dotted_name(expr: cst.CSTNode) -> bool:
     return isinstance(expr, cst.Name)
 
 
-def _first_param(function: cst.FunctionDef) -> Optional[str]:
-    params = function.params.posonly_params or function.params.params
-    return params[0].name.value if params else None
-
-
 class ScriptFacts:
     """What is in one script: computed once per file, shared by every rule."""
 
-    def __init__(self, wrapper: MetadataWrapper, path: str = "<source>"):
-        module = wrapper.module
+    def __init__(self, module: cst.Module, path: str = "<source>"):
         self.path = path
         self.module = module
-        self._wrapper = wrapper
-        self._scopes = wrapper.resolve(ScopeProvider)
-        self._assignments_cache: dict[tuple[Any, str], tuple] = {}
+        self.scope_of: dict[cst.CSTNode, Scope] = {}  # the scope of every Name and Attribute
+        self.bound_names: set[str] = set()  # every name some scope binds
+        self._assignments_cache: dict[tuple[Scope, str], tuple[Definition, ...]] = {}
         self._qualname_cache: dict[tuple[Any, str], Optional[str]] = {}
         self._constructed_cache: dict[tuple[Any, str], list[cst.ClassDef]] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
@@ -230,20 +72,20 @@ class ScriptFacts:
         self.argparse_defaults: dict[str, cst.BaseExpression] = {}
         self.imported_roots: set[str] = set()  # top-level packages the file imports
         self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
-        self.context: dict[cst.CSTNode, tuple[Optional[cst.FunctionDef], tuple]] = {}  # see _Indexer
+        self.context: dict[cst.CSTNode, tuple[Optional[cst.FunctionDef], tuple]] = {}  # see index.Indexer
         self._bound_cache: dict[cst.Name, Optional[int]] = {}
         self._definitions_cache: dict[tuple[Any, str], tuple[list[cst.CSTNode], list[int], list[cst.Name]]] = {}
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
         self._in_progress: dict[cst.CSTNode, int] = {}  # expressions being resolved -> stack depth
         self._lowest_cycle = 1 << 30
-        module.visit(_Indexer(self))
+        self.module_scope = Indexer(self).run(module)
 
     # ----------------------------------------------------------------- structure
 
     @functools.cached_property
-    def positions(self):
-        """Source ranges of every node; resolved only when something needs a position."""
-        return self._wrapper.resolve(PositionProvider)
+    def positions(self) -> Positions:
+        """Source ranges of every node; worked out only when something needs a position."""
+        return Positions(self.module)
 
     def line_of(self, node: cst.CSTNode) -> int:
         return self.positions[node].start.line
@@ -354,7 +196,7 @@ class ScriptFacts:
         if not _is_dotted_name(expr):
             return None  # `torch.tensor(x).float` is a method of a value, not `torch.tensor.float`
         full_name = get_full_name_for_node(expr)
-        scope = self._scopes.get(expr)
+        scope = self.scope_of.get(expr)
         if full_name is None or scope is None:
             return None
         key = (scope, full_name)  # every spelling of a dotted name in one scope names the same thing
@@ -362,8 +204,8 @@ class ScriptFacts:
             self._qualname_cache[key] = self._resolve_qualname(expr, scope, full_name)
         return self._qualname_cache[key]
 
-    def _resolve_qualname(self, expr: cst.CSTNode, scope, full_name: str) -> Optional[str]:
-        # as LibCST's QualifiedNameProvider does: the assignments of the longest bound prefix
+    def _resolve_qualname(self, expr: cst.CSTNode, scope: Scope, full_name: str) -> Optional[str]:
+        # as LibCST's QualifiedNameProvider does: the bindings of the longest bound prefix
         prefix, assignments = full_name, ()
         while prefix:
             assignments = self._assignments(scope, prefix)
@@ -372,10 +214,9 @@ class ScriptFacts:
             cut = prefix.rfind(".")
             prefix = prefix[:cut] if cut != -1 else ""
         candidates = sorted(
-            qualified.name for assignment in assignments if isinstance(assignment, (ImportAssignment, BuiltinAssignment))
-            for qualified in assignment.get_qualified_names_for(full_name)
+            qualified for definition in assignments for qualified in [definition.qualified_name_for(full_name)] if qualified
         )
-        local = any(type(assignment) is Assignment for assignment in assignments)
+        local = any(definition.is_local for definition in assignments)
         if candidates and local and self._rebound_to_object(expr):
             return None  # `import model` then `model = model.RNNModel(...)`: the name now holds a value
         return names.canonical(candidates[0]) if candidates else self._conventional_alias(expr)
@@ -389,7 +230,7 @@ class ScriptFacts:
             attributes.append(expr.attr.value)
             expr = expr.value
         prefix = names.CONVENTIONAL_ALIASES.get(expr.value) if isinstance(expr, cst.Name) else None
-        if prefix is None or expr.value in self._bound_names or self._star_imports:
+        if prefix is None or expr.value in self.bound_names or self._star_imports:
             return None  # a star import may bind the name to anything
         return names.canonical(".".join([prefix, *reversed(attributes)]))
 
@@ -399,21 +240,12 @@ class ScriptFacts:
                    for statement in self.module.body if isinstance(statement, cst.SimpleStatementLine)
                    for small in statement.body)
 
-    @functools.cached_property
-    def _bound_names(self) -> set[str]:
-        """Every name some scope of the file assigns, imports, defines or takes as a parameter."""
-        return {assignment.name for scope in set(self._scopes.values()) if scope is not None for assignment in scope.assignments}
-
-    def _assignments(self, scope, name: str) -> tuple:
-        """Every assignment a name may refer to in a scope, computed once per (scope, name)."""
+    def _assignments(self, scope: Scope, name: str) -> tuple[Definition, ...]:
+        """Every binding a name may refer to in a scope, computed once per (scope, name)."""
         key = (scope, name)
         found = self._assignments_cache.get(key)
         if found is None:
-            try:
-                found = tuple(scope[name]) if name in scope else ()
-            except Exception:  # libcst's scope model can refuse odd global/nonlocal uses
-                found = ()
-            self._assignments_cache[key] = found
+            found = self._assignments_cache[key] = scope.lookup(name)
         return found
 
     def _rebound_to_object(self, expr: cst.CSTNode) -> bool:
@@ -437,7 +269,7 @@ class ScriptFacts:
         return []
 
     def referent_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
-        """What defines a name as read here (LibCST scope analysis): assignment targets (keys of
+        """What defines a name as read here (its scope's bindings): assignment targets (keys of
         `bindings`), Params, imports, function and class definitions."""
         return self._definitions(name)[0]
 
@@ -445,17 +277,16 @@ class ScriptFacts:
         """Every definition a name may refer to from its scope, and the targets among them bound in
         that same scope as a timeline sorted by when they are bound: computed once per
         (scope, name); `reaching_nodes` picks the ones that reach a given read."""
-        scope = self._scopes.get(name)
+        scope = self.scope_of.get(name)
         if scope is None:
             return [], [], []
         key = (scope, name.value)
         cached = self._definitions_cache.get(key)
         if cached is not None:
             return cached
-        nodes = [node for assignment in self._assignments(scope, name.value)
-                 for node in [getattr(assignment, "node", None)] if node is not None]
+        nodes = [definition.node for definition in self._assignments(scope, name.value) if definition.node is not None]
         timeline = sorted(
-            ((bound, node) for node in nodes if node in self.bindings and self._scopes.get(node) is scope
+            ((bound, node) for node in nodes if node in self.bindings and self.scope_of.get(node) is scope
              for bound in [self._bound_at(node)] if bound is not None),
             key=lambda entry: entry[0],
         )
@@ -515,7 +346,7 @@ class ScriptFacts:
         """Local classes an object may be an instance of (`self` inside a method included)."""
         if isinstance(receiver, cst.Name):
             function = self.enclosing_function(receiver)
-            if function is not None and _first_param(function) == receiver.value:
+            if function is not None and first_param(function) == receiver.value:
                 owner = self.enclosing_class(function)
                 if owner is not None and self._is_unbound_param(receiver):
                     return [owner]
@@ -586,7 +417,7 @@ class ScriptFacts:
 
     def _self_classes(self, name: cst.Name) -> list[cst.ClassDef]:
         function = self.enclosing_function(name)
-        if function is None or _first_param(function) != name.value or not self._is_unbound_param(name):
+        if function is None or first_param(function) != name.value or not self._is_unbound_param(name):
             return []
         owner = self.enclosing_class(function)
         return [owner] if owner is not None else []
@@ -696,7 +527,7 @@ class ScriptFacts:
     def _constructed_classes(self, name: cst.Name) -> list[cst.ClassDef]:
         """Local classes whose constructor call some definition of the name holds (`net = Net()`),
         once per (scope, name)."""
-        key = (self._scopes.get(name), name.value)
+        key = (self.scope_of.get(name), name.value)
         found = self._constructed_cache.get(key)
         if found is None:
             found = []

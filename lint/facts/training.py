@@ -219,8 +219,15 @@ class TrainingAnalysis:
 
     def caller_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
         """Calls that run a function: direct calls, and calls receiving it as an argument."""
-        sites = list(self.facts.call_sites(function))
+        return list(self.facts.call_sites(function)) + self._calls_passing.get(function, [])
+
+    @functools.cached_property
+    def _calls_passing(self) -> dict[cst.FunctionDef, list[cst.Call]]:
+        """The calls each local function is passed to as an argument (`closure` in
+        `optimizer.step(closure)`), indexed once per file."""
+        passing: dict[cst.FunctionDef, list[cst.Call]] = {}
         for call in self.facts.calls:
-            if any(function in self.facts.local_definitions(arg.value, cst.FunctionDef) for arg in call.args):
-                sites.append(call)
-        return sites
+            functions = {f for arg in call.args for f in self.facts.local_definitions(arg.value, cst.FunctionDef)}
+            for function in functions:
+                passing.setdefault(function, []).append(call)
+        return passing
