@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import compileall
 import json
 import os
 import resource
@@ -321,6 +322,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown case(s) {', '.join(sorted(unknown))}")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    # As installed from a wheel (pip byte-compiles it): with PYTHONDONTWRITEBYTECODE set and no
+    # bytecode, every process would recompile mlplint's modules, while libcst's are compiled.
+    for package in ("mlplint", "lint", "rules", "probe"):
+        compileall.compile_dir(str(ROOT / package), quiet=1)
     with tempfile.TemporaryDirectory() as scratch:
         for name in options.cases.split(","):
             CASES[name](options, Path(scratch))

@@ -58,7 +58,8 @@ class ScriptFacts:
         self.scope_of: dict[cst.CSTNode, Scope] = {}  # the scope of every Name and Attribute
         self.bound_names: set[str] = set()  # every name some scope binds
         self._assignments_cache: dict[tuple[Scope, str], tuple[Definition, ...]] = {}
-        self._qualname_cache: dict[tuple[Any, str], Optional[str]] = {}
+        self._qualname_cache: dict[tuple[Scope, str], Optional[str]] = {}
+        self._node_qualnames: dict[cst.CSTNode, Optional[str]] = {}
         self._constructed_cache: dict[tuple[Any, str], list[cst.ClassDef]] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
         self.calls: list[cst.Call] = []  # in evaluation order
@@ -193,11 +194,17 @@ class ScriptFacts:
 
     def qualname(self, expr: cst.CSTNode) -> Optional[str]:
         """Canonical qualified name of an imported or builtin object (`torch.nn.Linear`)."""
-        if not _is_dotted_name(expr):
+        found = self._node_qualnames.get(expr, _MISSING)
+        if found is _MISSING:
+            found = self._node_qualnames[expr] = self._qualname(expr)
+        return found
+
+    def _qualname(self, expr: cst.CSTNode) -> Optional[str]:
+        scope = self.scope_of.get(expr)  # only Names and Attributes have one
+        if scope is None or not _is_dotted_name(expr):
             return None  # `torch.tensor(x).float` is a method of a value, not `torch.tensor.float`
         full_name = get_full_name_for_node(expr)
-        scope = self.scope_of.get(expr)
-        if full_name is None or scope is None:
+        if full_name is None:
             return None
         key = (scope, full_name)  # every spelling of a dotted name in one scope names the same thing
         if key not in self._qualname_cache:
@@ -334,12 +341,14 @@ class ScriptFacts:
         return found
 
     def _unconditional_before(self, target: cst.Name, read: cst.Name) -> bool:
-        read_context = set(self.ancestors(read))
+        read_context: Optional[set] = None
         for ancestor in self.ancestors(target):
             if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda)):
                 return True
-            if isinstance(ancestor, _CONDITIONAL) and ancestor not in read_context:
-                return False
+            if isinstance(ancestor, _CONDITIONAL):
+                read_context = set(self.ancestors(read)) if read_context is None else read_context
+                if ancestor not in read_context:
+                    return False
         return True
 
     def _receiver_classes(self, receiver: cst.BaseExpression) -> list[cst.ClassDef]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import libcst as cst
 
@@ -207,24 +207,25 @@ out = model(images / 255.0)
                 continue  # layers applied inside forward() are not where the data is prepared
             for lineage in facts.data.lineages(call.args[0].value):
                 source = lineage.source
-                earlier: Optional[str] = None  # the first normalisation met, in words
+                earlier: Optional[Callable[[], str]] = None  # the first normalisation met, in words (built when reported: a line number costs a code generation)
                 scaler: Optional[cst.CSTNode] = None
                 if source.kind == "images" and source.magnitude == 1.0:
-                    earlier = f"the dataset's transform ({', '.join(self._unit_steps(ctx, source.node)) or 'ToTensor'}, line {facts.line_of(source.node)})"
+                    earlier = lambda dataset=source.node: (f"the dataset's transform ({', '.join(self._unit_steps(ctx, dataset)) or 'ToTensor'}, "
+                                                           f"line {facts.line_of(dataset)})")
                 for op, node in lineage.ops:
                     if op != "scale":
                         continue
                     divisor = self._pixel_divisor(ctx, node)
                     if divisor is not None:
                         if earlier is not None:
-                            yield node, (f"dividing by {divisor:g} here scales data that {earlier} already scaled: the "
+                            yield node, (f"dividing by {divisor:g} here scales data that {earlier()} already scaled: the "
                                          f"inputs end up about {divisor:g}x too small; drop this division")
                         else:
                             stated = facts.magnitude.range_of(node.left)
                             if stated is not None and stated.magnitude <= 1.0:
                                 yield node, (f"these values are already within [{stated.low:g}, {stated.high:g}]; dividing "
                                              f"them by {divisor:g} leaves inputs near 0; drop this division")
-                        earlier = earlier or f"the division on line {facts.line_of(node)}"
+                        earlier = earlier or (lambda node=node: f"the division on line {facts.line_of(node)}")
                     elif self._is_scaler_transform(ctx, node):
                         if scaler is not None:
                             yield node, (f"this scaler transforms data that a scaler already transformed (line "
@@ -232,9 +233,9 @@ out = model(images / 255.0)
                                          "features lose the scale the model and the test data assume; transform the "
                                          "raw data once")
                         scaler = scaler or node
-                        earlier = earlier or f"the scaler on line {facts.line_of(node)}"
+                        earlier = earlier or (lambda node=node: f"the scaler on line {facts.line_of(node)}")
                     else:
-                        earlier = earlier or f"the scaling on line {facts.line_of(node)}"
+                        earlier = earlier or (lambda node=node: f"the scaling on line {facts.line_of(node)}")
 
     def _pixel_divisor(self, ctx: RuleContext, node: cst.CSTNode) -> Optional[float]:
         if not (isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Divide, cst.FloorDivide))):
