@@ -24,10 +24,18 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_speed import three_hundred_line_script  # noqa: E402
-
 DEBOUNCE = 0.05
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def three_hundred_line_script() -> str:
+    """Realistic code: whole training scripts from the fixtures, joined until they pass 300 lines."""
+    lines: list[str] = []
+    for source in sorted((FIXTURES / "buggy").glob("*.py")) + sorted((FIXTURES / "clean").glob("*.py")):
+        lines += source.read_text().splitlines()
+        if len(lines) >= 300:
+            break
+    return "\n".join(lines) + "\n"
 
 
 async def measure(text: str, edits: int) -> tuple[list[tuple[float, float]], list[float]]:

@@ -64,23 +64,23 @@ def run_deep(function, *args):
         sys.setrecursionlimit(limit)
 
 
-def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[FileError]]:
-    """LibCST's tree of a file CPython accepts. CPython's parser runs first: it rejects what would
+def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[ast.Module], Optional[FileError]]:
+    """LibCST's and CPython's trees of a file. CPython's parser runs first: it rejects what would
     crash LibCST's native parser (1,500 nested parentheses segfault it) with its own message."""
     try:
-        compile(text, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        tree = compile(text, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:
-        return None, FileError(path, f"syntax error at line {error.lineno}, column {error.offset}: {error.msg}")
+        return None, None, FileError(path, f"syntax error at line {error.lineno}, column {error.offset}: {error.msg}")
     except (RecursionError, MemoryError):
-        return None, FileError(path, "file too deeply nested to parse")
+        return None, None, FileError(path, "file too deeply nested to parse")
     except ValueError as error:  # source CPython cannot take at all (NUL bytes)
-        return None, FileError(path, f"cannot parse: {error}")
+        return None, None, FileError(path, f"cannot parse: {error}")
     try:
-        return cst.parse_module(text), None
+        return cst.parse_module(text), tree, None
     except cst.ParserSyntaxError as error:
-        return None, FileError(path, _syntax_error_message(error))
+        return None, None, FileError(path, _syntax_error_message(error))
     except (RecursionError, MemoryError):
-        return None, FileError(path, "file too deeply nested to parse")
+        return None, None, FileError(path, "file too deeply nested to parse")
 
 
 def _syntax_error_message(error: cst.ParserSyntaxError) -> str:
@@ -95,7 +95,7 @@ def check_source(text: str, path: str, settings: Settings) -> FileResult:
 
 def _check_source(text: str, path: str, settings: Settings) -> FileResult:
     result = FileResult(path)
-    module, error = parse(text, path)
+    module, tree, error = parse(text, path)
     if module is None:
         result.errors.append(error)
         return result
@@ -103,7 +103,7 @@ def _check_source(text: str, path: str, settings: Settings) -> FileResult:
     if not rules:
         return result
     try:
-        facts = ScriptFacts(module, path)
+        facts = ScriptFacts(module, path, tree)
     except RecursionError:
         result.errors.append(FileError(path, "file too deeply nested to analyse"))
         return result

@@ -133,14 +133,11 @@ def wrap_in_block(facts: "ScriptFacts", statement: cst.BaseStatement, header: st
     unit = facts.module.default_indent
     first, _ = _start(facts, statement)
     last = facts.positions[statement].end.line
-    kept = set()
-    for node in nodes_within(statement, (cst.EmptyLine, cst.SimpleString, cst.FormattedString)):
+    lines = facts.module.code.splitlines()
+    kept = {line for line in range(first + 1, last + 1) if line <= len(lines) and not lines[line - 1].strip()}
+    for node in nodes_within(statement, (cst.SimpleString, cst.FormattedString)):
         span = facts.positions[node]
-        if isinstance(node, cst.EmptyLine):
-            if node.comment is None:
-                kept.add(span.start.line)
-        else:
-            kept.update(range(span.start.line + 1, span.end.line + 1))
+        kept.update(range(span.start.line + 1, span.end.line + 1))
     edits = [insert(_start(facts, statement), f"{header}\n{indentation(facts, statement)}{unit}")]
     edits += [insert((line, 1), unit) for line in range(first + 1, last + 1) if line not in kept]
     return edits

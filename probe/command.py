@@ -95,7 +95,7 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
         if script is None:
             raise click.UsageError("missing SCRIPT (or --stats FILE)")
         try:
-            _, syntax_error = parse(read_source(script), script)
+            _, _, syntax_error = parse(read_source(script), script)
         except SourceError as error:
             raise _fail(f"{script}: {error}")
         if syntax_error is not None:

@@ -3,6 +3,7 @@ what LibCST's ScopeProvider, PositionProvider and visitors give on the same code
 
 from __future__ import annotations
 
+import ast
 import textwrap
 
 import libcst as cst
@@ -136,14 +137,17 @@ POSITIONS = [
     "a = (  # comment\n    b +\n    c\n)\n\n\n@decorator\nclass K(Base, metaclass=M):\n    '''doc'''\n    x: int = 3",
     "",
     "\n\n# only comments\n",
+    "# header\n\n@a\n# between\n@b(1)\nasync def f(): pass\nx = 1; y = 2\nif x:\n    pass\nelse:  # c\n    pass\nz = \'\'\'\nmulti\n\'\'\'\n",
 ]
 
 
+@pytest.mark.parametrize("given_tree", [True, False], ids=["engine's tree", "own tree"])
 @pytest.mark.parametrize("source", POSITIONS)
-def test_positions_are_those_of_libcst_position_provider(source):
+def test_positions_are_those_of_libcst_position_provider(source, given_tree):
     module = cst.parse_module(source)
     expected = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    positions = ScriptFacts(module).positions
+    tree = ast.parse(source) if given_tree else None
+    positions = ScriptFacts(module, tree=tree).positions
     assert len(expected) > 0
     for node, span in expected.items():
         assert positions[node] == span, (type(node).__name__, span, positions[node])

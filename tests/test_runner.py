@@ -112,13 +112,13 @@ def test_an_internal_error_is_that_files_error(tmp_path, monkeypatch, pool_for_a
     ("".join(" " * i + "if x:\n" for i in range(150)) + " " * 150 + "pass\n", "too many levels of indentation"),
 ])
 def test_nesting_that_cpython_rejects_is_a_syntax_error(source, message):
-    module, error = parse(source, "deep.py")
+    module, _, error = parse(source, "deep.py")
     assert module is None and message in error.message
 
 
 def test_valid_deep_code_still_parses():
-    module, error = parse("x = " + "(" * 150 + "1" + ")" * 150 + "\n", "deep.py")
-    assert error is None and module is not None
+    module, tree, error = parse("x = " + "(" * 150 + "1" + ")" * 150 + "\n", "deep.py")
+    assert error is None and module is not None and tree is not None
 
 
 def test_absurd_nesting_does_not_take_the_run_down(tmp_path):

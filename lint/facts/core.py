@@ -11,6 +11,7 @@ aliases and `from ... import ... as ...` are the same object to every rule.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import functools
 from typing import Any, Iterator, Optional, Union
@@ -19,7 +20,7 @@ import libcst as cst
 from libcst.helpers import get_full_name_for_node
 
 from mlplint.lint.facts import names
-from mlplint.lint.facts.index import Binding, Indexer, first_param
+from mlplint.lint.facts.index import Binding, Indexer, first_param, syntax_children
 from mlplint.lint.facts.positions import Positions
 from mlplint.lint.facts.scopes import Definition, Scope
 
@@ -32,14 +33,14 @@ Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
 
 
 def nodes_within(node: cst.CSTNode, kinds: Union[type, tuple[type, ...]]) -> list:
-    """The nodes of the given types in a subtree, the root included, in source order (a plain
-    walk: libcst.matchers costs a quarter of a second to import)."""
+    """The syntax nodes of the given types in a subtree (whitespace, comments and punctuation are
+    not walked), the root included, in source order."""
     found, stack = [], [node]
     while stack:
         current = stack.pop()
         if isinstance(current, kinds):
             found.append(current)
-        stack.extend(reversed(current.children))
+        stack.extend(reversed(syntax_children(current)))
     return found
 
 
@@ -52,9 +53,11 @@ def _is_dotted_name(expr: cst.CSTNode) -> bool:
 class ScriptFacts:
     """What is in one script: computed once per file, shared by every rule."""
 
-    def __init__(self, module: cst.Module, path: str = "<source>"):
+    def __init__(self, module: cst.Module, path: str = "<source>", tree: Optional[ast.Module] = None):
+        """`tree` is CPython's tree of the same source, when the caller has it (see `positions`)."""
         self.path = path
         self.module = module
+        self._tree = tree
         self.scope_of: dict[cst.CSTNode, Scope] = {}  # the scope of every Name and Attribute
         self.bound_names: set[str] = set()  # every name some scope binds
         self._assignments_cache: dict[tuple[Scope, str], tuple[Definition, ...]] = {}
@@ -86,7 +89,7 @@ class ScriptFacts:
     @functools.cached_property
     def positions(self) -> Positions:
         """Source ranges of every node; worked out only when something needs a position."""
-        return Positions(self.module)
+        return Positions(self.module, self.parent, self._tree)
 
     def line_of(self, node: cst.CSTNode) -> int:
         return self.positions[node].start.line

@@ -30,6 +30,8 @@ _TOKEN_FIELDS = frozenset({
 })
 # Node types whose fields are not declared in source order (LibCST visits them in source order).
 _SOURCE_ORDER: dict[type, tuple[str, ...]] = {
+    cst.FunctionDef: ("decorators", "name", "type_parameters", "params", "returns", "body"),
+    cst.ClassDef: ("decorators", "name", "type_parameters", "bases", "keywords", "body"),
     cst.Arg: ("keyword", "value"),
     cst.ExceptHandler: ("type", "name", "body"),
     cst.IfExp: ("body", "test", "orelse"),
@@ -64,6 +66,18 @@ def child_fields(node_type: type) -> tuple[str, ...]:
         )
         _child_fields[node_type] = found
     return found
+
+
+def syntax_children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """A node's syntax children in source order (what the walk visits below it)."""
+    children = []
+    for name in child_fields(type(node)):
+        value = getattr(node, name)
+        if type(value) in _NODE_TYPES:
+            children.append(value)
+        elif type(value) is tuple or type(value) is list:
+            children.extend(item for item in value if type(item) in _NODE_TYPES)
+    return children
 
 
 @dataclass(frozen=True)
@@ -105,20 +119,9 @@ class Indexer:
         elif node_type in _COMPREHENSIONS:
             self._comprehension(node, scope)
         else:
-            self._children(node, child_fields(node_type), scope)
+            for child in syntax_children(node):
+                self._walk(child, scope)
         self._leave(node)
-
-    def _children(self, node: cst.CSTNode, fields: tuple[str, ...], scope: Scope) -> None:
-        walk = self._walk
-        for name in fields:
-            value = getattr(node, name)
-            value_type = type(value)
-            if value_type in _NODE_TYPES:
-                walk(value, scope)
-            elif value_type is tuple or value_type is list:
-                for item in value:
-                    if type(item) in _NODE_TYPES:
-                        walk(item, scope)
 
     def _function(self, node: Union[cst.FunctionDef, cst.Lambda], scope: Scope) -> None:
         """Decorators, defaults, annotations and the name belong to the scope around the
