@@ -12,7 +12,10 @@
   download with no network, before the first optimizer step) are counted apart: the share is
   given over all true findings and over those of scripts that ran.
 
-Usage: python benchmarks/probe_confirmation.py [--jobs N]   (runs the scripts: minutes)
+fixtures/probe_heldout/ holds buggy scripts of other styles (trainer classes, functions, DataLoader
+loops, synthetic images, tabular) that no detector was tuned on: `--corpus fixtures/probe_heldout`.
+
+Usage: python benchmarks/probe_confirmation.py [--jobs N] [--corpus DIR]   (runs the scripts: minutes)
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ def mlplint(*args: str) -> dict:
     return json.loads(result.stdout) if result.stdout.strip() else {}
 
 
-def confirmed_share(jobs: int) -> None:
-    scripts = sorted((ROOT / "fixtures" / "buggy").glob("*.py"))
+def confirmed_share(jobs: int, corpus: Path) -> None:
+    scripts = sorted(corpus.glob("*.py"))
     with ThreadPoolExecutor(jobs) as pool:
         documents = list(pool.map(lambda path: mlplint("check", "--probe", "--format", "json", "--exit-zero", str(path)), scripts))
     total = confirmed = unrunnable = 0
@@ -101,8 +104,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", choices=("confirmed", "runtime"), help="run one of the two measurements")
+    parser.add_argument("--corpus", type=Path, default=ROOT / "fixtures" / "buggy", help="scripts for the confirmed share")
     options = parser.parse_args()
     if options.only != "runtime":
-        confirmed_share(options.jobs)
+        confirmed_share(options.jobs, options.corpus.resolve())
     if options.only != "confirmed":
         runtime_scores(options.jobs)
