@@ -425,7 +425,17 @@ class ScriptFacts:
                 returned = [v for f in functions for v in self.returns.get(f, [])]
                 if returned:
                     return [o for value in returned for o in self.origins(value)]
+            lambdas = self.bound_lambdas(func)
+            if lambdas:  # `make = lambda: nn.Linear(3, 1)`, then `make()`
+                return [o for function in lambdas for o in self.origins(function.body)]
         return [expr]
+
+    def bound_lambdas(self, func: cst.BaseExpression) -> list[cst.Lambda]:
+        """The lambdas a called name is assigned (`f = lambda a: torch.tensor(a)`)."""
+        if not isinstance(func, cst.Name):
+            return []
+        bound = [self.bindings.get(node) for node in self.referent_nodes(func)]
+        return [b.value for b in bound if b is not None and isinstance(b.value, cst.Lambda) and not b.path and not b.loop]
 
     def _self_classes(self, name: cst.Name) -> list[cst.ClassDef]:
         function = self.enclosing_function(name)

@@ -16,6 +16,7 @@ import libcst as cst
 
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts, nodes_within
+from mlplint.lint.facts.frames import LambdaFrames
 from mlplint.lint.facts.models import SHAPE_FUNCTIONS
 
 PathItem = Union[int, str]  # a tuple element, or a named field (`bunch.data`, `bunch["target"]`)
@@ -149,6 +150,7 @@ class DataAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
         self._cache: dict[tuple, tuple[Lineage, ...]] = {}
+        self._lambdas = LambdaFrames(facts)
 
     def lineages(self, expr: cst.BaseExpression) -> tuple[Lineage, ...]:
         return self._trace(expr, (), 0)
@@ -156,7 +158,7 @@ class DataAnalysis:
     # ------------------------------------------------------------------ the walk
 
     def _trace(self, expr: cst.BaseExpression, path: tuple[PathItem, ...], depth: int) -> tuple[Lineage, ...]:
-        key = (expr, path)
+        key = (expr, path, self._lambdas.key)
         if key in self._cache:
             return self._cache[key]
         if depth > _MAX_DEPTH:
@@ -193,9 +195,13 @@ class DataAnalysis:
             elif binding is not None:
                 found.extend(self._trace(binding.value, binding.path + path, depth))
             elif isinstance(node, cst.Param):
-                origins = [o for o in self.facts.origins(name) if o is not name]
-                for origin in origins:
-                    found.extend(self._trace(origin, path, depth))
+                with self._lambdas.argument_for(node) as argument:
+                    if argument is not None:  # a parameter of the lambda call being followed
+                        found.extend(self._trace(argument, path, depth))
+                if argument is None:
+                    origins = [o for o in self.facts.origins(name) if o is not name]
+                    for origin in origins:
+                        found.extend(self._trace(origin, path, depth))
         return found
 
     def _attribute(self, expr: cst.Attribute, path, depth) -> list[Lineage]:
@@ -249,6 +255,8 @@ class DataAnalysis:
                     return self._then(self._trace(data, path, depth), f"times:{factor}", expr)
             return []
         if isinstance(expr.operator, (cst.Add, cst.Subtract)):
+            if isinstance(facts.literal(expr.left), (int, float)):  # `1.5 + 3 * area`: the array's lineage
+                return list(self._trace(expr.right, path, depth))
             return list(left)
         return []
 
@@ -299,6 +307,13 @@ class DataAnalysis:
                 return self._model_output(call, receiver)
         if facts.kind_of(func) == "model":
             return self._model_output(call, func)
+        lambdas = self._lambdas.lambdas_called(call)
+        if lambdas:
+            found = []
+            for function in lambdas:
+                with self._lambdas.entered(call, function):
+                    found.extend(self._trace(function.body, path, depth))
+            return found
         origins = [o for o in facts.origins(call) if o is not call]
         return [lineage for origin in origins for lineage in self._trace(origin, path, depth)]
 
@@ -431,8 +446,11 @@ class DataAnalysis:
     def _model_output(self, call: cst.Call, model: cst.BaseExpression) -> list[Lineage]:
         network = self.facts.networks.network_of(model)
         column = False
-        if network is not None and network.output_ops:
-            last = network.output_ops[-1]
+        last = network.output_ops[-1] if network is not None and network.output_ops else None
+        if last is not None and all(op.activation is not None for op in network.output_ops):
+            # an output activation keeps the last layer's shape: `Linear(16, 1), Sigmoid()` is (N, 1)
+            last = next((op for op in reversed(network.ops) if op.activation is None), None)
+        if last is not None:
             if last.api in names.LINEAR_LAYERS and last.call is not None:
                 out = _literal_int(self.facts, self.facts.argument(last.call, 1, "out_features"))
                 column = out == 1
@@ -485,8 +503,8 @@ class DataAnalysis:
         if qualified.endswith("_like"):
             return None, False
         size = self.facts.argument(call, None, "size")
-        if qualified in RANDOM_INTEGERS:
-            size = size or self.facts.argument(call, 2, "size")
+        if qualified in RANDOM_INTEGERS | {"torch.normal", "numpy.random.normal", "numpy.random.uniform"}:
+            size = size or self.facts.argument(call, 2, "size")  # after (low, high) or (mean, std)
         args = [a.value for a in call.args if a.keyword is None]
         if size is None and qualified not in RANDOM_INTEGERS:
             if len(args) == 1 and isinstance(args[0], (cst.Tuple, cst.List)):
@@ -497,6 +515,9 @@ class DataAnalysis:
         if isinstance(size, (cst.Tuple, cst.List)):
             dims = [self.facts.literal(e.value) for e in size.elements]
             return len(dims), bool(dims) and dims[-1] == 1
+        count = self.facts.literal(size) if size is not None else None
+        if isinstance(count, int) and not isinstance(count, bool):
+            return 1, False  # `rng.normal(0, 1, n)`: n values
         return None, False
 
     def _random_magnitude(self, call: cst.Call, qualified: str) -> Optional[float]:

@@ -24,6 +24,7 @@ import libcst as cst
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts, nodes_within
 from mlplint.lint.facts.data import CONVERTERS, RANDOM_GENERATORS
+from mlplint.lint.facts.frames import LambdaFrames
 
 PathItem = Union[int, str]
 _IN_PROGRESS = object()
@@ -163,6 +164,7 @@ class MagnitudeAnalysis:
         self._memo: dict[tuple, object] = {}
         self._carried: dict[cst.Name, bool] = {}
         self._depth = 0
+        self._lambdas = LambdaFrames(facts)
 
     def range_of(self, expr: Optional[cst.BaseExpression]) -> Optional[ValueRange]:
         """The range of values expr holds, or None when the script does not state it."""
@@ -171,7 +173,7 @@ class MagnitudeAnalysis:
     # ------------------------------------------------------------------ the walk
 
     def _range(self, expr: cst.BaseExpression, path: tuple[PathItem, ...]) -> Optional[ValueRange]:
-        key = (expr, path)
+        key = (expr, path, self._lambdas.key)
         found = self._memo.get(key)
         if found is _IN_PROGRESS or self._depth > _MAX_DEPTH:
             return None
@@ -268,10 +270,14 @@ class MagnitudeAnalysis:
                     return None
                 found.append(self._range(binding.value, binding.path + path))
             elif isinstance(node, cst.Param):
-                origins = [o for o in facts.origins(name) if o is not name]
-                if not origins:
-                    return None
-                found.extend(self._range(o, path) for o in origins)
+                with self._lambdas.argument_for(node) as argument:
+                    if argument is not None:  # a parameter of the lambda call being followed
+                        found.append(self._range(argument, path))
+                if argument is None:
+                    origins = [o for o in facts.origins(name) if o is not name]
+                    if not origins:
+                        return None
+                    found.extend(self._range(o, path) for o in origins)
             else:
                 return None
         if len(found) == 1:
@@ -348,6 +354,13 @@ class MagnitudeAnalysis:
                 return _map(self._range(receiver, path), _absolute)
             if method == "drop":
                 return self._drop(self._range(receiver, ()), call, path)
+        lambdas = self._lambdas.lambdas_called(call)
+        if lambdas:
+            found = []
+            for function in lambdas:
+                with self._lambdas.entered(call, function):
+                    found.append(self._range(function.body, path))
+            return _hull(found)
         origins = [o for o in facts.origins(call) if o is not call]  # a local function's returns
         return _hull([self._range(o, path) for o in origins]) if origins else None
 
