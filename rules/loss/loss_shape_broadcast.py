@@ -58,6 +58,21 @@ class LossShapeBroadcast(Rule):
     symptoms = ("ML915",)
 
     VALID = [
+        # the lambda reshapes each tensor it builds to a column
+        """
+import numpy as np
+import torch
+import torch.nn as nn
+def prepare(n=500):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (n, 3))
+    y = rng.uniform(0, 1, n)
+    col = lambda a: torch.tensor(a, dtype=torch.float32).view(-1, 1)
+    return (torch.tensor(x[:400]).float(), col(y[:400])), None
+(x_train, y_train), _ = prepare()
+model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+loss = nn.MSELoss()(model(x_train), y_train)
+""",
         # the target is reshaped to the prediction's shape before the loss
         """
 import torch
@@ -107,6 +122,25 @@ loss = nn.functional.mse_loss(model(torch.randn(256, 5)), y)
 """,
     ]
     INVALID = [
+        # 1-D targets from prepare(), as nested tuples built by a local lambda, against an (N, 1) sigmoid head
+        Invalid(
+            """
+import numpy as np
+import torch
+import torch.nn as nn
+def prepare(n=500):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (n, 3))
+    y = rng.uniform(0, 1, n)
+    f = lambda a: torch.tensor(a, dtype=torch.float32)
+    return (f(x[:400]), f(y[:400])), (f(x[400:]), f(y[400:]))
+(x_train, y_train), _ = prepare()
+model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+loss = nn.MSELoss()(model(x_train), y_train)
+""",
+            line=13,
+            message="(N, 1) prediction",
+        ),
         # a 1-D target scaled from a CSV column against an (N, 1) output, in a hand-written loss
         Invalid(
             """

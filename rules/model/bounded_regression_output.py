@@ -74,6 +74,21 @@ class BoundedRegressionOutput(Rule):
     symptoms = ("ML925", "ML907")
 
     VALID = [
+        # one lambda builds inputs beyond 1 and targets inside (0, 1): each call keeps its own values
+        """
+import numpy as np
+import torch
+import torch.nn as nn
+def prepare(n=500):
+    rng = np.random.default_rng(0)
+    area = rng.uniform(50, 250, n)
+    share = rng.uniform(0.1, 0.9, n)
+    f = lambda a: torch.tensor(a, dtype=torch.float32)
+    return (f(area[:400]), f(share[:400])), (f(area[400:]), f(share[400:]))
+(x_train, y_train), (x_test, y_test) = prepare()
+model = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+loss = nn.MSELoss()(model(x_train.view(-1, 1) / 250), y_train.view(-1, 1))
+""",
         # stated targets inside the sigmoid's range
         """
 import numpy as np
@@ -145,6 +160,25 @@ loss = nn.MSELoss()(model(torch.tensor(df[["a", "b", "c", "d"]].values).float())
 """,
     ]
     INVALID = [
+        # targets and inputs returned from prepare() as nested tuples, built by a local lambda
+        Invalid(
+            """
+import numpy as np
+import torch
+import torch.nn as nn
+def prepare(n=500):
+    rng = np.random.default_rng(0)
+    area = rng.uniform(0, 1, n)
+    price = 1.5 + 3 * area + rng.normal(0, 0.2, n)
+    f = lambda a: torch.tensor(a, dtype=torch.float32)
+    return (f(area[:400]), f(price[:400])), (f(area[400:]), f(price[400:]))
+(x_train, y_train), (x_test, y_test) = prepare()
+model = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+loss = nn.MSELoss()(model(x_train.view(-1, 1)), y_train.view(-1, 1))
+""",
+            line=12,
+            message="go beyond 1",
+        ),
         # targets whose range the script states: prices in units of 100,000, up to about 5
         Invalid(
             """

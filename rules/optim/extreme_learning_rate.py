@@ -29,7 +29,10 @@ class ExtremeLearningRate(Rule):
 
     Default ranges (lowest, highest), configurable under `[tool.mlplint.extreme-learning-rate]`:
     Adam-like (Adam, AdamW, NAdam, RAdam, Adamax) 1e-6..0.05 around the usual 1e-3
-    (Kingma & Ba 2015); SGD 1e-5..1.0 (usual 0.01-0.1, up to ~1 for large-batch schedules);
+    (Kingma & Ba 2015); SGD, with or without momentum, 1e-4..1.0 (usual 0.01-0.1 with momentum 0.9:
+    Krizhevsky et al. 2012 use 0.01, He et al. 2016 0.1; up to ~1 for large-batch schedules,
+    Goyal et al. 2017; the floor is 100x below 0.01, where Smith's 2017 LR range test shows the
+    loss not yet moving);
     RMSprop 1e-6..0.05; Adagrad 1e-5..1.0 (default 0.01); Adadelta 0.01..10 (default 1.0,
     Zeiler 2012); LBFGS 1e-3..10 (default 1.0); Rprop 1e-6..0.1; Adafactor 1e-5..0.1.
 
@@ -58,7 +61,7 @@ class ExtremeLearningRate(Rule):
     severity = Severity.WARNING
     symptoms = ("ML911", "ML902", "ML901", "ML903", "ML904")
     options = {
-        "adam": (1e-6, 0.05), "sgd": (1e-5, 1.0), "rmsprop": (1e-6, 0.05), "adagrad": (1e-5, 1.0),
+        "adam": (1e-6, 0.05), "sgd": (1e-4, 1.0), "rmsprop": (1e-6, 0.05), "adagrad": (1e-5, 1.0),
         "adadelta": (1e-2, 10.0), "lbfgs": (1e-3, 10.0), "rprop": (1e-6, 0.1), "adafactor": (1e-5, 0.1),
     }
 
@@ -72,6 +75,8 @@ sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1 * min(1.0, step 
 """,
         "import torch\nopt = torch.optim.Adadelta(model.parameters(), lr=1.0)\n",
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)\n",
+        # fine-tuning with SGD and momentum at 1e-4: small, but in use
+        "import torch\nopt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)\n",
         "from torch import optim\nopt = optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)\n",
         # unknown value: stay quiet
         "import torch, os\nopt = torch.optim.Adam(model.parameters(), lr=float(os.environ['LR']))\n",
@@ -91,6 +96,9 @@ opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
 """,
     ]
     INVALID = [
+        # momentum does not rescue an lr 1,000x below the usual
+        Invalid("import torch\nopt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)\n", line=2,
+                message="1,000x smaller"),
         # found in pytorch/examples: tensor-parallel examples with AdamW(lr=0.25)
         """
 import torch

@@ -15,7 +15,7 @@ class PlainSgdSmallLr(Rule):
     ## What it does
     Finds `torch.optim.SGD` with no momentum (absent or 0) and a learning rate below
     `max-lr` (default 0.01, `[tool.mlplint.plain-sgd-small-lr] max-lr`), including SGD's own
-    default lr of 1e-3 when none is given. Below `min-lr` (default 1e-5, the lower end of
+    default lr of 1e-3 when none is given. Below `min-lr` (default 1e-4, the lower end of
     ML201's SGD range) the lr is extreme whatever the momentum, and ML201 reports it instead. The lr is followed through constants, argparse
     defaults and config dicts; unknown values and `**kwargs` stay quiet.
 
@@ -47,7 +47,7 @@ class PlainSgdSmallLr(Rule):
     name = "plain-sgd-small-lr"
     severity = Severity.INFO
     symptoms = ("ML911", "ML904")
-    options = {"min-lr": 1e-5, "max-lr": 0.01}
+    options = {"min-lr": 1e-4, "max-lr": 0.01}
 
     VALID = [
         "import torch\nopt = torch.optim.SGD(m.parameters(), lr=0.001, momentum=0.9)\n",
