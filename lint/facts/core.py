@@ -3,7 +3,8 @@
 The analysis walks the module once (recording parents, calls, assignments, loops, functions,
 classes and argparse options) and then answers questions lazily, with memoisation:
 what does this expression hold (`origins`), which API or local class built it (`class_of`,
-`kind_of`), what literal value does it have (`literal`), who calls this function (`call_sites`).
+`kind_of`, in `objects`), what literal value does it have (`literal`, in `literals`), who calls
+this function (`call_sites`).
 Names are resolved through the scopes the walk builds (`scopes`), once per scope and name;
 qualified names come from the import bindings as LibCST's QualifiedNameProvider derives them, so
 aliases and `from ... import ... as ...` are the same object to every rule.
@@ -18,13 +19,13 @@ from typing import Any, Iterator, Optional, Union
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-
 from mlplint.lint.facts import names
 from mlplint.lint.facts.index import Binding, Indexer, first_param, syntax_children
+from mlplint.lint.facts.literals import MISSING, LiteralValues
+from mlplint.lint.facts.objects import ObjectKinds
 from mlplint.lint.facts.positions import Positions
 from mlplint.lint.facts.scopes import Definition, Scope
 
-_MISSING = object()
 # How many expressions one question may follow through each other (a chain of 2,000
 # `x = x.to(device)` needs 2,000); past it the value is unknown. See engine.run_deep for the stack.
 MAX_RESOLUTION_DEPTH = 5000
@@ -50,7 +51,7 @@ def _is_dotted_name(expr: cst.CSTNode) -> bool:
     return isinstance(expr, cst.Name)
 
 
-class ScriptFacts:
+class ScriptFacts(ObjectKinds, LiteralValues):
     """What is in one script: computed once per file, shared by every rule."""
 
     def __init__(self, module: cst.Module, path: str = "<source>", tree: Optional[ast.Module] = None):
@@ -197,8 +198,8 @@ class ScriptFacts:
 
     def qualname(self, expr: cst.CSTNode) -> Optional[str]:
         """Canonical qualified name of an imported or builtin object (`torch.nn.Linear`)."""
-        found = self._node_qualnames.get(expr, _MISSING)
-        if found is _MISSING:
+        found = self._node_qualnames.get(expr, MISSING)
+        if found is MISSING:
             found = self._node_qualnames[expr] = self._qualname(expr)
         return found
 
@@ -573,242 +574,3 @@ class ScriptFacts:
                 if method is not None:
                     found.append(method)
         return found
-
-    # ----------------------------------------------------------------- what objects are
-
-    def class_of(self, expr: cst.BaseExpression) -> Union[str, cst.ClassDef, None]:
-        """The class that constructed an origin expression: a canonical API name or a local class."""
-        if not isinstance(expr, cst.Call):
-            return None
-        qualified = self.qualname(expr.func)
-        if qualified is not None:
-            return qualified
-        classes = self.local_definitions(expr.func, cst.ClassDef)
-        return classes[0] if classes else None
-
-    def classes_of(self, expr: cst.BaseExpression) -> list[Union[str, cst.ClassDef]]:
-        return [cls for cls in map(self.class_of, self.origins(expr)) if cls is not None]
-
-    def kind_of(self, expr: cst.BaseExpression) -> Optional[str]:
-        """'model', 'optimizer', 'scheduler', 'loss', 'loader', 'scaler' or None."""
-        for cls in self.classes_of(expr):
-            kind = self._kind_of_class(cls)
-            if kind is not None:
-                return kind
-        return None
-
-    def _kind_of_class(self, cls: Union[str, cst.ClassDef]) -> Optional[str]:
-        if isinstance(cls, cst.ClassDef):
-            return "model" if self.is_module_class(cls) else None
-        if names.is_optimizer_class(cls):
-            return "optimizer"
-        if names.is_scheduler_class(cls):
-            return "scheduler"
-        if names.is_loss_class(cls):
-            return "loss"
-        if cls == names.DATALOADER:
-            return "loader"
-        if cls in names.GRAD_SCALERS:
-            return "scaler"
-        if names.is_layer_class(cls) or cls.startswith(("torchvision.models.", "timm.create_model")):
-            return "model"
-        return None
-
-    def calls_to(self, *qualified: str) -> Iterator[cst.Call]:
-        """Calls whose callee is one of the given APIs (canonical names)."""
-        wanted = set(qualified)
-        for call in self.calls:
-            if self.qualname(call.func) in wanted:
-                yield call
-
-    def applied_api(self, call: cst.Call) -> Optional[str]:
-        """The API a call applies to its arguments, as a canonical name: the function for
-        `F.cross_entropy(out, y)`, the instance's class for `criterion(out, y)` or
-        `criterion.forward(out, y)`. None for constructor calls such as `nn.CrossEntropyLoss()`."""
-        func = call.func
-        qualified = self.qualname(func)
-        if qualified is not None:
-            return None if qualified.rsplit(".", 1)[-1][:1].isupper() else qualified
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
-            func = func.value
-        for origin in self.origins(func):
-            cls = self.class_of(origin)
-            if isinstance(cls, str):
-                return cls
-            aliased = self.qualname(origin) if origin is not func else None
-            if aliased is not None and not aliased.rsplit(".", 1)[-1][:1].isupper():
-                return aliased  # `loss_fn = F.cross_entropy`
-        return None
-
-    def loss_calls(self, apis: set[str]) -> Iterator[tuple[cst.Call, str, Optional[cst.BaseExpression], Optional[cst.BaseExpression]]]:
-        """Calls applying one of the given losses (module or functional): (call, api, prediction, target)."""
-        for call in self.calls:
-            api = self.applied_api(call)
-            if api in apis:
-                yield call, api, self.argument(call, 0, "input"), self.argument(call, 1, "target")
-
-    @staticmethod
-    def argument(call: cst.Call, position: Optional[int], keyword: str) -> Optional[cst.BaseExpression]:
-        for arg in call.args:
-            if arg.keyword is not None and arg.keyword.value == keyword:
-                return arg.value
-        plain = [arg for arg in call.args if arg.keyword is None and not arg.star]
-        if position is not None and position < len(plain):
-            return plain[position].value
-        return None
-
-    # ----------------------------------------------------------------- literals
-
-    def literal(self, expr: Optional[cst.BaseExpression]) -> Any:
-        """The constant value of expr, or None when it cannot be known statically."""
-        value = self._literal(expr, 0) if expr is not None else _MISSING
-        return None if value is _MISSING else value
-
-    def _literal(self, expr: cst.BaseExpression, depth: int) -> Any:
-        if depth > 12:
-            return _MISSING
-        if isinstance(expr, (cst.Integer, cst.Float)):
-            return expr.evaluated_value
-        if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
-            return expr.evaluated_value
-        if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
-            return {"True": True, "False": False, "None": None}[expr.value]
-        if isinstance(expr, cst.UnaryOperation):
-            operand = self._literal(expr.expression, depth + 1)
-            if isinstance(operand, (int, float)) and not isinstance(operand, bool):
-                if isinstance(expr.operator, cst.Minus):
-                    return -operand
-                if isinstance(expr.operator, cst.Plus):
-                    return operand
-            if isinstance(expr.operator, cst.Not) and operand is not _MISSING:
-                return not operand
-            return _MISSING
-        if isinstance(expr, cst.BinaryOperation):
-            return self._binary(expr, depth)
-        if isinstance(expr, cst.Name):
-            return self._agreed([o for o in self.origins(expr) if o is not expr], depth)
-        if isinstance(expr, cst.Attribute):
-            return self._attribute_literal(expr, depth)
-        if isinstance(expr, cst.Subscript):
-            return self._subscript_literal(expr, depth)
-        if isinstance(expr, cst.Call):
-            return self._call_literal(expr, depth)
-        return _MISSING
-
-    def _agreed(self, candidates: list[cst.BaseExpression], depth: int) -> Any:
-        values = [self._literal(c, depth + 1) for c in candidates]
-        if not values or any(v is _MISSING for v in values):
-            return _MISSING
-        first = values[0]
-        return first if all(v == first for v in values) else _MISSING
-
-    def _binary(self, expr: cst.BinaryOperation, depth: int) -> Any:
-        left = self._literal(expr.left, depth + 1)
-        right = self._literal(expr.right, depth + 1)
-        numbers = (int, float)
-        if not (isinstance(left, numbers) and isinstance(right, numbers)):
-            return _MISSING
-        operations = {
-            cst.Add: lambda a, b: a + b,
-            cst.Subtract: lambda a, b: a - b,
-            cst.Multiply: lambda a, b: a * b,
-            cst.Divide: lambda a, b: a / b,
-            cst.FloorDivide: lambda a, b: a // b,
-            cst.Power: lambda a, b: a**b if abs(b) < 64 else _MISSING,
-        }
-        operation = operations.get(type(expr.operator))
-        try:
-            return operation(left, right) if operation else _MISSING
-        except (ArithmeticError, ValueError):
-            return _MISSING
-
-    def _attribute_literal(self, expr: cst.Attribute, depth: int) -> Any:
-        origins = [o for o in self.origins(expr) if o is not expr]
-        if origins:
-            return self._agreed(origins, depth)
-        attribute = expr.attr.value
-        receivers = self.origins(expr.value)
-        if attribute in self.argparse_defaults and not any(isinstance(r, (cst.Dict, cst.Call)) and
-                                                           not self._is_parse_args(r) for r in receivers):
-            return self._literal(self.argparse_defaults[attribute], depth + 1)
-        for receiver in receivers:
-            classes = self.local_definitions(receiver.func if isinstance(receiver, cst.Call) else receiver, cst.ClassDef)
-            fields = self._class_fields(classes[0]) if classes else {}
-            if isinstance(receiver, cst.Call):
-                dataclass = classes and any(
-                    self.qualname(d.decorator.func if isinstance(d.decorator, cst.Call) else d.decorator) == "dataclasses.dataclass"
-                    for d in classes[0].decorators
-                )
-                position = list(fields).index(attribute) if dataclass and attribute in fields else None
-                given = self.argument(receiver, position, attribute)
-                if given is not None:
-                    return self._literal(given, depth + 1)
-            if fields.get(attribute) is not None:  # a dataclass field's or class attribute's default
-                return self._literal(fields[attribute], depth + 1)
-        return _MISSING
-
-    @staticmethod
-    def _class_fields(owner: cst.ClassDef) -> dict[str, Optional[cst.BaseExpression]]:
-        """Names assigned in a class body, in order, with their values (`lr: float = 1e-3` in a
-        dataclass or a plain config class)."""
-        fields: dict[str, Optional[cst.BaseExpression]] = {}
-        for statement in owner.body.body:
-            for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
-                if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
-                    fields[small.target.value] = small.value
-                elif isinstance(small, cst.Assign) and len(small.targets) == 1 and isinstance(small.targets[0].target, cst.Name):
-                    fields[small.targets[0].target.value] = small.value
-        return fields
-
-    @staticmethod
-    def _is_parse_args(expr: cst.BaseExpression) -> bool:
-        return isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and \
-            expr.func.attr.value in ("parse_args", "parse_known_args")
-
-    def _subscript_literal(self, expr: cst.Subscript, depth: int) -> Any:
-        if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
-            return _MISSING
-        key = self._literal(expr.slice[0].slice.value, depth + 1)
-        if key is _MISSING:
-            return _MISSING
-        found = [self._mapping_value(o, key, depth) for o in self.origins(expr.value)]
-        if not found or any(v is _MISSING for v in found):
-            return _MISSING
-        return found[0] if all(v == found[0] for v in found) else _MISSING
-
-    def _mapping_value(self, mapping: cst.BaseExpression, key: Any, depth: int) -> Any:
-        if isinstance(mapping, cst.Dict):
-            for element in mapping.elements:
-                if isinstance(element, cst.DictElement) and self._literal(element.key, depth + 1) == key:
-                    return self._literal(element.value, depth + 1)
-        if isinstance(mapping, cst.Call) and self.qualname(mapping.func) == "builtins.dict" and isinstance(key, str):
-            value = self.argument(mapping, None, key)
-            if value is not None:
-                return self._literal(value, depth + 1)
-        if isinstance(mapping, (cst.Tuple, cst.List)) and isinstance(key, int) and -len(mapping.elements) <= key < len(mapping.elements):
-            return self._literal(mapping.elements[key].value, depth + 1)
-        return _MISSING
-
-    def _call_literal(self, call: cst.Call, depth: int) -> Any:
-        qualified = self.qualname(call.func)
-        if qualified in ("builtins.float", "builtins.int") and len(call.args) == 1:
-            value = self._literal(call.args[0].value, depth + 1)
-            if isinstance(value, (int, float, str)):
-                try:
-                    return float(value) if qualified == "builtins.float" else int(value)
-                except ValueError:
-                    return _MISSING
-            return _MISSING
-        func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "get" and call.args:
-            key = self._literal(call.args[0].value, depth + 1)
-            default = call.args[1].value if len(call.args) > 1 else None
-            values = []
-            for mapping in self.origins(func.value):
-                value = self._mapping_value(mapping, key, depth)
-                if value is _MISSING and isinstance(mapping, cst.Dict) and default is not None:
-                    value = self._literal(default, depth + 1)
-                values.append(value)
-            if values and all(v is not _MISSING and v == values[0] for v in values):
-                return values[0]
-        return _MISSING

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from mlplint.lint.facts.models import LinearChains
+from mlplint.lint.facts.linear_chains import LinearChains
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
