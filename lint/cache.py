@@ -9,7 +9,6 @@ cannot be read or written is ignored with one warning; a damaged entry is never 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -27,8 +26,14 @@ _CACHEDIR_TAG = (
 )
 
 
+def _digest(data: bytes, size: int) -> str:
+    import hashlib  # its OpenSSL binding is a few ms of start-up that --no-cache never needs
+
+    return hashlib.blake2b(data, digest_size=size).hexdigest()
+
+
 def content_digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return _digest(data, 16)
 
 
 def build_fingerprint(package_directories: list[str]) -> str:
@@ -48,7 +53,7 @@ def build_fingerprint(package_directories: list[str]) -> str:
                 if name.endswith(".py"):
                     stat = os.stat(os.path.join(root, name))
                     parts.append(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.blake2b("\n".join(parts).encode(), digest_size=12).hexdigest()
+    return _digest("\n".join(parts).encode(), 12)
 
 
 def _finding_row(finding: Finding) -> list:

@@ -4,8 +4,6 @@ enabled rule over it, then drop suppressed findings."""
 from __future__ import annotations
 
 import ast
-import concurrent.futures
-import os
 import sys
 import threading
 
@@ -33,35 +31,35 @@ class FileResult:
 # the stack, so each file is checked on a thread with a large stack and a matching recursion limit.
 _STACK_BYTES = 512 * 1024 * 1024
 _RECURSION_LIMIT = 200_000
-_deep_executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
-
-
-def _forget_deep_executor() -> None:
-    global _deep_executor
-    _deep_executor = None  # a forked worker has no copy of the thread; it starts its own
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_deep_executor)
 
 
 def run_deep(function, *args):
-    """Run function(*args) on the deep-stack thread and return its result. The recursion limit is
-    interpreter-wide, so it is raised only while the caller waits for that thread: code on
-    ordinary 8 MB stacks (json, the main thread) keeps the default guard."""
-    global _deep_executor
-    if _deep_executor is None:
-        previous = threading.stack_size(_STACK_BYTES)
+    """Run function(*args) on a thread with the large stack and return its result. The recursion
+    limit is interpreter-wide, so it is raised only while the caller waits for that thread: code
+    on ordinary 8 MB stacks (json, the main thread) keeps the default guard."""
+    outcome: dict = {}
+
+    def target() -> None:
         try:
-            _deep_executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlplint-check")
-        finally:
-            threading.stack_size(previous)
+            outcome["value"] = function(*args)
+        except BaseException as error:  # handed to the caller, as a future would
+            outcome["error"] = error
+
+    previous = threading.stack_size(_STACK_BYTES)
+    try:
+        worker = threading.Thread(target=target, name="mlplint-check", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(previous)
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(_RECURSION_LIMIT, limit))
     try:
-        return _deep_executor.submit(function, *args).result()
+        worker.join()
     finally:
         sys.setrecursionlimit(limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[ast.Module], Optional[FileError]]:

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from mlplint.lint.finding import Edit, FileError, Finding, Fix
+from mlplint.lint.finding import Edit, FileError, Finding
 from mlplint.lint.fixes import apply_fixes
 from mlplint.lint.source import SourceError, split_lines
 
@@ -41,10 +41,6 @@ _COMPILE_FLAGS = ast.PyCF_ONLY_AST | getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 
 _LINE_REFERENCE = re.compile(r"\bline (\d+)\b")  # "CrossEntropyLoss (line 43)" in a rule's message
 # A line no cell can contain, used to find the cells again in the text that fixes are applied to.
 _BOUNDARY = "#\x00mlplint-cell-boundary\x00\n"
-
-
-def is_notebook(path: str) -> bool:
-    return path.lower().endswith(".ipynb")
 
 
 def decode_notebook(data: bytes) -> str:

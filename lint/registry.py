@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
 import libcst as cst
 
-from mlplint.lint.finding import Edit, Fix, Severity
+from mlplint.lint.finding import Edit, Severity
 
 if TYPE_CHECKING:
     from mlplint.lint.facts import ScriptFacts

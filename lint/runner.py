@@ -11,7 +11,6 @@ rest of its chunk goes to a fresh worker. Results come back in the order of the 
 from __future__ import annotations
 
 import codecs
-import difflib
 import io
 import tokenize
 import faulthandler
@@ -22,17 +21,19 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from mlplint.lint.cache import DEFAULT_DIRECTORY as DEFAULT_CACHE_DIRECTORY, ResultCache, build_fingerprint, content_digest
 from mlplint.lint.config import ConfigResolver, Settings, known_codes
 from mlplint.lint.engine import FileResult, check_source
 from mlplint.lint.finding import FileError
 from mlplint.lint.fixes import apply_fixes
-from mlplint.lint.notebook import Notebook, decode_notebook, is_notebook
 from mlplint.lint.registry import all_rules
-from mlplint.lint.source import SourceError, decode_source, read_bytes, split_lines
+from mlplint.lint.source import SourceError, decode_source, is_notebook, read_bytes, split_lines
 from mlplint.lint.suppression import Suppressions
+
+if TYPE_CHECKING:
+    from mlplint.lint.notebook import Notebook
 
 _MAX_FIX_PASSES = 5
 # Below this much source a pool costs more than it saves: forking a worker takes milliseconds,
@@ -96,6 +97,8 @@ def _noqa_warnings(text: str, path: str, where: Callable[[int], str]) -> list[st
 
 
 def _unified_diff(before: str, after: str, name: str) -> str:
+    import difflib  # only for --diff
+
     lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile=name, tofile=name)
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
@@ -128,6 +131,8 @@ def _check_cells(notebook: Notebook, path: str, settings: Settings) -> FileResul
 
 
 def _check_notebook(text: str, path: str, settings: Settings, options: CheckOptions) -> CheckedFile:
+    from mlplint.lint.notebook import Notebook  # its parser is needed only for notebooks
+
     try:
         notebook = Notebook.parse(text)
     except SourceError as error:
@@ -173,7 +178,11 @@ def check_text(text: str, path: str, options: CheckOptions) -> CheckedFile:
 
 
 def _decode(data: bytes, path: str) -> str:
-    return decode_notebook(data) if is_notebook(path) else decode_source(data)
+    if is_notebook(path):
+        from mlplint.lint.notebook import decode_notebook
+
+        return decode_notebook(data)
+    return decode_source(data)
 
 
 def check_path(path: str, options: CheckOptions, text: Optional[str] = None) -> CheckedFile:

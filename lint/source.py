@@ -11,6 +11,10 @@ import tokenize
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
 
 
+def is_notebook(path: str) -> bool:
+    return path.lower().endswith(".ipynb")
+
+
 def split_lines(text: str, keepends: bool = False) -> list[str]:
     """The lines as Python (and LibCST) count them: only \n, \r\n and \r end a line, unlike
     str.splitlines, which also splits at form feeds and Unicode line separators."""

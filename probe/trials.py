@@ -23,7 +23,7 @@ from mlplint.lint.finding import Finding, Runtime
 from mlplint.lint.fixes import apply_fixes
 from mlplint.lint.source import read_source
 from mlplint.probe.detectors import fmt, judge_all
-from mlplint.probe.runner import ProbeError, run_probe
+from mlplint.probe.runner import ProbeError
 from mlplint.probe.stats import Stats
 from mlplint.rules.optim.extreme_learning_rate import USUAL_LR
 

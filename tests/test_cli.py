@@ -254,13 +254,14 @@ def test_unsafe_fix_rewrites_file_only_with_flags(project):
 
 def test_check_does_not_import_torch_numpy_or_sklearn(project):
     write(project, "bad.py", BAD)
-    probe = (
-        "import sys, runpy\n"
+    probe = (  # mlplint ends its process itself once atexit handlers have run
+        "import atexit, sys, runpy\n"
+        "def report():\n"
+        "    heavy = sorted(m for m in ('torch', 'numpy', 'sklearn') if m in sys.modules)\n"
+        "    sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
+        "atexit.register(report)\n"
         "sys.argv = ['mlplint', 'check', 'bad.py']\n"
-        "try:\n    runpy.run_module('mlplint', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in ('torch', 'numpy', 'sklearn') if m in sys.modules)\n"
-        "sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
+        "runpy.run_module('mlplint', run_name='__main__')\n"
     )
     result = __import__("subprocess").run([sys.executable, "-c", probe], cwd=project, capture_output=True)
     assert "HEAVY=\n" in result.stderr.decode(), result.stderr.decode()
@@ -299,3 +300,27 @@ def test_wheel_installs_everything_under_one_namespace(tmp_path):
     for module in ("mlplint/lint/engine.py", "mlplint/rules/loss/softmax_before_cross_entropy.py",
                    "mlplint/probe/symptoms.py", "mlplint/__main__.py"):
         assert module in names
+
+
+def test_process_ends_with_the_whole_report_and_its_exit_code(project):
+    """mlplint skips the interpreter's teardown: a report larger than a pipe's buffer still
+    arrives whole, to stdout and to --output-file, with the exit code of the findings."""
+    for index in range(300):
+        write(project, f"bad_{index:03}.py", BAD)
+    piped = run_cli("check", "--no-cache", ".", cwd=project)
+    assert piped.returncode == 1
+    assert piped.stdout.decode().count(": ML201 ") == 300
+    assert "Found 300 findings" in piped.stdout.decode()
+    written = run_cli("check", "--no-cache", "--output-file", "report.txt", ".", cwd=project)
+    assert written.returncode == 1
+    assert (project / "report.txt").read_text().count(": ML201 ") == 300
+
+
+def test_a_closed_pipe_is_not_an_error(project):
+    write(project, "bad.py", BAD * 50)
+    import subprocess
+
+    command = f"{sys.executable} -m mlplint check --no-cache bad.py | head -c 10"
+    result = subprocess.run(command, shell=True, cwd=project, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr.decode()

@@ -153,7 +153,6 @@ class InitAnalysis:
 
     def _reach(self, call: cst.Call, tensor: cst.BaseExpression):
         """(target, layer classes, single layer constructor, network nodes) of an init's tensor."""
-        facts = self.facts
         attribute = _parameter_attribute(tensor)
         if attribute is not None:
             module, name = attribute

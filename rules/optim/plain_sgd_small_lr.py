@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import libcst as cst
-
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
