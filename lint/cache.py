@@ -60,10 +60,10 @@ def _finding_row(finding: Finding) -> list:
     fix = finding.fix
     fix_row = None if fix is None else [
         fix.applicability, fix.description,
-        [[e.line, e.column, e.end_line, e.end_column, e.content] for e in fix.edits],
+        [[e.line, e.column, e.end_line, e.end_column, e.content, e.cell] for e in fix.edits],
     ]
     return [finding.code, finding.name, finding.severity.value, finding.message,
-            finding.line, finding.column, finding.end_line, finding.end_column, fix_row]
+            finding.line, finding.column, finding.end_line, finding.end_column, fix_row, finding.cell]
 
 
 def _typed(values: list, types: tuple[type, ...]) -> list:
@@ -74,14 +74,20 @@ def _typed(values: list, types: tuple[type, ...]) -> list:
     return values
 
 
+def _cell(value) -> Optional[int]:
+    if value is not None and type(value) is not int:
+        raise ValueError(f"malformed cell {value!r}")
+    return value
+
+
 def _finding_from_row(row: list, path: str) -> Finding:
-    *fields, fix_row = row
+    *fields, fix_row, cell = row
     code, name, severity, message, line, column, end_line, end_column = _typed(fields, (str,) * 4 + (int,) * 4)
     fix = None
     if fix_row is not None:
         applicability, description, edits = _typed(fix_row, (str, str, list))
-        fix = Fix(applicability, tuple(Edit(*_typed(edit, (int, int, int, int, str))) for edit in edits), description)
-    return Finding(code, name, Severity(severity), message, path, line, column, end_line, end_column, fix)
+        fix = Fix(applicability, tuple(Edit(*_typed(edit[:5], (int, int, int, int, str)), _cell(edit[5])) for edit in edits), description)
+    return Finding(code, name, Severity(severity), message, path, line, column, end_line, end_column, fix, cell=_cell(cell))
 
 
 class ResultCache:
@@ -117,28 +123,35 @@ class ResultCache:
                 self._dirty = True  # replace it with a sound one
         return self._entries
 
-    def lookup(self, path: str, digest: str, settings_key: str) -> Optional[tuple[list[Finding], list[FileError]]]:
-        """The findings and errors stored for this path, content and settings, reported under
-        `path` as spelled in this run; None on a miss."""
+    def lookup(self, path: str, digest: str, settings_key: str) -> Optional[tuple[list[Finding], list[FileError], list[str]]]:
+        """The findings, errors and warnings stored for this path, content and settings, told
+        under `path` as spelled in this run; None on a miss."""
         entry = self._load().get(os.path.abspath(path))
         if entry is None:
             return None
         try:
-            stored_digest, stored_settings, finding_rows, error_messages = entry
+            stored_digest, stored_settings, finding_rows, error_messages, warning_tails = entry
             if stored_digest != digest or stored_settings != settings_key:
                 return None
             findings = [_finding_from_row(row, path) for row in finding_rows]
             errors = [FileError(path, _typed([message], (str,))[0]) for message in error_messages]
-        except (TypeError, ValueError, KeyError) as error:
+            warnings = [path + _typed([tail], (str,))[0] for tail in warning_tails]
+        except (TypeError, ValueError, KeyError, IndexError) as error:
             self._warn_once(f"ignoring the damaged cache {self.file} ({type(error).__name__}: {error}); every file is checked afresh")
             self._entries.clear()
             self._dirty = True
             return None
-        return findings, errors
+        return findings, errors, warnings
 
-    def store(self, path: str, digest: str, settings_key: str, findings: list[Finding], errors: list[FileError]) -> None:
+    def store(self, path: str, digest: str, settings_key: str, findings: list[Finding], errors: list[FileError],
+              warnings: list[str]) -> None:
+        """Remember a file's outcome; its warnings each start with `path` (kept without it). A
+        warning that does not is not cached, and neither is the file."""
+        if not all(w.startswith(path) for w in warnings):
+            return
         self._load()[os.path.abspath(path)] = [
             digest, settings_key, [_finding_row(f) for f in findings], [e.message for e in errors],
+            [w[len(path):] for w in warnings],
         ]
         self._dirty = True
 

@@ -197,8 +197,6 @@ def check_path(path: str, options: CheckOptions, text: Optional[str] = None) -> 
     except Exception as exc:  # noqa: BLE001 - one file must not end the run
         message = f"internal error ({type(exc).__name__}: {exc}); please report it"
         return CheckedFile(FileResult(path, errors=[FileError(path, message)]), cacheable=False)
-    if is_notebook(path):
-        checked.cacheable = False  # its result maps to cells and its excerpts need the notebook
     if options.fix and not options.diff and checked.fixed is not None:
         try:
             data = checked.fixed.encode("utf-8") if is_notebook(path) else _encode_like(checked.fixed, read_bytes(path))
@@ -281,7 +279,7 @@ class Checker:
         _collect_garbage_less_often()
         checked: list[Optional[CheckedFile]] = [None] * len(paths)
         tasks: list[_Task] = []
-        keys: dict[int, tuple[str, str]] = {}  # index -> (content digest, settings key)
+        keys: dict[int, tuple[str, str, int]] = {}  # index -> (content digest, settings key, settings warnings)
         for index, path in enumerate(paths):
             try:
                 data = read_bytes(path)
@@ -289,32 +287,38 @@ class Checker:
             except SourceError as error:
                 checked[index] = CheckedFile(FileResult(path, errors=[FileError(path, str(error))]))
                 continue
-            if self.cache is not None and not is_notebook(path):
+            if self.cache is not None:
                 settings = self.settings_for(path)
-                keys[index] = (content_digest(data), settings_key(settings, path))
-                hit = self.cache.lookup(path, *keys[index])
+                keys[index] = (content_digest(data), settings_key(settings, path), len(settings.warnings))
+                hit = self.cache.lookup(path, *keys[index][:2])
                 if hit is not None and not (self.options.fixing and _has_fix_to_apply(hit[0], self.options)):
-                    checked[index] = self._from_cache(text, path, settings, FileResult(path, *hit))
+                    checked[index] = self._from_cache(text, path, settings, *hit)
                     continue
             tasks.append(_Task(index, path, text))
         for index, result in self._run(tasks).items():
             checked[index] = result
             if self.cache is not None and result.cacheable and index in keys:
-                digest, key = keys[index]
+                digest, key, settings_warnings = keys[index]
                 if result.fixed is not None and not self.options.diff:  # the file now holds the fixed text, and the result is its
                     digest = content_digest(result.fixed.encode("utf-8"))
-                self.cache.store(paths[index], digest, key, result.result.findings, result.result.errors)
+                own_warnings = result.warnings[settings_warnings:]  # check_text put the settings' warnings first
+                self.cache.store(paths[index], digest, key, result.result.findings, result.result.errors, own_warnings)
         if self.cache is not None:
             self.cache.save()
         return checked  # type: ignore[return-value]
 
     @staticmethod
-    def _from_cache(text: str, path: str, settings: Settings, result: FileResult) -> CheckedFile:
+    def _from_cache(text: str, path: str, settings: Settings, findings: list, errors: list, warnings: list[str]) -> CheckedFile:
         """What checking would have said, from a cached result: the same warnings and excerpts."""
-        warnings = [*settings.warnings, *([f"{path}: empty file, nothing to check"] if not text.strip() else [])]
-        warnings += _noqa_warnings(text, path, str)
-        sources = {None: split_lines(text)} if result.findings else {}
-        return CheckedFile(result, warnings=warnings, sources=sources, config=settings.source)
+        sources: dict = {}
+        if findings and is_notebook(path):
+            from mlplint.lint.notebook import Notebook
+
+            sources = Notebook.parse(text).cell_lines()
+        elif findings:
+            sources = {None: split_lines(text)}
+        return CheckedFile(FileResult(path, findings, errors), warnings=[*settings.warnings, *warnings], sources=sources,
+                           config=settings.source)
 
     def _run(self, tasks: list[_Task]) -> dict[int, CheckedFile]:
         if self.workers >= 2 and len(tasks) >= 2:

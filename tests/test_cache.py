@@ -212,3 +212,31 @@ def test_cached_results_equal_fresh_ones_and_nothing_is_checked_twice(tmp_path, 
     other_build = runner.Checker(options, ResultCache(tmp_path / "cache", "rebuilt", warnings.append), workers=1)
     other_build.check_files(files[:1])
     assert checked_texts == files[:1]
+
+
+def test_notebooks_and_file_warnings_are_served_from_the_cache(tmp_path, monkeypatch):
+    """A notebook's findings keep their cells and excerpts, and a file's own warnings (empty file,
+    unknown code in a noqa) come back with the cached result, under the path as spelled now."""
+    from notebook_helpers import IMPORTS, LOOP, MODEL, code, markdown, notebook_text
+    from mlplint.lint import runner
+    from mlplint.lint.cache import ResultCache
+
+    (tmp_path / "nb.ipynb").write_text(notebook_text(markdown("# t"), code(IMPORTS), code(MODEL), code(LOOP)))
+    (tmp_path / "empty.py").write_text("")
+    (tmp_path / "noqa.py").write_text("x = 1  # noqa: ML999\n")
+    files = [str(tmp_path / name) for name in ("nb.ipynb", "empty.py", "noqa.py")]
+    options = runner.CheckOptions(None, None, None, False, False)
+    checked_texts = []
+    real_check_source = runner.check_source
+    monkeypatch.setattr(runner, "check_source", lambda text, path, settings: checked_texts.append(path) or real_check_source(text, path, settings))
+    seen = lambda results: [(c.result.findings, c.result.errors, c.warnings, c.sources) for c in results]
+    cold = runner.Checker(options, ResultCache(tmp_path / "cache", "build", print), workers=1).check_files(files)
+    assert len(checked_texts) == 3
+    assert [f.cell for f in cold[0].result.findings] and all(f.cell is not None for f in cold[0].result.findings)
+    assert any("empty file" in w for w in cold[1].warnings) and any("ML999" in w for w in cold[2].warnings)
+    checked_texts.clear()
+    warm = runner.Checker(options, ResultCache(tmp_path / "cache", "build", print), workers=1).check_files(files)
+    assert checked_texts == [] and seen(warm) == seen(cold)
+    monkeypatch.chdir(tmp_path)
+    relative = runner.Checker(options, ResultCache(tmp_path / "cache", "build", print), workers=1).check_files(["empty.py"])
+    assert checked_texts == [] and relative[0].warnings == ["empty.py: empty file, nothing to check"]
