@@ -23,8 +23,10 @@ from torch import nn
 from torch.nn.modules import module as module_hooks
 from torch.optim import lr_scheduler
 from torch.optim import optimizer as optimizer_hooks
+from torch.utils.data import DataLoader
 
 from .collectors import Collector
+from .epochs import ShortEpochs
 from .collectors.activations import ActivationCollector
 from .collectors.batches import BatchCollector
 from .collectors.eval_mode import EvalModeCollector
@@ -70,6 +72,7 @@ class Session:
         every = every or {}
         sample = sample or {}
         self.budget = steps
+        self.epochs = ShortEpochs(steps)
         self.stats_path = stats_path
         self.progress_path = progress_path
         self._progress: Optional[int] = None  # file descriptor of the progress file, while installed
@@ -132,6 +135,7 @@ class Session:
             self._patch(scheduler_class, "step", functools.partial(self.schedulers.wrap_step, optimizer_steps=self._optimizer_steps,
                                                                    step=lambda: self.tracker.step))
         self._patch(os, "_exit", self._wrap_os_exit)
+        self._patch(DataLoader, "__iter__", self.epochs.wrap_iter)
         self.scaler_fits.install()
         if self.progress_path is not None and self._progress is None:
             self._progress = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -200,6 +204,7 @@ class Session:
             "error": error,
             "steps": self.tracker.step,
             "budget": self.budget,
+            "epochs": self.epochs.to_json(),
             "device": devices[0] if devices else ("cuda" if torch.cuda.is_available() else "cpu"),
             "seen": {
                 "models": len(self.tracker.models),

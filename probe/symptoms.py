@@ -50,5 +50,6 @@ SYMPTOMS = {
         Symptom("ML925", "target-outside-output-range", _E, "regression targets the model's output activation cannot reach"),
         Symptom("ML926", "identical-units", _E, "units of a layer that stay identical to each other through training"),
         Symptom("ML927", "loss-task-mismatch-observed", _E, "class labels reached a regression loss, or continuous targets a classification loss"),
+        Symptom("ML928", "logits-into-probability-loss", _E, "inputs to BCELoss/NLLLoss outside the probabilities or log-probabilities they expect"),
     ]
 }

@@ -43,7 +43,7 @@ class BceOnLogits(Rule):
     code = "ML403"
     name = "bce-on-logits"
     severity = Severity.ERROR
-    symptoms = ("ML901", "ML902")
+    symptoms = ("ML928", "ML901", "ML902")
 
     VALID = [
         "import torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())\nloss = nn.BCELoss()(m(x), y)\n",

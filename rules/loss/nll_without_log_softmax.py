@@ -39,7 +39,7 @@ class NllWithoutLogSoftmax(Rule):
     code = "ML404"
     name = "nll-without-log-softmax"
     severity = Severity.ERROR
-    symptoms = ("ML914", "ML912", "ML902")
+    symptoms = ("ML928", "ML914", "ML912", "ML902")
 
     VALID = [
         "import torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 3), nn.LogSoftmax(dim=1))\nloss = nn.NLLLoss()(m(x), y)\n",

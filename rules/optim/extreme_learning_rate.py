@@ -59,7 +59,7 @@ class ExtremeLearningRate(Rule):
     code = "ML201"
     name = "extreme-learning-rate"
     severity = Severity.WARNING
-    symptoms = ("ML911", "ML902", "ML901", "ML903", "ML904")
+    symptoms = ("ML911", "ML902", "ML901", "ML903", "ML904", "ML907")
     options = {
         "adam": (1e-6, 0.05), "sgd": (1e-4, 1.0), "rmsprop": (1e-6, 0.05), "adagrad": (1e-5, 1.0),
         "adadelta": (1e-2, 10.0), "lbfgs": (1e-3, 10.0), "rprop": (1e-6, 0.1), "adafactor": (1e-5, 0.1),

@@ -75,7 +75,7 @@ def test_healthy_script_has_no_symptom(symptom_runs):
 
 def test_every_newer_symptom_has_a_near_miss():
     names = {path.stem for path in NEAR_MISSES}
-    assert {SYMPTOM_FIXTURES[f"ML{n}"][:-3] for n in range(919, 928)} <= names
+    assert {SYMPTOM_FIXTURES[f"ML{n}"][:-3] for n in range(919, 929)} <= names
 
 
 @pytest.mark.parametrize("path", NEAR_MISSES, ids=lambda p: p.stem)
@@ -145,6 +145,10 @@ def scenario_runs(tmp_path_factory):
     commands["disabled"] = ["probe", "--format", "json", str(disabled)]
     commands["check-probe"] = ["check", "--probe", "--format", "json", str(FIXTURES / "gradient_accumulation.py")]
     commands["check-probe-no-static"] = ["check", "--probe", "--format", "json", str(FIXTURES / "dead_relu.py"), str(FIXTURES / "healthy.py")]
+    buggy = FIXTURES.parent / "buggy"
+    commands["check-probe-loss-crash"] = ["check", "--probe", "--format", "json", str(buggy / "bce_loss_raw_logits.py")]
+    commands["long-epochs"] = ["probe", "--format", "json", "--save-stats", str(tmp_path_factory.mktemp("epochs") / "stats.json"),
+                               str(buggy / "argparse_lr_eval_in_loop.py")]
     return run_all(commands)
 
 
@@ -357,3 +361,22 @@ def test_live_progress_on_a_terminal_only_with_text_output():
 
 def test_no_progress_when_stderr_is_not_a_terminal(scenario_runs):
     assert scenario_runs["text"].stderr == ""
+
+
+def test_a_loss_that_ends_the_run_at_its_first_call_is_still_measured(scenario_runs):
+    """BCELoss raises on raw scores before the first optimizer step; the input it was given is
+    recorded before the call, so the static finding is confirmed by what reached the loss."""
+    (finding,) = [f for f in scenario(scenario_runs, "check-probe-loss-crash")["findings"] if f["code"] == "ML403"]
+    assert finding["runtime"]["status"] == "confirmed" and finding["runtime"]["symptoms"] == ["ML928"]
+    assert "binary_cross_entropy expects probabilities in [0, 1]" in finding["runtime"]["evidence"]
+
+
+def test_epochs_longer_than_the_budget_are_shortened_so_per_epoch_code_runs(scenario_runs):
+    """63 batches per epoch against a budget of 50 steps: each epoch ends after 12 batches, so
+    the evaluation at the end of the epoch (which leaves Dropout in eval mode) is reached."""
+    document = scenario(scenario_runs, "long-epochs")
+    assert document["status"] == "step-budget" and document["steps"] == 50
+    assert "ML919" in codes(document)
+    stats_file = next(arg for arg in scenario_runs["long-epochs"].args if arg.endswith("stats.json"))
+    epochs = json.loads(open(stats_file).read())["epochs"]
+    assert epochs == {"batches_per_epoch": 12, "shortened_epochs": 4}

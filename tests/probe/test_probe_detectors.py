@@ -174,6 +174,12 @@ EXAMPLES = {
         recorded(loss_targets=regression_targets(0.0, min=0.0, integral_share=1.0, distinct=3.0)),
         recorded(loss_targets=regression_targets(0.3, integral_share=0.0, distinct=32.0)),
     ),
+    "ML928": (
+        # one call is enough: BCELoss ends the run at the first input outside [0, 1]
+        recorded(loss_inputs=[loss_call(0, "binary_cross_entropy", [64, 1], [64, 1], input_min=-3.2, input_max=4.1)]),
+        recorded(loss_inputs=[loss_call(s, "binary_cross_entropy", [64, 1], [64, 1], input_min=1e-7, input_max=1 - 1e-7)
+                              for s in CHECKS] + [loss_call(0, "nll_loss", [32, 10], [32], input_min=-9.0, input_max=-0.01)]),
+    ),
 }
 
 
@@ -278,6 +284,12 @@ def test_one_evaluation_pass_in_training_mode_is_enough():
     model["layers"]["1"] = "Dropout"
     (seen,) = judge_all(recorded(model=model, eval_mode=eval_pass(["1"])[:1]))["ML917"].observed
     assert "Dropout '1'" in seen.message and "1 no-grad (evaluation) pass ran" in seen.message
+
+
+def test_nll_loss_on_probabilities_is_outside_the_log_probability_domain():
+    stats = recorded(loss_inputs=[loss_call(s, "nll_loss", [32, 3], [32], input_min=0.01, input_max=0.97) for s in CHECKS])
+    (seen,) = judge_all(stats)["ML928"].observed
+    assert "nll_loss expects log-probabilities" in seen.message and "0.97" in seen.message
 
 
 def test_no_data_means_not_checked():
