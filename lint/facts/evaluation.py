@@ -76,7 +76,7 @@ class EvaluationAnalysis:
             return None
         kind = facts.kind_of(func)
         if kind != "model":
-            if kind is not None or not self._named_like_model(func):
+            if kind is not None or not self._named_like_model(func) or self._names_a_class(func):
                 return None
             if isinstance(func, cst.Attribute) and (facts.kind_of(func.value) == "model" or self._named_like_model(func.value)):
                 return None  # a method of a model object
@@ -85,6 +85,15 @@ class EvaluationAnalysis:
         if owner is not None and facts.is_module_class(owner):
             return None  # a submodule called inside a model's own methods
         return func
+
+    def _names_a_class(self, func: cst.BaseExpression) -> bool:
+        """A class passed in (`def check(Discriminator): D = Discriminator(10)`), or a name spelled
+        as classes are (CapWords): calling it constructs a model, it runs none."""
+        facts = self.facts
+        if any(facts.local_definitions(o, cst.ClassDef) for o in facts.origins(func) if isinstance(o, cst.Name)):
+            return True
+        last = _spelled(func)
+        return last[:1].isupper() and any(c.islower() for c in last)
 
     @staticmethod
     def _named_like_model(expr: cst.BaseExpression) -> bool:
@@ -300,34 +309,42 @@ class EvaluationAnalysis:
 
     # ------------------------------------------------------------------ modes
 
-    def mode_calls(self, model: cst.BaseExpression, mode: str) -> list[cst.Call]:
-        """`model.eval()` / `model.train(False)` (mode "eval") or `model.train()` (mode "train")
-        on the same model, anywhere in the file."""
+    @functools.cached_property
+    def _mode_switches(self) -> list[tuple[cst.Call, str]]:
+        """Every `x.eval()` / `x.train(False)` ("eval") and `x.train()` ("train") call, found once."""
         facts = self.facts
         found = []
         for call in facts.calls:
             func = call.func
-            if not (isinstance(func, cst.Attribute) and func.attr.value in ("eval", "train")):
-                continue
-            if not facts.same_object(func.value, model):
-                continue
-            argument = facts.literal(call.args[0].value) if call.args else True
-            is_eval = func.attr.value == "eval" or argument is False
-            if is_eval == (mode == "eval"):
-                found.append(call)
+            if isinstance(func, cst.Attribute) and func.attr.value in ("eval", "train"):
+                argument = facts.literal(call.args[0].value) if call.args else True
+                found.append((call, "eval" if func.attr.value == "eval" or argument is False else "train"))
         return found
+
+    def mode_calls(self, model: cst.BaseExpression, mode: str) -> list[cst.Call]:
+        """`model.eval()` / `model.train(False)` (mode "eval") or `model.train()` (mode "train")
+        on the same model, anywhere in the file."""
+        return [call for call, switch in self._mode_switches if switch == mode and self.facts.same_object(call.func.value, model)]
 
     def modes_before(self, node: cst.CSTNode, model: cst.BaseExpression, depth: int = _MAX_DEPTH) -> set[Optional[str]]:
         """The mode ("eval" or "train") each path leaves `model` in when it reaches `node`: the
-        latest `eval()`/`train()` on it earlier in node's function, else what the callers of that
-        function leave (None: a path that sets no mode)."""
+        latest `eval()`/`train()` on it earlier in node's function, or the latest earlier call of a
+        local function that switches it (`evaluate(model)` that calls `model.eval()` leaves it in
+        eval mode), else what the callers of that function leave (None: a path that sets no mode)."""
         facts = self.facts
         function = facts.enclosing_function(node)
         at = facts.order_of(node)
-        earlier = [
-            (facts.order_of(call), mode) for mode in ("eval", "train") for call in self.mode_calls(model, mode)
-            if facts.enclosing_function(call) is function and facts.order_of(call) < at
-        ]
+        switches = [(call, mode) for mode in ("eval", "train") for call in self.mode_calls(model, mode)]
+        earlier = [(facts.order_of(call), mode) for call, mode in switches
+                   if facts.enclosing_function(call) is function and facts.order_of(call) < at]
+        exits: dict[cst.FunctionDef, tuple[int, str]] = {}  # each switching function's last switch
+        for call, mode in switches:
+            switching = facts.enclosing_function(call)
+            if switching is not None and switching is not function:
+                exits[switching] = max(exits.get(switching, (-1, "")), (facts.order_of(call), mode))
+        for switching, (_, mode) in exits.items():
+            earlier += [(facts.order_of(site), mode) for site in facts.training.caller_sites(switching)
+                        if facts.enclosing_function(site) is function and facts.order_of(site) < at]
         if earlier:
             return {max(earlier)[1]}
         sites = facts.training.caller_sites(function) if function is not None and depth > 0 else []

@@ -55,6 +55,30 @@ class MissingEvalMode(Rule):
     symptoms = ("ML917",)
 
     VALID = [
+        # evaluate() leaves the model in eval mode, and predict() runs after it (bentrevett's notebooks)
+        """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 2))
+def train(model):
+    model.train()
+    for x, y in data:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+def evaluate(model):
+    model.eval()
+    with torch.no_grad():
+        return sum(criterion(model(x), y).item() for x, y in data)
+for epoch in range(3):
+    train(model)
+    evaluate(model)
+test_loss = evaluate(model)
+def predict(model, x):
+    with torch.no_grad():
+        return model(x).argmax(-1)
+print(predict(model, torch.randn(1, 10)))
+""",
         # a GAN generator's periodic sample, saved detached, keeps BatchNorm in training mode by design
         """
 import torch
@@ -200,6 +224,28 @@ class Trainer:
         return self.model(x)
 """,
             line=9,
+        ),
+        # the train() helper's model.train() is the mode the later prediction runs in
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 2))
+def train(model):
+    model.train()
+    for x, y in data:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+model.eval()
+for epoch in range(3):
+    train(model)
+def predict(model, x):
+    with torch.no_grad():
+        return model(x).argmax(-1)
+print(predict(model, torch.randn(1, 10)))
+""",
+            line=16,
         ),
         # eval() once before the loop, but each epoch's train() undoes it before validate()
         Invalid(

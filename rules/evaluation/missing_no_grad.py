@@ -59,6 +59,23 @@ class MissingNoGrad(Rule):
     symptoms = ("ML920",)
 
     VALID = [
+        # the model class is passed in: `Discriminator(10)` constructs, the one forward is under no_grad
+        """
+import torch
+import torch.nn as nn
+class Discriminator(nn.Module):
+    def __init__(self, conv_dim):
+        super().__init__()
+        self.fc = nn.Linear(conv_dim, 1)
+    def forward(self, x):
+        return self.fc(x)
+def test_discriminator(Discriminator):
+    D = Discriminator(10)
+    with torch.no_grad():
+        output = D(torch.randn(4, 10))
+    assert output.shape == (4, 1)
+test_discriminator(Discriminator)
+""",
         # a smoke test of a freshly built model on random input is not an evaluation pass
         """
 import torch

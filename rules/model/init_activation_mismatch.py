@@ -62,6 +62,26 @@ class InitActivationMismatch(Rule):
     symptoms = ("ML909", "ML906", "ML907")
 
     VALID = [
+        # Xavier only on the output head (the one Linear); the ReLU convolutions get Kaiming
+        """
+import torch
+import torch.nn as nn
+class CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(16, 32, 3)
+        self.fc = nn.Linear(32, 2)
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).max(dim=-1).values
+        return self.fc(h)
+def init_weights(m):
+    if isinstance(m, nn.Linear):
+        nn.init.xavier_normal_(m.weight)
+    elif isinstance(m, nn.Conv1d):
+        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+model = CNN()
+model.apply(init_weights)
+""",
         # Kaiming for ReLU
         """
 import torch.nn as nn
@@ -218,6 +238,8 @@ if __name__ == "__main__":
             for network in self._networks(facts, init):
                 if analysis.has_normalisation(network) or analysis.has_recurrent_layers(network) or analysis.is_opaque(network):
                     continue
+                if self._only_output_layer(network, init):
+                    continue  # the head that feeds the loss has no activation after it to be tuned for
                 kind = analysis.hidden_activation_kind(network)
                 hidden = analysis.hidden_activations(network)
                 if not hidden:
@@ -243,6 +265,17 @@ if __name__ == "__main__":
                         f"nn.init.xavier_uniform_(w) or kaiming_*(w, nonlinearity=\"{activation}\")",
                     )
                     break
+
+    @staticmethod
+    def _only_output_layer(network, init) -> bool:
+        """The init reaches only the network's last weighted layer (`isinstance(m, nn.Linear)` in
+        a CNN whose one Linear is its output head), or just that layer by name."""
+        weighted = [op for op in network.ops if op.api in WEIGHTED]
+        if not weighted:
+            return False
+        if init.layer_node is not None:
+            return init.layer_node is weighted[-1].node
+        return init.layers is not None and [op for op in weighted if op.api in init.layers] == [weighted[-1]]
 
     @staticmethod
     def _networks(facts, init):
