@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from .collectors import Collector
 from .epochs import ShortEpochs
+from .manual_updates import HandWrittenUpdates, ManualSteps, global_names
 from .collectors.activations import ActivationCollector
 from .collectors.batches import BatchCollector
 from .collectors.eval_mode import EvalModeCollector
@@ -73,6 +74,7 @@ class Session:
         sample = sample or {}
         self.budget = steps
         self.epochs = ShortEpochs(steps)
+        self.manual = ManualSteps()
         self.stats_path = stats_path
         self.progress_path = progress_path
         self._progress: Optional[int] = None  # file descriptor of the progress file, while installed
@@ -136,6 +138,7 @@ class Session:
                                                                    step=lambda: self.tracker.step))
         self._patch(os, "_exit", self._wrap_os_exit)
         self._patch(DataLoader, "__iter__", self.epochs.wrap_iter)
+        self._patch(torch.optim.Optimizer, "__init__", self.manual.wrap_optimizer_init)
         self.scaler_fits.install()
         if self.progress_path is not None and self._progress is None:
             self._progress = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -205,6 +208,7 @@ class Session:
             "steps": self.tracker.step,
             "budget": self.budget,
             "epochs": self.epochs.to_json(),
+            **self.manual.to_json(),
             "device": devices[0] if devices else ("cuda" if torch.cuda.is_available() else "cpu"),
             "seen": {
                 "models": len(self.tracker.models),
@@ -315,6 +319,8 @@ class Session:
             self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        if not isinstance(optimizer, HandWrittenUpdates):
+            self.manual.optimizers_seen += 1
         if self.tracker.step >= self.budget:  # the script caught StepBudgetReached and went on
             self.remove()
             self._finish_sample()
@@ -363,7 +369,19 @@ class Session:
                 self.loss_graph.on_backward(self.tracker.step, loss)
                 self.graph_growth.on_backward(loss)
             self.gradients.on_backward()
-            return original(tensors, *args, **kwargs)
+            if not self.manual.active:
+                return original(tensors, *args, **kwargs)
+            updates = self.manual.before_backward(loss)
+            if self.manual.open:  # the script has applied its update since the last backward
+                self.manual.open = False
+                self._after_step(updates, (), {})
+            result = original(tensors, *args, **kwargs)
+            if updates is not None:
+                if not self.tracker.optimizers:
+                    self.tracker.optimizer(updates, global_names())
+                self._before_step(updates, (), {})
+                self.manual.open = True
+            return result
 
         return backward
 

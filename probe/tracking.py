@@ -145,10 +145,12 @@ class Tracker:
             found = model.layers.get(id(module))
         return found
 
-    def optimizer(self, optimizer: torch.optim.Optimizer) -> OptimizerInfo:
+    def optimizer(self, optimizer: torch.optim.Optimizer, other_names: Optional[dict[int, str]] = None) -> OptimizerInfo:
+        """The optimizer's record, made on first sight; its parameters are named after the models
+        that hold them, else by `other_names` (id(tensor) -> name)."""
         info = self.optimizers.get(id(optimizer))
         if info is None:
-            names = {}
+            names = dict(other_names or {})
             for model in self.models.values():
                 prefix = f"{model.name}." if len(self.models) > 1 else ""
                 names.update({id(record["tensor"]): prefix + name for name, record in model.params.items()})

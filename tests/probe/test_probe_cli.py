@@ -149,7 +149,18 @@ def scenario_runs(tmp_path_factory):
     commands["check-probe-loss-crash"] = ["check", "--probe", "--format", "json", str(buggy / "bce_loss_raw_logits.py")]
     commands["long-epochs"] = ["probe", "--format", "json", "--save-stats", str(tmp_path_factory.mktemp("epochs") / "stats.json"),
                                str(buggy / "argparse_lr_eval_in_loop.py")]
+    commands["manual-sgd"] = ["probe", "--format", "json", "--save-stats", str(tmp_path_factory.mktemp("manual") / "stats.json"),
+                              str(FIXTURES / "manual_sgd.py")]
+    commands["manual-ascent"] = ["probe", "--format", "json", "--save-stats", str(tmp_path_factory.mktemp("ascent") / "stats.json"),
+                                 str(buggy / "manual_sgd_gradient_ascent.py")]
+    commands["input-gradients"] = ["probe", "--format", "json", str(FIXTURES / "input_gradients.py")]
     return run_all(commands)
+
+
+def saved_stats(result) -> dict:
+    """The stats file a run was told to save (`--save-stats`)."""
+    arguments = list(result.args)
+    return json.loads(Path(arguments[arguments.index("--save-stats") + 1]).read_text())
 
 
 def scenario(runs, key) -> dict:
@@ -377,6 +388,24 @@ def test_epochs_longer_than_the_budget_are_shortened_so_per_epoch_code_runs(scen
     document = scenario(scenario_runs, "long-epochs")
     assert document["status"] == "step-budget" and document["steps"] == 50
     assert "ML919" in codes(document)
-    stats_file = next(arg for arg in scenario_runs["long-epochs"].args if arg.endswith("stats.json"))
-    epochs = json.loads(open(stats_file).read())["epochs"]
+    epochs = saved_stats(scenario_runs["long-epochs"])["epochs"]
     assert epochs == {"batches_per_epoch": 12, "shortened_epochs": 4}
+
+
+def test_hand_written_updates_are_steps(scenario_runs):
+    """No optimizer: each backward pass followed by an in-place update of the parameters is a
+    step, so a from-scratch loop is measured (healthy) and a flipped update sign is seen."""
+    document = scenario(scenario_runs, "manual-sgd")
+    assert document["status"] == "step-budget" and document["steps"] == 50 and document["symptoms"] == []
+    stats = saved_stats(scenario_runs["manual-sgd"])
+    assert stats["hand_written_updates"] is True and stats["optimizers"][0]["class"] == "HandWrittenUpdates"
+    ascent = scenario(scenario_runs, "manual-ascent")
+    assert ascent["steps"] == 50 and "ML902" in codes(ascent)
+    # raw tensors are named after the script's variables
+    assert saved_stats(scenario_runs["manual-ascent"])["optimizers"][0]["params"] == ["b", "w"]
+
+
+def test_gradients_of_the_input_alone_are_not_training(scenario_runs):
+    document = scenario(scenario_runs, "input-gradients")
+    assert document["status"] == "no-training" and document["steps"] == 0
+    assert scenario_runs["input-gradients"].returncode == 2
