@@ -10,7 +10,7 @@ that fit the budget are untouched, and the number of shortened passes is reporte
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 EPOCHS_IN_BUDGET = 4
 MIN_BATCHES_PER_EPOCH = 5
@@ -21,15 +21,18 @@ def batches_per_epoch(budget: int) -> int:
 
 
 class ShortEpochs:
-    """Wraps `DataLoader.__iter__` while installed (see Session.install)."""
+    """Wraps `DataLoader.__iter__` while installed (see Session.install); `on_pass(loader)` is
+    told of every pass over a loader."""
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, on_pass: Callable[[Any], None] = lambda loader: None) -> None:
         self.cap = batches_per_epoch(budget)
         self.budget = budget
+        self.on_pass = on_pass
         self.shortened = 0  # passes over a loader that were ended early
 
     def wrap_iter(self, original: Any) -> Any:
         def __iter__(loader: Any) -> Iterator:
+            self.on_pass(loader)
             iterator = original(loader)
             try:
                 length = len(loader)

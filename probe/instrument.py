@@ -73,7 +73,6 @@ class Session:
         every = every or {}
         sample = sample or {}
         self.budget = steps
-        self.epochs = ShortEpochs(steps)
         self.manual = ManualSteps()
         self.stats_path = stats_path
         self.progress_path = progress_path
@@ -94,6 +93,7 @@ class Session:
         self.schedulers = SchedulerCallCollector(every.get("scheduler_calls"))
         self.batches = BatchCollector(every.get("batches"))
         self.scaler_fits = ScalerFitCollector(every.get("scaler_fits"))
+        self.epochs = ShortEpochs(steps, self.scaler_fits.on_loader_pass)
         self.graph_growth = GraphGrowthCollector(every.get("graph_growth"))
         self.output_activation = OutputActivationCollector(every.get("output_activation"))
         self.loss_targets = LossTargetCollector(every.get("loss_targets"))

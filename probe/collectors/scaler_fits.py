@@ -47,10 +47,16 @@ def numpy_row_hashes(values: Any) -> list[int]:
         return (bits * weights).sum(axis=1).tolist()
 
 
-def tensor_row_hashes(x: torch.Tensor) -> torch.Tensor:
-    bits = x.detach()[:MAX_ROWS_PER_INPUT].float().contiguous().view(torch.int32).to(torch.int64)
-    weights = torch.tensor([w - (1 << 64) if w >= 1 << 63 else w for w in column_weights(bits.shape[1])], dtype=torch.int64, device=bits.device)
-    return (bits * weights).sum(dim=1)
+def tensor_row_hashes(x: torch.Tensor, limit: int = MAX_ROWS_PER_INPUT) -> torch.Tensor:
+    """One hash per row of a 2-D tensor (its first `limit` rows), computed MAX_ROWS_PER_INPUT rows
+    at a time so that hashing a whole dataset needs little memory."""
+    rows = x.detach()[:limit]
+    weights = torch.tensor([w - (1 << 64) if w >= 1 << 63 else w for w in column_weights(rows.shape[1])], dtype=torch.int64, device=rows.device)
+    chunks = [
+        (rows[start:start + MAX_ROWS_PER_INPUT].float().contiguous().view(torch.int32).to(torch.int64) * weights).sum(dim=1)
+        for start in range(0, len(rows), MAX_ROWS_PER_INPUT)
+    ]
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int64, device=rows.device)
 
 
 class _PatchOnImport(importlib.abc.MetaPathFinder):
@@ -85,6 +91,7 @@ class ScalerFitCollector(Collector):
         self._fitted_raw: dict[int, set[int]] = {}  # id(scaler) -> hashes of the rows of its latest fit
         self._fitted_scaled: set[int] = set()  # hashes of the scaled values of rows a scaler was fitted on
         self._rows: dict[str, set[int]] = {"train": set(), "eval": set()}
+        self._datasets: dict[int, Any] = {}  # id(dataset) -> hashes of its rows (a TensorDataset's inputs)
         self._pending: list[tuple[str, torch.Tensor]] = []
         self._depth = 0
         self._finder: Optional[_PatchOnImport] = None
@@ -177,12 +184,26 @@ class ScalerFitCollector(Collector):
         if len(self._rows[kind]) < MAX_ROWS:
             self._pending.append((kind, tensor_row_hashes(x)))
 
+    def on_loader_pass(self, loader: Any) -> None:
+        """Hash the input rows of a DataLoader's dataset once (a TensorDataset of 2-D features),
+        so that the whole training set is known, not only the rows a short run reached."""
+        dataset = getattr(loader, "dataset", None)
+        tensors = getattr(dataset, "tensors", None)
+        if not self.fits or id(dataset) in self._datasets or not tensors:
+            return
+        x = tensors[0]
+        if isinstance(x, torch.Tensor) and x.dim() == 2 and x.is_floating_point():
+            self._datasets[id(dataset)] = tensor_row_hashes(x, MAX_ROWS)
+
     def flush(self) -> dict[str, Any]:
         for kind, hashes in self._pending:
             self._rows[kind].update(hashes.tolist())
         self._pending = []
         train, evaluated = self._rows["train"], self._rows["eval"]
         held_out = evaluated - train
+        self._datasets = {key: set(rows.tolist()) if isinstance(rows, torch.Tensor) else rows for key, rows in self._datasets.items()}
+        training_sets = [rows for rows in self._datasets.values() if rows & train]  # datasets the model trained from
+        training_data = set().union(*training_sets)
         return {
             "every": self.every,
             "fits": self.fits,
@@ -192,4 +213,7 @@ class ScalerFitCollector(Collector):
             "eval_rows": len(evaluated),
             "held_out_rows": len(held_out),
             "held_out_rows_fitted": len(held_out & self._fitted_scaled),
+            "training_data_rows": len(training_data),
+            "training_data_rows_fitted": len(training_data & self._fitted_scaled),
+            "fitted_rows_outside_training_data": len(self._fitted_scaled - training_data) if training_data else 0,
         }

@@ -286,6 +286,17 @@ def test_one_evaluation_pass_in_training_mode_is_enough():
     assert "Dropout '1'" in seen.message and "1 no-grad (evaluation) pass ran" in seen.message
 
 
+def test_a_scaler_fitted_beyond_the_training_set_is_seen_before_any_evaluation():
+    def fitted(training, training_fitted, outside):
+        return recorded(scaler_fits={**scaler_fits(0, 0), "training_data_rows": training,
+                                     "training_data_rows_fitted": training_fitted, "fitted_rows_outside_training_data": outside})
+    (seen,) = judge_all(fitted(455, 455, 114))["ML923"].observed
+    assert "455 are the 455 rows of the training set and 114 are rows the model never trains on" in seen.message
+    for healthy in (fitted(455, 455, 0), fitted(455, 455, 12), fitted(455, 0, 569)):  # fitted on the training set; drop_last; other data
+        judgement = judge_all(healthy)["ML923"]
+        assert judgement.checked and judgement.observed == ()
+
+
 def test_nll_loss_on_probabilities_is_outside_the_log_probability_domain():
     stats = recorded(loss_inputs=[loss_call(s, "nll_loss", [32, 3], [32], input_min=0.01, input_max=0.97) for s in CHECKS])
     (seen,) = judge_all(stats)["ML928"].observed

@@ -132,6 +132,38 @@ def test_scaler_rows_followed_to_the_evaluation_passes():
     assert "fit_transform" not in StandardScaler.__dict__  # the inherited method is restored, not shadowed
 
 
+def test_the_whole_training_set_is_known_from_its_dataloader():
+    """Before any evaluation: the TensorDataset behind the training loader gives every training
+    row, so a scaler fitted on more rows than that is seen after one step."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 3))
+    outcomes = {}
+    for fitted_on in ("all", "train"):
+        session = Session(steps=1000)
+        session.install()
+        try:
+            if fitted_on == "all":  # fitted on every row before the split
+                scaled = StandardScaler().fit_transform(features)
+            else:  # fitted on the training rows, then applied to all of them
+                scaler = StandardScaler().fit(features[:30])
+                scaled = scaler.transform(features)
+            train_x = torch.tensor(scaled[:30], dtype=torch.float32)
+            loader = DataLoader(TensorDataset(train_x, torch.zeros(30, dtype=torch.long)), batch_size=8)
+            model = nn.Linear(3, 2)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            xb, yb = next(iter(loader))  # one batch of 8: the other 22 training rows are never reached
+            optimizer.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+        finally:
+            session.remove()
+        collected = session.stats("completed", None)["collectors"]["scaler_fits"]
+        outcomes[fitted_on] = (collected["training_data_rows"], collected["training_data_rows_fitted"], collected["fitted_rows_outside_training_data"])
+    assert outcomes == {"all": (30, 30, 10), "train": (30, 30, 0)}
+
+
 def test_loss_targets_and_batch_labels():
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
