@@ -21,7 +21,7 @@ GRAD_SWITCHES = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
 # `self.encoder`, `model_ema`, `netG`... A name that ends in a model word, not one that only contains it
 # (`dummy_model_factory`), and not a verb phrase (`get_classifier`, `load_model`, `reset_classifier`).
 MODEL_NAME = re.compile(r"(^|_)(model|net|network|classifier|regressor|encoder|decoder|generator|discriminator|backbone|clf)(\d*|_?[a-z]|_ema|_eval|_student|_teacher|_g|_d)$", re.IGNORECASE)
-ACTION_NAME = re.compile(r"^(get|load|reset|create|build|make|init|initialize|set|save|freeze|unfreeze|prepare|wrap|compile|copy|clone|update|register|setup|dummy|fake|mock|new|export|convert|fuse)_", re.IGNORECASE)
+ACTION_NAME = re.compile(r"^(get|load|reset|create|build|make|init|initialize|set|save|freeze|unfreeze|prepare|wrap|compile|copy|clone|update|register|setup|dummy|fake|mock|new|export|convert|fuse|unwrap|extract|merge|quantize|trace|script|shard|average|swap)_", re.IGNORECASE)
 # Loading a model's weights: what makes a model built in the same function one worth evaluating.
 SIDE_BRANCH = "in a branch of the training loop that never calls backward()"
 LOAD_METHODS = {"load_state_dict", "load", "from_pretrained", "load_checkpoint"}

@@ -25,6 +25,9 @@ def _terminal_name(expr: cst.BaseExpression) -> str:
         return expr.attr.value
     return ""
 
+# Schedulers that overwrite the optimizer's lr when they are built.
+LR_SETTING_SCHEDULERS = ("torch.optim.lr_scheduler.OneCycleLR", "torch.optim.lr_scheduler.CyclicLR")
+
 
 class TrainingAnalysis:
     def __init__(self, facts: ScriptFacts):
@@ -74,6 +77,21 @@ class TrainingAnalysis:
                     for entry in element.value.elements:
                         if isinstance(entry, cst.DictElement) and self.facts.literal(entry.key) == key:
                             found.append(entry.value)
+        return found
+
+    def lr_set_by_scheduler(self, optimizer_call: cst.Call) -> bool:
+        """Whether the optimizer built by this call goes to a scheduler that sets the learning rate
+        itself (OneCycleLR from max_lr / div_factor, CyclicLR from base_lr), so its own lr is never used."""
+        return optimizer_call in self._scheduled_lr_optimizers
+
+    @functools.cached_property
+    def _scheduled_lr_optimizers(self) -> set[cst.CSTNode]:
+        facts = self.facts
+        found: set[cst.CSTNode] = set()
+        for scheduler in facts.calls_to(*LR_SETTING_SCHEDULERS):
+            optimizer = facts.argument(scheduler, 0, "optimizer")
+            if optimizer is not None:
+                found.update(facts.origins(optimizer))
         return found
 
     def is_optimizer(self, expr: cst.BaseExpression) -> bool:

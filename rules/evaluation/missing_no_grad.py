@@ -59,6 +59,28 @@ class MissingNoGrad(Rule):
     symptoms = ("ML920",)
 
     VALID = [
+        # accelerate's unwrap_model() unwraps for saving, it runs no forward
+        """
+import torch
+from torch import nn
+from accelerate import Accelerator
+
+accelerator = Accelerator()
+model = nn.Linear(4, 2)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+model, optimizer = accelerator.prepare(model, optimizer)
+for epoch in range(3):
+    model.train()
+    for _ in range(10):
+        loss = model(torch.randn(8, 4)).sum()
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+    if epoch % 2 == 0:
+        accelerator.wait_for_everyone()
+        unwrapped_model = accelerator.unwrap_model(model)
+        unwrapped_model.save_pretrained("out")
+""",
         # the model class is passed in: `Discriminator(10)` constructs, the one forward is under no_grad
         """
 import torch

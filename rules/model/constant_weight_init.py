@@ -62,6 +62,44 @@ class ConstantWeightInit(Rule):
     symptoms = ("ML926", "ML918")
 
     VALID = [
+        # a test's dummy module with no forward(): known constants, nothing trained
+        """
+import torch
+
+class DummyModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = torch.nn.Linear(10, 10)
+        self.fc2 = torch.nn.Linear(12, 12)
+        self.fc1.weight.data.zero_()
+        self.fc1.bias.data.zero_()
+        self.fc2.weight.data.fill_(1.0)
+        self.fc2.bias.data.fill_(1.0)
+
+model = DummyModel()
+for name, p in model.named_parameters():
+    print(name, p.norm().item())
+""",
+        # zero init of the output layer, with a Softmax after it
+        """
+import torch
+from torch import nn
+
+class MyModule(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin0 = nn.Linear(20, 20)
+        nn.init.eye_(self.lin0.weight)
+        self.lin1 = nn.Linear(20, 2)
+        nn.init.zeros_(self.lin1.weight)   # zero-init of the *output* layer
+        nn.init.ones_(self.lin1.bias)
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, X):
+        X = self.lin0(X)
+        X = self.lin1(X)
+        return self.softmax(X)
+""",
         # a zero-init classifier head chosen by name: the random layers before it break the symmetry
         """
 import torch.nn as nn
@@ -216,7 +254,8 @@ if __name__ == "__main__":
             if init.layer_node is not None:
                 if init.layers != frozenset({facts.class_of(init.layer_node)}) or not init.reaches(WEIGHTED):
                     continue
-                if not networks or any(self._deliberate(analysis, network, init.layer_node) for network in networks):
+                if not networks or any(self._deliberate(analysis, network, init.layer_node) or self._never_run(facts, network)
+                                       for network in networks):
                     continue
                 ctx.report(
                     init.call,
@@ -263,13 +302,25 @@ if __name__ == "__main__":
 
     @staticmethod
     def _deliberate(analysis, network, layer_node) -> bool:
-        """Zero/constant init of a network's output layer, or of a layer in a residual network."""
+        """Zero/constant init of a network's output layer (a softmax after it or not), or of a
+        layer in a residual network."""
         if any(op.node is layer_node for op in network.output_ops):
             return True
         layers, _ = analysis.weighted_layers(network)
-        if layers and layers[-1].node is layer_node and not network.output_ops:
+        if layers and layers[-1].node is layer_node:
             return True
         return analysis.has_skip_connections(network)
+
+    @staticmethod
+    def _never_run(facts, network) -> bool:
+        """A module class with no forward() of its own or inherited from a class of the file (a
+        test's dummy holding known constants): it computes nothing, so no unit is hidden."""
+        node = network.node
+        if not isinstance(node, cst.ClassDef):
+            return False
+        if any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in node.body.body):
+            return False
+        return all(facts.qualname(base.value) == "torch.nn.Module" for base in node.bases)
 
 
 def _type_test(facts, test: cst.BaseExpression) -> bool:

@@ -66,6 +66,21 @@ class ExtremeLearningRate(Rule):
     }
 
     VALID = [
+        # OneCycleLR sets the lr itself (max_lr / div_factor): the optimizer's lr=1.0 is never used
+        """
+import torch
+from torch import nn
+
+model = nn.Linear(2, 4)
+optimizer = torch.optim.AdamW(model.parameters(), lr=1.0)
+scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.01, steps_per_epoch=10, epochs=1)
+for _ in range(10):
+    loss = model(torch.randn(8, 2)).pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+""",
         # lr=0.0 is a placeholder that the scheduler sets
         """
 import torch
@@ -147,7 +162,7 @@ opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
         for call in facts.calls:
             qualified = facts.qualname(call.func)
             family = names.optimizer_family(qualified) if qualified else None
-            if family is None:
+            if family is None or facts.training.lr_set_by_scheduler(call):
                 continue
             low, high = ctx.options[family]
             optimizer = qualified.rsplit(".", 1)[-1]

@@ -67,7 +67,7 @@ class PlainSgdSmallLr(Rule):
         facts = ctx.facts
         low, high = ctx.options["min-lr"], ctx.options["max-lr"]
         for call in facts.calls:
-            if facts.qualname(call.func) != _SGD or any(arg.star == "**" for arg in call.args):
+            if facts.qualname(call.func) != _SGD or any(arg.star == "**" for arg in call.args) or facts.training.lr_set_by_scheduler(call):
                 continue
             momentum = facts.argument(call, 2, "momentum")
             if momentum is not None and facts.literal(momentum) != 0:
