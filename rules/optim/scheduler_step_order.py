@@ -60,6 +60,35 @@ class SchedulerStepOrder(Rule):
     symptoms = ("ML921",)
 
     VALID = [
+        # two training functions called from one loop: the scheduler step of one is not ordered against the other's optimizer
+        """
+import torch
+from torch import nn
+
+def train_baseline(engine, sched, loader):
+    for batch in loader:
+        loss = engine(batch).sum()
+        engine.backward(loss)
+        engine.step()              # DeepSpeed engine: optimizer step
+        sched.step()
+
+def train_integration(loader):
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    lr_scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    for batch in loader:
+        loss = model(batch).sum()
+        loss.backward()
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad()
+
+if __name__ == "__main__":
+    loader = [torch.randn(8, 4) for _ in range(4)]
+    for stage in [1, 2]:
+        train_baseline(None, None, loader)
+        train_integration(loader)
+""",
         """
 import torch
 sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=100)
@@ -91,6 +120,23 @@ for t in range(100):
 """,
     ]
     INVALID = [
+        # AMP: scaler.step(optimizer) steps the scheduler's optimizer
+        Invalid(
+            """
+import torch
+model = torch.nn.Linear(4, 2)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+scaler = torch.cuda.amp.GradScaler()
+for epoch in range(3):
+    for x in loader:
+        scheduler.step()
+        scaler.scale(model(x).sum()).backward()
+        scaler.step(optimizer)
+        scaler.update()
+""",
+            line=8,
+        ),
         Invalid(
             """
 import torch
@@ -141,8 +187,9 @@ for epoch in range(50):
         for call in facts.calls:
             if not self._is_scheduler_step(facts, call):
                 continue
+            paired = self._pairs_with(facts, call)
             for loop in training.loops_around(call):
-                step = next((s for s in steps if s in training.reachable(loop)), None)
+                step = next((s for s in steps if s in training.reachable(loop) and paired(s)), None)
                 if step is None:
                     continue
                 scheduler_at = self._position_in(facts, loop, call)
@@ -156,6 +203,20 @@ for epoch in range(50):
                         f"first value and lags one step; call `{receiver}.step()` after the optimizer step",
                     )
                 break  # the innermost loop that also runs an optimizer step decides
+
+    @staticmethod
+    def _pairs_with(facts, call: cst.Call):
+        """Which optimizer steps a scheduler step is ordered against: those of the optimizer the
+        scheduler was built on, when that is known; else only steps written in the same function
+        (two training functions called from one loop each order their own pair)."""
+        built = [o for o in facts.origins(call.func.value) if isinstance(o, cst.Call) and facts.kind_of(o) == "scheduler"]
+        optimizers = [arg for arg in (facts.argument(b, 0, "optimizer") for b in built) if arg is not None]
+        if optimizers:
+            def stepped(step: cst.Call) -> cst.BaseExpression:  # `scaler.step(optimizer)` steps its argument
+                return step.args[0].value if step.args and facts.kind_of(step.func.value) == "scaler" else step.func.value
+            return lambda step: any(facts.same_object(stepped(step), optimizer) for optimizer in optimizers)
+        function = facts.enclosing_function(call)
+        return lambda step: facts.enclosing_function(step) is function
 
     @staticmethod
     def _is_scheduler_step(facts, call: cst.Call) -> bool:
