@@ -135,7 +135,7 @@ for epoch in range(3):
         scaler.step(optimizer)
         scaler.update()
 """,
-            line=8,
+            line=9,
         ),
         Invalid(
             """
