@@ -143,7 +143,8 @@ class TrainingAnalysis:
     def _backward_dependencies(self) -> tuple[set[cst.CSTNode], set[tuple[str, Optional[cst.CSTNode]]]]:
         """Everything the file's backward passes are computed from, found once by one worklist
         over the data flow: the definitions the differentiated expressions' reads reach (and
-        theirs, transitively), and the spellings of the names and attributes they read."""
+        theirs, transitively), what the local functions they call return, and the spellings of
+        the names and attributes they read."""
         facts = self.facts
         targets: set[cst.CSTNode] = set()
         spellings: set[tuple[str, Optional[cst.CSTNode]]] = set()
@@ -154,6 +155,9 @@ class TrainingAnalysis:
             if expr in seen:
                 continue
             seen.add(expr)
+            for call in nodes_within(expr, cst.Call):
+                for function in facts.local_definitions(call.func, cst.FunctionDef):
+                    todo.extend(r.value for r in nodes_within(function.body, cst.Return) if r.value is not None)
             for node in nodes_within(expr, (cst.Name, cst.Attribute)):
                 spellings.add((facts.module.code_for_node(node), self._scope(node)))
                 if not isinstance(node, cst.Name):

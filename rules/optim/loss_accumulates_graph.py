@@ -71,6 +71,28 @@ class LossAccumulatesGraph(Rule):
     symptoms = ("ML924",)
 
     VALID = [
+        # per-chunk losses summed inside one step by a helper whose result is backpropagated
+        """
+import torch
+from torch import nn
+
+def chunked_loss(criterion, chunks):
+    loss_sum = 0
+    for x_i in chunks:
+        y_i = torch.zeros_like(x_i)
+        loss_sum += criterion(x_i, y_i)
+    return loss_sum / len(chunks)
+
+model = nn.Linear(4, 4)
+opt = torch.optim.SGD(model.parameters(), lr=0.01)
+criterion = nn.MSELoss()
+for step in range(10):
+    out = model(torch.randn(8, 4))
+    loss = chunked_loss(criterion, out.split(2))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+""",
         """
 total = 0.0
 for x, y in loader:
