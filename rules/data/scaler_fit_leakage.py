@@ -4,6 +4,8 @@ import re
 
 import libcst as cst
 
+from mlplint.lint.facts.core import nodes_within
+
 from mlplint.lint.facts.data import SCALERS
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
@@ -59,6 +61,25 @@ class ScalerFitLeakage(Rule):
     symptoms = ("ML923",)
 
     VALID = [
+        # X rebound to unscaled columns after another slice was scaled; the split never sees the scaler
+        """
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+from sklearn.model_selection import train_test_split
+from sklearn.linear_model import LinearRegression
+
+data = np.random.rand(100, 3)
+X = data[:, :1]
+y = data[:, 2]
+sc_x = StandardScaler()
+X_std = sc_x.fit_transform(X)
+print(LinearRegression().fit(X_std, y).coef_)
+
+X = data[:, :2]          # new, unscaled feature matrix
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3)
+reg = LinearRegression().fit(X_train, y_train)
+print(reg.score(X_test, y_test))
+""",
         """
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -158,14 +179,33 @@ X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, shuffle
 
     @staticmethod
     def _later_split_of(facts, fit: cst.Call, lineages, splits):
-        fitted_sources = {lineage.source.node for lineage in lineages}
-        fitted_text = {facts.module.code_for_node(n) for n in fitted_sources}
+        """A later split of the data this scaler saw: data its fit_transform or a transform by the
+        same scaler produced, a frame its result was written into (`df[cols] = fit_transform(...)`),
+        or the very data it was fitted on (`scaler.fit(df.values)`, then `split(df.values)`). Data
+        from the same source that the scaler never saw (`X = data[:, :2]` rebound after scaling
+        another slice) does not count."""
+        scaler, fitted = fit.func.value, fit.args[0].value
+        statement = next((a for a in facts.ancestors(fit) if isinstance(a, cst.Assign)), None)
+        targets = statement.targets if statement is not None else ()
+        written = [t.target.value for t in targets if isinstance(t.target, (cst.Subscript, cst.Attribute))]
+
+        def scaled_by_it(node: cst.CSTNode) -> bool:
+            if node is fit:
+                return True
+            return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) \
+                and node.func.attr.value == "transform" and facts.same_object(node.func.value, scaler)
+
+        def reads_written(node: cst.CSTNode) -> bool:
+            return any(facts.same_object(name, base) for base in written for name in nodes_within(node, cst.Name))
+
         for split in splits:
             if facts.order_of(split) < facts.order_of(fit):
                 continue
             for arg in split.args:
+                if facts.same_object(arg.value, fitted):
+                    return split
                 for lineage in facts.data.lineages(arg.value):
-                    if any(node is fit for _, node in lineage.ops) or lineage.source.node in fitted_sources \
-                            or facts.module.code_for_node(lineage.source.node) in fitted_text:
+                    nodes = [lineage.source.node, *(node for _, node in lineage.ops)]
+                    if any(scaled_by_it(node) for node in nodes) or any(reads_written(node) for node in nodes):
                         return split
         return None
