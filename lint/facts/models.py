@@ -221,7 +221,8 @@ class NetworkAnalysis:
         scope_owner = self.facts.enclosing_function(name) or self.facts.module
         for node in self.facts.effects.get(scope_owner, []):
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and \
-                    isinstance(node.func.value, cst.Name) and node.func.value.value == name.value and node.args:
+                    isinstance(node.func.value, cst.Name) and node.func.value.value == name.value and node.args \
+                    and self.facts.same_object(node.func.value, name):  # not a list of the same name rebound
                 if node.func.attr.value == "append":
                     added.append(node.args[0].value)
                 elif node.func.attr.value == "extend":

@@ -49,6 +49,29 @@ class MissingNonlinearity(Rule):
     symptoms = ()
 
     VALID = [
+        # the layer list is rebound for a second model: the first list's appends are not the second's
+        """
+import torch
+from torch import nn
+
+all_layers = []
+for h in [8, 4]:
+    all_layers.append(nn.Linear(16 if not all_layers else 8, h))
+    all_layers.append(nn.ReLU())
+all_layers.append(nn.Linear(4, 1))
+model1 = nn.Sequential(*all_layers)
+
+input_size = 784
+all_layers = [nn.Flatten()]          # fresh list for a second model
+for hidden_unit in [32, 16]:
+    layer = nn.Linear(input_size, hidden_unit)
+    all_layers.append(layer)
+    all_layers.append(nn.ReLU())
+    input_size = hidden_unit
+all_layers.append(nn.Linear(16, 10))
+model2 = nn.Sequential(*all_layers)
+print(model1, model2)
+""",
         # an activation between the layers
         """
 import torch.nn as nn
