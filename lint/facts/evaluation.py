@@ -55,7 +55,7 @@ class EvaluationAnalysis:
         lambda runs wherever the lambda is called, which the analysis does not follow."""
         found = []
         for call in self.facts.calls:
-            model = self._called_model(call)
+            model = self.called_model(call)
             if model is None or self._in_lambda(call) or self._fresh_untrained(call, model):
                 continue
             reason = self._evaluation_reason(call)
@@ -63,7 +63,7 @@ class EvaluationAnalysis:
                 found.append(EvaluationPass(call, model, reason, self._only_detached(call), reason == SIDE_BRANCH))
         return found
 
-    def _called_model(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+    def called_model(self, call: cst.Call) -> Optional[cst.BaseExpression]:
         """The model a call runs forward, when it calls a module (or its `forward`): not a
         constructor (`Net()`), not a method of a model (`model.get_classifier()`), not a function
         whose name mentions a model (`task.get_eval_model()`)."""
@@ -159,7 +159,7 @@ class EvaluationAnalysis:
                 params = facts.argument(call, 0, "params")
                 for name in nodes_within(params, (cst.Name, cst.Attribute)) if params is not None else ():
                     found.update(facts.origins(name))
-            elif (model := self._called_model(call)) is not None and self._result_trained_on(call):
+            elif (model := self.called_model(call)) is not None and self._result_trained_on(call):
                 found.update(facts.origins(model))
         return found
 

@@ -48,6 +48,24 @@ class PlainSgdSmallLr(Rule):
     options = {"min-lr": 1e-4, "max-lr": 0.01}
 
     VALID = [
+        # the lr is set in the parameter group, not left at SGD's default
+        """
+import numpy as np
+import torch
+
+def simulate_lrs(steps, initial_lr=0.1):
+    test = torch.ones(1, requires_grad=True)
+    opt = torch.optim.SGD([{'params': test, 'lr': initial_lr}])
+    sch = torch.optim.lr_scheduler.StepLR(opt, step_size=3)
+    lrs = []
+    for step_idx in range(steps):
+        opt.step()  # suppress warning about .step call order
+        lrs.append(opt.param_groups[0]['lr'])
+        sch.step()
+    return np.array(lrs)
+
+print(simulate_lrs(10))
+""",
         "import torch\nopt = torch.optim.SGD(m.parameters(), lr=0.001, momentum=0.9)\n",
         "import torch\nopt = torch.optim.SGD(m.parameters(), lr=0.1)\n",
         "import torch\nopt = torch.optim.SGD(m.parameters(), lr=args.lr)\n",
@@ -73,6 +91,8 @@ class PlainSgdSmallLr(Rule):
             if momentum is not None and facts.literal(momentum) != 0:
                 continue  # momentum set, or a value we cannot know
             lr_expr = facts.argument(call, 1, "lr")
+            if lr_expr is None and facts.training.optimizer_setting(call, "lr", None):
+                continue  # each parameter group sets its own lr: the default is not used
             lr = facts.literal(lr_expr) if lr_expr is not None else _DEFAULT_SGD_LR
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not low <= lr < high:
                 continue

@@ -47,6 +47,37 @@ class StepWithoutBackward(Rule):
     symptoms = ("ML918", "ML904")
 
     VALID = [
+        # step_fn() (forward and backward) runs before the loop that steps each optimizer
+        """
+import torch
+
+class Net:
+    def _step_optimizer(self, step_fn):
+        # GradScaler does not support closures, so call step_fn (forward +
+        # loss.backward()) explicitly, then step each optimizer
+        step_fn()
+        for name in self._optimizers:
+            optimizer = getattr(self, name + '_')
+            optimizer.step()
+""",
+        # an lr schedule simulated on a dummy tensor: no model, no loss
+        """
+import numpy as np
+import torch
+
+def simulate_lrs(steps, initial_lr=0.1):
+    test = torch.ones(1, requires_grad=True)
+    opt = torch.optim.SGD([{'params': test, 'lr': initial_lr}])
+    sch = torch.optim.lr_scheduler.StepLR(opt, step_size=3)
+    lrs = []
+    for step_idx in range(steps):
+        opt.step()  # suppress warning about .step call order
+        lrs.append(opt.param_groups[0]['lr'])
+        sch.step()
+    return np.array(lrs)
+
+print(simulate_lrs(10))
+""",
         """
 for x, y in loader:
     optimizer.zero_grad()
@@ -149,12 +180,23 @@ class Trainer:
                 continue
             if any(self._makes_gradients(facts, node) for loop in loops for node in training.reachable(loop)):
                 continue
+            if not any(self._computes_output(facts, node) for node in training.reachable(loops[0])):
+                continue  # no model and no loss in the loop: an lr schedule simulated, optimizers stepped in turn
             receiver = facts.module.code_for_node(step.func.value)
             ctx.report(
                 step,
                 f"`{receiver}.step()` runs in a loop (line {facts.line_of(loops[0])}) with no backward pass: the "
                 "parameters get no fresh gradients and do not learn; call `loss.backward()` before the step",
             )
+
+    @staticmethod
+    def _computes_output(facts, node: cst.CSTNode) -> bool:
+        """A model forward or a loss: what a training loop that forgot backward() would still run."""
+        if not isinstance(node, cst.Call):
+            return False
+        if facts.kind_of(node.func) in ("model", "loss") or facts.evaluation.called_model(node) is not None:
+            return True
+        return (facts.qualname(node.func) or "").startswith("torch.nn.functional.")
 
     @staticmethod
     def _makes_gradients(facts, node: cst.CSTNode) -> bool:
