@@ -4,6 +4,8 @@ from typing import Optional
 
 import libcst as cst
 
+from mlplint.lint.facts.core import nodes_within
+
 from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
@@ -71,6 +73,19 @@ class LossAccumulatesGraph(Rule):
     symptoms = ("ML924",)
 
     VALID = [
+        # a helper returns the per-sequence sum as the loss of one step (opacus)
+        """
+import torch
+
+
+def mean_l1_over_sequences(criterion, sequences):
+    loss_sum = 0
+    for x_i in sequences:
+        y_i = torch.zeros_like(x_i)
+        loss_sum += criterion(x_i, y_i)
+    loss_mean = loss_sum / len(sequences)
+    return loss_mean
+""",
         # per-chunk losses summed inside one step by a helper whose result is backpropagated
         """
 import torch
@@ -224,7 +239,7 @@ def test(model, loader):
             total, value = accumulated
             if not facts.enclosing_loops(node) or not self._is_loss_tensor(facts, value, 0):
                 continue
-            if facts.training.feeds_backward(total) or facts.evaluation.in_no_grad(node):
+            if facts.training.feeds_backward(total) or facts.evaluation.in_no_grad(node) or self._returned(facts, total, node):
                 continue
             name = facts.module.code_for_node(total)
             fix = None
@@ -236,6 +251,35 @@ def test(model, loader):
                 f"alive; accumulate `loss.item()` (or `loss.detach()`) instead",
                 fix=fix,
             )
+
+    @staticmethod
+    def _returned(facts, total: cst.BaseExpression, node: cst.CSTNode) -> bool:
+        """The total is what its function returns (`return loss_sum / len(x)`, through local
+        assignments) and its loop runs neither a backward pass nor a model (it goes over the pieces
+        of one output): a loss built for the caller within one step, not kept across steps (an
+        epoch's total over the batches of a loader still is)."""
+        function = facts.enclosing_function(node)
+        if function is None or not isinstance(total, cst.Name):
+            return False
+        training = facts.training
+        for n in (n for loop in facts.enclosing_loops(node)[:1] for n in training.reachable(loop)):
+            if training.is_backward(n) or isinstance(n, cst.Call) and facts.evaluation.called_model(n) is not None:
+                return False
+        todo = [r.value for r in nodes_within(function.body, cst.Return) if r.value is not None]
+        seen: set[cst.CSTNode] = set()
+        while todo:
+            expr = todo.pop()
+            if expr in seen:
+                continue
+            seen.add(expr)
+            for name in nodes_within(expr, cst.Name):
+                if name.value == total.value:
+                    return True
+                for definition in facts.reaching_nodes(name):
+                    binding = facts.bindings.get(definition) if isinstance(definition, cst.Name) else None
+                    if binding is not None and facts.enclosing_function(definition) is function:
+                        todo.append(binding.value)
+        return False
 
     @staticmethod
     def _accumulated(node: cst.CSTNode) -> Optional[tuple[cst.BaseExpression, cst.BaseExpression]]:
