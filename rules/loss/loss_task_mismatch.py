@@ -17,7 +17,8 @@ class LossTaskMismatch(Rule):
     Finds a regression loss (MSE, L1, Huber, SmoothL1) whose targets are integer class labels
     (from `make_classification`, `load_iris`, a torchvision dataset's labels, `argmax`,
     `torch.randint`...), and a classification loss (CrossEntropy, NLL) whose targets are
-    continuous values (from `make_regression`, `fetch_california_housing`, `load_diabetes`). The
+    continuous values (from `make_regression`, `fetch_california_housing`, `load_diabetes`), and
+    a regression loss comparing softmax outputs with one-hot targets (`F.one_hot(labels)`). The
     targets are traced through splits, tensors, datasets and loaders; unknown targets stay quiet.
 
     ## Why is this bad?
@@ -54,6 +55,23 @@ class LossTaskMismatch(Rule):
     symptoms = ("ML927",)
 
     VALID = [
+        # distillation: MSE between softened student and teacher probabilities (no one-hot targets)
+        """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+student = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3))
+teacher = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 3))
+optimizer = torch.optim.Adam(student.parameters(), lr=1e-3)
+for x, _ in loader:
+    with torch.no_grad():
+        soft_targets = F.softmax(teacher(x) / 2.0, dim=1)
+    optimizer.zero_grad()
+    loss = F.mse_loss(F.softmax(student(x) / 2.0, dim=1), soft_targets)
+    loss.backward()
+    optimizer.step()
+""",
         # one-hot targets with MSE are a (weak but) deliberate choice
         """
 import torch
@@ -77,6 +95,27 @@ loss = nn.CrossEntropyLoss()(model(torch.tensor(X).float()), torch.tensor(y))
         "import torch.nn as nn\nimport pandas as pd\ndf = pd.read_csv('d.csv')\nloss = nn.MSELoss()(model(x), df['y'].values)\n",
     ]
     INVALID = [
+        # MSELoss on softmax outputs against one-hot targets
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+X = torch.randn(600, 4)
+labels = torch.randint(0, 3, (600,))
+targets = F.one_hot(labels, num_classes=3).float()
+model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 3), nn.Softmax(dim=1))
+criterion = nn.MSELoss()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(10):
+    optimizer.zero_grad()
+    loss = criterion(model(X), targets)
+    loss.backward()
+    optimizer.step()
+""",
+            line=14,
+        ),
         Invalid(
             """
 import torch
@@ -116,8 +155,16 @@ loss = F.cross_entropy(model(x), target)
 
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
-        for call, api, _, target in facts.loss_calls(names.REGRESSION_LOSSES | names.CLASSIFICATION_LOSSES):
+        for call, api, prediction, target in facts.loss_calls(names.REGRESSION_LOSSES | names.CLASSIFICATION_LOSSES):
             lineages = facts.data.lineages(target) if target is not None else ()
+            if lineages and api in names.REGRESSION_LOSSES and all(l.one_hot for l in lineages) and prediction is not None:
+                softmax = next((op for op in facts.networks.output_ops_of(prediction) if op.activation == "softmax"), None)
+                if softmax is not None:
+                    ctx.report(call, f"{_loss_label(api)} compares softmax probabilities ({softmax.label}, line "
+                                     f"{facts.line_of(softmax.node)}) with one-hot targets: a classification trained as "
+                                     "a regression, whose gradient through the softmax vanishes when a class is confidently "
+                                     "wrong; use CrossEntropyLoss on the logits with the class indices as targets")
+                continue
             if not lineages or any(l.source.kind == "unknown" or l.one_hot for l in lineages):
                 continue
             if api in names.REGRESSION_LOSSES and all(l.source.kind == "labels" for l in lineages):
