@@ -314,16 +314,27 @@ class InitAnalysis:
         return frozenset(api for api in KNOWN_LAYERS if fragment in api.rsplit(".", 1)[-1])
 
     def _parameter_guard(self, call: cst.Call, variable: cst.Name) -> str:
-        """'weight' under `if p.dim() > 1` / `"weight" in name`, 'bias' under `"bias" in name`."""
+        """'weight' under `if p.dim() > 1` / `"weight" in name`, 'bias' under `"bias" in name`;
+        the other one under their `else:` or a negated test (`"bias" not in name`)."""
+        child: cst.CSTNode = call
         for ancestor in self.facts.ancestors(call):
             if isinstance(ancestor, cst.FunctionDef):
                 break
             if isinstance(ancestor, cst.If):
                 code = self.facts.module.code_for_node(ancestor.test)
                 if "weight" in code or "dim()" in code or ".ndim" in code or "len(" in code and ".shape" in code:
-                    return "weight"
-                if "bias" in code:
-                    return "bias"
+                    kind = "weight"
+                elif "bias" in code:
+                    kind = "bias"
+                else:
+                    child = ancestor
+                    continue
+                test = ancestor.test
+                negated = isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not) or \
+                    isinstance(test, cst.Comparison) and all(isinstance(c.operator, cst.NotIn) for c in test.comparisons)
+                negated = negated != (child is ancestor.orelse)
+                return {"weight": "bias", "bias": "weight"}[kind] if negated else kind
+            child = ancestor
         return "any"
 
 

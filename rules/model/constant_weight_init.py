@@ -62,6 +62,32 @@ class ConstantWeightInit(Rule):
     symptoms = ("ML926", "ML918")
 
     VALID = [
+        # the else branch of a weight test holds the biases: zeros there are fine
+        """
+import torch
+import torch.nn as nn
+
+
+def init_params(model):
+    for name, param in model.named_parameters():
+        if "bias" in name:
+            param.data.fill_(0.0)
+        else:
+            nn.init.kaiming_normal_(param)
+
+
+def init_constant(model):
+    for name, param in model.named_parameters():
+        if "weight" in name:
+            nn.init.kaiming_normal_(param)
+        else:
+            param.data.zero_()
+
+
+model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3))
+init_params(model)
+init_constant(model)
+""",
         # a test's dummy module with no forward(): known constants, nothing trained
         """
 import torch
@@ -189,6 +215,26 @@ class Block(nn.Module):
 """,
     ]
     INVALID = [
+        # the else branch of a bias test holds the weights, set to one constant by a helper
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+
+
+def init_constant(model):
+    for name, param in model.named_parameters():
+        if "bias" in name:
+            nn.init.zeros_(param)
+        else:
+            param.data.fill_(0.005)
+
+
+model = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 3))
+init_constant(model)
+""",
+            line=11,
+        ),
         Invalid(
             """
 import torch.nn as nn
