@@ -80,6 +80,8 @@ INTEGER_METHODS = {"long", "int", "short"}
 INTEGER_DTYPES = {"torch.long", "torch.int64", "torch.int32", "torch.int", "numpy.int64", "numpy.int32", "builtins.int"}
 FLOAT_DTYPES = {"torch.float", "torch.float32", "torch.float64", "torch.double", "torch.half", "numpy.float32", "numpy.float64", "builtins.float"}
 _MAX_DEPTH = 40
+# Read a delimited text file into a 2-D array (one column can still come back 1-D: `usecols=0`).
+TEXT_TABLE_READERS = {"numpy.loadtxt", "numpy.genfromtxt"}
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,9 @@ class DataAnalysis:
                 dtype = "long"
             lineages = self._trace(first, path, depth)
             return self._then(lineages, dtype, call) if dtype else list(lineages)
+        if qualified in TEXT_TABLE_READERS and facts.argument(call, None, "usecols") is None \
+                and facts.argument(call, None, "unpack") is None:
+            return [Lineage(Source(call, "unknown", rank=2))]  # rows by columns, of unknown scale
         if qualified == "pandas.DataFrame" and first is not None:
             if path and isinstance(path[0], str):  # one named column
                 return [Lineage(Source(call, "unknown", rank=1))]

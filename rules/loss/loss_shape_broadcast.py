@@ -58,6 +58,24 @@ class LossShapeBroadcast(Rule):
     symptoms = ("ML915",)
 
     VALID = [
+        # the last column sliced (data[:, -1:]) keeps its (N, 1) shape
+        """
+import numpy as np
+import torch
+import torch.nn as nn
+
+data = np.loadtxt("housing.csv", delimiter=",", skiprows=1)
+X = torch.tensor(data[:, :-1], dtype=torch.float32)
+y = torch.tensor(data[:, -1:], dtype=torch.float32)  # a slice keeps the column: (N, 1)
+model = nn.Sequential(nn.Linear(X.shape[1], 64), nn.ReLU(), nn.Linear(64, 1))
+criterion = nn.MSELoss()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(100):
+    optimizer.zero_grad()
+    loss = criterion(model(X), y)
+    loss.backward()
+    optimizer.step()
+""",
         # the lambda reshapes each tensor it builds to a column
         """
 import numpy as np
@@ -122,6 +140,27 @@ loss = nn.functional.mse_loss(model(torch.randn(256, 5)), y)
 """,
     ]
     INVALID = [
+        # the last column of np.loadtxt's table, indexed to 1-D, against an (N, 1) output
+        Invalid(
+            """
+import numpy as np
+import torch
+import torch.nn as nn
+
+data = np.loadtxt("housing.csv", delimiter=",", skiprows=1)
+X = torch.tensor(data[:, :-1], dtype=torch.float32)
+y = torch.tensor(data[:, -1], dtype=torch.float32)
+model = nn.Sequential(nn.Linear(X.shape[1], 64), nn.ReLU(), nn.Linear(64, 1))
+criterion = nn.MSELoss()
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(100):
+    optimizer.zero_grad()
+    loss = criterion(model(X), y)
+    loss.backward()
+    optimizer.step()
+""",
+            line=14,
+        ),
         # 1-D targets from prepare(), as nested tuples built by a local lambda, against an (N, 1) sigmoid head
         Invalid(
             """
