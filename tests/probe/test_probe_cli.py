@@ -378,7 +378,7 @@ def test_a_loss_that_ends_the_run_at_its_first_call_is_still_measured(scenario_r
     """BCELoss raises on raw scores before the first optimizer step; the input it was given is
     recorded before the call, so the static finding is confirmed by what reached the loss."""
     (finding,) = [f for f in scenario(scenario_runs, "check-probe-loss-crash")["findings"] if f["code"] == "ML403"]
-    assert finding["runtime"]["status"] == "confirmed" and finding["runtime"]["symptoms"] == ["ML928"]
+    assert finding["runtime"]["status"] == "confirmed" and "ML928" in finding["runtime"]["symptoms"], finding["runtime"]
     assert "binary_cross_entropy expects probabilities in [0, 1]" in finding["runtime"]["evidence"]
 
 
