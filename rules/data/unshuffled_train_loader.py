@@ -9,6 +9,8 @@ from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
+# Opacus PrivacyEngine methods that replace a DataLoader's sampler with Poisson sampling.
+_PRIVATE_RESAMPLERS = ("make_private", "make_private_with_epsilon")
 _ITERATION_WRAPPERS = {"builtins.enumerate", "builtins.iter", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
 _ITERABLE_DATASETS = {"torch.utils.data.IterableDataset", "torch.utils.data.IterDataPipe", "torchdata.datapipes.iter.IterDataPipe"}
 
@@ -62,6 +64,27 @@ class UnshuffledTrainLoader(Rule):
     symptoms = ("ML922",)
 
     VALID = [
+        # Opacus's make_private rebuilds the loader with Poisson sampling
+        """
+import torch
+from opacus import PrivacyEngine
+from torch.utils.data import DataLoader, TensorDataset
+
+dataset = TensorDataset(torch.randn(512, 8), torch.randint(0, 2, (512,)))
+train_loader = DataLoader(dataset, batch_size=64)
+model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+privacy_engine = PrivacyEngine()
+if not disable_dp:
+    model, optimizer, train_loader = privacy_engine.make_private(
+        module=model, optimizer=optimizer, data_loader=train_loader, noise_multiplier=1.0, max_grad_norm=1.0,
+    )
+for epoch in range(5):
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+""",
         # validation loader without shuffle
         """
 from torch.utils.data import DataLoader
@@ -203,7 +226,18 @@ class Trainer:
         for cls in facts.classes_of(dataset) if dataset is not None else []:
             if isinstance(cls, cst.ClassDef) and facts.class_bases(cls) & _ITERABLE_DATASETS:
                 return True
-        return False
+        return _resampled_privately(facts, loader)
+
+
+def _resampled_privately(facts, loader: cst.Call) -> bool:
+    """The loader goes to Opacus's `make_private(...)`, which rebuilds it with Poisson sampling
+    (each example drawn independently at every step)."""
+    for call in facts.calls:
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _PRIVATE_RESAMPLERS:
+            if any(loader in facts.origins(arg.value) for arg in call.args):
+                return True
+    return False
 
 
 def _shuffle_fix(facts, loader: cst.Call, shuffle: Optional[cst.BaseExpression]) -> Optional[FixSpec]:
