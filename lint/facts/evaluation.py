@@ -324,31 +324,40 @@ class EvaluationAnalysis:
     def mode_calls(self, model: cst.BaseExpression, mode: str) -> list[cst.Call]:
         """`model.eval()` / `model.train(False)` (mode "eval") or `model.train()` (mode "train")
         on the same model, anywhere in the file."""
-        return [call for call, switch in self._mode_switches if switch == mode and self.facts.same_object(call.func.value, model)]
+        return [call for call, switch in self._switches_of(model) if switch == mode]
 
-    def modes_before(self, node: cst.CSTNode, model: cst.BaseExpression, depth: int = _MAX_DEPTH) -> set[Optional[str]]:
+    def _switches_of(self, model: cst.BaseExpression) -> list[tuple[cst.Call, str]]:
+        return [(call, mode) for call, mode in self._mode_switches if self.facts.same_object(call.func.value, model)]
+
+    def modes_before(self, node: cst.CSTNode, model: cst.BaseExpression) -> set[Optional[str]]:
         """The mode ("eval" or "train") each path leaves `model` in when it reaches `node`: the
         latest `eval()`/`train()` on it earlier in node's function, or the latest earlier call of a
         local function that switches it (`evaluate(model)` that calls `model.eval()` leaves it in
         eval mode), else what the callers of that function leave (None: a path that sets no mode)."""
         facts = self.facts
-        function = facts.enclosing_function(node)
-        at = facts.order_of(node)
-        switches = [(call, mode) for mode in ("eval", "train") for call in self.mode_calls(model, mode)]
-        earlier = [(facts.order_of(call), mode) for call, mode in switches
-                   if facts.enclosing_function(call) is function and facts.order_of(call) < at]
+        switches = self._switches_of(model)
         exits: dict[cst.FunctionDef, tuple[int, str]] = {}  # each switching function's last switch
         for call, mode in switches:
             switching = facts.enclosing_function(call)
-            if switching is not None and switching is not function:
+            if switching is not None:
                 exits[switching] = max(exits.get(switching, (-1, "")), (facts.order_of(call), mode))
+        return self._modes_at(node, switches, exits, _MAX_DEPTH)
+
+    def _modes_at(self, node: cst.CSTNode, switches: list[tuple[cst.Call, str]],
+                  exits: dict[cst.FunctionDef, tuple[int, str]], depth: int) -> set[Optional[str]]:
+        facts = self.facts
+        function = facts.enclosing_function(node)
+        at = facts.order_of(node)
+        earlier = [(facts.order_of(call), mode) for call, mode in switches
+                   if facts.enclosing_function(call) is function and facts.order_of(call) < at]
         for switching, (_, mode) in exits.items():
-            earlier += [(facts.order_of(site), mode) for site in facts.training.caller_sites(switching)
-                        if facts.enclosing_function(site) is function and facts.order_of(site) < at]
+            if switching is not function:
+                earlier += [(facts.order_of(site), mode) for site in facts.training.caller_sites(switching)
+                            if facts.enclosing_function(site) is function and facts.order_of(site) < at]
         if earlier:
             return {max(earlier)[1]}
         sites = facts.training.caller_sites(function) if function is not None and depth > 0 else []
-        return set().union(*(self.modes_before(site, model, depth - 1) for site in sites)) if sites else {None}
+        return set().union(*(self._modes_at(site, switches, exits, depth - 1) for site in sites)) if sites else {None}
 
     def has_dropout(self, model: cst.BaseExpression) -> bool:
         network = self.facts.networks.network_of(model)

@@ -155,10 +155,11 @@ class TrainingAnalysis:
             if expr in seen:
                 continue
             seen.add(expr)
-            for call in nodes_within(expr, cst.Call):
-                for function in facts.local_definitions(call.func, cst.FunctionDef):
-                    todo.extend(r.value for r in nodes_within(function.body, cst.Return) if r.value is not None)
-            for node in nodes_within(expr, (cst.Name, cst.Attribute)):
+            for node in nodes_within(expr, (cst.Call, cst.Name, cst.Attribute)):
+                if isinstance(node, cst.Call):
+                    for function in facts.local_definitions(node.func, cst.FunctionDef):
+                        todo.extend(facts.returns.get(function, []))
+                    continue
                 spellings.add((facts.module.code_for_node(node), self._scope(node)))
                 if not isinstance(node, cst.Name):
                     continue

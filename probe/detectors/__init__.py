@@ -102,6 +102,24 @@ def fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
+def judge_loss_inputs(stats: Stats, code: str, kinds: tuple[str, ...], flagged: Callable[[dict], bool],
+                      message: Callable[[str, float, float, list[bool]], str], min_checks: float) -> Judgement:
+    """A symptom of the inputs of some kinds of loss call: each kind's recorded calls are flagged
+    one by one, and a kind whose flags persist for `min_checks` checks is observed, with the range
+    its inputs took."""
+    observed, measured = [], []
+    for kind in kinds:
+        checks = [r for r in stats.records("loss_inputs") if r["kind"] == kind]
+        if not checks:
+            continue
+        flags = [flagged(r) for r in checks]
+        low, high = min(r["input_min"] for r in checks), max(r["input_max"] for r in checks)
+        measured.append(f"{kind} inputs ranged over [{fmt(low)}, {fmt(high)}]")
+        if persists(flags, min_checks):
+            observed.append(Observed(message(kind, low, high, flags), None, first_flagged([r["step"] for r in checks], flags)))
+    return Judgement(code, tuple(observed), bool(measured), "; ".join(measured))
+
+
 def loss_windows(values: list[float]) -> tuple[float, float]:
     """The starting loss (median of the first 3 steps, so one odd batch does not set it) and the
     final loss (median of the last fifth of the run, at least 3 steps)."""

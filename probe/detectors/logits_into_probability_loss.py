@@ -24,7 +24,7 @@ these are ML403's and ML404's static hypotheses.
 
 from __future__ import annotations
 
-from mlplint.probe.detectors import Judgement, Observed, first_flagged, fmt, persists
+from mlplint.probe.detectors import Judgement, fmt, judge_loss_inputs
 from mlplint.probe.stats import Stats
 
 THRESHOLDS = {"tolerance": 1e-6, "min_checks": 1}
@@ -38,18 +38,7 @@ def outside_domain(record: dict, tolerance: float) -> bool:
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
-    observed, measured = [], []
-    for kind, expected in EXPECTED.items():
-        checks = [r for r in stats.records("loss_inputs") if r["kind"] == kind]
-        if not checks:
-            continue
-        flags = [outside_domain(r, t["tolerance"]) for r in checks]
-        low, high = min(r["input_min"] for r in checks), max(r["input_max"] for r in checks)
-        measured.append(f"{kind} inputs ranged over [{fmt(low)}, {fmt(high)}]")
-        if persists(flags, t["min_checks"]):
-            observed.append(Observed(
-                f"{kind} expects {expected} but received values in [{fmt(low)}, {fmt(high)}] "
-                f"in {sum(flags)} of {len(flags)} checks",
-                None, first_flagged([r["step"] for r in checks], flags),
-            ))
-    return Judgement("ML928", tuple(observed), bool(measured), "; ".join(measured))
+    def message(kind: str, low: float, high: float, flags: list[bool]) -> str:
+        return f"{kind} expects {EXPECTED[kind]} but received values in [{fmt(low)}, {fmt(high)}] in {sum(flags)} of {len(flags)} checks"
+
+    return judge_loss_inputs(stats, "ML928", tuple(EXPECTED), lambda r: outside_domain(r, t["tolerance"]), message, t["min_checks"])

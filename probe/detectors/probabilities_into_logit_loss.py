@@ -19,7 +19,7 @@ loss faults in Humbatova et al., "Taxonomy of Real Faults in Deep Learning Syste
 
 from __future__ import annotations
 
-from mlplint.probe.detectors import Judgement, Observed, first_flagged, persists
+from mlplint.probe.detectors import Judgement, judge_loss_inputs
 from mlplint.probe.stats import Stats
 
 THRESHOLDS = {"row_sum_tolerance": 1e-3, "min_checks": 2}
@@ -35,18 +35,9 @@ def looks_like_probabilities(record: dict, tolerance: float) -> bool:
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
-    observed, measured = [], []
-    for kind in LOGIT_LOSSES:
-        checks = [r for r in stats.records("loss_inputs") if r["kind"] == kind]
-        if not checks:
-            continue
-        flags = [looks_like_probabilities(r, t["row_sum_tolerance"]) for r in checks]
-        low, high = min(r["input_min"] for r in checks), max(r["input_max"] for r in checks)
-        measured.append(f"{kind} inputs ranged over [{low:.3g}, {high:.3g}]")
-        if persists(flags, t["min_checks"]):
-            what = "softmax outputs (in [0, 1], rows summing to 1)" if kind == "cross_entropy" else "sigmoid outputs (all in [0, 1])"
-            observed.append(Observed(
-                f"{kind} expects logits but received {what} in {sum(flags)} of {len(flags)} checks",
-                None, first_flagged([r["step"] for r in checks], flags),
-            ))
-    return Judgement("ML914", tuple(observed), bool(measured), "; ".join(measured))
+    def message(kind: str, low: float, high: float, flags: list[bool]) -> str:
+        what = "softmax outputs (in [0, 1], rows summing to 1)" if kind == "cross_entropy" else "sigmoid outputs (all in [0, 1])"
+        return f"{kind} expects logits but received {what} in {sum(flags)} of {len(flags)} checks"
+
+    return judge_loss_inputs(stats, "ML914", LOGIT_LOSSES, lambda r: looks_like_probabilities(r, t["row_sum_tolerance"]),
+                             message, t["min_checks"])

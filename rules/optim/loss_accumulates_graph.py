@@ -265,7 +265,7 @@ def test(model, loader):
         for n in (n for loop in facts.enclosing_loops(node)[:1] for n in training.reachable(loop)):
             if training.is_backward(n) or isinstance(n, cst.Call) and facts.evaluation.called_model(n) is not None:
                 return False
-        todo = [r.value for r in nodes_within(function.body, cst.Return) if r.value is not None]
+        todo = list(facts.returns.get(function, []))
         seen: set[cst.CSTNode] = set()
         while todo:
             expr = todo.pop()
