@@ -34,6 +34,7 @@ from .collectors.eval_mode import EvalModeCollector
 from .collectors.grad_forwards import GradForwardCollector
 from .collectors.gradients import GradientCollector
 from .collectors.graph_growth import GraphGrowthCollector
+from .collectors.init_signal import InitSignalCollector
 from .collectors.input_features import InputFeatureCollector
 from .collectors.loss import LossCollector
 from .collectors.loss_graph import LossGraphCollector
@@ -99,11 +100,13 @@ class Session:
         self.loss_targets = LossTargetCollector(every.get("loss_targets"))
         self.loss_graph = LossGraphCollector(every.get("loss_graph"))
         self.unit_similarity = UnitSimilarityCollector(every.get("unit_similarity"))
+        self.init_signal = InitSignalCollector()
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
             self.step_mode, self.grad_forwards, self.schedulers, self.batches, self.scaler_fits,
             self.graph_growth, self.output_activation, self.loss_targets, self.loss_graph, self.unit_similarity,
+            self.init_signal,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
@@ -155,6 +158,7 @@ class Session:
             self._progress = None
         self._discover(False)
         self._measure_layers(None)
+        self.init_signal.stop()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -299,11 +303,14 @@ class Session:
         self.sample.on_model_input(model.name, args)
         if self.activations.due(step):
             self._measure_layers(model)
+        if step == 0:
+            self.init_signal.start(model.name, model.module)
 
     def _after_root(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._root_calls = max(0, self._root_calls - 1)
         if self._root_calls == 0:
             self._measure_layers(None)
+            self.init_signal.stop()
             saved_bytes = self.grad_forwards.stop_measuring()
             model = self.tracker.models.get(id(module))
             if model is not None and torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
@@ -317,6 +324,7 @@ class Session:
         layer = self.tracker.layer(self._measuring, module) if self._measuring is not None else None
         if layer is not None and layer[2]:
             self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output)
+            self.init_signal.on_layer(layer[0], layer[1], module, args, output)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         if not isinstance(optimizer, HandWrittenUpdates):

@@ -51,5 +51,7 @@ SYMPTOMS = {
         Symptom("ML926", "identical-units", _E, "units of a layer that stay identical to each other through training"),
         Symptom("ML927", "loss-task-mismatch-observed", _E, "class labels reached a regression loss, or continuous targets a classification loss"),
         Symptom("ML928", "logits-into-probability-loss", _E, "inputs to BCELoss/NLLLoss outside the probabilities or log-probabilities they expect"),
+        Symptom("ML929", "init-gain-mismatch", _W, "an initial weight scale tuned for another activation shrinks or swells the signal layer by layer"),
+        Symptom("ML930", "hidden-softmax-squash", _W, "a softmax between layers shrinks the signal the next layer sees"),
     ]
 }

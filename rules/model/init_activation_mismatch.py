@@ -59,7 +59,7 @@ class InitActivationMismatch(Rule):
     code = "ML301"
     name = "init-activation-mismatch"
     severity = Severity.WARNING
-    symptoms = ("ML909", "ML906", "ML907")
+    symptoms = ("ML929", "ML909", "ML906", "ML907")
 
     VALID = [
         # Xavier only on the output head (the one Linear); the ReLU convolutions get Kaiming

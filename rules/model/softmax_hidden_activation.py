@@ -65,7 +65,7 @@ class SoftmaxHiddenActivation(Rule):
     code = "ML308"
     name = "softmax-hidden-activation"
     severity = Severity.WARNING
-    symptoms = ("ML904", "ML906", "ML909")
+    symptoms = ("ML930", "ML904", "ML906", "ML909")
 
     VALID = [
         # softmax at the output (inference probabilities)

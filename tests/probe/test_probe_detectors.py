@@ -80,6 +80,21 @@ def units(spread):
     return [{"step": s, "optimizer": 0, "param": name, "units": 8, "spread": spread, "magnitude": 0.05} for s in CHECKS for name in WEIGHTS]
 
 
+def init_layers(activation_name, activation_gain, weight_gain, default_init=False):
+    """The first training forward through a three-layer stack, each layer followed by one activation."""
+    return [{"step": 0, "model": "Sequential", "layer": layer, "type": "Linear", "fan_in": 64, "fan_out": 64,
+             "normalised": False, "input_moment": 1.0, "output_moment": weight_gain / 2 if activation_name == "relu" else weight_gain,
+             "weight_gain": weight_gain, "default_init": default_init, "activation": activation_name,
+             "activation_moment": activation_gain, "activation_saturated": 0.3, "after_softmax": False}
+            for layer in ("0", "2", "4")]
+
+
+def softmax_fed(spread_after):
+    return [{"step": 0, "model": "Sequential", "layer": "2", "type": "Linear", "fan_in": 64, "fan_out": 10,
+             "normalised": False, "input_moment": 0.02, "output_moment": 0.01, "weight_gain": 1.0, "default_init": True,
+             "activation": None, "after_softmax": True, "softmax_input_spread": 1.0, "softmax_output_spread": spread_after}]
+
+
 NOISE = [1.0, 1.1, 0.9] * 17  # batch-to-batch noise around a level that does not move
 FALLING = [2.0 * 0.95 ** i for i in range(50)]
 dropout_model = mlp_model()
@@ -180,6 +195,11 @@ EXAMPLES = {
         recorded(loss_inputs=[loss_call(s, "binary_cross_entropy", [64, 1], [64, 1], input_min=1e-7, input_max=1 - 1e-7)
                               for s in CHECKS] + [loss_call(0, "nll_loss", [32, 10], [32], input_min=-9.0, input_max=-0.01)]),
     ),
+    "ML929": (
+        recorded(init_signal=init_layers("relu", 0.5, 1.0)),  # Xavier between equal widths under ReLU
+        recorded(init_signal=init_layers("relu", 1.0, 2.0)),  # He init keeps the signal
+    ),
+    "ML930": (recorded(init_signal=softmax_fed(0.01)), recorded(init_signal=softmax_fed(0.5))),
 }
 
 
