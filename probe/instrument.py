@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from .collectors import Collector
 from .epochs import ShortEpochs
 from .manual_updates import HandWrittenUpdates, ManualSteps, global_names
+from .collectors.adam_epsilon import AdamEpsilonCollector
 from .collectors.activations import ActivationCollector
 from .collectors.batches import BatchCollector
 from .collectors.eval_mode import EvalModeCollector
@@ -101,12 +102,13 @@ class Session:
         self.loss_graph = LossGraphCollector(every.get("loss_graph"))
         self.unit_similarity = UnitSimilarityCollector(every.get("unit_similarity"))
         self.init_signal = InitSignalCollector()
+        self.adam_epsilon = AdamEpsilonCollector(every.get("adam_epsilon"))
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
             self.step_mode, self.grad_forwards, self.schedulers, self.batches, self.scaler_fits,
             self.graph_growth, self.output_activation, self.loss_targets, self.loss_graph, self.unit_similarity,
-            self.init_signal,
+            self.init_signal, self.adam_epsilon,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
@@ -350,6 +352,7 @@ class Session:
         info = self.tracker.optimizer(optimizer)
         step = self.tracker.step
         self.updates.after_step(info.index)
+        self.adam_epsilon.after_step(optimizer, info.index, step)
         self.unit_similarity.after_step(step, info.index, info.named_params)
         self.loss.on_step(info.index, step)
         self.zero_grad.on_step(id(optimizer), info.index, step)
@@ -417,7 +420,12 @@ class Session:
             if torch.is_grad_enabled():
                 self.batches.on_loss_call(self.tracker.step, kind, input, target)
             self.sample.on_loss_call(kind, input, target)
-            result = original(*args, **kwargs)
+            try:
+                result = original(*args, **kwargs)
+            except Exception:  # a loss that rejects its input (BCE outside [0, 1]) ends the run: keep that input
+                if not recorded:
+                    self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction, failing=True)
+                raise
             if recorded:
                 self.loss_inputs.on_loss_value(result)
             return result

@@ -55,14 +55,15 @@ class LossInputCollector(Collector):
         self.records: list[dict[str, Any]] = []
         self._calls: dict[tuple[str, int], int] = {}
 
-    def on_loss_call(self, step: int, kind: str, input: Any, target: Any, reduction: Any) -> bool:
-        """Record a call's inputs; True when it was recorded (its value is then `on_loss_value`)."""
-        if not self.due(step) or not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
+    def on_loss_call(self, step: int, kind: str, input: Any, target: Any, reduction: Any, failing: bool = False) -> bool:
+        """Record a call's inputs on a measured step, or whenever the call is `failing` (the loss
+        raised on them); True when it was recorded (its value is then `on_loss_value`)."""
+        if not (failing or self.due(step)) or not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
             return False
         if input.numel() == 0 or not input.is_floating_point():
             return False
         key = (kind, step)
-        if self._calls.get(key, 0) >= MAX_CALLS_PER_STEP:
+        if self._calls.get(key, 0) >= MAX_CALLS_PER_STEP and not failing:
             return False
         self._calls[key] = self._calls.get(key, 0) + 1
         values, counts_kind = loss_input_summary(kind, input, target)

@@ -13,10 +13,14 @@ from typing import Any, Callable, Optional
 import torch
 
 from . import Collector
+from .neighbour_labels import MAX_ROWS as NEIGHBOUR_MAX_ROWS, neighbour_labels
 
 MAX_ROWS = 20_000
 # Input values kept at most (64 MB as float32): wide inputs (images) keep fewer rows.
 MAX_VALUES = 16_000_000
+# Without a baseline the sample only feeds the neighbour statistic (collectors/neighbour_labels.py).
+NEIGHBOUR_ROWS = 2 * NEIGHBOUR_MAX_ROWS  # epochs repeat rows: twice as many, so enough are distinct
+NEIGHBOUR_VALUES = 4_000_000
 # Rows per forward pass when the final model is evaluated on the sample.
 EVALUATION_CHUNK = 1024
 
@@ -43,7 +47,7 @@ class TrainingSampleCollector(Collector):
     def __init__(self, every: Optional[int] = None, directory: Optional[str] = None,
                  evaluate_on: Optional[dict[str, Any]] = None) -> None:
         super().__init__(every)
-        self.directory = directory  # None: the sample is not wanted
+        self.directory = directory  # None: no baseline wants the sample, only the neighbour statistic
         self.evaluate_on = evaluate_on  # {"path", "shape"}: rows of another run the final model is evaluated on
         self.model: Optional[str] = None
         self.skipped: Optional[str] = None
@@ -54,7 +58,8 @@ class TrainingSampleCollector(Collector):
         self.target_dtype: Optional[str] = None
         self.target_shape: Optional[list[int]] = None
         self.rows = 0
-        self.row_limit = MAX_ROWS
+        self.max_rows, self.max_values = (MAX_ROWS, MAX_VALUES) if directory is not None else (NEIGHBOUR_ROWS, NEIGHBOUR_VALUES)
+        self.row_limit = self.max_rows
         self.evaluation: dict[str, Any] = {}
         self._inputs: list[torch.Tensor] = []
         self._targets: list[torch.Tensor] = []
@@ -63,7 +68,7 @@ class TrainingSampleCollector(Collector):
 
     @property
     def active(self) -> bool:
-        return self.directory is not None and self.skipped is None and self.rows < self.row_limit
+        return self.skipped is None and self.rows < self.row_limit
 
     def skip(self, reason: str) -> None:
         if self.skipped is None:
@@ -88,7 +93,7 @@ class TrainingSampleCollector(Collector):
         if self.row_shape is None:
             self.row_shape, self.input_dtype = row_shape, str(x.dtype).replace("torch.", "")
             width = max(1, x[0].numel())
-            self.row_limit = max(1, min(MAX_ROWS, MAX_VALUES // width))
+            self.row_limit = max(1, min(self.max_rows, self.max_values // width))
         elif row_shape != self.row_shape:
             return self.skip(f"the model's input rows change shape ({self.row_shape} then {row_shape})")
         self._pending = (x.shape[0], x.detach()[: self.row_limit - self.rows].clone())
@@ -156,7 +161,14 @@ class TrainingSampleCollector(Collector):
         return torch.cat(chunks)
 
     def flush(self) -> dict[str, Any]:
+        neighbours = None
+        if self._inputs and self.skipped is None and self.loss_reads_model_output:
+            try:
+                neighbours = neighbour_labels(self.loss_kind, torch.cat(self._inputs), torch.cat(self._targets))
+            except RuntimeError as error:  # out of memory on the device, odd dtypes: the statistic is left out
+                neighbours = {"error": f"{type(error).__name__}: {error}"[:200]}
         return {
+            "neighbours": neighbours,
             "wanted": self.directory is not None,
             "model": self.model,
             "skipped": self.skipped,

@@ -71,7 +71,7 @@ class MisalignedLabels(Rule):
     code = "ML106"
     name = "misaligned-labels"
     severity = Severity.ERROR
-    symptoms = ("ML904", "ML912")
+    symptoms = ("ML932", "ML904", "ML912")
 
     VALID = [
         # shuffled together

@@ -43,7 +43,7 @@ class ExtremeAdamEpsilon(Rule):
     code = "ML208"
     name = "extreme-adam-epsilon"
     severity = Severity.WARNING
-    symptoms = ("ML901", "ML905", "ML902", "ML904", "ML911")
+    symptoms = ("ML933", "ML901", "ML905", "ML902", "ML904", "ML911")
     options = {"min-eps": 1e-10, "max-eps": 0.5}
 
     VALID = [

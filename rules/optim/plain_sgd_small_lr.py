@@ -17,9 +17,9 @@ class PlainSgdSmallLr(Rule):
     ML201's SGD range) the lr is extreme whatever the momentum, and ML201 reports it instead. The lr is followed through constants, argparse
     defaults and config dicts; unknown values and `**kwargs` stay quiet.
 
-    This is a hypothesis (`info`): a probe run settles it by measuring the loss curve (ML904)
-    and the update-to-weight ratio (ML911, ~1e-3 is healthy per Karpathy's "A Recipe for
-    Training Neural Networks", 2019).
+    This is a hypothesis (`info`): a probe run settles it by measuring the update-to-weight
+    ratio together with the loss curve (ML931: steps below ~1e-3 of the weights' size, the
+    healthy ratio per CS231n, and a loss that barely falls).
 
     ## Why is this bad?
     Plain SGD with a small step moves the weights by a tiny fraction of their size per step: the
@@ -44,7 +44,7 @@ class PlainSgdSmallLr(Rule):
     code = "ML205"
     name = "plain-sgd-small-lr"
     severity = Severity.INFO
-    symptoms = ("ML911", "ML904")
+    symptoms = ("ML931", "ML911", "ML904")
     options = {"min-lr": 1e-4, "max-lr": 0.01}
 
     VALID = [

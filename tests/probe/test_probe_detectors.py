@@ -95,6 +95,19 @@ def softmax_fed(spread_after):
              "activation": None, "after_softmax": True, "softmax_input_spread": 1.0, "softmax_output_spread": spread_after}]
 
 
+def slow_steps(ratio):
+    return [{"step": step, "optimizer": 0, "ratios": {name: ratio for name in WEIGHTS}} for step in CHECKS]
+
+
+def neighbours(agreement, task="classification", rows=400, independent=0.25):
+    return {"every": 1, "model": "Sequential", "skipped": None, "rows": rows,
+            "neighbours": {"rows": rows, "task": task, "agreement": agreement, "independent": independent}}
+
+
+def adam_eps(share, eps=1.0):
+    return [{"step": s, "optimizer": 0, "class": "Adam", "eps": [eps], "values": 4000, "damped": share, "amplified": 0.0} for s in CHECKS]
+
+
 NOISE = [1.0, 1.1, 0.9] * 17  # batch-to-batch noise around a level that does not move
 FALLING = [2.0 * 0.95 ** i for i in range(50)]
 dropout_model = mlp_model()
@@ -200,6 +213,12 @@ EXAMPLES = {
         recorded(init_signal=init_layers("relu", 1.0, 2.0)),  # He init keeps the signal
     ),
     "ML930": (recorded(init_signal=softmax_fed(0.01)), recorded(init_signal=softmax_fed(0.5))),
+    "ML931": (
+        recorded(loss=[0.69 * (1 - 0.001 * i) for i in range(50)], updates=slow_steps(3e-4)),  # -5% over the run
+        recorded(loss=[0.69 * (1 - 0.001 * i) for i in range(50)], updates=slow_steps(2e-3)),  # steps of a healthy size
+    ),
+    "ML932": (recorded(training_sample=neighbours(0.27)), recorded(training_sample=neighbours(0.6))),
+    "ML933": (recorded(adam_epsilon=adam_eps(1.0)), recorded(adam_epsilon=adam_eps(0.01, 1e-6))),
 }
 
 
@@ -381,3 +400,19 @@ def test_judging_never_imports_torch():
     here = pathlib.Path(__file__).parent
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=here, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_small_steps_with_a_loss_that_falls_well_are_healthy():
+    stats = recorded(loss=FALLING, updates=slow_steps(3e-4))  # fine-tuning: small steps, loss -60%
+    judgement = judge_all(stats)["ML931"]
+    assert judgement.checked and judgement.observed == ()
+
+
+@pytest.mark.parametrize("agreement, rows, observed", [
+    (0.02, 400, True),  # regression targets uncorrelated with their neighbours'
+    (0.5, 400, False),
+    (0.02, 50, False),  # too few distinct rows to judge
+])
+def test_regression_targets_judged_by_neighbour_correlation(agreement, rows, observed):
+    judgement = judge_all(recorded(training_sample=neighbours(agreement, "regression", rows, 0.0)))["ML932"]
+    assert bool(judgement.observed) is observed and judgement.checked is (rows >= 100)

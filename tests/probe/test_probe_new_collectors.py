@@ -10,8 +10,10 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.nn import functional as F
 
+from mlplint.probe.collectors.adam_epsilon import step_scale_shares
 from mlplint.probe.collectors.batches import batch_fingerprint
 from mlplint.probe.collectors.loss_graph import pairwise_broadcast
+from mlplint.probe.collectors.neighbour_labels import distinct_rows, neighbour_labels
 from mlplint.probe.collectors.output_activation import output_operation
 from mlplint.probe.collectors.scaler_fits import numpy_row_hashes, tensor_row_hashes
 from mlplint.probe.collectors.unit_similarity import unit_spread
@@ -180,3 +182,56 @@ def test_loss_targets_and_batch_labels():
                       lambda step: (torch.randn(4, 3), labels))
     assert collected["batches"]["class_counts"] == {"3": [3, 3, 6]}
     assert [row[2:] for row in collected["batches"]["labels"]] == [[0.0, 2.0]] * 3
+
+
+def test_a_loss_call_that_raises_is_recorded_on_any_step():
+    """BCE rejects an input outside [0, 1] at step 6, between the measured steps (every 5): the
+    call that ends the run is still recorded, so ML403 is confirmed by it."""
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    session = Session(steps=1000, every={"loss_inputs": 5})
+
+    def batch(step):
+        with torch.no_grad():
+            model.bias.fill_(0.5 if step < 6 else 3.0)
+        return torch.zeros(4, 3), torch.ones(4, 1)
+
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        train(session, model, optimizer, 10, batch, loss="binary_cross_entropy")
+    records = session.stats("crashed", None)["collectors"]["loss_inputs"]["records"]
+    assert [(r["step"], r["input_max"]) for r in records] == [(0, 0.5), (5, 0.5), (6, 3.0)]
+
+
+def test_neighbour_labels_tell_paired_from_shuffled_rows():
+    torch.manual_seed(0)
+    labels = torch.randint(0, 3, (300,))
+    inputs = torch.randn(3, 8)[labels] * 4 + torch.randn(300, 8)
+    paired = neighbour_labels("cross_entropy", inputs, labels)
+    shuffled = neighbour_labels("cross_entropy", inputs[torch.randperm(300)], labels)
+    counts = torch.bincount(labels).double()
+    assert paired["independent"] == pytest.approx(float((counts * (counts - 1)).sum() / (300 * 299)))
+    assert paired["agreement"] > 0.95 and abs(shuffled["agreement"] - shuffled["independent"]) < 0.1
+    targets = inputs[:, 0:1] * 2.0
+    assert neighbour_labels("mse_loss", inputs, targets)["agreement"] > 0.8
+    assert abs(neighbour_labels("mse_loss", inputs, targets[torch.randperm(300)])["agreement"]) < 0.2
+    assert neighbour_labels("mse_loss", inputs, torch.randn(300, 4)) is None  # several targets per row
+
+
+def test_repeated_rows_are_counted_once():
+    rows = torch.tensor([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0], [3.0, 4.0]])
+    assert distinct_rows(rows).tolist() == [0, 1, 3]
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    assert neighbour_labels("cross_entropy", rows, labels)["rows"] == 3
+
+
+def test_adam_eps_share_of_changed_steps_against_the_default():
+    v = torch.tensor([0.0, 1e-20, 1e-6, 1.0])  # sqrt: 0 (never a gradient), 1e-10, 1e-3, 1
+    assert step_scale_shares(v, 1, 0.0, 1e-8).tolist() == [3.0, 0.0, 0.0]
+    assert step_scale_shares(v, 1, 0.0, 1.0).tolist() == [3.0, 2.0, 0.0]  # 1e-10 and 1e-3 are damped
+    assert step_scale_shares(v, torch.tensor(1.0), 0.0, 1e-14).tolist() == [3.0, 0.0, 1.0]  # 1e-10 is amplified
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1.0)
+    collected = train(Session(steps=1000, every={"adam_epsilon": 1}), model, optimizer, 2,
+                      lambda step: (torch.randn(8, 4), torch.randint(0, 2, (8,))))
+    first = collected["adam_epsilon"]["records"][0]
+    assert (first["class"], first["eps"], first["values"], first["damped"]) == ("Adam", [1.0], 10, 1.0)

@@ -1,0 +1,73 @@
+"""Whether the targets the model trains on follow from its inputs: on the distinct rows of the
+training sample, how often a row's nearest other row (Euclidean, on standardised features) has
+the same class, or how its target correlates with that neighbour's (regression), next to what
+labels independent of the inputs would give. Computed once, when the run ends."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+# Rows the statistic is computed on at most (their pairwise distances are computed at once).
+MAX_ROWS = 1024
+CLASSIFICATION = ("cross_entropy", "nll_loss")
+BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
+REGRESSION = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+
+
+def class_labels(kind: str, targets: torch.Tensor) -> Optional[torch.Tensor]:
+    """One integer class per row, or None where the targets are not one class per row."""
+    if kind in CLASSIFICATION:
+        if not targets.is_floating_point() and targets.dim() == 1:
+            return targets.long()
+        if targets.is_floating_point() and targets.dim() == 2:  # one-hot or class probabilities
+            return targets.argmax(dim=1)
+        return None
+    if kind in BINARY and targets[0].numel() == 1:
+        flat = targets.reshape(-1).float()
+        return flat.round().long() if bool(((flat == 0) | (flat == 1)).all()) else None
+    return None
+
+
+def neighbour_labels(kind: str, inputs: torch.Tensor, targets: torch.Tensor) -> Optional[dict[str, Any]]:
+    """{"rows", "task", "agreement", "independent"}: the leave-one-out nearest-neighbour class
+    agreement and the agreement expected of labels drawn independently of the inputs (the
+    chance two distinct rows share a class), or, for a one-value regression target, the
+    correlation between each target and its neighbour's (expected about 0). None when the
+    sample cannot say (too few distinct rows, several targets per row, an unknown loss)."""
+    x = inputs.detach().reshape(inputs.shape[0], -1).float()
+    keep = distinct_rows(x)[:MAX_ROWS]
+    x, targets = x[keep], targets.detach()[keep]
+    if x.shape[0] < 3:
+        return None
+    labels = class_labels(kind, targets)
+    if labels is not None:  # rows with an ignored label (ignore_index=-100) are left out
+        x, labels = x[labels >= 0], labels[labels >= 0]
+        if x.shape[0] < 3:
+            return None
+    if labels is None and not (kind in REGRESSION and targets.is_floating_point() and targets[0].numel() == 1):
+        return None
+    std = x.std(dim=0)
+    x = (x - x.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
+    distances = torch.cdist(x, x)
+    distances.fill_diagonal_(float("inf"))
+    nearest = distances.argmin(dim=1)
+    n = x.shape[0]
+    if labels is not None:
+        counts = torch.bincount(labels).double()
+        independent = float((counts * (counts - 1)).sum() / (n * (n - 1)))
+        agreement = float((labels[nearest] == labels).double().mean())
+        return {"rows": n, "task": "classification", "classes": int((counts > 0).sum()), "agreement": agreement, "independent": independent}
+    y = targets.reshape(-1).double()
+    pair = torch.stack([y, y[nearest]])
+    correlation = torch.corrcoef(pair)[0, 1]
+    return {"rows": n, "task": "regression", "agreement": float(correlation) if torch.isfinite(correlation) else None, "independent": 0.0}
+
+
+def distinct_rows(x: torch.Tensor) -> torch.Tensor:
+    """Indices of the first occurrence of each distinct row (epochs repeat the training rows)."""
+    _, inverse = torch.unique(x, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), x.shape[0], dtype=torch.long, device=x.device)
+    first.scatter_reduce_(0, inverse, torch.arange(x.shape[0], device=x.device), reduce="amin")
+    return first.sort().values
