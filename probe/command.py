@@ -129,7 +129,7 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
     judgements = judge_all(stats, overrides)
     findings, shown = _static_check(stats.data.get("script"))
     findings = with_runtime(findings, stats, judgements)
-    judgements = reported(judgements, shown)
+    judgements = reported(judgements, shown, findings)
     extra = None
     if stats_file is None and comparison is not None:
         with comparison:

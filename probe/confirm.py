@@ -71,13 +71,13 @@ def with_runtime(findings: list[Finding], stats: Stats, judgements: dict[str, Ju
 def unexplained_symptoms(script: str, judgements: dict[str, Judgement], findings: list[Finding]) -> list[Finding]:
     """Observed symptoms that confirm none of the script's static findings, as findings of their
     own at line 1 (a run has no source location), so `check --probe` reports what the run showed
-    even where the static rules saw nothing."""
+    even where the static rules saw nothing (symptoms that only confirm a finding excepted)."""
     explained = {code for f in findings if f.path == script and f.runtime is not None for code in f.runtime.symptoms}
     added = []
     for code, judgement in sorted(judgements.items()):
-        if code in explained:
-            continue
         symptom = SYMPTOMS[code]
+        if code in explained or symptom.confirms_only:
+            continue
         for seen in judgement.observed:
             layer = f"layer '{seen.layer}': " if seen.layer else ""
             step = f" (from step {seen.step})" if seen.step is not None else ""
@@ -96,9 +96,13 @@ def symptom_filter(script: str, text: str, enabled: Callable[[str, str], bool]) 
     return lambda code: enabled(code, script) and not suppressions.suppresses(code, 1, 1)
 
 
-def reported(judgements: dict[str, Judgement], shown: Callable[[str], bool]) -> dict[str, Judgement]:
-    """The judgements with the observations of symptoms that are not reported left out."""
-    return {code: j if shown(code) else dataclasses.replace(j, observed=()) for code, j in judgements.items()}
+def reported(judgements: dict[str, Judgement], shown: Callable[[str], bool], findings: list[Finding]) -> dict[str, Judgement]:
+    """The judgements with the observations of symptoms that are not reported left out: those
+    `shown` rejects, and those that only confirm a finding (`confirms_only`) where no finding of
+    `findings` was confirmed by them."""
+    confirming = {code for f in findings if f.runtime is not None for code in f.runtime.symptoms}
+    return {code: j if shown(code) and (code in confirming or not SYMPTOMS[code].confirms_only) else dataclasses.replace(j, observed=())
+            for code, j in judgements.items()}
 
 
 def attach_runtime(
@@ -125,5 +129,5 @@ def attach_runtime(
         runtimes[script] = lambda finding, stats=stats, judgements=judgements: runtime_for(finding, stats, judgements)
     attached = [dataclasses.replace(f, runtime=runtimes[f.path](f)) if f.path in runtimes else f for f in findings]
     for script, judgements in observed.items():
-        attached += unexplained_symptoms(script, reported(judgements, symptom_filter(script, read_source(script), enabled)), attached)
+        attached += unexplained_symptoms(script, reported(judgements, symptom_filter(script, read_source(script), enabled), attached), attached)
     return attached

@@ -16,6 +16,9 @@ class Symptom:
     name: str
     severity: Severity
     summary: str
+    # Reported only as the evidence of a static finding it confirms: alone it is often by design
+    # (random demo data has labels unrelated to its inputs; a hard task's loss falls slowly).
+    confirms_only: bool = False
 
 
 _E, _W, _I = Severity.ERROR, Severity.WARNING, Severity.INFO
@@ -53,8 +56,8 @@ SYMPTOMS = {
         Symptom("ML928", "logits-into-probability-loss", _E, "inputs to BCELoss/NLLLoss outside the probabilities or log-probabilities they expect"),
         Symptom("ML929", "init-gain-mismatch", _W, "an initial weight scale tuned for another activation shrinks or swells the signal layer by layer"),
         Symptom("ML930", "hidden-softmax-squash", _W, "a softmax between layers shrinks the signal the next layer sees"),
-        Symptom("ML931", "small-updates-slow-loss", _I, "the weights move by a small fraction of their size per step and the loss barely falls"),
-        Symptom("ML932", "labels-unrelated-to-inputs", _E, "the training targets do not follow from the inputs: nearest-neighbour agreement at chance"),
+        Symptom("ML931", "small-updates-slow-loss", _I, "the weights move by a small fraction of their size per step and the loss barely falls", True),
+        Symptom("ML932", "labels-unrelated-to-inputs", _E, "the training targets do not follow from the inputs: nearest-neighbour agreement at chance", True),
         Symptom("ML933", "adam-epsilon-distorts-steps", _W, "an Adam eps that changes the size of a large share of the steps against the default 1e-8"),
     ]
 }

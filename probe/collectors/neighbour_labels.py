@@ -33,7 +33,8 @@ def class_labels(kind: str, targets: torch.Tensor) -> Optional[torch.Tensor]:
 def neighbour_labels(kind: str, inputs: torch.Tensor, targets: torch.Tensor) -> Optional[dict[str, Any]]:
     """{"rows", "task", "agreement", "independent"}: the leave-one-out nearest-neighbour class
     agreement and the agreement expected of labels drawn independently of the inputs (the
-    chance two distinct rows share a class), or, for a one-value regression target, the
+    chance two distinct rows share a class), with the rows of each class and how many of them
+    have a neighbour of their class ("class_rows", "class_agreeing"), or, for a one-value regression target, the
     correlation between each target and its neighbour's (expected about 0). None when the
     sample cannot say (too few distinct rows, several targets per row, an unknown loss)."""
     x = inputs.detach().reshape(inputs.shape[0], -1).float()
@@ -56,9 +57,12 @@ def neighbour_labels(kind: str, inputs: torch.Tensor, targets: torch.Tensor) -> 
     n = x.shape[0]
     if labels is not None:
         counts = torch.bincount(labels).double()
+        same = labels[nearest] == labels
+        agreeing = torch.bincount(labels[same], minlength=counts.numel()).double()
+        present = counts > 0
         independent = float((counts * (counts - 1)).sum() / (n * (n - 1)))
-        agreement = float((labels[nearest] == labels).double().mean())
-        return {"rows": n, "task": "classification", "classes": int((counts > 0).sum()), "agreement": agreement, "independent": independent}
+        return {"rows": n, "task": "classification", "agreement": float(same.double().mean()), "independent": independent,
+                "class_rows": [int(c) for c in counts[present]], "class_agreeing": [int(a) for a in agreeing[present]]}
     y = targets.reshape(-1).double()
     pair = torch.stack([y, y[nearest]])
     correlation = torch.corrcoef(pair)[0, 1]

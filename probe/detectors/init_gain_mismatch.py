@@ -25,6 +25,9 @@ signal whatever the init), are not judged here.
 - `max_total_gain` = 0.5: product of those gains over the mismatched ReLU layers.
 - `min_saturating_gain` = 1.6 and `he_gain_band` = 0.25: pre-activation to input second moment
   before a tanh/sigmoid (about 1 under Xavier, 2 under He), with weights at He's scale, 2 +- 25%.
+- `min_layers` = 2: mismatched layers needed either way (the harm compounds with depth; one
+  layer's scale is a constant factor the next layer's init absorbs). All-zero weights are
+  ML926's, not judged here.
 Glorot & Bengio, "Understanding the difficulty of training deep feedforward neural networks"
 (AISTATS 2010); He et al., "Delving Deep into Rectifiers" (ICCV 2015), section 2.2. It is
 ML301's static hypothesis.
@@ -35,7 +38,7 @@ from __future__ import annotations
 from mlplint.probe.detectors import Judgement, Observed, fmt
 from mlplint.probe.stats import Stats
 
-THRESHOLDS = {"max_rectifier_gain": 0.6, "max_total_gain": 0.5, "min_saturating_gain": 1.6, "he_gain_band": 0.25}
+THRESHOLDS = {"max_rectifier_gain": 0.6, "max_total_gain": 0.5, "min_saturating_gain": 1.6, "he_gain_band": 0.25, "min_layers": 2}
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
@@ -45,7 +48,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
             by_model.setdefault(record["model"], []).append(record)
     observed, measured = [], []
     for model, layers in by_model.items():
-        own = [r for r in layers if not r["default_init"]]
+        own = [r for r in layers if not r["default_init"] and r["weight_gain"] > 0]  # all-zero weights are ML926's
         if not own:
             measured.append(f"the layers of {model} before an activation keep PyTorch's default init")
         rectified = [(r, r["activation_moment"] / max(r["input_moment"], 1e-30)) for r in own if r["activation"] == "relu"]
@@ -58,7 +61,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
         total = 1.0
         for _, gain in shrinking:
             total *= gain
-        if shrinking and total <= t["max_total_gain"]:
+        if len(shrinking) >= t["min_layers"] and total <= t["max_total_gain"]:
             observed.append(Observed(
                 f"the signal shrinks through the ReLU layers at initialisation: {describe(shrinking)}; "
                 f"{fmt(total)} of its second moment is left after them (an init matched to ReLU keeps about 1)",
@@ -66,7 +69,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
             ))
         low, high = 2 * (1 - t["he_gain_band"]), 2 * (1 + t["he_gain_band"])
         swelling = [(r, g) for r, g in saturating if g >= t["min_saturating_gain"] and low <= r["weight_gain"] <= high]
-        if swelling:
+        if len(swelling) >= t["min_layers"]:
             saturated = ", ".join(f"{fmt(100 * r['activation_saturated'])}%" for r, _ in swelling)
             observed.append(Observed(
                 f"He-scaled weights before {swelling[0][0]['activation']} units at initialisation: pre-activations have "

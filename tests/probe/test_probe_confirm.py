@@ -127,3 +127,21 @@ def test_attach_runtime_warns_about_runs_that_did_not_train_to_the_budget(monkey
     confirm.attach_runtime([], [str(hangs), str(trains)], lambda code, path: True, warn=warnings.append)
     assert warnings == [f"{hangs}: the probe run ended with status timeout after 0 optimizer steps: "
                         "Timeout: the run did not finish within 120 s"]
+
+
+def test_a_confirm_only_symptom_is_reported_as_evidence_never_alone(monkeypatch, tmp_path):
+    """ML932 (labels unrelated to the inputs) is by design on random demo data: it confirms ML106
+    but is not reported as a symptom of its own."""
+    unrelated = {"rows": 400, "task": "classification", "agreement": 0.25, "independent": 0.25,
+                 "class_rows": [100] * 4, "class_agreeing": [25] * 4}
+    stats = recorded(loss=FALLING, training_sample={"every": 1, "skipped": None, "neighbours": unrelated})
+    judgements = judge_all(stats)
+    assert judgements["ML932"].observed
+    (misaligned,) = with_runtime([finding("ML106")], stats, judgements)
+    assert misaligned.runtime.status == "confirmed" and misaligned.runtime.symptoms == ("ML932",)
+    assert confirm.reported(judgements, lambda code: True, [misaligned])["ML932"].observed
+    assert confirm.reported(judgements, lambda code: True, [])["ML932"].observed == ()
+    monkeypatch.setattr(confirm, "run_probe", lambda script: stats)
+    script = tmp_path / "demo.py"
+    script.write_text("import torch\n")
+    assert "ML932" not in [f.code for f in confirm.attach_runtime([], [str(script)], lambda code, path: True)]

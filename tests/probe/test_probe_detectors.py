@@ -100,8 +100,10 @@ def slow_steps(ratio):
 
 
 def neighbours(agreement, task="classification", rows=400, independent=0.25):
+    """Four classes of equal size, each with `agreement` of its rows next to a row of its class."""
+    classes = {"class_rows": [rows // 4] * 4, "class_agreeing": [round(agreement * rows / 4)] * 4} if task == "classification" else {}
     return {"every": 1, "model": "Sequential", "skipped": None, "rows": rows,
-            "neighbours": {"rows": rows, "task": task, "agreement": agreement, "independent": independent}}
+            "neighbours": {"rows": rows, "task": task, "agreement": agreement, "independent": independent, **classes}}
 
 
 def adam_eps(share, eps=1.0):
@@ -416,3 +418,15 @@ def test_small_steps_with_a_loss_that_falls_well_are_healthy():
 def test_regression_targets_judged_by_neighbour_correlation(agreement, rows, observed):
     judgement = judge_all(recorded(training_sample=neighbours(agreement, "regression", rows, 0.0)))["ML932"]
     assert bool(judgement.observed) is observed and judgement.checked is (rows >= 100)
+
+
+def test_a_rare_class_the_features_separate_lifts_the_agreement_above_chance():
+    """95% of the rows in one class: overall agreement near the 90% of independent labels, but the
+    rare classes find their own kind, which independent labels would not."""
+    found = {"rows": 1000, "task": "classification", "agreement": 0.93, "independent": 0.905,
+             "class_rows": [950, 30, 20], "class_agreeing": [905, 20, 5]}
+    stats = recorded(training_sample={"every": 1, "skipped": None, "neighbours": found})
+    judgement = judge_all(stats)["ML932"]
+    assert judgement.checked and judgement.observed == (), judgement.measured
+    single = dict(found, class_rows=[1000], class_agreeing=[1000], agreement=1.0, independent=1.0)
+    assert not judge_all(recorded(training_sample={"every": 1, "skipped": None, "neighbours": single}))["ML932"].checked
