@@ -49,9 +49,13 @@ class AdamEpsilonCollector(Collector):
                 continue
             for param in group["params"]:
                 state = optimizer.state.get(param, {})
-                if isinstance(state.get("exp_avg_sq"), torch.Tensor) and "step" in state:
+                if not (isinstance(state.get("exp_avg_sq"), torch.Tensor) and "step" in state):
+                    continue
+                try:
                     shares.append(step_scale_shares(state["exp_avg_sq"], state["step"], float(betas[1]), float(eps)))
-                    eps_values.add(float(eps))
+                except (RuntimeError, TypeError, ValueError):  # a look-alike optimizer's state in another layout
+                    continue
+                eps_values.add(float(eps))
         if not shares:
             return
         self.records.append({"step": step, "optimizer": optimizer_index, "class": type(optimizer).__name__, "eps": sorted(eps_values)})

@@ -165,7 +165,7 @@ class TrainingSampleCollector(Collector):
         if self._inputs and self.skipped is None and self.loss_reads_model_output:
             try:
                 neighbours = neighbour_labels(self.loss_kind, torch.cat(self._inputs), torch.cat(self._targets))
-            except RuntimeError as error:  # out of memory on the device, odd dtypes: the statistic is left out
+            except Exception as error:  # out of memory on the device, odd dtypes: the statistic is left out, the run kept
                 neighbours = {"error": f"{type(error).__name__}: {error}"[:200]}
         return {
             "neighbours": neighbours,
