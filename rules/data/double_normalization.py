@@ -64,7 +64,7 @@ class DoubleNormalization(Rule):
     code = "ML104"
     name = "double-normalization"
     severity = Severity.WARNING
-    symptoms = ("ML904", "ML909", "ML906")
+    symptoms = ("ML934", "ML904", "ML909", "ML906")
 
     VALID = [
         # standardising after ToTensor

@@ -110,6 +110,10 @@ def adam_eps(share, eps=1.0):
     return [{"step": s, "optimizer": 0, "class": "Adam", "eps": [eps], "values": 4000, "damped": share, "amplified": 0.0} for s in CHECKS]
 
 
+def input_checks(std, features=3):
+    return [{"step": s, "model": "Sequential", "shape": [64, features], "mean": [0.001] * features, "std": [std] * features} for s in (0, 10, 20)]
+
+
 NOISE = [1.0, 1.1, 0.9] * 17  # batch-to-batch noise around a level that does not move
 FALLING = [2.0 * 0.95 ** i for i in range(50)]
 dropout_model = mlp_model()
@@ -221,6 +225,7 @@ EXAMPLES = {
     ),
     "ML932": (recorded(training_sample=neighbours(0.27)), recorded(training_sample=neighbours(0.6))),
     "ML933": (recorded(adam_epsilon=adam_eps(1.0)), recorded(adam_epsilon=adam_eps(0.01, 1e-6))),
+    "ML934": (recorded(input_features=input_checks(0.0012)), recorded(input_features=input_checks(0.3))),
 }
 
 
