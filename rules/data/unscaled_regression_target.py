@@ -63,7 +63,7 @@ class UnscaledRegressionTarget(Rule):
     code = "ML105"
     name = "unscaled-regression-target"
     severity = Severity.WARNING
-    symptoms = ("ML902", "ML905", "ML901", "ML912")
+    symptoms = ("ML935", "ML902", "ML905", "ML901", "ML912")
     options = {"max-magnitude": 1000.0}
 
     VALID = [

@@ -226,6 +226,13 @@ EXAMPLES = {
     "ML932": (recorded(training_sample=neighbours(0.27)), recorded(training_sample=neighbours(0.6))),
     "ML933": (recorded(adam_epsilon=adam_eps(1.0)), recorded(adam_epsilon=adam_eps(0.01, 1e-6))),
     "ML934": (recorded(input_features=input_checks(0.0012)), recorded(input_features=input_checks(0.3))),
+    "ML935": (
+        recorded(loss_targets=regression_targets(0.0, min=5e4, max=5e5),
+                 loss_inputs=[loss_call(0, "mse_loss", [32, 1], [32, 1], input_min=-0.5, input_max=0.8)]),
+        # the model scales its outputs up to the targets' scale itself
+        recorded(loss_targets=regression_targets(0.0, min=5e4, max=5e5),
+                 loss_inputs=[loss_call(0, "mse_loss", [32, 1], [32, 1], input_min=-5e4, input_max=8e4)]),
+    ),
 }
 
 
