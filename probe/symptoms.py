@@ -61,5 +61,6 @@ SYMPTOMS = {
         Symptom("ML933", "adam-epsilon-distorts-steps", _W, "an Adam eps that changes the size of a large share of the steps against the default 1e-8"),
         Symptom("ML934", "inputs-barely-vary", _W, "no input feature varies by more than 0.01 across the batch (pixels divided by 255 twice)"),
         Symptom("ML935", "targets-far-beyond-predictions", _W, "regression targets hundreds of times larger than the model's first predictions"),
+        Symptom("ML936", "normalised-over-batch", _E, "a classification loss got probabilities that sum to 1 over the batch, not over the classes"),
     ]
 }

@@ -20,17 +20,26 @@ LOSS_FUNCTIONS = CLASSIFICATION + ELEMENTWISE
 MAX_CALLS_PER_STEP = 2
 # Targets with more distinct classes than this are not counted.
 MAX_CLASSES = 1000
+DEVIATIONS = ("row_sum_deviation", "column_sum_deviation", "exp_row_sum_deviation", "exp_column_sum_deviation")
 
 
 def loss_input_summary(kind: str, input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, str]:
-    """[min, max, row_sum_deviation, class counts...] on the input's device, and what the counts are
-    ("classes", "binary" or "none"). row_sum_deviation is -1 where it does not apply."""
+    """[min, max, row_sum_deviation, column_sum_deviation, exp_row_sum_deviation,
+    exp_column_sum_deviation, class counts...] on the input's device, and what the counts are
+    ("classes", "binary" or "none"). The deviations are how far the sums over the classes (rows)
+    and over the batch (columns, (N, C) inputs only) of the input, and of its exponential (for
+    log-probabilities), are from 1; -1 where they do not apply."""
     x = input.detach().float()
     device = x.device
-    row_dev = torch.full((), -1.0, device=device)
+    unknown = torch.full((), -1.0, device=device)
+    deviations = [unknown] * 4
     if kind in CLASSIFICATION and x.dim() >= 2:
-        row_dev = (x.sum(dim=1) - 1).abs().max()
-    parts = [x.min(), x.max(), row_dev]
+        deviations[0] = (x.sum(dim=1) - 1).abs().max()
+        deviations[2] = (x.exp().sum(dim=1) - 1).abs().max()
+        if x.dim() == 2:
+            deviations[1] = (x.sum(dim=0) - 1).abs().max()
+            deviations[3] = (x.exp().sum(dim=0) - 1).abs().max()
+    parts = [x.min(), x.max(), *deviations]
     counts_kind = "none"
     t = target.detach()
     if kind in CLASSIFICATION and not t.is_floating_point() and x.dim() >= 2 and x.shape[1] <= MAX_CLASSES:
@@ -93,8 +102,9 @@ class LossInputCollector(Collector):
             record = self.records[index]
             counts_kind = record.pop("counts_kind")
             record["input_min"], record["input_max"] = values[0], values[1]
-            record["row_sum_deviation"] = values[2] if values[2] >= 0 else None
-            counts = [int(c) for c in values[3:]]
+            for name, value in zip(DEVIATIONS, values[2:6]):
+                record[name] = value if value >= 0 else None  # -1 (does not apply) and NaN are unknown
+            counts = [int(c) for c in values[6:]]
             record["class_counts"] = counts if counts_kind == "classes" else None
             record["binary_counts"] = counts if counts_kind == "binary" else None
         return {"every": self.every, "records": self.records}

@@ -57,7 +57,7 @@ class SoftmaxWrongDim(Rule):
     code = "ML407"
     name = "softmax-wrong-dim"
     severity = Severity.ERROR
-    symptoms = ("ML904", "ML912")
+    symptoms = ("ML936", "ML904", "ML912")
 
     VALID = [
         "import torch.nn.functional as F\nfor x, y in loader:\n    loss = F.nll_loss(F.log_softmax(model(x), dim=1), y)\n",

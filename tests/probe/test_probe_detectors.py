@@ -233,6 +233,12 @@ EXAMPLES = {
         recorded(loss_targets=regression_targets(0.0, min=5e4, max=5e5),
                  loss_inputs=[loss_call(0, "mse_loss", [32, 1], [32, 1], input_min=-5e4, input_max=8e4)]),
     ),
+    "ML936": (
+        recorded(loss_inputs=[loss_call(s, "nll_loss", [64, 10], [64], input_min=-8.0, input_max=-0.5, row_sum_deviation=30.0,
+                                        column_sum_deviation=40.0, exp_row_sum_deviation=2.5, exp_column_sum_deviation=1e-6) for s in CHECKS]),
+        recorded(loss_inputs=[loss_call(s, "nll_loss", [64, 10], [64], input_min=-8.0, input_max=-0.01, row_sum_deviation=30.0,
+                                        column_sum_deviation=40.0, exp_row_sum_deviation=1e-6, exp_column_sum_deviation=5.4) for s in CHECKS]),
+    ),
 }
 
 

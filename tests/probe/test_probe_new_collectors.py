@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from mlplint.probe.collectors.adam_epsilon import step_scale_shares
 from mlplint.probe.collectors.batches import batch_fingerprint
 from mlplint.probe.collectors.loss_graph import pairwise_broadcast
+from mlplint.probe.collectors.loss_inputs import loss_input_summary
 from mlplint.probe.collectors.neighbour_labels import distinct_rows, neighbour_labels
 from mlplint.probe.collectors.output_activation import output_operation
 from mlplint.probe.collectors.scaler_fits import numpy_row_hashes, tensor_row_hashes
@@ -235,3 +236,16 @@ def test_adam_eps_share_of_changed_steps_against_the_default():
                       lambda step: (torch.randn(8, 4), torch.randint(0, 2, (8,))))
     first = collected["adam_epsilon"]["records"][0]
     assert (first["class"], first["eps"], first["values"], first["damped"]) == ("Adam", [1.0], 10, 1.0)
+
+
+def test_loss_input_sums_over_classes_and_over_the_batch():
+    scores = torch.randn(16, 5)
+    labels = torch.randint(0, 5, (16,))
+    over_batch, _ = loss_input_summary("nll_loss", F.log_softmax(scores, dim=0), labels)
+    over_classes, _ = loss_input_summary("nll_loss", F.log_softmax(scores, dim=1), labels)
+    rows, columns, exp_rows, exp_columns = over_batch[2:6].tolist()
+    assert exp_columns < 1e-5 and exp_rows > 0.1
+    assert over_classes[4].item() < 1e-5 and over_classes[5].item() > 0.1
+    probabilities, _ = loss_input_summary("cross_entropy", F.softmax(scores, dim=0), labels)
+    assert probabilities[3].item() < 1e-5 and probabilities[2].item() > 0.1
+    assert loss_input_summary("mse_loss", scores, scores)[0][2:6].tolist() == [-1.0] * 4
