@@ -62,5 +62,6 @@ SYMPTOMS = {
         Symptom("ML934", "inputs-barely-vary", _W, "no input feature varies by more than 0.01 across the batch (pixels divided by 255 twice)"),
         Symptom("ML935", "targets-far-beyond-predictions", _W, "regression targets hundreds of times larger than the model's first predictions"),
         Symptom("ML936", "normalised-over-batch", _E, "a classification loss got probabilities that sum to 1 over the batch, not over the classes"),
+        Symptom("ML937", "dropout-drops-most", _W, "a Dropout layer that drops 80% or more of its inputs during training"),
     ]
 }

@@ -239,6 +239,10 @@ EXAMPLES = {
         recorded(loss_inputs=[loss_call(s, "nll_loss", [64, 10], [64], input_min=-8.0, input_max=-0.01, row_sum_deviation=30.0,
                                         column_sum_deviation=40.0, exp_row_sum_deviation=1e-6, exp_column_sum_deviation=5.4) for s in CHECKS]),
     ),
+    "ML937": (
+        recorded(activations=[activation(s, "2", "Dropout", kept_share=0.1) for s in CHECKS]),
+        recorded(activations=[activation(s, "2", "Dropout", kept_share=0.5) for s in CHECKS]),
+    ),
 }
 
 

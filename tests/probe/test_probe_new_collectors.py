@@ -249,3 +249,19 @@ def test_loss_input_sums_over_classes_and_over_the_batch():
     probabilities, _ = loss_input_summary("cross_entropy", F.softmax(scores, dim=0), labels)
     assert probabilities[3].item() < 1e-5 and probabilities[2].item() > 0.1
     assert loss_input_summary("mse_loss", scores, scores)[0][2:6].tolist() == [-1.0] * 4
+
+
+def test_dropout_kept_share_is_measured_in_training_mode_only():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 256), nn.ReLU(), nn.Dropout(0.9), nn.Linear(256, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def batch(step):
+        model.train(step < 1)  # the second measured forward runs in eval mode
+        return torch.randn(64, 8), torch.randint(0, 2, (64,))
+
+    collected = train(Session(steps=1000, every={"activations": 1}), model, optimizer, 2, batch)
+    kept = [r["kept_share"] for r in collected["activations"]["records"] if r["type"] == "Dropout"]
+    assert kept[0] == pytest.approx(0.1, abs=0.03) and kept[1] is None
+    relu = next(r for r in collected["activations"]["records"] if r["type"] == "ReLU")
+    assert relu["kept_share"] is None and relu["frac_zero"] is not None
