@@ -41,17 +41,28 @@ from mlplint.probe.stats import Stats
 THRESHOLDS = {"max_rectifier_gain": 0.6, "max_total_gain": 0.5, "min_saturating_gain": 1.6, "he_gain_band": 0.25, "min_layers": 2}
 
 
-def judge(stats: Stats, t: dict) -> Judgement:
+def layers_by_model(stats: Stats) -> dict[str, list[dict]]:
+    """The first training forward's weight layers followed by an activation, per model, in
+    networks without normalisation layers."""
     by_model: dict[str, list[dict]] = {}
     for record in stats.records("init_signal"):
         if not record.get("normalised") and record.get("activation") and "activation_moment" in record:
             by_model.setdefault(record["model"], []).append(record)
+    return by_model
+
+
+def rectifier_gains(layers: list[dict]) -> list[tuple[dict, float]]:
+    """(layer, second moment after its ReLU over that of its input) for the layers before a ReLU."""
+    return [(r, r["activation_moment"] / max(r["input_moment"], 1e-30)) for r in layers if r["activation"] == "relu"]
+
+
+def judge(stats: Stats, t: dict) -> Judgement:
     observed, measured = [], []
-    for model, layers in by_model.items():
+    for model, layers in layers_by_model(stats).items():
         own = [r for r in layers if not r["default_init"] and r["weight_gain"] > 0]  # all-zero weights are ML926's
         if not own:
             measured.append(f"the layers of {model} before an activation keep PyTorch's default init")
-        rectified = [(r, r["activation_moment"] / max(r["input_moment"], 1e-30)) for r in own if r["activation"] == "relu"]
+        rectified = rectifier_gains(own)
         saturating = [(r, r["output_moment"] / max(r["input_moment"], 1e-30)) for r in own if r["activation"] in ("tanh", "sigmoid")]
         if rectified:
             measured.append("signal gain through ReLU layers " + ", ".join(f"'{r['layer']}' {fmt(g)}" for r, g in rectified))

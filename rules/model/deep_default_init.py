@@ -29,7 +29,8 @@ class DeepDefaultInit(Rule):
     `depth`); a loop of unknown length counts once, so the rule stays quiet when unsure.
 
     This is a hypothesis (`info`): a probe run (`mlplint check --probe`) settles it by measuring
-    the gradient and activation scale per layer.
+    how the signal fades through the stack at initialisation (ML938), and the gradient and
+    activation scale per layer.
 
     Option (`[tool.mlplint.deep-default-init]`): `min-depth` (default 8), the number of
     Linear/Conv layers from which a ReLU stack counts as deep. Under the default init
@@ -71,7 +72,7 @@ class DeepDefaultInit(Rule):
     code = "ML302"
     name = "deep-default-init"
     severity = Severity.INFO
-    symptoms = ("ML909", "ML906", "ML907")
+    symptoms = ("ML938", "ML909", "ML906", "ML907")
     options = {"min-depth": 8}
 
     VALID = [

@@ -80,13 +80,13 @@ def units(spread):
     return [{"step": s, "optimizer": 0, "param": name, "units": 8, "spread": spread, "magnitude": 0.05} for s in CHECKS for name in WEIGHTS]
 
 
-def init_layers(activation_name, activation_gain, weight_gain, default_init=False):
-    """The first training forward through a three-layer stack, each layer followed by one activation."""
-    return [{"step": 0, "model": "Sequential", "layer": layer, "type": "Linear", "fan_in": 64, "fan_out": 64,
+def init_layers(activation_name, activation_gain, weight_gain, default_init=False, depth=3):
+    """The first training forward through a stack of `depth` layers, each followed by one activation."""
+    return [{"step": 0, "model": "Sequential", "layer": str(2 * i), "type": "Linear", "fan_in": 64, "fan_out": 64,
              "normalised": False, "input_moment": 1.0, "output_moment": weight_gain / 2 if activation_name == "relu" else weight_gain,
              "weight_gain": weight_gain, "default_init": default_init, "activation": activation_name,
              "activation_moment": activation_gain, "activation_saturated": 0.3, "after_softmax": False}
-            for layer in ("0", "2", "4")]
+            for i in range(depth)]
 
 
 def softmax_fed(spread_after):
@@ -242,6 +242,10 @@ EXAMPLES = {
     "ML937": (
         recorded(activations=[activation(s, "2", "Dropout", kept_share=0.1) for s in CHECKS]),
         recorded(activations=[activation(s, "2", "Dropout", kept_share=0.5) for s in CHECKS]),
+    ),
+    "ML938": (
+        recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=8)),  # PyTorch's default init
+        recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=2)),  # a shallow stack
     ),
 }
 
