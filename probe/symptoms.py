@@ -64,5 +64,6 @@ SYMPTOMS = {
         Symptom("ML936", "normalised-over-batch", _E, "a classification loss got probabilities that sum to 1 over the batch, not over the classes"),
         Symptom("ML937", "dropout-drops-most", _W, "a Dropout layer that drops 80% or more of its inputs during training"),
         Symptom("ML938", "default-init-signal-decay", _I, "the signal fades through a deep ReLU stack on PyTorch's default init before training", True),
+        Symptom("ML939", "steps-up-the-gradient", _E, "parameter updates that point along the gradient, not against it"),
     ]
 }

@@ -1,7 +1,9 @@
 """Update-to-weight ratio per parameter: ||w_after - w_before|| / ||w_before|| over one optimizer
-step. Parameters larger than SAMPLE_SIZE values are measured on an evenly strided subset of
-SAMPLE_SIZE of their values, so the copy taken before a measured step stays small whatever the
-model's size (a ratio of norms is well estimated by a spread-out subset)."""
+step, and the cosine between the whole step and the negative gradient it followed (`descent`:
+about 1 for SGD, positive for Adam, -1 for a step up the gradient). Parameters larger than
+SAMPLE_SIZE values are measured on an evenly strided subset of SAMPLE_SIZE of their values, so
+the copies taken before a measured step stay small whatever the model's size (a ratio of norms
+and a cosine are well estimated by a spread-out subset)."""
 
 from __future__ import annotations
 
@@ -28,27 +30,33 @@ class UpdateRatioCollector(Collector):
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)
         self.records: list[dict[str, Any]] = []
-        self._before: dict[int, tuple[int, list[tuple[str, torch.Tensor, torch.Tensor]]]] = {}
+        self._before: dict[int, tuple[int, list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]]]] = {}
         self._names: dict[int, list[str]] = {}
 
     def before_step(self, optimizer_index: int, step: int, named_params: list[tuple[str, torch.Tensor]]) -> None:
         if self.due(step):
-            copies = [(name, p, sampled_values(p).clone()) for name, p in named_params if p.grad is not None]
+            copies = [(name, p, sampled_values(p).clone(), sampled_values(p.grad).clone())
+                      for name, p in named_params if p.grad is not None and not p.grad.is_sparse]
             self._before[optimizer_index] = (step, copies)
 
     def after_step(self, optimizer_index: int) -> None:
         step, copies = self._before.pop(optimizer_index, (None, []))
         if not copies:
             return
-        olds = [old for _, _, old in copies]
-        changes = torch._foreach_sub([sampled_values(p) for _, p, _ in copies], olds)
+        olds = [old for _, _, old, _ in copies]
+        changes = torch._foreach_sub([sampled_values(p) for _, p, _, _ in copies], olds)
         ratios = vector_norms(changes) / vector_norms(olds).clamp_min(1e-12)
+        device = ratios.device
+        along = torch.stack([(change.float() * grad.float()).sum().to(device) for change, (_, _, _, grad) in zip(changes, copies)])
+        grad_norm, change_norm = vector_norms([g for _, _, _, g in copies]).norm(), vector_norms(changes).norm()
+        descent = -along.sum() / (grad_norm * change_norm).clamp_min(1e-30)
         self.records.append({"step": step, "optimizer": optimizer_index, "ratios": {}})
         index = len(self.records) - 1
-        self._names[index] = [name for name, _, _ in copies]
-        self.buffer.add(index, ratios)
+        self._names[index] = [name for name, _, _, _ in copies]
+        self.buffer.add(index, torch.cat([ratios, descent.reshape(1)]))
 
     def flush(self) -> dict[str, Any]:
         for index, values in self.buffer.drain():
-            self.records[index]["ratios"] = dict(zip(self._names.pop(index), values))
+            self.records[index]["ratios"] = dict(zip(self._names.pop(index), values[:-1]))
+            self.records[index]["descent"] = values[-1] if values[-1] == values[-1] else None  # NaN: no step or no gradient
         return {"every": self.every, "records": self.records}

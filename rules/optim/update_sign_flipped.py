@@ -62,7 +62,7 @@ class UpdateSignFlipped(Rule):
     code = "ML209"
     name = "update-sign-flipped"
     severity = Severity.ERROR
-    symptoms = ("ML902", "ML901")
+    symptoms = ("ML939", "ML902", "ML901")
 
     VALID = [
         "import torch\nwith torch.no_grad():\n    for p in model.parameters():\n        p -= lr * p.grad\n",

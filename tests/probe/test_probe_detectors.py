@@ -247,6 +247,10 @@ EXAMPLES = {
         recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=8)),  # PyTorch's default init
         recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=2)),  # a shallow stack
     ),
+    "ML939": (
+        recorded(updates=[dict(record, descent=-1.0) for record in updates(1e-3)]),
+        recorded(updates=[dict(record, descent=0.3) for record in updates(1e-3)]),  # Adam's steps: positive, far from 1
+    ),
 }
 
 

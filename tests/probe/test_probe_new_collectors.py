@@ -265,3 +265,16 @@ def test_dropout_kept_share_is_measured_in_training_mode_only():
     assert kept[0] == pytest.approx(0.1, abs=0.03) and kept[1] is None
     relu = next(r for r in collected["activations"]["records"] if r["type"] == "ReLU")
     assert relu["kept_share"] is None and relu["frac_zero"] is not None
+
+
+@pytest.mark.parametrize("make_optimizer, low, high", [
+    (lambda params: torch.optim.SGD(params, lr=0.01), 0.999, 1.001),  # the step is -lr * gradient
+    (lambda params: torch.optim.SGD(params, lr=0.01, maximize=True), -1.001, -0.999),  # up the gradient
+    (lambda params: torch.optim.Adam(params, lr=1e-3), 0.0, 1.0),
+])
+def test_update_direction_against_the_gradient(make_optimizer, low, high):
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3)
+    collected = train(Session(steps=1000, every={"updates": 1}), model, make_optimizer(model.parameters()), 3,
+                      lambda step: (torch.randn(16, 6), torch.randint(0, 3, (16,))))
+    assert all(low <= r["descent"] <= high for r in collected["updates"]["records"]), collected["updates"]["records"]
