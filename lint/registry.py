@@ -78,6 +78,13 @@ class Rule:
         raise NotImplementedError
 
     @classmethod
+    def symptoms_for(cls, message: str) -> tuple[str, ...]:
+        """The symptoms that test one finding (by its message), direct observation first: a rule
+        with several hypotheses (a Dropout rate, a weight decay) narrows `symptoms` to the one
+        the finding states."""
+        return cls.symptoms
+
+    @classmethod
     def doc_sections(cls) -> dict[str, str]:
         return parse_doc_sections(cls.__doc__ or "")
 

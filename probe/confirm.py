@@ -35,6 +35,7 @@ def static_check(script: str) -> tuple[list[Finding], Callable[[str], bool]]:
 UNTESTABLE = {
     "ML203": "coupled weight decay only shows against decoupled decay over a long run",
     "ML306": "two stacked Linear layers train as one linear map; nothing in a short run tells it from a linear model",
+    "ML210": "decoupled weight decay (AdamW) shrinks the weights by lr x decay per step, which shows over a long run",
 }
 
 
@@ -43,7 +44,7 @@ def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]
     `not-confirmed` only when the run made the rule's direct observation (its first declared
     symptom) and found it healthy; `inconclusive`, with the reason, otherwise."""
     rule = rule_by_code(finding.code)
-    declared = tuple(rule.symptoms) if rule is not None else ()
+    declared = tuple(rule.symptoms_for(finding.message)) if rule is not None else ()
     if not declared:
         reason = UNTESTABLE.get(finding.code, "no runtime observation tests this rule")
         return Runtime("inconclusive", (), f"a short run cannot test this: {reason}; a trial run with the fix applied can")

@@ -48,6 +48,7 @@ from .collectors.scheduler_calls import SchedulerCallCollector
 from .collectors.step_mode import StepModeCollector
 from .collectors.unit_similarity import UnitSimilarityCollector
 from .collectors.updates import UpdateRatioCollector
+from .collectors.weight_decay import WeightDecayCollector
 from .collectors.zero_grad import ZeroGradCollector
 from .interventions import Intervention, from_config, run_source, seed_everything
 from .tracking import ModelInfo, Tracker
@@ -103,12 +104,13 @@ class Session:
         self.unit_similarity = UnitSimilarityCollector(every.get("unit_similarity"))
         self.init_signal = InitSignalCollector()
         self.adam_epsilon = AdamEpsilonCollector(every.get("adam_epsilon"))
+        self.weight_decay = WeightDecayCollector(every.get("weight_decay"))
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
             self.step_mode, self.grad_forwards, self.schedulers, self.batches, self.scaler_fits,
             self.graph_growth, self.output_activation, self.loss_targets, self.loss_graph, self.unit_similarity,
-            self.init_signal, self.adam_epsilon,
+            self.init_signal, self.adam_epsilon, self.weight_decay,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
@@ -347,6 +349,7 @@ class Session:
         cleared = self.zero_grad.calls_since_step(id(optimizer)) > 0
         self.gradients.before_step(info.index, step, info.named_params, cleared)
         self.updates.before_step(info.index, step, info.named_params)
+        self.weight_decay.before_step(optimizer, info.index, step)
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         info = self.tracker.optimizer(optimizer)

@@ -57,7 +57,7 @@ class ExtremeRegularization(Rule):
     code = "ML210"
     name = "extreme-regularization"
     severity = Severity.WARNING
-    symptoms = ("ML937", "ML904", "ML912")
+    symptoms = ("ML937", "ML940", "ML904", "ML912")
     options = {"max-dropout": 0.8, "max-l2": 0.1, "max-decoupled-decay": 1.0}
 
     VALID = [
@@ -108,6 +108,14 @@ class Net(nn.Module):
         Invalid("import torch\nopt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=0.5)\n", line=2),
         Invalid("from torch import optim\nopt = optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0)\n", line=2, message="AdamW"),
     ]
+
+    @classmethod
+    def symptoms_for(cls, message: str) -> tuple[str, ...]:
+        if message.startswith("nn."):  # a Dropout rate
+            return ("ML937", "ML904", "ML912")
+        if "coupled L2" in message:
+            return ("ML940", "ML904", "ML912")
+        return ()  # decoupled decay: its effect shows over a long run
 
     def check(self, ctx: RuleContext) -> None:
         self._check_dropout(ctx)

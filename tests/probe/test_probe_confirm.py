@@ -145,3 +145,26 @@ def test_a_confirm_only_symptom_is_reported_as_evidence_never_alone(monkeypatch,
     script = tmp_path / "demo.py"
     script.write_text("import torch\n")
     assert "ML932" not in [f.code for f in confirm.attach_runtime([], [str(script)], lambda code, path: True)]
+
+
+def test_a_rule_with_two_hypotheses_is_tested_by_the_one_its_finding_states():
+    """ML210 reports a Dropout rate and a weight decay: each finding is confirmed by its own
+    observation only, and a decoupled decay (a long-run effect) stays inconclusive."""
+    from mlplint.lint.config import ConfigResolver
+    from mlplint.lint.engine import check_source
+
+    source = (
+        "import torch\nfrom torch import nn\n"
+        "model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Dropout(0.9), nn.Linear(64, 2))\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.01, weight_decay=0.1)\n"
+        "opt2 = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1.0)\n"
+    )
+    found = [f for f in check_source(source, "train.py", ConfigResolver(None).for_path("train.py")).findings if f.code == "ML210"]
+    dropout, coupled, decoupled = sorted(found, key=lambda f: f.line)
+    stats = recorded(loss=FALLING, weight_decay=[{"step": 0, "optimizer": 0, "class": "SGD", "weight_decay": 0.1,
+                                                   "decoupled": False, "decay_to_gradient": 3.0}],
+                     activations=[{"step": s, "model": "Sequential", "layer": "2", "type": "Dropout", "kept_share": 0.5} for s in (0, 10, 20)])
+    judgements = judge_all(stats)
+    assert runtime_for(coupled, stats, judgements).symptoms == ("ML940",)
+    assert runtime_for(dropout, stats, judgements).status == "not-confirmed"  # it kept half: no ML940 evidence
+    assert runtime_for(decoupled, stats, judgements).status == "inconclusive"

@@ -251,6 +251,12 @@ EXAMPLES = {
         recorded(updates=[dict(record, descent=-1.0) for record in updates(1e-3)]),
         recorded(updates=[dict(record, descent=0.3) for record in updates(1e-3)]),  # Adam's steps: positive, far from 1
     ),
+    "ML940": (
+        recorded(weight_decay=[{"step": s, "optimizer": 0, "class": "SGD", "weight_decay": 0.1, "decoupled": False,
+                                "decay_to_gradient": 3.2} for s in CHECKS]),
+        recorded(weight_decay=[{"step": s, "optimizer": 0, "class": "SGD", "weight_decay": 5e-4, "decoupled": False,
+                                "decay_to_gradient": 0.02} for s in CHECKS]),
+    ),
 }
 
 

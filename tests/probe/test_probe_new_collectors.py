@@ -278,3 +278,19 @@ def test_update_direction_against_the_gradient(make_optimizer, low, high):
     collected = train(Session(steps=1000, every={"updates": 1}), model, make_optimizer(model.parameters()), 3,
                       lambda step: (torch.randn(16, 6), torch.randint(0, 3, (16,))))
     assert all(low <= r["descent"] <= high for r in collected["updates"]["records"]), collected["updates"]["records"]
+
+
+def test_weight_decay_against_the_data_gradient():
+    torch.manual_seed(0)
+    model = nn.Linear(6, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, weight_decay=0.1)
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    collected = train(Session(steps=1000, every={"weight_decay": 1}), model, optimizer, 1, lambda step: (x, y))
+    (record,) = collected["weight_decay"]["records"]
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    expected = 0.1 * model.weight.detach().norm() / model.weight.grad.norm()  # the only weight matrix, before its step
+    assert record["decoupled"] is False and record["decay_to_gradient"] == pytest.approx(expected.item(), rel=0.05)
+    adamw = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    collected = train(Session(steps=1000, every={"weight_decay": 1}), model, adamw, 1, lambda step: (x, y))
+    assert collected["weight_decay"]["records"][0]["decoupled"] is True and "decay_to_gradient" not in collected["weight_decay"]["records"][0]
