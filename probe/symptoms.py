@@ -64,7 +64,7 @@ SYMPTOMS = {
         Symptom("ML936", "normalised-over-batch", _E, "a classification loss got probabilities that sum to 1 over the batch, not over the classes"),
         Symptom("ML937", "dropout-drops-most", _W, "a Dropout layer that drops 80% or more of its inputs during training"),
         Symptom("ML938", "default-init-signal-decay", _I, "the signal fades through a deep ReLU stack on PyTorch's default init before training", True),
-        Symptom("ML939", "steps-up-the-gradient", _E, "parameter updates that point along the gradient, not against it"),
+        Symptom("ML939", "steps-up-the-gradient", _E, "parameter updates that point along the gradient, not against it", True),
         Symptom("ML940", "weight-decay-dominates", _W, "coupled weight decay pulls the weights a tenth as hard as the data gradient or more, from the first step", True),
     ]
 }

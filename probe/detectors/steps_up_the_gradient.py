@@ -2,7 +2,10 @@
 ## What it detects
 Parameter updates that go up the gradient instead of down: at the measured steps, the cosine
 between the whole step (all parameters' changes) and the negative gradient it followed is at
-most `max_descent_cosine`, at the median over at least `min_checks` checks.
+most `max_descent_cosine`, at the median over at least `min_checks` checks. Judged for steps
+that follow the current gradient alone (hand-written updates, SGD without momentum): a momentum
+buffer may point against the current gradient while the loss oscillates across a valley.
+Reported only as the evidence for ML209 (a diverging loss, ML902, shows ascent on its own).
 
 ## Why it matters
 Gradient descent moves the weights against the gradient: plain SGD's step has a cosine of 1 with
@@ -31,9 +34,13 @@ THRESHOLDS = {"max_descent_cosine": -0.5, "min_checks": 3}
 def judge(stats: Stats, t: dict) -> Judgement:
     if len(stats.data.get("optimizers", [])) > 1:
         return Judgement("ML939", (), False, "not judged: several optimizers")
+    optimizers = stats.data.get("optimizers", [])
+    memoryless = {index for index, optimizer in enumerate(optimizers)
+                  if optimizer.get("class") == "HandWrittenUpdates"
+                  or (optimizer.get("class") == "SGD" and not (optimizer.get("settings") or {}).get("momentum", 1))}
     by_optimizer: dict[int, list[tuple[int, float]]] = {}
     for record in stats.records("updates"):
-        if record.get("descent") is not None:
+        if record.get("descent") is not None and record["optimizer"] in memoryless:
             by_optimizer.setdefault(record["optimizer"], []).append((record["step"], record["descent"]))
     observed, measured = [], []
     for index, checks in by_optimizer.items():

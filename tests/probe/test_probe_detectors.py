@@ -114,6 +114,12 @@ def input_checks(std, features=3):
     return [{"step": s, "model": "Sequential", "shape": [64, features], "mean": [0.001] * features, "std": [std] * features} for s in (0, 10, 20)]
 
 
+def plain_sgd(stats):
+    """The run's optimizer made SGD without momentum: its steps follow the current gradient."""
+    stats.data["optimizers"][0]["settings"] = {"momentum": 0}
+    return stats
+
+
 NOISE = [1.0, 1.1, 0.9] * 17  # batch-to-batch noise around a level that does not move
 FALLING = [2.0 * 0.95 ** i for i in range(50)]
 dropout_model = mlp_model()
@@ -248,8 +254,8 @@ EXAMPLES = {
         recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=2)),  # a shallow stack
     ),
     "ML939": (
-        recorded(updates=[dict(record, descent=-1.0) for record in updates(1e-3)]),
-        recorded(updates=[dict(record, descent=0.3) for record in updates(1e-3)]),  # Adam's steps: positive, far from 1
+        plain_sgd(recorded(updates=[dict(record, descent=-1.0) for record in updates(1e-3)])),
+        plain_sgd(recorded(updates=[dict(record, descent=0.6) for record in updates(1e-3)])),  # noisy, but downhill
     ),
     "ML940": (
         recorded(weight_decay=[{"step": s, "optimizer": 0, "class": "SGD", "weight_decay": 0.1, "decoupled": False,
@@ -466,3 +472,12 @@ def test_a_rare_class_the_features_separate_lifts_the_agreement_above_chance():
     assert judgement.checked and judgement.observed == (), judgement.measured
     single = dict(found, class_rows=[1000], class_agreeing=[1000], agreement=1.0, independent=1.0)
     assert not judge_all(recorded(training_sample={"every": 1, "skipped": None, "neighbours": single}))["ML932"].checked
+
+
+def test_a_momentum_step_against_the_current_gradient_is_not_ascent():
+    """SGD with momentum oscillating across a valley: the buffer points against the gradient."""
+    stats = recorded(updates=[dict(record, descent=-1.0) for record in updates(1e-3)])
+    stats.data["optimizers"][0]["settings"] = {"momentum": 0.9}
+    assert not judge_all(stats)["ML939"].checked
+    stats.data["optimizers"][0]["settings"] = {"momentum": 0}
+    assert judge_all(stats)["ML939"].observed
