@@ -4,10 +4,12 @@ that confirm it, so a finding becomes `confirmed`, `not-confirmed` or `inconclus
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Callable, Optional
 
 from mlplint.lint.config import ConfigResolver
 from mlplint.lint.engine import check_source
+from mlplint.lint.facts.names import OPTIMIZER_FAMILIES
 from mlplint.lint.finding import Finding, Runtime
 from mlplint.lint.registry import rule_by_code
 from mlplint.lint.source import read_source
@@ -20,6 +22,7 @@ from mlplint.probe.symptoms import SYMPTOMS
 
 # Optimizer steps a run needs before the absence of a symptom means something.
 ENOUGH_STEPS = 10
+TORCH_OPTIMIZERS = {qualname.rsplit(".", 1)[-1] for qualname in OPTIMIZER_FAMILIES}
 
 
 def static_check(script: str) -> tuple[list[Finding], Callable[[str], bool]]:
@@ -39,12 +42,24 @@ UNTESTABLE = {
 }
 
 
+def named_optimizer(message: str) -> Optional[str]:
+    """The torch.optim class a finding's message starts with ("AdamW lr=20 ...", "SGD(weight_decay=...")."""
+    match = re.match(r"(\w+)[ (]", message)
+    return match.group(1) if match and match.group(1) in TORCH_OPTIMIZERS else None
+
+
 def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]) -> Runtime:
     """`confirmed` by a symptom the rule declares (its measured values in the evidence);
     `not-confirmed` only when the run made the rule's direct observation (its first declared
-    symptom) and found it healthy; `inconclusive`, with the reason, otherwise."""
+    symptom) and found it healthy; `inconclusive`, with the reason, otherwise (also when the
+    finding is about an optimizer class the run never built: a branch or flag not taken)."""
     rule = rule_by_code(finding.code)
     declared = tuple(rule.symptoms_for(finding.message)) if rule is not None else ()
+    built = [optimizer.get("class") for optimizer in stats.data.get("optimizers", [])]
+    named = named_optimizer(finding.message)
+    if named is not None and built and named not in built:
+        return Runtime("inconclusive", (), f"the run never built {named} (the code path that builds it was not taken); "
+                                           f"it trained with {', '.join(sorted({'hand-written updates' if c == 'HandWrittenUpdates' else c for c in built}))}")
     if not declared:
         reason = UNTESTABLE.get(finding.code, "no runtime observation tests this rule")
         return Runtime("inconclusive", (), f"a short run cannot test this: {reason}; a trial run with the fix applied can")

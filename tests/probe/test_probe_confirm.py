@@ -168,3 +168,15 @@ def test_a_rule_with_two_hypotheses_is_tested_by_the_one_its_finding_states():
     assert runtime_for(coupled, stats, judgements).symptoms == ("ML940",)
     assert runtime_for(dropout, stats, judgements).status == "not-confirmed"  # it kept half: no ML940 evidence
     assert runtime_for(decoupled, stats, judgements).status == "inconclusive"
+
+
+def test_a_finding_about_an_optimizer_the_run_never_built_is_inconclusive():
+    """pytorch/examples' word_language_model builds AdamW(lr=args.lr) only with --use-optimizer
+    and otherwise updates by hand: a run without the flag says nothing about AdamW at lr=20."""
+    adamw = Finding("ML201", "extreme-learning-rate", Severity.WARNING, "AdamW lr=20 (from `args.lr`) is about 20,000x the usual",
+                    "train.py", 1, 1, 1, 2)
+    stats = recorded(loss=FALLING, updates=[{"step": s, "optimizer": 0, "ratios": {"0.weight": 1e-3}} for s in range(0, 50, 10)])
+    runtime = runtime_for(adamw, stats, judge_all(stats))  # the run trained with SGD
+    assert runtime.status == "inconclusive" and "never built AdamW" in runtime.evidence and "SGD" in runtime.evidence
+    sgd = Finding("ML201", "extreme-learning-rate", Severity.WARNING, "SGD lr=20 is about 200x the usual", "train.py", 1, 1, 1, 2)
+    assert runtime_for(sgd, stats, judge_all(stats)).status == "not-confirmed"
