@@ -30,6 +30,16 @@ from mlplint.lint.facts.scopes import Definition, Scope
 # `x = x.to(device)` needs 2,000); past it the value is unknown. See engine.run_deep for the stack.
 MAX_RESOLUTION_DEPTH = 5000
 _CONDITIONAL = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp)
+
+
+def is_main_guard(node: cst.CSTNode) -> bool:
+    """`if __name__ == "__main__":` (either quote style, either operand order)."""
+    if not isinstance(node, cst.If) or not isinstance(node.test, cst.Comparison) or len(node.test.comparisons) != 1:
+        return False
+    left, right = node.test.left, node.test.comparisons[0].comparator
+    values = {getattr(side, "value", None) for side in (left, right)}
+    return isinstance(node.test.comparisons[0].operator, cst.Equal) and "__name__" in values \
+        and bool(values & {'"__main__"', "'__main__'"})
 Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
 
 
@@ -284,13 +294,14 @@ class ScriptFacts(ObjectKinds, LiteralValues):
         `bindings`), Params, imports, function and class definitions."""
         return self._definitions(name)[0]
 
-    def _definitions(self, name: cst.Name) -> tuple[list[cst.CSTNode], list[int], list[cst.Name]]:
-        """Every definition a name may refer to from its scope, and the targets among them bound in
-        that same scope as a timeline sorted by when they are bound: computed once per
-        (scope, name); `reaching_nodes` picks the ones that reach a given read."""
+    def _definitions(self, name: cst.Name) -> tuple[list[cst.CSTNode], list[int], list[cst.Name], list[cst.CSTNode]]:
+        """Every definition a name may refer to from its scope, the targets among them bound in
+        that same scope as a timeline sorted by when they are bound, and the definitions from an
+        outer scope that can reach a read here: computed once per (scope, name);
+        `reaching_nodes` picks the ones that reach a given read."""
         scope = self.scope_of.get(name)
         if scope is None:
-            return [], [], []
+            return [], [], [], []
         key = (scope, name.value)
         cached = self._definitions_cache.get(key)
         if cached is not None:
@@ -301,8 +312,35 @@ class ScriptFacts(ObjectKinds, LiteralValues):
              for bound in [self._bound_at(node)] if bound is not None),
             key=lambda entry: entry[0],
         )
-        found = self._definitions_cache[key] = (nodes, [bound for bound, _ in timeline], [node for _, node in timeline])
+        in_timeline = {node for _, node in timeline}
+        found = self._definitions_cache[key] = (nodes, [bound for bound, _ in timeline], [node for _, node in timeline],
+                                                self._outer_reaching([node for node in nodes if node not in in_timeline]))
         return found
+
+    def _outer_reaching(self, nodes: list[cst.CSTNode]) -> list[cst.CSTNode]:
+        """Of definitions bound in an outer scope (a module-level name a function reads), those
+        the read sees when the function runs after the outer scope's code, as a script's functions
+        usually do (`main()` at the end): the last unconditional assignment and any after it.
+        Parameters, imports, functions and classes always count."""
+        targets = sorted((bound, node) for node in nodes if node in self.bindings
+                         for bound in [self._bound_at(node)] if bound is not None)
+        kept: list[cst.CSTNode] = []
+        for _, node in reversed(targets):
+            kept.append(node)
+            if self._always_runs(node):
+                break
+        assigned = {node for _, node in targets}
+        return kept + [node for node in nodes if node not in assigned]
+
+    def _always_runs(self, target: cst.CSTNode) -> bool:
+        """Whether an assignment runs whenever its scope's code does: inside no if/try/loop, the
+        script's `if __name__ == "__main__":` block excepted (it runs whenever the script does)."""
+        for ancestor in self.ancestors(target):
+            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda)):
+                return True
+            if isinstance(ancestor, _CONDITIONAL) and not is_main_guard(ancestor):
+                return False
+        return True
 
     def reaching_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
         """The definitions of a name that can reach this read: the last assignment before it in
@@ -310,10 +348,10 @@ class ScriptFacts(ObjectKinds, LiteralValues):
         if/try/loop that does not also hold the read); in a loop, also the assignments later in
         the same loop (from the previous iteration) unless one before the read in that loop
         always runs. Definitions from other scopes, imports and parameters always count."""
-        nodes, times, targets = self._definitions(name)
+        nodes, times, targets, outer = self._definitions(name)
         read_at = self.order.get(name)
         if read_at is None or not targets:
-            return nodes
+            return outer if read_at is not None else nodes
         split = bisect.bisect_left(times, read_at)
         kept: list[cst.CSTNode] = []
         killed_in: Optional[cst.CSTNode] = None
@@ -329,8 +367,7 @@ class ScriptFacts(ObjectKinds, LiteralValues):
             carried = [loop for loop in read_loops if loop not in kill_loops]
             kept += [node for node in targets[split:] if any(loop in carried for loop in self.enclosing_loops(node))]
         if killed_in is None:
-            in_timeline = set(targets)
-            kept += [node for node in nodes if node not in in_timeline]
+            kept += outer
         return kept
 
     def _bound_at(self, target: cst.Name) -> Optional[int]:

@@ -150,8 +150,60 @@ X = torch.randn(2000, 3) * torch.tensor([1.0, 2.0, 0.5])
 model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 2))
 out = model(X)
 """,
+        # a function reads the module's features after they were rebound to their scaled values
+        """
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+data = load_breast_cancer()
+X_train, X_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.25)
+scaler = StandardScaler().fit(X_train)
+X_train = torch.tensor(scaler.transform(X_train), dtype=torch.float32)
+model = nn.Linear(30, 1)
+
+def run():
+    for i in range(0, 400, 32):
+        out = model(X_train[i:i + 32])
+
+run()
+""",
+        # the same, scaled in the script's main block, which runs before the function is called
+        """
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_breast_cancer
+from sklearn.preprocessing import StandardScaler
+X, y = load_breast_cancer(return_X_y=True)
+model = nn.Linear(30, 1)
+
+def train():
+    out = model(torch.tensor(X, dtype=torch.float32))
+
+if __name__ == "__main__":
+    X = StandardScaler().fit_transform(X)
+    train()
+""",
     ]
     INVALID = [
+        # a function reads module-level features that stay raw
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_breast_cancer
+X, y = load_breast_cancer(return_X_y=True)
+model = nn.Linear(30, 1)
+
+def train():
+    out = model(torch.tensor(X, dtype=torch.float32))
+
+if __name__ == "__main__":
+    train()
+""",
+            line=9,
+        ),
         # synthetic raw features: an income around 50,000 next to an age around 40
         Invalid(
             """
