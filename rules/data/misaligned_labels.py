@@ -20,6 +20,9 @@ ROW_PRESERVING_METHODS = {
     "detach", "reshape", "view", "unsqueeze", "squeeze", "contiguous",
 }
 _MAX_CHAIN = 24
+# Attributes that hold an object's rows: a tensor's or DataFrame's values, a dataset's samples and
+# labels (scikit-learn's Bunch: data, target, images; torchvision datasets: data, targets).
+ROW_ATTRIBUTES = {"values", "data", "T", "target", "targets", "images"}
 
 
 @register
@@ -118,6 +121,21 @@ ds = TensorDataset(torch.tensor(X), torch.tensor(y))
 """,
     ]
     INVALID = [
+        # features and labels taken from a scikit-learn dataset's attributes
+        Invalid(
+            """
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from torch.utils.data import TensorDataset
+digits = load_digits()
+X = digits.data.astype(np.float32) / 16.0
+y = digits.target.astype(np.int64)
+np.random.shuffle(X)
+dataset = TensorDataset(torch.tensor(X), torch.tensor(y))
+""",
+            line=9,
+        ),
         Invalid(
             """
 import numpy as np
@@ -328,7 +346,7 @@ def _base_name(facts, expr: cst.BaseExpression) -> Optional[cst.Name]:
             return expr
         if isinstance(expr, cst.BinaryOperation):  # elementwise arithmetic keeps the rows: `price / 1e5`
             expr = expr.left if facts.literal(expr.left) is None else expr.right
-        elif isinstance(expr, cst.Attribute) and expr.attr.value in ("values", "data", "T"):
+        elif isinstance(expr, cst.Attribute) and expr.attr.value in ROW_ATTRIBUTES:
             expr = expr.value
         elif isinstance(expr, cst.Call) and facts.qualname(expr.func) in CONVERTERS and expr.args:
             expr = expr.args[0].value
