@@ -90,7 +90,9 @@ def judge(stats: Stats, t: dict) -> Judgement:
             f"(-ln(1/C) for the {kind} loss): the untrained model is confidently wrong", None, 0),), True, measured)
     if floor > 0 and initial < t["min_ratio"] * floor:
         reference = "the entropy of the labels" if entropy is not None else "the chance level"
+        why = ("a negative loss: the loss's input is not the log-probabilities (or probabilities) it expects" if initial < 0
+               else "the untrained model already predicts the labels (leaked or constant labels?)")
         return Judgement("ML912", (Observed(
-            f"initial loss {fmt(initial)} ({where}) is far below {reference}, {fmt(floor)}, for the {kind} loss: "
-            "the untrained model already predicts the labels (leaked or constant labels?)", None, 0),), True, measured)
+            f"initial loss {fmt(initial)} ({where}) is far below {reference}, {fmt(floor)}, for the {kind} loss: {why}",
+            None, 0),), True, measured)
     return Judgement("ML912", (), True, measured)

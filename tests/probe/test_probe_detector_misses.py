@@ -43,6 +43,8 @@ def test_initial_loss_far_from_chance_is_reported():
     low = judge_all(first_loss([0.0175, 0.015, 0.012], 10))["ML912"]  # far below chance: nothing left to learn
     assert low.observed and "below" in low.observed[0].message
     assert judge_all(first_loss([2.4, 2.3, 2.2], 10))["ML912"].observed == ()
+    negative = judge_all(first_loss([-0.078, -0.2, -0.5], 10))["ML912"]  # nll_loss on raw scores
+    assert "negative loss" in negative.observed[0].message and "leaked" not in negative.observed[0].message
 
 
 def test_initial_loss_is_judged_per_loss_call():
