@@ -327,7 +327,8 @@ class Session:
         # layers are looked up (and unregistered ones adopted) on measured steps only
         layer = self.tracker.layer(self._measuring, module) if self._measuring is not None else None
         if layer is not None and layer[2]:
-            self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output, module.training, args)
+            dropping = module.training and not getattr(module, "inplace", False)
+            self.activations.on_layer_output(self.tracker.step, self._measuring.name, layer[0], layer[1], output, dropping, args)
             self.init_signal.on_layer(layer[0], layer[1], module, args, output)
 
     def _before_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:

@@ -23,8 +23,9 @@ SATURATION_MARGIN = 0.01
 RECTIFIERS = {"ReLU", "ReLU6"}
 _SIGMOID_LIKE = {"Sigmoid", "Hardsigmoid"}
 _TANH_LIKE = {"Tanh", "Hardtanh", "Softsign"}
-# Layers whose training-mode share of kept values is measured (non-zero outputs over non-zero inputs).
-DROPOUTS = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout"}
+# Layers whose training-mode share of kept values is measured (non-zero outputs over non-zero
+# inputs); AlphaDropout sets dropped values to a negative constant, not to zero, and is left out.
+DROPOUTS = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d"}
 
 def activation_sums(output: torch.Tensor, layer_type: str, dropout_input: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Raw reductions of one activation tensor, on its device: [sum, sum of squares, sum over units
@@ -82,13 +83,15 @@ class ActivationCollector(Collector):
         self.records: list[dict[str, Any]] = []
         self._sizes: dict[int, tuple[int, int]] = {}  # record index -> (numel, units) of its pending sums
 
-    def on_layer_output(self, step: int, model: str, layer: str, layer_type: str, output: Any, training: bool, args: tuple) -> None:
+    def on_layer_output(self, step: int, model: str, layer: str, layer_type: str, output: Any, dropping: bool, args: tuple) -> None:
+        """`dropping`: a dropout layer that drops now (training mode) and whose input is still
+        its own (not in-place: the hook would see the output twice)."""
         if not isinstance(output, torch.Tensor) or not output.is_floating_point() or output.numel() == 0:
             return
         self.records.append({"step": step, "model": model, "layer": layer, "type": layer_type})
         index = len(self.records) - 1
         self._sizes[index] = (output.numel(), output.shape[1] if output.dim() >= 2 else 1, layer_type)
-        dropped = args[0] if training and layer_type in DROPOUTS and args and isinstance(args[0], torch.Tensor) \
+        dropped = args[0] if dropping and layer_type in DROPOUTS and args and isinstance(args[0], torch.Tensor) \
             and args[0].shape == output.shape else None
         self.buffer.add(index, activation_sums(output, layer_type, dropped))
 

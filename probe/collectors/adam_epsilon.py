@@ -21,8 +21,8 @@ CHANGE_FACTOR = 2.0
 def step_scale_shares(exp_avg_sq: torch.Tensor, step: Any, beta2: float, eps: float) -> torch.Tensor:
     """[values with a second moment, share damped, share amplified] on the state's device."""
     v = sampled_values(exp_avg_sq).float()
-    t = float(step.item() if isinstance(step, torch.Tensor) else step)
-    root = (v / max(1 - beta2 ** max(t, 1.0), 1e-30)).sqrt()
+    t = torch.as_tensor(step, dtype=torch.float32).to(v.device).clamp_min(1.0)  # on the device: no sync per parameter
+    root = (v / (1 - torch.pow(torch.tensor(beta2, device=v.device), t)).clamp_min(1e-30)).sqrt()
     factor = (root + DEFAULT_EPS) / (root + eps)
     seen = v > 0
     count = seen.sum().float()
@@ -49,7 +49,7 @@ class AdamEpsilonCollector(Collector):
                 continue
             for param in group["params"]:
                 state = optimizer.state.get(param, {})
-                if not (isinstance(state.get("exp_avg_sq"), torch.Tensor) and "step" in state):
+                if not (isinstance(state.get("exp_avg_sq"), torch.Tensor) and "step" in state) or state["exp_avg_sq"].is_complex():
                     continue
                 try:
                     shares.append(step_scale_shares(state["exp_avg_sq"], state["step"], float(betas[1]), float(eps)))

@@ -20,6 +20,8 @@ LOSS_FUNCTIONS = CLASSIFICATION + ELEMENTWISE
 MAX_CALLS_PER_STEP = 2
 # Targets with more distinct classes than this are not counted.
 MAX_CLASSES = 1000
+# Values of an (N, C) input whose exponential is summed (1M values, 4 MB as float32).
+MAX_EXP_VALUES = 1 << 20
 DEVIATIONS = ("row_sum_deviation", "column_sum_deviation", "exp_row_sum_deviation", "exp_column_sum_deviation")
 
 
@@ -35,10 +37,11 @@ def loss_input_summary(kind: str, input: torch.Tensor, target: torch.Tensor) -> 
     deviations = [unknown] * 4
     if kind in CLASSIFICATION and x.dim() >= 2:
         deviations[0] = (x.sum(dim=1) - 1).abs().max()
-        deviations[2] = (x.exp().sum(dim=1) - 1).abs().max()
-        if x.dim() == 2:
+        if x.dim() == 2 and x.shape[0] * x.shape[1] <= MAX_EXP_VALUES:  # (N, C) scores: an LM's logits are too many
+            exp = x.exp()
             deviations[1] = (x.sum(dim=0) - 1).abs().max()
-            deviations[3] = (x.exp().sum(dim=0) - 1).abs().max()
+            deviations[2] = (exp.sum(dim=1) - 1).abs().max()
+            deviations[3] = (exp.sum(dim=0) - 1).abs().max()
     parts = [x.min(), x.max(), *deviations]
     counts_kind = "none"
     t = target.detach()

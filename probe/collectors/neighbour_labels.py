@@ -1,7 +1,7 @@
 """Whether the targets the model trains on follow from its inputs: on the distinct rows of the
-training sample, how often a row's nearest other row (Euclidean, on standardised features) has
-the same class, or how its target correlates with that neighbour's (regression), next to what
-labels independent of the inputs would give. Computed once, when the run ends."""
+training sample, how often a row's nearest other row (Euclidean, on standardised features;
+near-copies of the row left out) has the same class, or how its target correlates with that
+neighbour's (regression), next to what labels independent of the inputs would give."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import torch
 
 # Rows the statistic is computed on at most (their pairwise distances are computed at once).
 MAX_ROWS = 1024
+# Rows closer than this share of the median pairwise distance count as copies of one sample.
+NEAR_COPY = 0.05
 CLASSIFICATION = ("cross_entropy", "nll_loss")
 BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
 REGRESSION = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
@@ -34,9 +36,10 @@ def neighbour_labels(kind: str, inputs: torch.Tensor, targets: torch.Tensor) -> 
     """{"rows", "task", "agreement", "independent"}: the leave-one-out nearest-neighbour class
     agreement and the agreement expected of labels drawn independently of the inputs (the
     chance two distinct rows share a class), with the rows of each class and how many of them
-    have a neighbour of their class ("class_rows", "class_agreeing"), or, for a one-value regression target, the
-    correlation between each target and its neighbour's (expected about 0). None when the
-    sample cannot say (too few distinct rows, several targets per row, an unknown loss)."""
+    have a neighbour of their class ("class_rows", "class_agreeing"); or, for a one-value
+    regression target, the correlation between each target and its neighbour's (expected about
+    0). None when the sample cannot say (too few distinct rows, several targets per row, an
+    unknown loss)."""
     x = inputs.detach().reshape(inputs.shape[0], -1).float()
     keep = distinct_rows(x)[:MAX_ROWS]
     x, targets = x[keep], targets.detach()[keep]
@@ -51,21 +54,27 @@ def neighbour_labels(kind: str, inputs: torch.Tensor, targets: torch.Tensor) -> 
         return None
     std = x.std(dim=0)
     x = (x - x.mean(dim=0)) / torch.where(std > 0, std, torch.ones_like(std))
-    distances = torch.cdist(x, x)
+    distances = torch.cdist(x, x, compute_mode="use_mm_for_euclid_dist")
+    # near-copies of a row (the same sample under light augmentation, over several epochs) are
+    # the same sample, not its neighbour
+    distances[distances < NEAR_COPY * distances.median()] = float("inf")
     distances.fill_diagonal_(float("inf"))
-    nearest = distances.argmin(dim=1)
-    n = x.shape[0]
+    closest, nearest = distances.min(dim=1)
+    kept = torch.isfinite(closest)  # rows with nothing but copies of themselves are left out
+    n = int(kept.sum())
+    if n < 3:
+        return None
     if labels is not None:
-        counts = torch.bincount(labels).double()
-        same = labels[nearest] == labels
-        agreeing = torch.bincount(labels[same], minlength=counts.numel()).double()
+        own, theirs = labels[kept], labels[nearest[kept]]
+        counts = torch.bincount(own).double()
+        same = own == theirs
+        agreeing = torch.bincount(own[same], minlength=counts.numel()).double()
         present = counts > 0
         independent = float((counts * (counts - 1)).sum() / (n * (n - 1)))
         return {"rows": n, "task": "classification", "agreement": float(same.double().mean()), "independent": independent,
                 "class_rows": [int(c) for c in counts[present]], "class_agreeing": [int(a) for a in agreeing[present]]}
     y = targets.reshape(-1).double()
-    pair = torch.stack([y, y[nearest]])
-    correlation = torch.corrcoef(pair)[0, 1]
+    correlation = torch.corrcoef(torch.stack([y[kept], y[nearest[kept]]]))[0, 1]
     return {"rows": n, "task": "regression", "agreement": float(correlation) if torch.isfinite(correlation) else None, "independent": 0.0}
 
 

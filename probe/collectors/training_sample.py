@@ -65,6 +65,8 @@ class TrainingSampleCollector(Collector):
         self._targets: list[torch.Tensor] = []
         self._pending: Optional[tuple[int, torch.Tensor]] = None  # (batch size, rows kept) of this step's input, waiting for its loss call
         self._last_output: Optional[torch.Tensor] = None
+        self._neighbours_of = -1  # the sample's row count when the neighbour statistic was computed
+        self._neighbours_found: Optional[dict[str, Any]] = None
 
     @property
     def active(self) -> bool:
@@ -121,6 +123,19 @@ class TrainingSampleCollector(Collector):
         self._targets.append(target.detach()[: x.shape[0]].clone())
         self.rows += x.shape[0]
 
+    def _neighbours(self) -> Optional[dict[str, Any]]:
+        """The neighbour statistic of the sample, computed again only when the sample grew
+        (flushes repeat through the run; the sample stops growing at its row limit)."""
+        if not self._inputs or self.skipped is not None or not self.loss_reads_model_output:
+            return None
+        if self._neighbours_of != self.rows:
+            try:
+                self._neighbours_found = neighbour_labels(self.loss_kind, torch.cat(self._inputs), torch.cat(self._targets))
+            except Exception as error:  # out of memory on the device, odd dtypes: the statistic is left out, the run kept
+                self._neighbours_found = {"error": f"{type(error).__name__}: {error}"[:200]}
+            self._neighbours_of = self.rows
+        return self._neighbours_found
+
     def finish(self, module: Optional[torch.nn.Module], transform: Optional[Callable[[tuple], tuple]] = None) -> None:
         """Write the sample and the final model's outputs (eval mode, no autograd) on the rows to
         evaluate. Called once, after the script stopped and the hooks were removed."""
@@ -161,14 +176,8 @@ class TrainingSampleCollector(Collector):
         return torch.cat(chunks)
 
     def flush(self) -> dict[str, Any]:
-        neighbours = None
-        if self._inputs and self.skipped is None and self.loss_reads_model_output:
-            try:
-                neighbours = neighbour_labels(self.loss_kind, torch.cat(self._inputs), torch.cat(self._targets))
-            except Exception as error:  # out of memory on the device, odd dtypes: the statistic is left out, the run kept
-                neighbours = {"error": f"{type(error).__name__}: {error}"[:200]}
         return {
-            "neighbours": neighbours,
+            "neighbours": self._neighbours(),
             "wanted": self.directory is not None,
             "model": self.model,
             "skipped": self.skipped,

@@ -19,7 +19,7 @@ SAMPLE_SIZE = 4096
 def sampled_values(param: torch.Tensor) -> torch.Tensor:
     """A flat view of at most SAMPLE_SIZE of the parameter's values, evenly strided."""
     flat = param.detach().reshape(-1)
-    stride = -(-flat.numel() // SAMPLE_SIZE)
+    stride = max(1, -(-flat.numel() // SAMPLE_SIZE))
     return flat[::stride]
 
 
@@ -36,7 +36,7 @@ class UpdateRatioCollector(Collector):
     def before_step(self, optimizer_index: int, step: int, named_params: list[tuple[str, torch.Tensor]]) -> None:
         if self.due(step):
             copies = [(name, p, sampled_values(p).clone(), sampled_values(p.grad).clone())
-                      for name, p in named_params if p.grad is not None and not p.grad.is_sparse]
+                      for name, p in named_params if p.grad is not None and not p.grad.is_sparse and not p.is_complex()]
             self._before[optimizer_index] = (step, copies)
 
     def after_step(self, optimizer_index: int) -> None:
@@ -46,10 +46,12 @@ class UpdateRatioCollector(Collector):
         olds = [old for _, _, old, _ in copies]
         changes = torch._foreach_sub([sampled_values(p) for _, p, _, _ in copies], olds)
         ratios = vector_norms(changes) / vector_norms(olds).clamp_min(1e-12)
-        device = ratios.device
-        along = torch.stack([(change.float() * grad.float()).sum().to(device) for change, (_, _, _, grad) in zip(changes, copies)])
-        grad_norm, change_norm = vector_norms([g for _, _, _, g in copies]).norm(), vector_norms(changes).norm()
-        descent = -along.sum() / (grad_norm * change_norm).clamp_min(1e-30)
+        grads = [grad for _, _, _, grad in copies]
+        # sum of change . grad from norms alone (fused): 2 a.b = |a + b|^2 - |a|^2 - |b|^2
+        change_norms, grad_norms = vector_norms(changes), vector_norms(grads)
+        sums = vector_norms(torch._foreach_add(changes, [g.to(c.dtype) for c, g in zip(changes, grads)]))
+        along = ((sums ** 2).sum() - (change_norms ** 2).sum() - (grad_norms ** 2).sum()) / 2
+        descent = -along / (change_norms.norm() * grad_norms.norm()).clamp_min(1e-30)
         self.records.append({"step": step, "optimizer": optimizer_index, "ratios": {}})
         index = len(self.records) - 1
         self._names[index] = [name for name, _, _, _ in copies]

@@ -1,4 +1,4 @@
-"""How hard coupled weight decay pulls against the data: before a measured optimizer step, for
+"""How hard coupled weight decay pulls against the data: before an optimizer's first step, for
 each weight matrix in a parameter group with `weight_decay` > 0 that the optimizer adds to the
 gradient (SGD, Adam without `decoupled_weight_decay`, RMSprop, Adagrad...), the ratio
 weight_decay * ||w|| / ||grad||, the decay term's size over the data gradient's. Decoupled decay
@@ -19,15 +19,18 @@ DECOUPLED = ("AdamW",)
 
 class WeightDecayCollector(Collector):
     name = "weight_decay"
-    default_every = 10
 
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)
         self.records: list[dict[str, Any]] = []
+        self._measured: set[int] = set()
 
     def before_step(self, optimizer: Any, optimizer_index: int, step: int) -> None:
-        if not self.due(step):
+        """Measured at an optimizer's first step only: later the data gradient shrinks as the model
+        fits, whatever the decay."""
+        if optimizer_index in self._measured:
             return
+        self._measured.add(optimizer_index)
         for group in getattr(optimizer, "param_groups", []):
             decay = group.get("weight_decay")
             if not isinstance(decay, (int, float)) or decay <= 0:
@@ -36,7 +39,8 @@ class WeightDecayCollector(Collector):
             record = {"step": step, "optimizer": optimizer_index, "class": type(optimizer).__name__,
                       "weight_decay": float(decay), "decoupled": decoupled}
             self.records.append(record)
-            weights = [p for p in group["params"] if p.dim() >= 2 and p.grad is not None and not p.grad.is_sparse]
+            weights = [p for p in group["params"]
+                       if p.dim() >= 2 and p.numel() and not p.is_complex() and p.grad is not None and not p.grad.is_sparse]
             if weights and not decoupled:
                 w = vector_norms([sampled_values(p) for p in weights])
                 g = vector_norms([sampled_values(p.grad) for p in weights])

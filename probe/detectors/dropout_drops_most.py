@@ -8,7 +8,9 @@ checks or more.
 `nn.Dropout(p)` zeroes a share `p` of its inputs and scales the rest by 1 / (1 - p). At p = 0.9
 (what TensorFlow 1's `keep_prob=0.9` meant as "keep 90%") one unit in ten reaches the next layer,
 each ten times larger: the signal is mostly noise, the gradients reach a tenth of the units, and
-the model underfits with a loss that stalls high. Usual rates are 0.1 to 0.5.
+the model underfits with a loss that stalls high. Usual rates are 0.1 to 0.5. Reported only as
+the evidence for ML210: a denoising autoencoder drops most of its input on purpose. In-place
+dropout and AlphaDropout (which does not zero what it drops) are not measured.
 
 ## Thresholds
 - `max_kept_share` = 0.2: at most 20% of the non-zero inputs kept (dropout of 0.8 or more, the

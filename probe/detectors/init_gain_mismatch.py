@@ -17,7 +17,9 @@ scale the signal halves at every ReLU layer and deep stacks start with vanishing
 and gradients; He et al. (2015) double the variance for it. He's doubled variance under tanh or
 sigmoid makes the pre-activations twice as large as intended, moving units towards saturation.
 Layers left on PyTorch's default init, and networks with normalisation layers (which rescale the
-signal whatever the init), are not judged here.
+signal whatever the init), are not judged here. Reported only as the evidence for ML301: RL
+policies use orthogonal init with gain sqrt(2) before tanh on purpose, and VGG-style nets use
+He's fan_out mode, and both train well.
 
 ## Thresholds
 - `max_rectifier_gain` = 0.6: second moment after a Linear/Conv and its ReLU over that of the

@@ -9,7 +9,8 @@ assume it), so inputs whose values differ by less than 0.01 give the first layer
 to tell samples apart: its outputs are nearly the same for every sample, the gradients of the
 first layer are as small as the inputs, and training crawls. Pixels that `ToTensor()` already
 mapped to [0, 1] and are divided by 255 again vary by about 0.001; so do features put through a
-fitted scaler a second time when their raw spread was large.
+fitted scaler a second time when their raw spread was large. Reported only as the evidence
+for ML104: some inputs are small by nature (daily returns vary by about 0.01).
 
 ## Thresholds
 - `max_std` = 0.01: the largest per-feature standard deviation (unit-variance inputs have 1;

@@ -85,7 +85,8 @@ def init_layers(activation_name, activation_gain, weight_gain, default_init=Fals
     return [{"step": 0, "model": "Sequential", "layer": str(2 * i), "type": "Linear", "fan_in": 64, "fan_out": 64,
              "normalised": False, "input_moment": 1.0, "output_moment": weight_gain / 2 if activation_name == "relu" else weight_gain,
              "weight_gain": weight_gain, "default_init": default_init, "activation": activation_name,
-             "activation_moment": activation_gain, "activation_saturated": 0.3, "after_softmax": False}
+             "activation_moment": activation_gain, "activation_saturated": 0.3, "after_softmax": False,
+             "input_spread": activation_gain ** (i / 2), "activation_spread": activation_gain ** ((i + 1) / 2)}
             for i in range(depth)]
 
 
@@ -251,7 +252,7 @@ EXAMPLES = {
     ),
     "ML938": (
         recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=8)),  # PyTorch's default init
-        recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=2)),  # a shallow stack
+        recorded(init_signal=init_layers("relu", 0.9, 1 / 3, default_init=True, depth=8)),  # the signal keeps its size
     ),
     "ML939": (
         plain_sgd(recorded(updates=[dict(record, descent=-1.0) for record in updates(1e-3)])),
@@ -481,3 +482,15 @@ def test_a_momentum_step_against_the_current_gradient_is_not_ascent():
     assert not judge_all(stats)["ML939"].checked
     stats.data["optimizers"][0]["settings"] = {"momentum": 0}
     assert judge_all(stats)["ML939"].observed
+
+
+def test_a_shallow_default_init_stack_is_not_judged_deep():
+    judgement = judge_all(recorded(init_signal=init_layers("relu", 1 / 6, 1 / 3, default_init=True, depth=2)))["ML938"]
+    assert judgement.checked and judgement.observed == ()
+
+
+def test_he_weights_before_tanh_swell_the_pre_activations():
+    swelling = init_layers("tanh", 0.8, 2.0)  # output_moment = weight gain x input: 2x
+    assert judge_all(recorded(init_signal=swelling))["ML929"].observed
+    xavier = init_layers("tanh", 0.6, 1.0)
+    assert judge_all(recorded(init_signal=xavier))["ML929"].observed == ()

@@ -277,7 +277,8 @@ def test_update_direction_against_the_gradient(make_optimizer, low, high):
     model = nn.Linear(6, 3)
     collected = train(Session(steps=1000, every={"updates": 1}), model, make_optimizer(model.parameters()), 3,
                       lambda step: (torch.randn(16, 6), torch.randint(0, 3, (16,))))
-    assert all(low <= r["descent"] <= high for r in collected["updates"]["records"]), collected["updates"]["records"]
+    records = collected["updates"]["records"]
+    assert len(records) == 3 and all(low <= r["descent"] <= high for r in records), records
 
 
 def test_weight_decay_against_the_data_gradient():
@@ -294,3 +295,50 @@ def test_weight_decay_against_the_data_gradient():
     adamw = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     collected = train(Session(steps=1000, every={"weight_decay": 1}), model, adamw, 1, lambda step: (x, y))
     assert collected["weight_decay"]["records"][0]["decoupled"] is True and "decay_to_gradient" not in collected["weight_decay"]["records"][0]
+
+
+def test_dropout_in_place_or_alpha_is_not_measured():
+    torch.manual_seed(0)
+    for dropout in (nn.Dropout(0.9, inplace=True), nn.AlphaDropout(0.9)):
+        model = nn.Sequential(nn.Linear(8, 64), dropout, nn.Linear(64, 2))
+        collected = train(Session(steps=1000, every={"activations": 1}), model, torch.optim.SGD(model.parameters(), lr=0.01), 1,
+                          lambda step: (torch.randn(16, 8), torch.randint(0, 2, (16,))))
+        (record,) = [r for r in collected["activations"]["records"] if r["layer"] == "1"]
+        assert record["kept_share"] is None
+
+
+class FunctionalNet(nn.Module):
+    def __init__(self, init):
+        super().__init__()
+        self.hidden, self.middle, self.out = nn.Linear(16, 64), nn.Linear(64, 64), nn.Linear(64, 3)
+        if init is not None:
+            for layer in (self.hidden, self.middle):
+                init(layer.weight)
+
+    def forward(self, x):
+        h = F.relu(self.hidden(x))
+        return self.out(torch.softmax(self.middle(h), dim=1))
+
+
+@pytest.mark.parametrize("init, default", [(None, True), (nn.init.xavier_uniform_, False)])
+def test_init_signal_sees_functional_activations_and_a_softmax_fed_to_a_layer(init, default):
+    torch.manual_seed(0)
+    model = FunctionalNet(init)
+    x = torch.randn(32, 16)
+    collected = train(Session(steps=1000), model, torch.optim.SGD(model.parameters(), lr=0.01), 1,
+                      lambda step: (x, torch.randint(0, 3, (32,))))
+    records = {r["layer"]: r for r in collected["init_signal"]["records"]}
+    assert records["hidden"]["activation"] == "relu" and records["hidden"]["default_init"] is default
+    hidden = F.relu(model.hidden(x))  # the first step changed the weights a little; the moments stay close
+    assert records["hidden"]["activation_moment"] == pytest.approx((hidden ** 2).mean().item(), rel=0.1)
+    assert records["out"]["after_softmax"] is True and "activation" not in records["out"]
+    assert records["out"]["softmax_output_spread"] < records["out"]["softmax_input_spread"]
+    assert collected["init_signal"]["error"] is None
+
+
+def test_init_signal_never_fails_the_script_on_odd_layers():
+    with pytest.warns(UserWarning, match="zero-element"):  # torch's own note on initialising them
+        model = nn.Sequential(nn.Linear(4, 0), nn.Linear(0, 3))  # zero-width layers
+    collected = train(Session(steps=1000), model, torch.optim.SGD(model.parameters(), lr=0.01), 2,
+                      lambda step: (torch.randn(8, 4), torch.randint(0, 3, (8,))))
+    assert collected["init_signal"]["records"] == []
