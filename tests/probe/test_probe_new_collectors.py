@@ -218,6 +218,16 @@ def test_neighbour_labels_tell_paired_from_shuffled_rows():
     assert neighbour_labels("mse_loss", inputs, torch.randn(300, 4)) is None  # several targets per row
 
 
+def test_augmented_copies_of_a_row_are_not_its_neighbours():
+    """100 samples with labels unrelated to them, seen in 5 epochs under light noise: each row's
+    closest rows are its own noisy copies, which must not count as agreeing neighbours."""
+    torch.manual_seed(0)
+    base, labels = torch.randn(100, 16), torch.randint(0, 4, (100,))
+    epochs = torch.arange(100).repeat(5)
+    found = neighbour_labels("cross_entropy", base[epochs] + 0.01 * torch.randn(500, 16), labels[epochs])
+    assert abs(found["agreement"] - found["independent"]) < 0.15, found
+
+
 def test_repeated_rows_are_counted_once():
     rows = torch.tensor([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0], [3.0, 4.0]])
     assert distinct_rows(rows).tolist() == [0, 1, 3]
