@@ -58,8 +58,9 @@ def runtime_for(finding: Finding, stats: Stats, judgements: dict[str, Judgement]
     built = [optimizer.get("class") for optimizer in stats.data.get("optimizers", [])]
     named = named_optimizer(finding.message)
     if named is not None and built and named not in built:
+        trained_with = sorted({"hand-written updates" if c == "HandWrittenUpdates" else c for c in built})
         return Runtime("inconclusive", (), f"the run never built {named} (the code path that builds it was not taken); "
-                                           f"it trained with {', '.join(sorted({'hand-written updates' if c == 'HandWrittenUpdates' else c for c in built}))}")
+                                           f"it trained with {', '.join(trained_with)}")
     if not declared:
         reason = UNTESTABLE.get(finding.code, "no runtime observation tests this rule")
         return Runtime("inconclusive", (), f"a short run cannot test this: {reason}; a trial run with the fix applied can")

@@ -335,12 +335,15 @@ class ScriptFacts(ObjectKinds, LiteralValues):
     def _always_runs(self, target: cst.CSTNode) -> bool:
         """Whether an assignment runs whenever its scope's code does: inside no if/try/loop, the
         script's `if __name__ == "__main__":` block excepted (it runs whenever the script does)."""
+        return all(is_main_guard(condition) for condition in self._conditions(target))
+
+    def _conditions(self, target: cst.CSTNode) -> Iterator[cst.CSTNode]:
+        """The if/try/loop statements around a node, up to its function, class or module."""
         for ancestor in self.ancestors(target):
             if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda)):
-                return True
-            if isinstance(ancestor, _CONDITIONAL) and not is_main_guard(ancestor):
-                return False
-        return True
+                return
+            if isinstance(ancestor, _CONDITIONAL):
+                yield ancestor
 
     def reaching_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
         """The definitions of a name that can reach this read: the last assignment before it in
@@ -383,13 +386,10 @@ class ScriptFacts(ObjectKinds, LiteralValues):
 
     def _unconditional_before(self, target: cst.Name, read: cst.Name) -> bool:
         read_context: Optional[set] = None
-        for ancestor in self.ancestors(target):
-            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda)):
-                return True
-            if isinstance(ancestor, _CONDITIONAL):
-                read_context = set(self.ancestors(read)) if read_context is None else read_context
-                if ancestor not in read_context:
-                    return False
+        for condition in self._conditions(target):
+            read_context = set(self.ancestors(read)) if read_context is None else read_context
+            if condition not in read_context:
+                return False
         return True
 
     def _receiver_classes(self, receiver: cst.BaseExpression) -> list[cst.ClassDef]:

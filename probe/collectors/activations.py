@@ -81,7 +81,7 @@ class ActivationCollector(Collector):
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)
         self.records: list[dict[str, Any]] = []
-        self._sizes: dict[int, tuple[int, int]] = {}  # record index -> (numel, units) of its pending sums
+        self._sizes: dict[int, tuple[int, int, str]] = {}  # record index -> (numel, units, layer type) of its pending sums
 
     def on_layer_output(self, step: int, model: str, layer: str, layer_type: str, output: Any, dropping: bool, args: tuple) -> None:
         """`dropping`: a dropout layer that drops now (training mode) and whose input is still

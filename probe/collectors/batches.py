@@ -11,11 +11,10 @@ from typing import Any, Optional
 import torch
 
 from . import Collector
+from .loss_inputs import BINARY, CLASSIFICATION
 
 # Steps recorded at most (four numbers each).
 MAX_STEPS = 5000
-CLASSIFICATION = ("cross_entropy", "nll_loss")
-BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
 MAX_CLASSES = 1000
 
 

@@ -11,10 +11,12 @@ import torch
 
 from . import Collector
 
-# torch.nn.functional losses that are instrumented.
+# torch.nn.functional losses that are instrumented, by the task they assume (the other collectors
+# that judge loss calls take these groups from here).
 CLASSIFICATION = ("cross_entropy", "nll_loss")
 BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
-ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss") + BINARY
+REGRESSION = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+ELEMENTWISE = REGRESSION + BINARY
 LOSS_FUNCTIONS = CLASSIFICATION + ELEMENTWISE
 # Calls recorded per loss kind and step at most (a loss in a Python loop over samples stays cheap).
 MAX_CALLS_PER_STEP = 2

@@ -11,9 +11,8 @@ from typing import Any, Optional
 import torch
 
 from . import Collector
+from .loss_inputs import CLASSIFICATION, REGRESSION
 
-REGRESSION = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
-CLASSIFICATION = ("cross_entropy", "nll_loss")
 # Bounds an output activation may have; the shares of targets beyond each are recorded.
 BOUNDS = (-1.0, 0.0, 1.0, 6.0)
 # Values looked at per call for the distinct count.

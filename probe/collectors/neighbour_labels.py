@@ -9,13 +9,12 @@ from typing import Any, Optional
 
 import torch
 
+from .loss_inputs import BINARY, CLASSIFICATION, REGRESSION
+
 # Rows the statistic is computed on at most (their pairwise distances are computed at once).
 MAX_ROWS = 1024
 # Rows closer than this share of the median pairwise distance count as copies of one sample.
 NEAR_COPY = 0.05
-CLASSIFICATION = ("cross_entropy", "nll_loss")
-BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
-REGRESSION = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 
 
 def class_labels(kind: str, targets: torch.Tensor) -> Optional[torch.Tensor]:

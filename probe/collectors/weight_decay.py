@@ -7,6 +7,7 @@ Large parameters are measured on a strided subset."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any, Optional
 
 import torch
@@ -48,6 +49,5 @@ class WeightDecayCollector(Collector):
 
     def flush(self) -> dict[str, Any]:
         for index, ratios in self.buffer.drain():
-            ordered = sorted(ratios)
-            self.records[index]["decay_to_gradient"] = ordered[len(ordered) // 2]
+            self.records[index]["decay_to_gradient"] = statistics.median_high(ratios)
         return {"every": self.every, "records": self.records}

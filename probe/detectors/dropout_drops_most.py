@@ -23,6 +23,8 @@ hypothesis.
 
 from __future__ import annotations
 
+import statistics
+
 from mlplint.probe.detectors import Judgement, Observed, fmt
 from mlplint.probe.stats import Stats
 
@@ -39,7 +41,7 @@ def judge(stats: Stats, t: dict) -> Judgement:
         measured.append(f"{checks[0]['type']} '{layer}' kept at least {fmt(100 * lowest)}% of its non-zero inputs")
         flagged = [(step, share) for step, share in kept if share <= t["max_kept_share"]]
         if len(flagged) >= t["min_checks"]:
-            typical = sorted(share for _, share in flagged)[len(flagged) // 2]
+            typical = statistics.median_high([share for _, share in flagged])
             observed.append(Observed(
                 f"{checks[0]['type']} keeps only {fmt(100 * typical)}% of its inputs during training ({len(flagged)} of "
                 f"{len(kept)} checks): dropout p is the share dropped, not kept", stats.layer_label(model, layer), flagged[0][0]))
