@@ -21,7 +21,7 @@ def _range(body: str):
     """The range of the argument of the script's last `probe(...)` call."""
     facts = ScriptFacts(cst.parse_module(PRELUDE + body))
     probes = [c for c in facts.calls if isinstance(c.func, cst.Name) and c.func.value == "probe"]
-    return facts.magnitude.range_of(probes[-1].args[0].value)
+    return facts.tensors.range_of(probes[-1].args[0].value)
 
 
 @pytest.mark.parametrize("body, low, high", [

@@ -9,8 +9,9 @@ from mlplint.lint.facts.data import DataAnalysis, Lineage, Source
 from mlplint.lint.facts.evaluation import EvaluationAnalysis, EvaluationPass
 from mlplint.lint.facts.handwritten import HandWrittenLoss, HandWrittenLosses
 from mlplint.lint.facts.initialization import Init, InitAnalysis
-from mlplint.lint.facts.magnitude import MagnitudeAnalysis, ValueRange
+from mlplint.lint.facts.intervals import ValueRange
 from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
+from mlplint.lint.facts.tensors import TensorAnalysis, TensorValue
 from mlplint.lint.facts.training import TrainingAnalysis
 
 
@@ -32,8 +33,8 @@ class ScriptFacts(_CoreFacts):
         return HandWrittenLosses(self).all
 
     @functools.cached_property
-    def magnitude(self) -> MagnitudeAnalysis:
-        return MagnitudeAnalysis(self)
+    def tensors(self) -> TensorAnalysis:
+        return TensorAnalysis(self)
 
     @functools.cached_property
     def training(self) -> TrainingAnalysis:
@@ -44,4 +45,4 @@ class ScriptFacts(_CoreFacts):
         return EvaluationAnalysis(self)
 
 
-__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "HandWrittenLoss", "Init", "InitAnalysis", "Lineage", "MagnitudeAnalysis", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TrainingAnalysis", "ValueRange"]
+__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "HandWrittenLoss", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TensorAnalysis", "TensorValue", "TrainingAnalysis", "ValueRange"]

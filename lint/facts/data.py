@@ -4,7 +4,9 @@ to them on the way (scaling, dtype casts, reshapes, splits, datasets and loaders
 `lineages(expr)` walks backwards from an expression to the places its data is made (a dataset
 loader, a random generator, a model's forward call...) and returns one Lineage per source, with
 the operations applied between the source and the expression in forward order. Anything the
-walk cannot see through ends in an `unknown` source, so rules stay quiet on it.
+walk cannot see through ends in an `unknown` source, so rules stay quiet on it. What a tensor is
+(shape, dtype, values) is the tensor analysis's (`tensors.py`); this walk answers where its data
+comes from.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import libcst as cst
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts, nodes_within
 from mlplint.lint.facts.frames import LambdaFrames
-from mlplint.lint.facts.models import SHAPE_FUNCTIONS
+from mlplint.lint.facts.models import SHAPE_FUNCTIONS, SHAPE_METHODS
+from mlplint.lint.facts.tensor_sources import CONVERTERS, GENERATOR_DRAWS, RANDOM_GENERATORS, TEXT_TABLE_READERS
 
 PathItem = Union[int, str]  # a tuple element, or a named field (`bunch.data`, `bunch["target"]`)
 
@@ -54,34 +57,19 @@ SCALING_FUNCTIONS = {
     "numpy.log", "numpy.log1p", "numpy.log10", "numpy.sqrt", "torch.log", "torch.log1p", "torch.tanh",
     "scipy.stats.zscore", "torchvision.transforms.functional.normalize",
 }
-CONVERTERS = {
-    "torch.tensor", "torch.as_tensor", "torch.from_numpy", "torch.Tensor", "torch.FloatTensor",
-    "torch.DoubleTensor", "torch.LongTensor", "torch.IntTensor", "numpy.array", "numpy.asarray",
-    "numpy.float32", "numpy.float64", "numpy.ascontiguousarray", "torch.autograd.Variable",
-}
 CONCATENATIONS = {"torch.cat", "torch.stack", "numpy.concatenate", "numpy.vstack", "numpy.stack", "numpy.hstack", "numpy.column_stack"}
 RANDOM_STANDARD = {"torch.randn", "torch.randn_like", "torch.normal", "numpy.random.randn", "numpy.random.normal", "numpy.random.standard_normal"}
 RANDOM_UNIT = {"torch.rand", "torch.rand_like", "numpy.random.rand", "numpy.random.random", "numpy.random.uniform"}
-RANDOM_INTEGERS = {"torch.randint", "numpy.random.randint", "numpy.random.choice"}
-# numpy random generators, whose methods draw like the numpy.random functions of the same meaning.
-RANDOM_GENERATORS = {"numpy.random.default_rng", "numpy.random.RandomState", "numpy.random.Generator"}
-GENERATOR_METHODS = {
-    "normal": "numpy.random.normal", "standard_normal": "numpy.random.standard_normal", "randn": "numpy.random.randn",
-    "uniform": "numpy.random.uniform", "random": "numpy.random.random", "rand": "numpy.random.rand",
-    "integers": "numpy.random.randint", "randint": "numpy.random.randint",
-}
+RANDOM_INTEGERS = {"torch.randint", "numpy.random.randint", "numpy.random.integers", "numpy.random.choice"}
+# Generator methods followed as draws; `rng.choice([4, 6, 8])` picks values, not class ids.
+GENERATOR_METHODS = {method: draw for method, draw in GENERATOR_DRAWS.items() if method != "choice"}
 ARGMAX = {"torch.argmax", "numpy.argmax", "torch.max"}
 TRANSPARENT_METHODS = {
     "to", "cuda", "cpu", "numpy", "to_numpy", "copy", "clone", "detach", "contiguous", "requires_grad_",
     "pin_memory", "share_memory_", "values", "T", "t", "squeeze_", "sample", "dropna", "fillna", "drop",
 }
-FLOAT_METHODS = {"float", "double", "half", "bfloat16"}
-INTEGER_METHODS = {"long", "int", "short"}
-INTEGER_DTYPES = {"torch.long", "torch.int64", "torch.int32", "torch.int", "numpy.int64", "numpy.int32", "builtins.int"}
-FLOAT_DTYPES = {"torch.float", "torch.float32", "torch.float64", "torch.double", "torch.half", "numpy.float32", "numpy.float64", "builtins.float"}
+DTYPE_METHODS = {"float", "double", "half", "bfloat16", "long", "int", "short", "astype", "type"}
 _MAX_DEPTH = 40
-# Read a delimited text file into a 2-D array (one column can still come back 1-D: `usecols=0`).
-TEXT_TABLE_READERS = {"numpy.loadtxt", "numpy.genfromtxt"}
 
 
 @dataclass(frozen=True)
@@ -92,8 +80,6 @@ class Source:
     kind: str  # "features", "labels", "continuous", "images", "model-output", "unknown"
     description: str = ""
     magnitude: Optional[float] = None  # largest absolute value, when known
-    rank: Optional[int] = None
-    column: bool = False  # trailing dimension of size 1: shape (N, 1)
 
 
 @dataclass(frozen=True)
@@ -122,30 +108,6 @@ class Lineage:
             if op.startswith("times:") and magnitude is not None:
                 magnitude *= float(op[6:])
         return magnitude
-
-    @property
-    def shape(self) -> tuple[Optional[int], bool]:
-        """(rank, trailing dimension is 1) after the ops, as far as known."""
-        rank, column = self.source.rank, self.source.column
-        for op, _ in self.ops:
-            if op == "rank:2-column":
-                rank, column = 2, True
-            elif op == "rank:?":
-                rank, column = None, False
-            elif op.startswith("rank:"):
-                rank, column = int(op[5:]), False
-            elif op == "squeeze":
-                rank, column = (1, False) if column and rank == 2 else (None, False)
-            elif op == "add-dim":
-                rank, column = (rank + 1 if rank is not None else None), rank == 1
-            elif op == "drop-dim":
-                rank, column = (rank - 1 if rank else None), False
-        return rank, column
-
-
-def _literal_int(facts: ScriptFacts, expr: Optional[cst.BaseExpression]) -> Optional[int]:
-    value = facts.literal(expr) if expr is not None else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class DataAnalysis:
@@ -226,21 +188,13 @@ class DataAnalysis:
                 base = self._trace(expr.value, (key,) + path, depth)
                 if all(l.source.kind != "unknown" for l in base) or isinstance(key, int):
                     return list(base)
-                # a column of a frame: one-dimensional, of unknown scale
-                return [Lineage(Source(expr, "unknown", rank=1))]
+                return [Lineage(Source(expr, "unknown"))]  # a column of a frame, of unknown scale
             if isinstance(index, cst.List):  # df[["a", "b"]]
-                shape = "rank:2-column" if len(index.elements) == 1 else "rank:2"
                 base = self._trace(expr.value, path, depth)
                 if all(l.source.kind == "unknown" for l in base):  # columns of the same (say CSV) data
-                    return self._then(base, shape, expr)
-                return [Lineage(Source(expr, "unknown", rank=2, column=len(index.elements) == 1))]  # scale unknown
-            return list(self._trace(expr.value, path, depth))  # rows selected by an index array
-        slices = [e.slice for e in elements]
-        if any(isinstance(s, cst.Index) and isinstance(s.value, cst.Name) and s.value.value == "None" for s in slices):
-            return self._then(self._trace(expr.value, path, depth), "add-dim", expr)
-        if len(slices) == 2 and isinstance(slices[0], cst.Slice) and isinstance(slices[1], cst.Index):
-            return self._then(self._trace(expr.value, path, depth), "drop-dim", expr)  # X[:, 0]
-        return list(self._trace(expr.value, path, depth))
+                    return list(base)
+                return [Lineage(Source(expr, "unknown"))]  # scale unknown
+        return list(self._trace(expr.value, path, depth))  # rows, columns or an index array
 
     def _binary(self, expr: cst.BinaryOperation, path, depth) -> list[Lineage]:
         facts = self.facts
@@ -288,19 +242,10 @@ class DataAnalysis:
                     return self._then(self._trace(call.args[0].value, path, depth), "scale", call)
                 if any(isinstance(c, str) and c.startswith("sklearn.") for c in receiver_classes):
                     return [Lineage(Source(call, "unknown"))]
-            if method in TRANSPARENT_METHODS:
+            if method in TRANSPARENT_METHODS or method in DTYPE_METHODS or method in SHAPE_METHODS:
                 return list(self._trace(receiver, path, depth))
-            if method in FLOAT_METHODS:
-                return self._then(self._trace(receiver, path, depth), "float", call)
-            if method in INTEGER_METHODS:
-                return self._then(self._trace(receiver, path, depth), "long", call)
-            if method in ("astype", "type") and call.args:
-                dtype = self._dtype(call.args[0].value)
-                return self._then(self._trace(receiver, path, depth), dtype or "cast", call)
-            if method in ("view", "reshape", "unsqueeze", "squeeze", "flatten", "ravel", "view_as", "reshape_as"):
-                return self._then(self._trace(receiver, path, depth), self._shape_op(call), call)
             if method == "argmax":
-                return [Lineage(Source(call, "labels", "argmax", rank=None))]
+                return [Lineage(Source(call, "labels", "argmax"))]
             if method in GENERATOR_METHODS and any(
                 isinstance(o, cst.Call) and facts.qualname(o.func) in RANDOM_GENERATORS for o in facts.origins(receiver)
             ):
@@ -320,28 +265,20 @@ class DataAnalysis:
         return [lineage for origin in origins for lineage in self._trace(origin, path, depth)]
 
     def _api_call(self, call: cst.Call, qualified: str, path, depth) -> list[Lineage]:
-        facts = self.facts
         short = qualified.rsplit(".", 1)[-1]
         first = call.args[0].value if call.args and not call.args[0].keyword else None
-        if qualified in CONVERTERS and first is not None:
-            dtype = self._dtype(facts.argument(call, None, "dtype"))
-            if qualified in ("torch.LongTensor", "torch.IntTensor"):
-                dtype = "long"
-            lineages = self._trace(first, path, depth)
-            return self._then(lineages, dtype, call) if dtype else list(lineages)
-        if qualified in TEXT_TABLE_READERS and facts.argument(call, None, "usecols") is None \
-                and facts.argument(call, None, "unpack") is None:
-            return [Lineage(Source(call, "unknown", rank=2))]  # rows by columns, of unknown scale
+        if qualified in CONVERTERS and first is not None or qualified in SHAPE_FUNCTIONS and first is not None:
+            return list(self._trace(first, path, depth))
+        if qualified in TEXT_TABLE_READERS:
+            return [Lineage(Source(call, "unknown"))]  # rows by columns, of unknown scale
         if qualified == "pandas.DataFrame" and first is not None:
             if path and isinstance(path[0], str):  # one named column
-                return [Lineage(Source(call, "unknown", rank=1))]
+                return [Lineage(Source(call, "unknown"))]
             return list(self._trace(first, path, depth))
         if qualified in SCALING_FUNCTIONS and first is not None:
             return self._then(self._trace(first, path, depth), "scale", call)
         if qualified in CONCATENATIONS and first is not None and isinstance(first, (cst.List, cst.Tuple)):
             return [l for e in first.elements for l in self._trace(e.value, path, depth)]
-        if qualified in SHAPE_FUNCTIONS and first is not None:
-            return self._then(self._trace(first, path, depth), self._shape_op(call), call)
         if qualified == "torch.nn.functional.one_hot" and first is not None:
             return self._then(self._trace(first, path, depth), "one-hot", call)
         if qualified.startswith("sklearn.model_selection.train_test_split"):
@@ -355,12 +292,10 @@ class DataAnalysis:
         if qualified.startswith(TORCHVISION_IMAGE_DATASETS):
             return self._torchvision_dataset(call, path)
         if qualified in RANDOM_STANDARD | RANDOM_UNIT:
-            rank = self._shape_rank(call, qualified)
-            return [Lineage(Source(call, "features", f"{short}() random data", self._random_magnitude(call, qualified), *rank))]
+            return [Lineage(Source(call, "features", f"{short}() random data", self._random_magnitude(call, qualified)))]
         if qualified in RANDOM_INTEGERS:
             high = self._random_high(call, qualified)
-            rank = self._shape_rank(call, qualified)
-            return [Lineage(Source(call, "labels", short, float(high) if high is not None else None, *rank))]
+            return [Lineage(Source(call, "labels", short, float(high) if high is not None else None))]
         if qualified in ARGMAX:
             return [Lineage(Source(call, "labels", short))]
         return []
@@ -376,7 +311,7 @@ class DataAnalysis:
             if qualified == "builtins.enumerate" and args and path and path[0] == 1:
                 return self._element(args[0], path[1:], depth)
             if qualified == "builtins.zip" and path and isinstance(path[0], int) and path[0] < len(args):
-                return self._then(self._element(args[path[0]], path[1:], depth), "drop-dim", origin)
+                return self._element(args[path[0]], path[1:], depth)
             if qualified in ("builtins.iter", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm") and args:
                 return self._element(args[0], path, depth)
             if qualified == names.DATALOADER:
@@ -403,9 +338,7 @@ class DataAnalysis:
                 for cls in facts.local_definitions(origin.func, cst.ClassDef):
                     getitem = facts.method(cls, "__getitem__")
                     for value in facts.returns.get(getitem, []) if getitem else []:
-                        # one item per sample: the batch's rank is unknown from here
-                        found.extend(replace(l, source=replace(l.source, rank=None, column=False))
-                                     for l in self._trace(value, path, depth))
+                        found.extend(self._trace(value, path, depth))
         return found
 
     # ------------------------------------------------------------------ sources
@@ -420,23 +353,23 @@ class DataAnalysis:
         field = path[0] if path else None
         if field in (0, "data", "frame"):
             if len(path) > 1 and isinstance(path[1], str):  # `as_frame=True`: one named column
-                return [Lineage(Source(call, "unknown", rank=1))]
-            return [Lineage(Source(call, "features", f"{short}() features", magnitude, 2))]
+                return [Lineage(Source(call, "unknown"))]
+            return [Lineage(Source(call, "features", f"{short}() features", magnitude))]
         if field in (1, "target"):
-            return [Lineage(Source(call, target_kind, f"{short}() targets", None, 1))]
+            return [Lineage(Source(call, target_kind, f"{short}() targets"))]
         return []
 
     def _torchvision_dataset(self, call: cst.Call, path) -> list[Lineage]:
         short = self.facts.qualname(call.func).rsplit(".", 1)[-1]
         field = path[0] if path else None
         if field in ("data", "train_data"):  # raw uint8 pixels
-            return [Lineage(Source(call, "images", f"{short}.data pixels", 255.0, 3))]
+            return [Lineage(Source(call, "images", f"{short}.data pixels", 255.0))]
         if field in (1, "targets", "train_labels", "labels"):
-            return [Lineage(Source(call, "labels", f"{short} labels", None, 1))]
+            return [Lineage(Source(call, "labels", f"{short} labels"))]
         if field == 0:
             transform = self.facts.argument(call, None, "transform")
             scaled = transform is not None and self._transform_scales(transform)
-            return [Lineage(Source(call, "images" if scaled else "unknown", f"{short} images", 1.0 if scaled else None, 4))]
+            return [Lineage(Source(call, "images" if scaled else "unknown", f"{short} images", 1.0 if scaled else None))]
         return []
 
     def _transform_scales(self, transform: cst.BaseExpression) -> bool:
@@ -448,82 +381,11 @@ class DataAnalysis:
             for node in nodes_within(origin, cst.Call)
         )
 
-    def _model_output(self, call: cst.Call, model: cst.BaseExpression) -> list[Lineage]:
-        network = self.facts.networks.network_of(model)
-        column = False
-        last = network.output_ops[-1] if network is not None and network.output_ops else None
-        if last is not None and all(op.activation is not None for op in network.output_ops):
-            # an output activation keeps the last layer's shape: `Linear(16, 1), Sigmoid()` is (N, 1)
-            last = next((op for op in reversed(network.ops) if op.activation is None), None)
-        if last is not None:
-            if last.api in names.LINEAR_LAYERS and last.call is not None:
-                out = _literal_int(self.facts, self.facts.argument(last.call, 1, "out_features"))
-                column = out == 1
-        output = Lineage(Source(call, "model-output", "model output", None, 2 if column else None, column))
-        for reshape in network.output_reshapes if network is not None else ():
-            output = replace(output, ops=output.ops + ((self._shape_op(reshape), reshape),))
-        return [output]
+    @staticmethod
+    def _model_output(call: cst.Call, model: cst.BaseExpression) -> list[Lineage]:
+        return [Lineage(Source(call, "model-output", "model output"))]
 
     # ------------------------------------------------------------------ helpers
-
-    def _dtype(self, expr: Optional[cst.BaseExpression]) -> Optional[str]:
-        if expr is None:
-            return None
-        qualified = self.facts.qualname(expr)
-        literal = self.facts.literal(expr)
-        if qualified in INTEGER_DTYPES or (isinstance(literal, str) and literal.startswith(("int", "long"))):
-            return "long"
-        if qualified in FLOAT_DTYPES or (isinstance(literal, str) and literal.startswith("float")):
-            return "float"
-        return None
-
-    def _shape_op(self, call: cst.Call) -> str:
-        """The shape change of `x.<method>(...)` or of `torch.<method>(x, ...)`."""
-        args = [a.value for a in call.args if a.keyword is None]
-        qualified = self.facts.qualname(call.func)
-        if qualified is not None:  # the function form: its first argument is the tensor
-            method, args = qualified.rsplit(".", 1)[-1], args[1:]
-        else:
-            method = call.func.attr.value
-        if method == "contiguous":
-            return "same-shape"
-        if method in ("flatten", "ravel"):
-            return "rank:1" if not args else "rank:?"
-        if method == "squeeze":
-            return "squeeze"
-        if method == "unsqueeze":
-            return "add-dim"
-        if method in ("view", "reshape"):
-            dims = args
-            if len(args) == 1 and isinstance(args[0], (cst.Tuple, cst.List)):
-                dims = [e.value for e in args[0].elements]
-            values = [self.facts.literal(d) for d in dims]
-            if len(values) == 2 and values[1] == 1:
-                return "rank:2-column"
-            return f"rank:{len(values)}" if dims else "rank:?"
-        return "rank:?"
-
-    def _shape_rank(self, call: cst.Call, qualified: str) -> tuple[Optional[int], bool]:
-        """Rank of a random tensor from its size arguments, and whether its last dimension is 1."""
-        if qualified.endswith("_like"):
-            return None, False
-        size = self.facts.argument(call, None, "size")
-        if qualified in RANDOM_INTEGERS | {"torch.normal", "numpy.random.normal", "numpy.random.uniform"}:
-            size = size or self.facts.argument(call, 2, "size")  # after (low, high) or (mean, std)
-        args = [a.value for a in call.args if a.keyword is None]
-        if size is None and qualified not in RANDOM_INTEGERS:
-            if len(args) == 1 and isinstance(args[0], (cst.Tuple, cst.List)):
-                size = args[0]
-            elif args and qualified not in ("torch.normal", "numpy.random.normal", "numpy.random.uniform"):
-                dims = [self.facts.literal(a) for a in args]
-                return len(dims), dims[-1] == 1
-        if isinstance(size, (cst.Tuple, cst.List)):
-            dims = [self.facts.literal(e.value) for e in size.elements]
-            return len(dims), bool(dims) and dims[-1] == 1
-        count = self.facts.literal(size) if size is not None else None
-        if isinstance(count, int) and not isinstance(count, bool):
-            return 1, False  # `rng.normal(0, 1, n)`: n values
-        return None, False
 
     def _random_magnitude(self, call: cst.Call, qualified: str) -> Optional[float]:
         """Largest typical |value| of a random draw: |mean| + 3 std for a normal, the larger bound
@@ -552,4 +414,5 @@ class DataAnalysis:
             high = args[1]
         elif high is None and args:
             high = args[0]
-        return _literal_int(self.facts, high)
+        value = self.facts.literal(high) if high is not None else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None

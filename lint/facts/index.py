@@ -167,11 +167,12 @@ class Indexer:
         self._walk(node.body, Scope("class", scope))
 
     def _comprehension(self, node: cst.BaseComp, scope: Scope) -> None:
-        """The first iterable is evaluated in the scope around; the rest in the comprehension's."""
+        """The first iterable is evaluated in the scope around; the rest in the comprehension's,
+        the element last (after its targets are bound, as it runs)."""
         inner = Scope("comprehension", scope)
+        self._comp_for(node.for_in, scope, inner)
         for part in (node.key, node.value) if isinstance(node, cst.DictComp) else (node.elt,):
             self._walk(part, inner)
-        self._comp_for(node.for_in, scope, inner)
 
     def _comp_for(self, comp: cst.CompFor, iter_scope: Scope, inner: Scope) -> None:
         self._enter(comp, inner)

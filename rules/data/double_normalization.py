@@ -221,7 +221,7 @@ out = model(images / 255.0)
                             yield node, (f"dividing by {divisor:g} here scales data that {earlier()} already scaled: the "
                                          f"inputs end up about {divisor:g}x too small; drop this division")
                         else:
-                            stated = facts.magnitude.range_of(node.left)
+                            stated = facts.tensors.range_of(node.left)
                             if stated is not None and stated.magnitude <= 1.0:
                                 yield node, (f"these values are already within [{stated.low:g}, {stated.high:g}]; dividing "
                                              f"them by {divisor:g} leaves inputs near 0; drop this division")

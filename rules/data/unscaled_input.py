@@ -60,6 +60,22 @@ class UnscaledInput(Rule):
     options = {"max-magnitude": 50.0}
 
     VALID = [
+        # the comprehension's values standardised before they reach the model
+        """
+import torch
+import torch.nn as nn
+raw = torch.tensor([float(v) for v in range(1, 5000)]).unsqueeze(1)
+inputs = (raw - raw.mean()) / raw.std()
+targets = inputs ** 2
+model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 1))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+criterion = nn.MSELoss()
+for epoch in range(100):
+    optimizer.zero_grad()
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+""",
         # synthetic features drawn at unit scale, or at a scale the script does not state
         """
 import numpy as np
@@ -187,6 +203,25 @@ if __name__ == "__main__":
 """,
     ]
     INVALID = [
+        # 1..4999 built by a comprehension over range()
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+inputs = torch.tensor([float(v) for v in range(1, 5000)]).unsqueeze(1)
+targets = inputs ** 2
+model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 1))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+criterion = nn.MSELoss()
+for epoch in range(100):
+    optimizer.zero_grad()
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+""",
+            line=11,
+            message="4,999",
+        ),
         # a function reads module-level features that stay raw
         Invalid(
             """
@@ -363,7 +398,7 @@ out = model(X)
     @staticmethod
     def _check_range(ctx: RuleContext, argument: cst.Arg, limit: float) -> None:
         """Features whose value range the script states (draws and arithmetic on them)."""
-        value = ctx.facts.magnitude.range_of(argument.value)
+        value = ctx.facts.tensors.range_of(argument.value)
         if value is None or value.magnitude <= limit:
             return
         spread = ""

@@ -67,6 +67,21 @@ class UnscaledRegressionTarget(Rule):
     options = {"max-magnitude": 1000.0}
 
     VALID = [
+        """
+import torch
+import torch.nn as nn
+raw = torch.tensor([float(v) for v in range(1, 5000)]).unsqueeze(1)
+inputs = (raw - raw.mean()) / raw.std()
+targets = inputs ** 2
+model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 1))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+criterion = nn.MSELoss()
+for epoch in range(100):
+    optimizer.zero_grad()
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+""",
         # targets scaled to units of 100,000
         """
 import numpy as np
@@ -125,6 +140,25 @@ loss = nn.MSELoss()(model(x).squeeze(1), y)
 """,
     ]
     INVALID = [
+        # the square of 1..4999: up to 2.5e7
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+inputs = torch.tensor([float(v) for v in range(1, 5000)]).unsqueeze(1)
+targets = inputs ** 2
+model = nn.Sequential(nn.Linear(1, 32), nn.ReLU(), nn.Linear(32, 1))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+criterion = nn.MSELoss()
+for epoch in range(100):
+    optimizer.zero_grad()
+    loss = criterion(model(inputs), targets)
+    loss.backward()
+    optimizer.step()
+""",
+            line=11,
+            message="24,990,001",
+        ),
         Invalid(
             """
 import numpy as np
@@ -166,7 +200,7 @@ loss = F.smooth_l1_loss(model(x).squeeze(-1), target)
         for call, api, prediction, target in facts.loss_calls(names.REGRESSION_LOSSES):
             if prediction is None or target is None or self._rescaled(facts, prediction):
                 continue
-            value = facts.magnitude.range_of(target)
+            value = facts.tensors.range_of(target)
             if value is None or value.magnitude <= limit:
                 continue
             loss = api.rsplit(".", 1)[-1]

@@ -3,17 +3,24 @@ from __future__ import annotations
 from typing import Optional
 
 from mlplint.lint.facts import names
+from mlplint.lint.facts.shapes import Shape, describe
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
 
-def _agreed_shape(lineages) -> Optional[tuple[int, bool]]:
-    """The (rank, trailing-dim-is-1) every lineage agrees on, or None."""
-    shapes = {lineage.shape for lineage in lineages}
-    if len(shapes) != 1:
-        return None
-    shape = shapes.pop()
-    return shape if shape[0] is not None else None
+def _broadcast_pair(prediction: Shape, target: Shape) -> Optional[str]:
+    """"column" for an (N, 1) prediction against an (N,) target, "flat" for the mirror case."""
+    def column(shape: Shape) -> bool:
+        return shape is not None and len(shape) == 2 and shape[1] == 1 and shape[0] != 1
+
+    def flat(shape: Shape) -> bool:
+        return shape is not None and len(shape) == 1 and shape[0] != 1
+
+    if column(prediction) and flat(target) and (prediction[0] is None or target[0] is None or prediction[0] == target[0]):
+        return "column"
+    if flat(prediction) and column(target) and (prediction[0] is None or target[0] is None or prediction[0] == target[0]):
+        return "flat"
+    return None
 
 
 @register
@@ -58,6 +65,24 @@ class LossShapeBroadcast(Rule):
     symptoms = ("ML915",)
 
     VALID = [
+        # the twins of the invalid column-slice and hand-written cases, with matching shapes
+        """
+import torch
+import torch.nn as nn
+x = torch.randn(200, 3)
+y = 4 + 2 * x[:, 0] - x[:, 2] + 0.1 * torch.randn(200)
+model = nn.Linear(3, 1)
+loss = nn.MSELoss()(model(x), y.unsqueeze(1))
+""",
+        """
+import torch
+X = torch.Tensor([[1, 0.5], [1, 2.0], [1, 4.5]])
+t = torch.Tensor([0.5, 2.0, 4.5])
+w = torch.randn(2, 1, requires_grad=True)
+pred = X.mm(w)
+loss = ((pred - t.view(-1, 1)) ** 2).mean()
+loss.backward()
+""",
         # the last column sliced (data[:, -1:]) keeps its (N, 1) shape
         """
 import numpy as np
@@ -140,6 +165,33 @@ loss = nn.functional.mse_loss(model(torch.randn(256, 5)), y)
 """,
     ]
     INVALID = [
+        # a column slice plus a 1-D draw is 1-D; a bare Linear(3, 1) gives (N, 1)
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+x = torch.randn(200, 3)
+y = 4 + 2 * x[:, 0] - x[:, 2] + 0.1 * torch.randn(200)
+model = nn.Linear(3, 1)
+loss = nn.MSELoss()(model(x), y)
+""",
+            line=7,
+            message="predictions of shape (200, 1) with targets of shape (200,)",
+        ),
+        # X.mm(w) is (3, 1), the target (3,): a hand-written loss broadcasts too
+        Invalid(
+            """
+import torch
+X = torch.Tensor([[1, 0.5], [1, 2.0], [1, 4.5]])
+t = torch.Tensor([0.5, 2.0, 4.5])
+w = torch.randn(2, 1, requires_grad=True)
+pred = X.mm(w)
+loss = ((pred - t) ** 2).mean()
+loss.backward()
+""",
+            line=7,
+            message="shape (3,) from one of shape (3, 1)",
+        ),
         # the last column of np.loadtxt's table, indexed to 1-D, against an (N, 1) output
         Invalid(
             """
@@ -178,7 +230,7 @@ model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid(
 loss = nn.MSELoss()(model(x_train), y_train)
 """,
             line=13,
-            message="(N, 1) prediction",
+            message="predictions of shape (400, 1)",
         ),
         # a 1-D target scaled from a CSV column against an (N, 1) output, in a hand-written loss
         Invalid(
@@ -234,7 +286,7 @@ loss = nn.functional.mse_loss(net(torch.rand(128, 3)), target)
         Invalid(
             "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1)\nloss = nn.MSELoss()(m(x).squeeze(), y)\n",
             line=4,
-            message="(N,) prediction",
+            message="predictions of shape (N,)",
         ),
         Invalid(
             "import torch, torch.nn as nn\nm = nn.Sequential(nn.Linear(4, 1))\ny = torch.randn(64, 1).flatten()\nloss = nn.SmoothL1Loss()(m(x), y)\n",
@@ -255,7 +307,7 @@ y = torch.randn(256).view(-1, 1)
 loss = nn.functional.l1_loss(model(torch.randn(256, 5)), y)
 """,
             line=12,
-            message="(N,) prediction",
+            message="predictions of shape (256,)",
         ),
     ]
 
@@ -264,23 +316,21 @@ loss = nn.functional.l1_loss(model(torch.randn(256, 5)), y)
         for call, api, prediction, target in facts.loss_calls(names.REGRESSION_LOSSES):
             if prediction is None or target is None:
                 continue
-            predicted = _agreed_shape(facts.data.lineages(prediction))
-            expected = _agreed_shape(facts.data.lineages(target))
-            if predicted is None or expected is None:
-                continue
-            if predicted == (2, True) and expected[0] == 1:
-                message = ("compares an (N, 1) prediction with an (N,) target: broadcasting builds an (N, N) "
-                           "matrix and the model learns the mean; reshape the target with `.view(-1, 1)` "
-                           "(or squeeze the prediction)")
-            elif predicted[0] == 1 and expected == (2, True):
-                message = ("compares an (N,) prediction with an (N, 1) target: broadcasting builds an (N, N) "
-                           "matrix and the model learns the mean; squeeze the target with `.view(-1)` as well")
+            predicted, expected = facts.tensors.shape_of(prediction), facts.tensors.shape_of(target)
+            pair = _broadcast_pair(predicted, expected)
+            if pair == "column":
+                advice = "reshape the target with `.view(-1, 1)` (or squeeze the prediction)"
+            elif pair == "flat":
+                advice = "squeeze the target with `.view(-1)` as well"
             else:
                 continue
-            ctx.report(call, f"{api.rsplit('.', 1)[-1]} {message}")
+            ctx.report(call, f"{api.rsplit('.', 1)[-1]} compares predictions of shape {describe(predicted)} with "
+                             f"targets of shape {describe(expected)}: broadcasting builds an (N, N) matrix and the model "
+                             f"learns the mean; {advice}")
         for loss in facts.hand_written_losses:
-            shapes = {_agreed_shape(facts.data.lineages(side)) for side in (loss.first, loss.second)}
-            if (2, True) in shapes and any(shape is not None and shape[0] == 1 for shape in shapes):
-                ctx.report(loss.node, f"this hand-written {loss.kind} error subtracts an (N,) tensor from an (N, 1) one: "
-                                      "broadcasting builds an (N, N) matrix and the model learns the mean; give both the "
-                                      "same shape (`.view(-1, 1)` on the target, or squeeze the prediction)")
+            first, second = facts.tensors.shape_of(loss.first), facts.tensors.shape_of(loss.second)
+            if _broadcast_pair(first, second) or _broadcast_pair(second, first):
+                ctx.report(loss.node, f"this hand-written {loss.kind} error subtracts a tensor of shape {describe(second)} "
+                                      f"from one of shape {describe(first)}: broadcasting builds an (N, N) matrix and the model learns "
+                                      "the mean; give both the same shape (`.view(-1, 1)` on the target, or squeeze the "
+                                      "prediction)")

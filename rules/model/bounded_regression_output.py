@@ -313,7 +313,7 @@ for xb, yb in loader:
 
 def _stated_range(facts, target: cst.BaseExpression) -> Optional[tuple[str, str]]:
     """The targets' kind from the value range the script states (draws and arithmetic)."""
-    value = facts.magnitude.range_of(target)
+    value = facts.tensors.range_of(target)
     if value is None:
         return None
     kind = "signed" if value.low < 0 else "beyond-one" if value.high > 1 else "unit"
