@@ -13,6 +13,7 @@ from mlplint.lint.facts.intervals import ValueRange
 from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
 from mlplint.lint.facts.tensors import TensorAnalysis, TensorValue
 from mlplint.lint.facts.training import TrainingAnalysis
+from mlplint.lint.facts.updates import ParameterUpdate, ParameterUpdates
 
 
 class ScriptFacts(_CoreFacts):
@@ -37,6 +38,10 @@ class ScriptFacts(_CoreFacts):
         return TensorAnalysis(self)
 
     @functools.cached_property
+    def parameter_updates(self) -> list[ParameterUpdate]:
+        return ParameterUpdates(self).all
+
+    @functools.cached_property
     def training(self) -> TrainingAnalysis:
         return TrainingAnalysis(self)
 
@@ -45,4 +50,4 @@ class ScriptFacts(_CoreFacts):
         return EvaluationAnalysis(self)
 
 
-__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "HandWrittenLoss", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ScriptFacts", "TensorAnalysis", "TensorValue", "TrainingAnalysis", "ValueRange"]
+__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "HandWrittenLoss", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ParameterUpdate", "ScriptFacts", "TensorAnalysis", "TensorValue", "TrainingAnalysis", "ValueRange"]

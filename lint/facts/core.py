@@ -345,6 +345,11 @@ class ScriptFacts(ObjectKinds, LiteralValues):
             if isinstance(ancestor, _CONDITIONAL):
                 yield ancestor
 
+    def timeline(self, name: cst.Name) -> list[tuple[int, cst.Name]]:
+        """The assignment targets of a name in the scope of this read, with when each is bound."""
+        _, times, targets, _ = self._definitions(name)
+        return list(zip(times, targets))
+
     def reaching_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
         """The definitions of a name that can reach this read: the last assignment before it in
         the same scope, and the ones before that when the later ones are conditional (inside an

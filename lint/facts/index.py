@@ -167,12 +167,18 @@ class Indexer:
         self._walk(node.body, Scope("class", scope))
 
     def _comprehension(self, node: cst.BaseComp, scope: Scope) -> None:
-        """The first iterable is evaluated in the scope around; the rest in the comprehension's,
-        the element last (after its targets are bound, as it runs)."""
+        """The first iterable is evaluated in the scope around; the rest in the comprehension's.
+        The targets count as bound before the element is read (as it runs), although the element
+        comes first in the source and in the walk."""
         inner = Scope("comprehension", scope)
-        self._comp_for(node.for_in, scope, inner)
+        start = self.clock
         for part in (node.key, node.value) if isinstance(node, cst.DictComp) else (node.elt,):
             self._walk(part, inner)
+        self._comp_for(node.for_in, scope, inner)
+        comp: Optional[cst.CompFor] = node.for_in
+        while comp is not None:
+            self.facts.order[comp] = start
+            comp = comp.inner_for_in
 
     def _comp_for(self, comp: cst.CompFor, iter_scope: Scope, inner: Scope) -> None:
         self._enter(comp, inner)

@@ -25,6 +25,8 @@ def _terminal_name(expr: cst.BaseExpression) -> str:
         return expr.attr.value
     return ""
 
+# Calls that return a new model object (not the one they are given): a reload or a deep copy.
+NEW_MODEL_CALLS = {"torch.load", "torch.jit.load", "copy.deepcopy"}
 # Schedulers that overwrite the optimizer's lr when they are built.
 LR_SETTING_SCHEDULERS = ("torch.optim.lr_scheduler.OneCycleLR", "torch.optim.lr_scheduler.CyclicLR")
 
@@ -254,3 +256,76 @@ class TrainingAnalysis:
             for function in functions:
                 passing.setdefault(function, []).append(call)
         return passing
+
+    # ------------------------------------------------------------- optimizers and their models
+
+    def constructions(self, optimizer: cst.BaseExpression) -> list[cst.Call]:
+        """The optimizer constructor calls an optimizer expression may hold."""
+        return [o for o in self.facts.origins(optimizer) if isinstance(o, cst.Call) and self.facts.kind_of(o) == "optimizer"]
+
+    def stepped_optimizer(self, step: cst.Call) -> cst.BaseExpression:
+        """What a step call steps: `opt` in `opt.step()` and in `scaler.step(opt)`."""
+        receiver = step.func.value  # type: ignore[attr-defined]
+        return step.args[0].value if self.facts.kind_of(receiver) == "scaler" and step.args else receiver
+
+    def stale_rebinding(self, step: cst.Call) -> Optional[tuple[cst.Call, cst.Name]]:
+        """(construction, rebinding) when the optimizer this step uses was built over
+        `model.parameters()` and `model` was then bound to a new model (re-created, reloaded,
+        deep-copied) before the step runs, with no optimizer built after it: the step updates a
+        model that is no longer the one trained."""
+        facts = self.facts
+        constructions = self.constructions(self.stepped_optimizer(step))
+        for construction in constructions:
+            params = facts.argument(construction, 0, "params")
+            if not (isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute)
+                    and params.func.attr.value in ("parameters", "named_parameters") and isinstance(params.func.value, cst.Name)):
+                continue
+            model = params.func.value
+            scope = facts.enclosing_function(model)
+            built, stepped = facts.order.get(model), self._time_in_scope(step, scope)
+            if built is None or stepped is None:
+                continue
+            for bound, target in facts.timeline(model):
+                if built < bound < stepped and self._new_model(target, model) and not any(
+                        bound < (self._time_in_scope(other, scope) or -1) for other in constructions if other is not construction):
+                    return construction, target
+        return None
+
+    def _new_model(self, target: cst.Name, old: cst.Name) -> bool:
+        """A binding whose value is a model object other than the one `name` held: `Net()`,
+        `torch.load(path)`, `copy.deepcopy(model)`; not `model.to(device)` or a wrapper such as
+        `DataParallel(model)` or `torch.compile(model)`, which share the parameters."""
+        facts = self.facts
+        name = old.value
+        binding = facts.bindings.get(target)
+        value = binding.value if binding is not None and not binding.loop and not binding.path else None
+        if not isinstance(value, cst.Call):
+            return False
+        qualified = facts.qualname(value.func)
+        if qualified in NEW_MODEL_CALLS:
+            return True
+        reads = {node.value for node in nodes_within(value, cst.Name)}
+        if name in reads:
+            return False
+        if facts.kind_of(value) == "model":
+            return True
+        root = value  # `Net().to(device)`: the constructor call under the method calls
+        while isinstance(root.func, cst.Attribute) and isinstance(root.func.value, cst.Call):
+            root = root.func.value
+        made_before = {facts.module.code_for_node(o.func) for o in facts.origins(old) if isinstance(o, cst.Call)}
+        return facts.module.code_for_node(root.func) in made_before  # the same constructor again
+
+    def _time_in_scope(self, node: cst.CSTNode, function: Optional[cst.FunctionDef]) -> Optional[int]:
+        """When node runs on the clock of `function`'s scope: the time of its first name there, or
+        that of the one call that leads to it (through the local functions that call its function)."""
+        facts = self.facts
+        for _ in range(_MAX_CALL_DEPTH):
+            own = facts.enclosing_function(node)
+            if own is function:
+                first = next(iter(nodes_within(node, cst.Name)), None)
+                return facts.order.get(first) if first is not None else None
+            sites = self.caller_sites(own) if own is not None else []
+            if len(sites) != 1:
+                return None
+            node = sites[0]
+        return None

@@ -17,7 +17,9 @@ class MissingZeroGrad(Rule):
     Finds optimizer steps inside a loop that computes gradients (`backward()`) but never clears
     them: no `optimizer.zero_grad()`, `model.zero_grad()`, `p.grad = None` or `p.grad.zero_()`
     anywhere the loop reaches, including helper functions it calls. With several optimizers (a
-    GAN), the clearing must be on the optimizer that steps or on a model it optimizes.
+    GAN), the clearing must be on the optimizer that steps or on a model it optimizes. Updates
+    written by hand, as course notebooks teach (`w -= lr * w.grad` under `torch.no_grad()`,
+    `w.data.sub_(lr * w.grad)`), accumulate the same way when `w.grad` is never cleared.
 
     ## Why is this bad?
     PyTorch adds each `backward()` into `.grad`. Without clearing, every step uses the sum of
@@ -42,7 +44,8 @@ class MissingZeroGrad(Rule):
     ```
 
     ## Fix safety
-    The fix inserts `optimizer.zero_grad()` above the backward pass that feeds the step, or, when
+    For hand-written updates the fix inserts `w.grad.zero_()` below each update. Otherwise it
+    inserts `optimizer.zero_grad()` above the backward pass that feeds the step, or, when
     the step runs only every k iterations (gradient accumulation), just below the step. It is
     unsafe: if gradients were meant to add up across iterations, clearing them changes what each
     step uses.
@@ -55,6 +58,35 @@ class MissingZeroGrad(Rule):
     symptoms = ("ML913", "ML905", "ML902", "ML903")
 
     VALID = [
+        # a hand-written update that clears each gradient after using it
+        """
+import torch
+X, y = torch.randn(100, 3), torch.randn(100, 1)
+w = torch.randn(3, 1, requires_grad=True)
+b = torch.zeros(1, requires_grad=True)
+for epoch in range(100):
+    loss = ((X @ w + b - y) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        w -= 0.01 * w.grad
+        b -= 0.01 * b.grad
+        w.grad.zero_()
+        b.grad = None
+""",
+        # parameters in a list, cleared with a loop of their own
+        """
+import torch
+params = [torch.randn(3, 1, requires_grad=True), torch.zeros(1, requires_grad=True)]
+for step in range(50):
+    loss = ((X @ params[0] + params[1] - y) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        for p in params:
+            p -= 0.1 * p.grad
+            p.grad.data.zero_()
+""",
+        # one backward pass, one update: nothing accumulates
+        "import torch\nw = torch.randn(3, requires_grad=True)\nloss = (w ** 2).sum()\nloss.backward()\nwith torch.no_grad():\n    w -= 0.1 * w.grad\n",
         # distributed autograd keeps gradients per context: nothing accumulates
         """
 import torch.distributed.autograd as dist_autograd
@@ -145,6 +177,51 @@ for x, y in loader:
 """,
     ]
     INVALID = [
+        # a course-notebook linear regression: w.grad and b.grad grow every epoch
+        Invalid(
+            """
+import torch
+X, y = torch.randn(100, 3), torch.randn(100, 1)
+w = torch.randn(3, 1, requires_grad=True)
+b = torch.zeros(1, requires_grad=True)
+for epoch in range(100):
+    loss = ((X @ w + b - y) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        w -= 0.01 * w.grad
+        b -= 0.01 * b.grad
+""",
+            line=10,
+            message="`w`, `b` are updated by hand",
+            fixed="""
+import torch
+X, y = torch.randn(100, 3), torch.randn(100, 1)
+w = torch.randn(3, 1, requires_grad=True)
+b = torch.zeros(1, requires_grad=True)
+for epoch in range(100):
+    loss = ((X @ w + b - y) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        w -= 0.01 * w.grad
+        w.grad.zero_()
+        b -= 0.01 * b.grad
+        b.grad.zero_()
+""",
+        ),
+        # `.data` updates over model.parameters(), the grads never cleared
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+model = nn.Linear(4, 1)
+for x, y in loader:
+    loss = nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    for p in model.parameters():
+        p.data.sub_(0.01 * p.grad)
+""",
+            line=9,
+        ),
         # found in pytorch/examples: tensor-parallel training that steps ten times without clearing
         """
 import torch
@@ -233,6 +310,8 @@ for x, y in data:
                 continue
             if self._distributed_autograd(ctx.facts, step):
                 continue  # gradients live in a per-iteration context: nothing accumulates
+            if training.stale_rebinding(step) is not None:
+                continue  # the model was replaced after the optimizer was built: ML211
             stepped = step.args[0].value if ctx.facts.kind_of(step.func.value) == "scaler" and step.args else step.func.value
             if any(training.clears_gradients(node, stepped) for node in reached):
                 continue
@@ -244,6 +323,44 @@ for x, y in data:
                 f"call `{receiver}.zero_grad()` before `loss.backward()` in the same loop",
                 fix=_zero_grad_fix(ctx.facts, step, stepped),
             )
+        self._check_hand_written(ctx)
+
+    @staticmethod
+    def _check_hand_written(ctx: RuleContext) -> None:
+        """Hand-written descent (`w -= lr * w.grad`) in a loop that calls backward() and never
+        clears the parameters' gradients: one finding per loop, with a clear after each update."""
+        facts, training = ctx.facts, ctx.facts.training
+        by_loop: dict[cst.CSTNode, list] = {}
+        for update in facts.parameter_updates:
+            if update.sign >= 0:
+                continue  # ascent is ML209's
+            loop = next((loop for loop in training.loops_around(update.node)
+                         if any(training.is_backward(node) for node in training.reachable(loop))), None)
+            if loop is not None and not any(training.clears_gradients(node) for node in training.reachable(loop)):
+                by_loop.setdefault(loop, []).append(update)
+        for loop, updates in by_loop.items():
+            spelled = list(dict.fromkeys(facts.module.code_for_node(u.parameter) for u in updates))
+            shown = ", ".join(f"`{name}`" for name in spelled[:3]) + (" ..." if len(spelled) > 3 else "")
+            ctx.report(
+                updates[0].node,
+                f"{shown} {'is' if len(spelled) == 1 else 'are'} updated by hand in a loop (line {facts.line_of(loop)}) "
+                "that calls backward() but never clears the gradients, so they accumulate across iterations and "
+                f"each update grows; clear them after the update (`{spelled[0]}.grad.zero_()` or "
+                f"`{spelled[0]}.grad = None`)",
+                fix=_clear_after_updates_fix(facts, updates),
+            )
+
+
+def _clear_after_updates_fix(facts, updates: list) -> Optional[FixSpec]:
+    """`p.grad.zero_()` below each hand-written update statement."""
+    edits = []
+    for update in updates:
+        statement = fixes.statement_of(facts, update.node)
+        name = facts.module.code_for_node(update.parameter)
+        if not isinstance(statement, cst.SimpleStatementLine) or "\n" in name:
+            return None
+        edits.append(fixes.insert_line_after(facts, statement, f"{name}.grad.zero_()"))
+    return FixSpec("unsafe", (), "Clear each parameter's gradient after its update", edits=tuple(edits))
 
 
 def _zero_grad_fix(facts, step: cst.Call, stepped: cst.BaseExpression) -> Optional[FixSpec]:

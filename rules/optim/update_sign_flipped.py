@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator
 
 import libcst as cst
 
@@ -9,18 +9,6 @@ from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
 LOSS_APIS = names.CLASSIFICATION_LOSSES | names.ELEMENTWISE_LOSSES
-TENSOR_FACTORIES = {
-    "torch.randn", "torch.rand", "torch.zeros", "torch.ones", "torch.empty", "torch.tensor", "torch.full",
-    "torch.normal", "torch.zeros_like", "torch.ones_like", "torch.randn_like",
-}
-
-
-def _strip_data(expr: cst.BaseExpression) -> cst.BaseExpression:
-    while isinstance(expr, cst.Attribute) and expr.attr.value == "data":
-        expr = expr.value
-    return expr
-
-
 @register
 class UpdateSignFlipped(Rule):
     """
@@ -131,128 +119,13 @@ for x, y in loader:
 
     # ------------------------------------------------------------------ hand-written updates
 
-    def _updates(self, ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
-        facts = ctx.facts
-        for node in facts.effects.get(facts.module, []):
-            found = None
-            if isinstance(node, cst.AugAssign) and isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)):
-                sign = self._gradient_sign(ctx, node.value, _strip_data(node.target))
-                flipped = -1 if isinstance(node.operator, cst.SubtractAssign) else 1
-                found = (node.target, sign * flipped) if sign else None
-            elif isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.BinaryOperation):
-                target = _strip_data(node.targets[0].target)
-                value = node.value
-                if isinstance(value.operator, (cst.Add, cst.Subtract)) and _spelled(ctx, _strip_data(value.left)) == _spelled(ctx, target):
-                    sign = self._gradient_sign(ctx, value.right, target)
-                    found = (target, sign * (-1 if isinstance(value.operator, cst.Subtract) else 1)) if sign else None
-            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add_", "sub_"):
-                found = self._in_place(ctx, node)
-            if found is None or found[1] <= 0 or not self._is_parameter(ctx, _strip_data(found[0])):
-                continue
-            yield node, (
-                f"this update adds the gradient of `{_spelled(ctx, _strip_data(found[0]))}` to it: that is gradient "
-                "ascent, so the loss grows at every step; subtract it (p -= lr * p.grad, or p.add_(p.grad, alpha=-lr))")
-
-    def _in_place(self, ctx: RuleContext, call: cst.Call) -> Optional[tuple[cst.BaseExpression, int]]:
-        """`p.add_(g, alpha=a)`, `p.add_(a, g)` (old signature), `p.add_(a * g)`, `p.sub_(...)`."""
-        facts = ctx.facts
-        target = _strip_data(call.func.value)
-        direction = -1 if call.func.attr.value == "sub_" else 1
-        plain = [a.value for a in call.args if a.keyword is None]
-        alpha = facts.argument(call, None, "alpha")
-        if len(plain) == 2 and alpha is None:  # add_(scalar, tensor)
-            alpha, plain = plain[0], plain[1:]
-        if len(plain) != 1:
-            return None
-        sign = self._gradient_sign(ctx, plain[0], target)
-        if not sign:
-            return None
-        return target, sign * direction * (self._scalar_sign(ctx, alpha) if alpha is not None else 1)
-
-    def _gradient_sign(self, ctx: RuleContext, expr: cst.BaseExpression, owner: cst.BaseExpression) -> int:
-        """+1 / -1 when expr is (a positive multiple of) owner's gradient, with that sign; 0 otherwise."""
-        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
-            return -self._gradient_sign(ctx, expr.expression, owner)
-        if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, (cst.Multiply, cst.Divide)):
-            for grad, scale in ((expr.left, expr.right), (expr.right, expr.left)):
-                sign = self._gradient_sign(ctx, grad, owner)
-                if sign and (scale is expr.right or isinstance(expr.operator, cst.Multiply)):
-                    return sign * self._scalar_sign(ctx, scale)
-            return 0
-        return 1 if self._is_gradient_of(ctx, expr, owner) else 0
-
-    def _is_gradient_of(self, ctx: RuleContext, expr: cst.BaseExpression, owner: cst.BaseExpression) -> bool:
-        facts = ctx.facts
-        expr = _strip_data(expr)
-        if isinstance(expr, cst.Attribute) and expr.attr.value == "grad":
-            return _spelled(ctx, _strip_data(expr.value)) == _spelled(ctx, owner)
-        if isinstance(expr, cst.Name):  # d_p = p.grad (.data)
-            values = [facts.bindings[n].value for n in facts.reaching_nodes(expr)
-                      if n in facts.bindings and not facts.bindings[n].path and not facts.bindings[n].loop]
-            return bool(values) and all(
-                isinstance(_strip_data(v), cst.Attribute) and _strip_data(v).attr.value == "grad"
-                and _spelled(ctx, _strip_data(_strip_data(v).value)) == _spelled(ctx, owner) for v in values)
-        return False
-
     @staticmethod
-    def _scalar_sign(ctx: RuleContext, expr: cst.BaseExpression) -> int:
-        """-1 for a negated or negative scalar, else +1 (a learning rate is positive)."""
-        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
-            return -1
-        value = ctx.facts.literal(expr)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return -1 if value < 0 else 1 if value > 0 else 0
-        return 1
-
-    def _is_parameter(self, ctx: RuleContext, tensor: cst.BaseExpression) -> bool:
-        facts = ctx.facts
-        if isinstance(tensor, cst.Attribute):
-            return tensor.attr.value in ("weight", "bias")
-        if not isinstance(tensor, cst.Name):
-            return False
-        for node in facts.reaching_nodes(tensor):
-            binding = facts.bindings.get(node) if isinstance(node, cst.Name) else None
-            if binding is None:
-                return False
-            if binding.loop:
-                if not self._iterates_parameters(ctx, binding.value, binding.path):
-                    return False
-            elif not self._created_trainable(ctx, binding.value, node):
-                return False
-        return True
-
-    @staticmethod
-    def _iterates_parameters(ctx: RuleContext, iterable: cst.BaseExpression, path: tuple[int, ...]) -> bool:
-        facts = ctx.facts
-        if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
-            method = iterable.func.attr.value
-            return (method == "parameters" and not path) or (method == "named_parameters" and path == (1,))
-        if isinstance(iterable, cst.Subscript) and not path:  # group["params"]
-            keys = [facts.literal(e.slice.value) for e in iterable.slice if isinstance(e.slice, cst.Index)]
-            return keys == ["params"]
-        return False
-
-    def _created_trainable(self, ctx: RuleContext, value: cst.BaseExpression, name: cst.Name) -> bool:
-        """An nn.Parameter, or a tensor made with requires_grad=True that no model takes as input."""
-        facts = ctx.facts
-        if not isinstance(value, cst.Call):
-            return False
-        qualified = facts.qualname(value.func)
-        if qualified == "torch.nn.Parameter":
-            return True
-        if qualified in TENSOR_FACTORIES and facts.literal(facts.argument(value, None, "requires_grad")) is True:
-            return name.value not in self._model_inputs(ctx)
-        return False
-
-    def _model_inputs(self, ctx: RuleContext) -> set[str]:
-        """Names passed to a model or to another call that is not a torch API: inputs, whose ascent
-        may be deliberate (not parameters). Computed once per file (a rule instance checks one file)."""
-        if not hasattr(self, "_inputs"):
-            facts = ctx.facts
-            self._inputs = {arg.value.value for call in facts.calls
-                            if facts.qualname(call.func) is None and not isinstance(call.func, cst.Attribute)
-                            for arg in call.args if isinstance(arg.value, cst.Name)}
-        return self._inputs
+    def _updates(ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
+        for update in ctx.facts.parameter_updates:
+            if update.sign > 0:
+                yield update.node, (
+                    f"this update adds the gradient of `{_spelled(ctx, update.parameter)}` to it: that is gradient "
+                    "ascent, so the loss grows at every step; subtract it (p -= lr * p.grad, or p.add_(p.grad, alpha=-lr))")
 
     # ------------------------------------------------------------------ negated losses
 
