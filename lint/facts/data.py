@@ -213,7 +213,10 @@ class DataAnalysis:
         if isinstance(expr.operator, (cst.Add, cst.Subtract)):
             if isinstance(facts.literal(expr.left), (int, float)):  # `1.5 + 3 * area`: the array's lineage
                 return list(self._trace(expr.right, path, depth))
-            return list(left)
+            if isinstance(right_value, (int, float)):  # `labels - 1`: still class ids
+                return list(left)
+            # two arrays combined (`x0 + 2 * v`): whatever they were, the result is no class id
+            return [replace(l, source=replace(l.source, kind="unknown")) if l.source.kind == "labels" else l for l in left]
         return []
 
     def _largest_factor(self, expr: cst.BaseExpression) -> Optional[float]:

@@ -36,7 +36,11 @@ from mlplint.lint.facts.tensor_sources import (
 _MAX_DEPTH = 60
 _IN_PROGRESS = object()
 _CYCLE = TensorValue()  # met again while being resolved: contributes nothing to a join
-_OPERATOR_METHODS = {"add": cst.Add(), "sub": cst.Subtract(), "mul": cst.Multiply(), "div": cst.Divide(), "pow": cst.Power()}
+_OPERATOR_METHODS = {
+    name + suffix: operator
+    for name, operator in (("add", cst.Add()), ("sub", cst.Subtract()), ("mul", cst.Multiply()), ("div", cst.Divide()), ("pow", cst.Power()))
+    for suffix in ("", "_")
+}
 
 
 class TensorAnalysis(TensorSources):

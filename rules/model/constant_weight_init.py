@@ -353,8 +353,9 @@ if __name__ == "__main__":
         if any(op.node is layer_node for op in network.output_ops):
             return True
         layers, _ = analysis.weighted_layers(network)
-        if layers and layers[-1].node is layer_node:
-            return True
+        index = next((i for i, op in enumerate(layers) if op.node is layer_node), None)
+        if index is not None and all(_upsamples_channels(analysis.facts, op) for op in layers[index + 1:]):
+            return True  # the last layer, or the scoring layer before per-class upsampling (FCN)
         return analysis.has_skip_connections(network)
 
     @staticmethod
@@ -367,6 +368,16 @@ if __name__ == "__main__":
         if any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in node.body.body):
             return False
         return all(facts.qualname(base.value) == "torch.nn.Module" for base in node.bases)
+
+
+def _upsamples_channels(facts, op) -> bool:
+    """A transposed convolution with as many output channels as inputs: upsampling each channel."""
+    if not op.api.startswith("torch.nn.ConvTranspose") or op.call is None:
+        return False
+    channels = [facts.literal(facts.argument(op.call, i, k)) for i, k in ((0, "in_channels"), (1, "out_channels"))]
+    sources = [facts.module.code_for_node(facts.argument(op.call, i, k)) for i, k in ((0, "in_channels"), (1, "out_channels"))
+               if facts.argument(op.call, i, k) is not None]
+    return (channels[0] is not None and channels[0] == channels[1]) or (len(sources) == 2 and sources[0] == sources[1])
 
 
 def _type_test(facts, test: cst.BaseExpression) -> bool:

@@ -14,10 +14,11 @@ from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 class OptimizerRecreatedEachStep(Rule):
     """
     ## What it does
-    Finds an optimizer constructed inside the training loop that steps it (directly, or in a
-    per-batch function the loop calls), so every step is taken by a brand-new optimizer. A model
-    re-created in the same iteration (a sweep, one model per trial) stays quiet, and so does an
-    optimizer built once per epoch or fold that steps over an inner batch loop.
+    Finds an optimizer constructed inside a loop around its steps (directly, or in a per-batch or
+    per-epoch function the loop calls), so its state is thrown away every step or every epoch
+    while the model trains on. A model re-created in the same iteration (a sweep, one model per
+    fold or trial) stays quiet, and so do a plain SGD without momentum (it keeps no state) and an
+    optimizer rebuilt under a condition (a switch at some epoch).
 
     ## Why is this bad?
     An optimizer's state is what makes it more than plain SGD: momentum buffers, Adam's first
@@ -62,10 +63,32 @@ class OptimizerRecreatedEachStep(Rule):
     symptoms = ("ML941",)
 
     VALID = [
-        # one optimizer per fold, stepping over the fold's batches
+        # plain SGD keeps no state: rebuilding it each step changes nothing
+        """
+import torch
+for x, y in loader:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    optimizer.zero_grad()
+    criterion(model(x), y).backward()
+    optimizer.step()
+""",
+        # a deliberate switch to a smaller lr at one epoch
+        """
+import torch
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+for epoch in range(100):
+    if epoch == 50:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    for x, y in loader:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+""",
+        # one model and optimizer per fold, stepping over the fold's batches
         """
 import torch
 for fold in range(5):
+    model = Net()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for x, y in loader:
         optimizer.zero_grad()
@@ -104,6 +127,24 @@ for x, y in loader:
 """,
     ]
     INVALID = [
+        # rebuilt at each epoch by the epoch function: the moments are lost between epochs
+        Invalid(
+            """
+import torch
+def train_epoch(model, batches, lr=5e-5, opt=None):
+    if opt is None:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for x, y in batches:
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+model = Net()
+for epoch in range(10):
+    train_epoch(model, batches)
+""",
+            line=5,
+            message="thrown away at every iteration",
+        ),
         Invalid(
             """
 import torch
@@ -119,8 +160,8 @@ for epoch in range(10):
             message="built inside the loop",
             fixed="""
 import torch
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 for epoch in range(10):
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     for x, y in loader:
         optimizer.zero_grad()
         loss = criterion(model(x), y)
@@ -152,20 +193,24 @@ for epoch in range(5):
         facts, training = ctx.facts, ctx.facts.training
         reported = set()
         for step in training.optimizer_steps:
-            loop = next(training.loops_around(step), None)
-            if loop is None:
-                continue
+            step_loops = list(training.loops_around(step))
             for construction in training.constructions(training.stepped_optimizer(step)):
-                if construction in reported or next(training.loops_around(construction), None) is not loop:
+                loop = next(training.loops_around(construction), None)
+                if construction in reported or loop is None or loop not in step_loops:
                     continue
-                if self._model_made_in(facts, construction, loop):
+                if _stateless(facts, construction) or _conditional(facts, construction, loop) \
+                        or self._model_made_in(facts, construction, loop):
                     continue
                 reported.add(construction)
+                if loop is step_loops[0]:
+                    lost = "each step starts from fresh state (no momentum, Adam's moments and step count reset)"
+                else:
+                    lost = ("its state (momentum, Adam's moments and step count) is thrown away at every iteration "
+                            f"of that loop; to change the lr over time, attach a scheduler instead")
                 ctx.report(
                     construction,
-                    f"this optimizer is built inside the loop (line {facts.line_of(loop)}) that steps it, so each "
-                    "step starts from fresh state (no momentum, Adam's moments and step count reset); build it once, "
-                    "before the loop",
+                    f"this optimizer is built inside the loop (line {facts.line_of(loop)}) that steps it, so {lost}; "
+                    "build it once, before the loop",
                     fix=_hoist_fix(facts, construction, loop),
                 )
 
@@ -178,8 +223,36 @@ for epoch in range(5):
                    for node in facts.reaching_nodes(name) if node in facts.bindings)
 
 
+def _stateless(facts, construction: cst.Call) -> bool:
+    """Plain SGD (no momentum) keeps no state between steps: rebuilding it changes nothing."""
+    if facts.qualname(construction.func) != "torch.optim.SGD":
+        return False
+    momentum = facts.argument(construction, 2, "momentum")
+    return momentum is None or facts.literal(momentum) == 0
+
+
+def _conditional(facts, construction: cst.Call, loop: cst.CSTNode) -> bool:
+    """Built under an `if` inside the loop (a switch at some epoch), not at every iteration. The
+    default idiom `if opt is None: opt = Adam(...)` runs whenever no optimizer is passed."""
+    for ancestor in facts.ancestors(construction):
+        if ancestor is loop or isinstance(ancestor, (cst.FunctionDef, cst.Lambda)):
+            return False
+        if isinstance(ancestor, cst.If) and _is_none_test(ancestor.test):
+            continue
+        if isinstance(ancestor, (cst.If, cst.IfExp, cst.Try)):
+            return True
+    return False
+
+
+def _is_none_test(test: cst.BaseExpression) -> bool:
+    return isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
+        and isinstance(test.comparisons[0].operator, cst.Is) \
+        and isinstance(test.comparisons[0].comparator, cst.Name) and test.comparisons[0].comparator.value == "None"
+
+
 def _hoist_fix(facts, construction: cst.Call, loop: cst.CSTNode) -> Optional[FixSpec]:
-    """Move `opt = Optim(...)` from the loop's body to the line above the loop."""
+    """Move `opt = Optim(...)` from the loop's body to the line above the outermost loop of its
+    function that assigns nothing it reads (above the epoch loop, not only the batch loop)."""
     statement = fixes.statement_of(facts, construction)
     if not isinstance(statement, cst.SimpleStatementLine) or fixes.block_statements(facts, statement) is None:
         return None
@@ -188,10 +261,15 @@ def _hoist_fix(facts, construction: cst.Call, loop: cst.CSTNode) -> Optional[Fix
     code = facts.module.code_for_node(statement.body[0]) if len(statement.body) == 1 else None
     if code is None or "\n" in code or _reads_loop_names(facts, statement, loop):
         return None
+    target = loop
+    for outer in facts.enclosing_loops(statement)[1:]:
+        if _reads_loop_names(facts, statement, outer):
+            break
+        target = outer
     start = facts.positions[statement].start.line
     end = facts.positions[statement].end.line
     return FixSpec("unsafe", (), "Build the optimizer once, before the loop", edits=(
-        fixes.insert_line_before(facts, loop, code),
+        fixes.insert_line_before(facts, target, code),
         fixes.delete((start, 1), (end + 1, 1)),
     ))
 
