@@ -383,13 +383,14 @@ class Session:
                 self.loss.on_backward(loss)
                 self.loss_graph.on_backward(self.tracker.step, loss)
                 self.graph_growth.on_backward(loss)
-            self.gradients.on_backward()
             if not self.manual.active:
+                self.gradients.on_backward()
                 return original(tensors, *args, **kwargs)
             updates = self.manual.before_backward(loss)
             if self.manual.open:  # the script has applied its update since the last backward
                 self.manual.open = False
                 self._after_step(updates, (), {})
+            self.gradients.on_backward()  # after the previous hand-written step is closed
             result = original(tensors, *args, **kwargs)
             if updates is not None:
                 if not self.tracker.optimizers:

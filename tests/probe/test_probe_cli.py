@@ -154,6 +154,7 @@ def scenario_runs(tmp_path_factory):
     commands["manual-ascent"] = ["probe", "--format", "json", "--save-stats", str(tmp_path_factory.mktemp("ascent") / "stats.json"),
                                  str(buggy / "manual_sgd_gradient_ascent.py")]
     commands["input-gradients"] = ["probe", "--format", "json", str(FIXTURES / "input_gradients.py")]
+    commands["manual-accumulates"] = ["probe", "--format", "json", str(buggy / "manual_regression_grads_never_cleared.py")]
     return run_all(commands)
 
 
@@ -403,6 +404,14 @@ def test_hand_written_updates_are_steps(scenario_runs):
     assert ascent["steps"] == 50 and "ML902" in codes(ascent)
     # raw tensors are named after the script's variables
     assert saved_stats(scenario_runs["manual-ascent"])["optimizers"][0]["params"] == ["b", "w"]
+
+
+def test_hand_written_updates_that_never_clear_grads_confirm_ml202(scenario_runs):
+    """`w -= lr * w.grad` with w.grad never cleared: the carried-over gradients are measured."""
+    document = scenario(scenario_runs, "manual-accumulates")
+    finding = next(f for f in document["findings"] if f["code"] == "ML202")
+    assert finding["runtime"]["status"] == "confirmed" and "ML913" in finding["runtime"]["symptoms"], finding["runtime"]
+    assert "ML913" in codes(document)
 
 
 def test_gradients_of_the_input_alone_are_not_training(scenario_runs):
