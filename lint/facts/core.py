@@ -149,6 +149,11 @@ class ScriptFacts(ObjectKinds, LiteralValues):
                 return found
         return None
 
+    def forward_of(self, owner: cst.ClassDef) -> Optional[cst.FunctionDef]:
+        """What calling an instance of a local module class runs: its `forward`, or a `__call__`
+        it defines instead (which skips nn.Module's hooks, but computes the output all the same)."""
+        return self.method(owner, "forward") or self.method(owner, "__call__")
+
     def class_lineage(self, owner: cst.ClassDef) -> list[cst.ClassDef]:
         lineage, todo = [], [owner]
         while todo:
@@ -285,7 +290,7 @@ class ScriptFacts(ObjectKinds, LiteralValues):
         if isinstance(expr, cst.Name):
             return [node for node in self.referent_nodes(expr) if isinstance(node, kind)]
         if isinstance(expr, cst.Attribute) and kind is cst.FunctionDef:
-            owners = self._receiver_classes(expr.value)
+            owners = self.receiver_classes(expr.value)
             return [m for owner in owners for m in [self.method(owner, expr.attr.value)] if m is not None]
         return []
 
@@ -397,7 +402,7 @@ class ScriptFacts(ObjectKinds, LiteralValues):
                 return False
         return True
 
-    def _receiver_classes(self, receiver: cst.BaseExpression) -> list[cst.ClassDef]:
+    def receiver_classes(self, receiver: cst.BaseExpression) -> list[cst.ClassDef]:
         """Local classes an object may be an instance of (`self` inside a method included)."""
         if isinstance(receiver, cst.Name):
             function = self.enclosing_function(receiver)
@@ -531,7 +536,7 @@ class ScriptFacts(ObjectKinds, LiteralValues):
             return []
         returned = []
         for cls in self.classes_of(call.func):
-            forward = self.method(cls, "forward") if isinstance(cls, cst.ClassDef) else None
+            forward = self.forward_of(cls) if isinstance(cls, cst.ClassDef) else None
             returned.extend(self.returns.get(forward, []) if forward else [])
         return returned
 
@@ -611,7 +616,7 @@ class ScriptFacts(ObjectKinds, LiteralValues):
         """Local functions or methods a call runs (constructors run __init__)."""
         found = self.local_definitions(call.func, cst.FunctionDef)
         if isinstance(call.func, cst.Attribute) and not found:
-            for owner in self._receiver_classes(call.func.value):
+            for owner in self.receiver_classes(call.func.value):
                 method = self.method(owner, call.func.attr.value)
                 if method is not None:
                     found.append(method)

@@ -234,7 +234,7 @@ class NetworkAnalysis:
     # ------------------------------------------------------------- nn.Module subclasses
 
     def _build_class(self, cls: cst.ClassDef) -> Optional[Network]:
-        forward = self.facts.method(cls, "forward")
+        forward = self.facts.forward_of(cls)
         if forward is None:
             return Network(cls.name.value, cls)
         ops: list[Op] = []
@@ -330,6 +330,8 @@ class NetworkAnalysis:
             func = func.value
         ops: list[Op] = []
         for callee in facts.origins(func):
+            if isinstance(callee, cst.Name):
+                continue  # a name the analysis could not follow (`net, loss = train(net)`): nothing known
             network = self._network_from_origin(callee)
             if network is not None:
                 ops.extend(network.output_ops)

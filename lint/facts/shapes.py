@@ -179,8 +179,9 @@ def stack(parts: Sequence[Shape], dim: object) -> Shape:
 
 
 def describe(shape: Shape) -> str:
-    """`(N, 1)`, `(N,)`, `(3, 1)`: unknown dims read as N (the first) or ?."""
+    """`(N, 1)`, `(N,)`, `(1, N)`, `(3, 1)`: the first unknown dim reads as N (the batch), the others as ?."""
     if shape is None:
         return "(?)"
-    names = [str(d) if d is not None else ("N" if i == 0 else "?") for i, d in enumerate(shape)]
+    first = next((i for i, d in enumerate(shape) if d is None), None)
+    names = [str(d) if d is not None else ("N" if i == first else "?") for i, d in enumerate(shape)]
     return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"

@@ -547,7 +547,8 @@ class TensorAnalysis(TensorSources):
                     for value in returned:
                         item = self._value(value, path)
                         found.append(replace(item, shape=(None,) + item.shape if item.shape is not None else None))
-            else:
-                found.append(UNKNOWN)
+            else:  # a loader over a tensor or array: batches of its rows
+                whole = self._value(origin, ()) if not path else UNKNOWN
+                found.append(replace(whole, shape=(None,) + whole.shape[1:]) if whole.shape else UNKNOWN)
         return join(found) if len(found) != 1 else found[0]
 

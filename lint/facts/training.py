@@ -260,8 +260,32 @@ class TrainingAnalysis:
     # ------------------------------------------------------------- optimizers and their models
 
     def constructions(self, optimizer: cst.BaseExpression) -> list[cst.Call]:
-        """The optimizer constructor calls an optimizer expression may hold."""
-        return [o for o in self.facts.origins(optimizer) if isinstance(o, cst.Call) and self.facts.kind_of(o) == "optimizer"]
+        """The optimizer constructor calls an optimizer expression may hold, through `opt = f(opt)`
+        with `f` defined elsewhere (`optimizer = utils.optimizer_scheduler(optimizer=optimizer, p=p)`
+        hands the same optimizer back)."""
+        facts = self.facts
+        found: list[cst.Call] = []
+        todo, seen = [optimizer], set()
+        while todo:
+            for origin in facts.origins(todo.pop()):
+                if origin in seen or not isinstance(origin, cst.Call):
+                    continue
+                seen.add(origin)
+                if facts.kind_of(origin) == "optimizer":
+                    found.append(origin)
+                else:
+                    todo.extend(self._handed_back(origin))
+        return found
+
+    def _handed_back(self, call: cst.Call) -> list[cst.BaseExpression]:
+        """The argument of an unresolved call `x = f(..., x, ...)` spelled like its target."""
+        facts = self.facts
+        assignment = facts.parent.get(call)
+        if facts.qualname(call.func) is not None or facts.called_functions(call) or not isinstance(assignment, cst.Assign) \
+                or len(assignment.targets) != 1 or not isinstance(assignment.targets[0].target, cst.Name):
+            return []
+        name = assignment.targets[0].target.value
+        return [arg.value for arg in call.args if isinstance(arg.value, cst.Name) and arg.value.value == name]
 
     def stepped_optimizer(self, step: cst.Call) -> cst.BaseExpression:
         """What a step call steps: `opt` in `opt.step()` and in `scaler.step(opt)`."""

@@ -57,6 +57,24 @@ class EvalModeNeverReset(Rule):
     symptoms = ("ML919",)
 
     VALID = [
+        # a trainer class whose own eval() computes the test loss: no module changes mode
+        """
+import torch
+class Trainer:
+    def __init__(self, model, loader):
+        self.model, self.loader = model, loader
+        self.optimizer = torch.optim.Adam(model.parameters())
+    def eval(self):
+        with torch.no_grad():
+            return self.model(x_test).sub(y_test).pow(2).mean()
+    def train(self):
+        for epoch in range(20):
+            for x, y in self.loader:
+                self.optimizer.zero_grad()
+                torch.nn.functional.mse_loss(self.model(x), y).backward()
+                self.optimizer.step()
+            self.eval()
+""",
         # `.train()` reached through another expression may be this model's: cannot tell, stay quiet
         """
 import torch
@@ -205,4 +223,7 @@ for step, (x, y) in enumerate(loader):
             if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and (
                     node.func.attr.value == "eval" and not node.args or
                     node.func.attr.value == "train" and node.args and facts.literal(node.args[0].value) is False):
+                classes = facts.receiver_classes(node.func.value)
+                if classes and not any(facts.is_module_class(c) for c in classes):
+                    continue  # a trainer's own eval(), not a module's mode switch
                 yield node, node.func.value

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from typing import Optional
 
 from mlplint.lint.facts import names
 from mlplint.lint.facts.shapes import Shape, describe
@@ -8,19 +7,24 @@ from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
 
-def _broadcast_pair(prediction: Shape, target: Shape) -> Optional[str]:
-    """"column" for an (N, 1) prediction against an (N,) target, "flat" for the mirror case."""
-    def column(shape: Shape) -> bool:
-        return shape is not None and len(shape) == 2 and shape[1] == 1 and shape[0] != 1
+def _outer_broadcast(first: Shape, second: Shape) -> bool:
+    """Each operand must be stretched along a dim where the other is longer: (N, 1) with (N,) or
+    with (1, N) gives an (N, N) matrix. Unknown dims count as longer than 1 (a batch); one side
+    stretched alone ((N, C) with (N, 1), anything with a scalar) is ordinary broadcasting."""
+    if first is None or second is None or not first or not second:
+        return False
+    rank = max(len(first), len(second))
+    left, right = (1,) * (rank - len(first)) + first, (1,) * (rank - len(second)) + second
+    stretched = lambda a, b: any(x == 1 and y != 1 for x, y in zip(a, b))  # noqa: E731
+    return stretched(left, right) and stretched(right, left)
 
-    def flat(shape: Shape) -> bool:
-        return shape is not None and len(shape) == 1 and shape[0] != 1
 
-    if column(prediction) and flat(target) and (prediction[0] is None or target[0] is None or prediction[0] == target[0]):
-        return "column"
-    if flat(prediction) and column(target) and (prediction[0] is None or target[0] is None or prediction[0] == target[0]):
-        return "flat"
-    return None
+def _advice(prediction: Shape, target: Shape) -> str:
+    if prediction is not None and len(prediction) == 2 and prediction[1] == 1:
+        return "reshape the target with `.view(-1, 1)` (or squeeze the prediction)"
+    if prediction is not None and len(prediction) == 1:
+        return "squeeze the target with `.view(-1)` as well"
+    return "give the target the prediction's shape (`target.view_as(prediction)`)"
 
 
 @register
@@ -317,19 +321,14 @@ loss = nn.functional.l1_loss(model(torch.randn(256, 5)), y)
             if prediction is None or target is None:
                 continue
             predicted, expected = facts.tensors.shape_of(prediction), facts.tensors.shape_of(target)
-            pair = _broadcast_pair(predicted, expected)
-            if pair == "column":
-                advice = "reshape the target with `.view(-1, 1)` (or squeeze the prediction)"
-            elif pair == "flat":
-                advice = "squeeze the target with `.view(-1)` as well"
-            else:
+            if not _outer_broadcast(predicted, expected):
                 continue
             ctx.report(call, f"{api.rsplit('.', 1)[-1]} compares predictions of shape {describe(predicted)} with "
                              f"targets of shape {describe(expected)}: broadcasting builds an (N, N) matrix and the model "
-                             f"learns the mean; {advice}")
+                             f"learns the mean; {_advice(predicted, expected)}")
         for loss in facts.hand_written_losses:
             first, second = facts.tensors.shape_of(loss.first), facts.tensors.shape_of(loss.second)
-            if _broadcast_pair(first, second) or _broadcast_pair(second, first):
+            if _outer_broadcast(first, second):
                 ctx.report(loss.node, f"this hand-written {loss.kind} error subtracts a tensor of shape {describe(second)} "
                                       f"from one of shape {describe(first)}: broadcasting builds an (N, N) matrix and the model learns "
                                       "the mean; give both the same shape (`.view(-1, 1)` on the target, or squeeze the "

@@ -149,6 +149,21 @@ total.backward()
 """,
     ]
     INVALID = [
+        # the tutorial's BiLSTM-CRF: the loss comes from a model method, and is summed raw
+        Invalid(
+            """
+import torch
+total = 0
+for epoch in range(300):
+    for sentence, tags in training_data:
+        model.zero_grad()
+        neg_log_likelihood = model.neg_log_likelihood(sentence, tags)
+        neg_log_likelihood.backward()
+        optimizer.step()
+        total += neg_log_likelihood
+""",
+            line=10,
+        ),
         Invalid(
             """
 import torch.nn as nn
@@ -237,7 +252,7 @@ def test(model, loader):
             if accumulated is None:
                 continue
             total, value = accumulated
-            if not facts.enclosing_loops(node) or not self._is_loss_tensor(facts, value, 0):
+            if not facts.enclosing_loops(node) or not (self._is_loss_tensor(facts, value, 0) or self._backpropagated(facts, value, node)):
                 continue
             if facts.training.feeds_backward(total) or facts.evaluation.in_no_grad(node) or self._returned(facts, total, node):
                 continue
@@ -251,6 +266,18 @@ def test(model, loader):
                 f"alive; accumulate `loss.item()` (or `loss.detach()`) instead",
                 fix=fix,
             )
+
+    @staticmethod
+    def _backpropagated(facts, value: cst.BaseExpression, node: cst.CSTNode) -> bool:
+        """`value` is a name the same loop calls backward() on: whatever computed it, it is the
+        loss with its graph (`nll = model.neg_log_likelihood(x, y); nll.backward(); total += nll`)."""
+        if not isinstance(value, cst.Name):
+            return False
+        training = facts.training
+        loop = facts.enclosing_loops(node)[0]
+        return any(isinstance(d, cst.Name) and d.value == value.value
+                   for call in training.reachable(loop) if training.is_backward(call)
+                   for d in training.differentiated(call))
 
     @staticmethod
     def _returned(facts, total: cst.BaseExpression, node: cst.CSTNode) -> bool:
