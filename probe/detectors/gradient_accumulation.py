@@ -33,17 +33,19 @@ def judge(stats: Stats, t: dict) -> Judgement:
     for record in stats.records("gradients"):
         if record.get("retained") is not None:
             by_optimizer.setdefault(record["optimizer"], []).append((record["step"], record["retained"]))
-    observed, measured = [], []
+    observed, measured, decided = [], [], False
     for index, checks in by_optimizer.items():
         norms = list(totals.get(index, {}).values())
         growth = norms[-1] / norms[0] if len(norms) >= 2 and norms[0] > 0 else 1.0
         flags = [retained >= t["min_retained"] for _, retained in checks]
         carried = sum(flags)
         measured.append(f"gradients were carried over at {carried} of {len(checks)} checks, gradient norm x{fmt(growth)}")
+        # healthy needs a check that found the gradients cleared, or enough checks to have seen a carry-over
+        decided = decided or carried < len(checks) or len(checks) >= t["min_checks"]
         if persists(flags, t["min_checks"]):
             observed.append(Observed(
                 f"gradients were never cleared between steps ({carried} of {len(checks)} checks, "
                 f"gradient norm x{fmt(growth)} from the first check to the last)",
                 stats.optimizer_label(str(index)), first_flagged([s for s, _ in checks], flags),
             ))
-    return Judgement("ML913", tuple(observed), bool(measured), "; ".join(measured))
+    return Judgement("ML913", tuple(observed), decided, "; ".join(measured))

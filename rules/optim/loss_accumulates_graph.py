@@ -274,9 +274,9 @@ def test(model, loader):
         if not isinstance(value, cst.Name):
             return False
         training = facts.training
-        loop = facts.enclosing_loops(node)[0]
+        loop, function = facts.enclosing_loops(node)[0], facts.enclosing_function(node)
         return any(isinstance(d, cst.Name) and d.value == value.value
-                   for call in training.reachable(loop) if training.is_backward(call)
+                   for call in training.reachable(loop) if training.is_backward(call) and facts.enclosing_function(call) is function
                    for d in training.differentiated(call))
 
     @staticmethod

@@ -108,6 +108,20 @@ def fit(lr):
 for lr in (0.1, 0.01, 0.001):
     fit(lr)
 """,
+        # one model per activation function, trained by a function that builds its optimizer
+        """
+import torch
+def train_model(net, epochs=3):
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9)
+    for epoch in range(epochs):
+        for x, y in loader:
+            optimizer.zero_grad()
+            criterion(net(x), y).backward()
+            optimizer.step()
+for name in ("sigmoid", "relu"):
+    net = BaseNetwork(act_fn=name).to(device)
+    train_model(net)
+""",
         # a new model in each iteration: nothing carries over anyway
         """
 import torch
@@ -220,7 +234,8 @@ for epoch in range(5):
         params = facts.argument(construction, 0, "params")
         return any(next(facts.training.loops_around(node), None) is loop
                    for name in (nodes_within(params, cst.Name) if params is not None else [])
-                   for node in facts.reaching_nodes(name) if node in facts.bindings)
+                   for node in [*(n for n in facts.reaching_nodes(name) if n in facts.bindings),
+                                *(o for o in facts.origins(name) if isinstance(o, cst.Call))])
 
 
 def _stateless(facts, construction: cst.Call) -> bool:

@@ -494,3 +494,11 @@ def test_he_weights_before_tanh_swell_the_pre_activations():
     assert judge_all(recorded(init_signal=swelling))["ML929"].observed
     xavier = init_layers("tanh", 0.6, 1.0)
     assert judge_all(recorded(init_signal=xavier))["ML929"].observed == ()
+
+
+def test_carried_gradients_at_too_few_checks_are_not_judged_healthy():
+    """Two checks, both carrying the gradients over: too few to report, and no evidence of health."""
+    judgement = judge_all(recorded(gradients=[gradient(s, {name: 1.0 for name in WEIGHTS}, retained=1.0) for s in CHECKS[:2]]))["ML913"]
+    assert not judgement.observed and not judgement.checked
+    cleared = judge_all(recorded(gradients=[gradient(s, {name: 1.0 for name in WEIGHTS}, retained=0.0) for s in CHECKS[:2]]))["ML913"]
+    assert not cleared.observed and cleared.checked
