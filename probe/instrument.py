@@ -42,6 +42,7 @@ from .collectors.loss_graph import LossGraphCollector
 from .collectors.loss_inputs import LOSS_FUNCTIONS, LossInputCollector
 from .collectors.training_sample import TrainingSampleCollector
 from .collectors.loss_targets import LossTargetCollector
+from .collectors.optimizer_constructions import OptimizerConstructionCollector
 from .collectors.output_activation import OutputActivationCollector
 from .collectors.scaler_fits import ScalerFitCollector
 from .collectors.scheduler_calls import SchedulerCallCollector
@@ -105,12 +106,13 @@ class Session:
         self.init_signal = InitSignalCollector()
         self.adam_epsilon = AdamEpsilonCollector(every.get("adam_epsilon"))
         self.weight_decay = WeightDecayCollector(every.get("weight_decay"))
+        self.optimizer_constructions = OptimizerConstructionCollector(every.get("optimizer_constructions"))
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
             self.step_mode, self.grad_forwards, self.schedulers, self.batches, self.scaler_fits,
             self.graph_growth, self.output_activation, self.loss_targets, self.loss_graph, self.unit_similarity,
-            self.init_signal, self.adam_epsilon, self.weight_decay,
+            self.init_signal, self.adam_epsilon, self.weight_decay, self.optimizer_constructions,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
@@ -362,6 +364,7 @@ class Session:
         self.unit_similarity.after_step(step, info.index, info.named_params)
         self.loss.on_step(info.index, step)
         self.zero_grad.on_step(id(optimizer), info.index, step)
+        self.optimizer_constructions.after_step(optimizer)
         self.tracker.count_step(info)
         self.gradients.after_step(info.index, self.tracker.step, info.params)
         self._report_progress(info.index)
@@ -407,6 +410,7 @@ class Session:
         def __init__(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
             original(optimizer, *args, **kwargs)
             self.tracker.built(optimizer)
+            self.optimizer_constructions.on_construction(optimizer, self.tracker.step)
 
         return __init__
 
