@@ -42,6 +42,7 @@ from .collectors.loss_graph import LossGraphCollector
 from .collectors.loss_inputs import LOSS_FUNCTIONS, LossInputCollector
 from .collectors.training_sample import TrainingSampleCollector
 from .collectors.loss_targets import LossTargetCollector
+from .collectors.optimizer_constructions import OptimizerConstructionCollector
 from .collectors.output_activation import OutputActivationCollector
 from .collectors.scaler_fits import ScalerFitCollector
 from .collectors.scheduler_calls import SchedulerCallCollector
@@ -105,12 +106,13 @@ class Session:
         self.init_signal = InitSignalCollector()
         self.adam_epsilon = AdamEpsilonCollector(every.get("adam_epsilon"))
         self.weight_decay = WeightDecayCollector(every.get("weight_decay"))
+        self.optimizer_constructions = OptimizerConstructionCollector(every.get("optimizer_constructions"))
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
             self.step_mode, self.grad_forwards, self.schedulers, self.batches, self.scaler_fits,
             self.graph_growth, self.output_activation, self.loss_targets, self.loss_graph, self.unit_similarity,
-            self.init_signal, self.adam_epsilon, self.weight_decay,
+            self.init_signal, self.adam_epsilon, self.weight_decay, self.optimizer_constructions,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
@@ -123,6 +125,7 @@ class Session:
         self._patches: list[tuple[Any, str, Any]] = []
         self._last_flush = time.monotonic()
         self._flush_interval = FLUSH_SECONDS
+        self._early_flushed: set[int] = set()  # the EARLY_FLUSH_STEPS written (each once, whatever optimizer reached it)
         self._pid = os.getpid()
 
     # -- installing and removing ---------------------------------------------------------------
@@ -146,6 +149,7 @@ class Session:
         self._patch(os, "_exit", self._wrap_os_exit)
         self._patch(DataLoader, "__iter__", self.epochs.wrap_iter)
         self._patch(torch.optim.Optimizer, "__init__", self.manual.wrap_optimizer_init)
+        self._patch(torch.optim.Optimizer, "__init__", self._wrap_optimizer_init)
         self.scaler_fits.install()
         if self.progress_path is not None and self._progress is None:
             self._progress = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -360,15 +364,17 @@ class Session:
         self.unit_similarity.after_step(step, info.index, info.named_params)
         self.loss.on_step(info.index, step)
         self.zero_grad.on_step(id(optimizer), info.index, step)
-        info.steps += 1
-        self.tracker.step = max(self.tracker.step, info.steps)
+        self.optimizer_constructions.after_step(optimizer)
+        self.tracker.count_step(info)
         self.gradients.after_step(info.index, self.tracker.step, info.params)
         self._report_progress(info.index)
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
         step = self.tracker.step
         self._discover(self.tracker.has_unowned_params())
-        if self.stats_path is not None and (step in EARLY_FLUSH_STEPS or time.monotonic() - self._last_flush >= self._flush_interval):
+        early = step in EARLY_FLUSH_STEPS and step not in self._early_flushed
+        if self.stats_path is not None and (early or time.monotonic() - self._last_flush >= self._flush_interval):
+            self._early_flushed.add(step)
             started = time.monotonic()
             self.write(self.stats("running", None))
             self._last_flush = time.monotonic()
@@ -400,6 +406,14 @@ class Session:
             return result
 
         return backward
+
+    def _wrap_optimizer_init(self, original: Callable) -> Callable:
+        def __init__(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
+            original(optimizer, *args, **kwargs)
+            self.tracker.built(optimizer)
+            self.optimizer_constructions.on_construction(optimizer, self.tracker.step)
+
+        return __init__
 
     def _wrap_optimizer_zero_grad(self, original: Callable) -> Callable:
         def zero_grad(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> Any:

@@ -66,5 +66,6 @@ SYMPTOMS = {
         Symptom("ML938", "default-init-signal-decay", _I, "the signal fades through a deep ReLU stack on PyTorch's default init before training", True),
         Symptom("ML939", "steps-up-the-gradient", _E, "parameter updates that point along the gradient, not against it", True),
         Symptom("ML940", "weight-decay-dominates", _W, "coupled weight decay pulls the weights a tenth as hard as the data gradient or more, from the first step", True),
+        Symptom("ML941", "optimizer-state-reset", _W, "a new optimizer built over the same parameters again and again, each taking only one or two steps"),
     ]
 }

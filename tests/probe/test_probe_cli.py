@@ -75,7 +75,7 @@ def test_healthy_script_has_no_symptom(symptom_runs):
 
 def test_every_newer_symptom_has_a_near_miss():
     names = {path.stem for path in NEAR_MISSES}
-    assert {SYMPTOM_FIXTURES[f"ML{n}"][:-3] for n in range(919, 941)} <= names
+    assert {SYMPTOM_FIXTURES[f"ML{n}"][:-3] for n in range(919, 942)} <= names
 
 
 @pytest.mark.parametrize("path", NEAR_MISSES, ids=lambda p: p.stem)
@@ -155,6 +155,8 @@ def scenario_runs(tmp_path_factory):
                                  str(buggy / "manual_sgd_gradient_ascent.py")]
     commands["input-gradients"] = ["probe", "--format", "json", str(FIXTURES / "input_gradients.py")]
     commands["manual-accumulates"] = ["probe", "--format", "json", str(buggy / "manual_regression_grads_never_cleared.py")]
+    commands["optimizer-per-step"] = ["probe", "--format", "json", "--steps", "200", "--timeout", "60", "--save-stats",
+                                      str(tmp_path_factory.mktemp("per-step") / "stats.json"), str(FIXTURES / "optimizer_state_reset.py")]
     return run_all(commands)
 
 
@@ -412,6 +414,18 @@ def test_hand_written_updates_that_never_clear_grads_confirm_ml202(scenario_runs
     finding = next(f for f in document["findings"] if f["code"] == "ML202")
     assert finding["runtime"]["status"] == "confirmed" and "ML913" in finding["runtime"]["symptoms"], finding["runtime"]
     assert "ML913" in codes(document)
+
+
+def test_an_optimizer_built_at_every_step_reaches_the_step_budget(scenario_runs):
+    """A new Adam per batch takes its predecessor's place: the steps add up to the budget (they
+    used to stay at 1, one per optimizer, until the script ended or the timeout)."""
+    document = scenario(scenario_runs, "optimizer-per-step")
+    assert document["status"] == "step-budget" and document["steps"] == 200, document["error"]
+    assert "ML941" in codes(document)
+    stats = saved_stats(scenario_runs["optimizer-per-step"])
+    assert [o["steps"] for o in stats["optimizers"]] == [200]
+    (built,) = stats["collectors"]["optimizer_constructions"]["records"]
+    assert built["constructions"] == 200 and built["steps_taken"] == [[1, 200]]
 
 
 def test_gradients_of_the_input_alone_are_not_training(scenario_runs):

@@ -115,6 +115,13 @@ def input_checks(std, features=3):
     return [{"step": s, "model": "Sequential", "shape": [64, features], "mean": [0.001] * features, "std": [std] * features} for s in (0, 10, 20)]
 
 
+def optimizer_builds(steps_taken, classes=("Adam",), state=("exp_avg", "exp_avg_sq")):
+    """The optimizers built over one model's parameters: [[steps an optimizer took, optimizers], ...]."""
+    constructions = sum(count for _, count in steps_taken)
+    return [{"params": 6, "values": 200, "classes": list(classes), "constructions": constructions, "first_built_at_step": 0,
+             "last_built_at_step": constructions - 1, "steps_taken": [list(pair) for pair in steps_taken], "state": list(state)}]
+
+
 def plain_sgd(stats):
     """The run's optimizer made SGD without momentum: its steps follow the current gradient."""
     stats.data["optimizers"][0]["settings"] = {"momentum": 0}
@@ -263,6 +270,10 @@ EXAMPLES = {
                                 "decay_to_gradient": 3.2} for s in CHECKS]),
         recorded(weight_decay=[{"step": s, "optimizer": 0, "class": "SGD", "weight_decay": 5e-4, "decoupled": False,
                                 "decay_to_gradient": 0.02} for s in CHECKS]),
+    ),
+    "ML941": (
+        recorded(optimizer_constructions=optimizer_builds([[1, 50]])),  # Adam built in the batch loop
+        recorded(optimizer_constructions=optimizer_builds([[12, 4], [2, 1]])),  # per epoch of 12 batches, the last cut short
     ),
 }
 
@@ -502,3 +513,34 @@ def test_carried_gradients_at_too_few_checks_are_not_judged_healthy():
     assert not judgement.observed and not judgement.checked
     cleared = judge_all(recorded(gradients=[gradient(s, {name: 1.0 for name in WEIGHTS}, retained=0.0) for s in CHECKS[:2]]))["ML913"]
     assert not cleared.observed and cleared.checked
+
+
+@pytest.mark.parametrize("steps_taken, state, reported", [
+    ([[1, 3]], ("momentum_buffer",), True),  # three is enough
+    ([[1, 2]], ("momentum_buffer",), False),  # one or two rebuilds happen by design
+    ([[2, 10]], ("exp_avg", "exp_avg_sq"), True),  # two steps each is still short-lived
+    ([[3, 10]], ("exp_avg", "exp_avg_sq"), False),
+    ([[1, 50]], (), False),  # SGD without momentum keeps no state: a rebuild resets nothing
+    ([[0, 1], [1, 3], [40, 4]], ("exp_avg", "exp_avg_sq"), False),  # mostly long-lived: 3 short of 7 that stepped
+    ([[0, 20], [1, 4], [40, 1]], ("exp_avg", "exp_avg_sq"), True),  # built and never stepped do not count against it
+])
+def test_optimizer_state_reset_needs_several_short_lived_stateful_optimizers(steps_taken, state, reported):
+    judgement = judge_all(recorded(optimizer_constructions=optimizer_builds(steps_taken, state=state)))["ML941"]
+    assert judgement.checked and bool(judgement.observed) is reported, judgement
+
+
+def test_optimizer_state_reset_message_and_thresholds():
+    stats = recorded(optimizer_constructions=optimizer_builds([[1, 50]]))
+    (seen,) = judge_all(stats)["ML941"].observed
+    assert seen.step == 0
+    assert "a new Adam was built over the same 6 parameters (200 values) 50 times between steps 0 and 49" in seen.message
+    assert "(each took 1 step): its state (exp_avg, exp_avg_sq) restarts" in seen.message
+    (mixed,) = judge_all(recorded(optimizer_constructions=optimizer_builds([[0, 2], [1, 40], [2, 8]])))["ML941"].observed
+    assert "(40 took 1 step, 8 took 2 steps, 2 took 0 steps)" in mixed.message
+    assert not judge_all(stats, {"ML941": {"max_steps_per_optimizer": 0}})["ML941"].observed
+    assert not judge_all(stats, {"ML941": {"min_constructions": 51}})["ML941"].observed
+
+
+def test_optimizer_state_reset_is_not_judged_before_any_optimizer_stepped():
+    judgement = judge_all(recorded(optimizer_constructions=[dict(optimizer_builds([[0, 5]])[0], state=None)]))["ML941"]
+    assert not judgement.checked and judgement.observed == ()

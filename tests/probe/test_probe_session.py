@@ -15,7 +15,7 @@ from torch.optim import optimizer as optimizer_hooks
 from mlplint.probe.instrument import Session
 from probe_helpers import FIXTURES
 
-PATCHED = [(torch.autograd, "backward"), (torch.optim.Optimizer, "zero_grad"), (torch.nn.Module, "zero_grad"),
+PATCHED = [(torch.autograd, "backward"), (torch.optim.Optimizer, "zero_grad"), (torch.optim.Optimizer, "__init__"), (torch.nn.Module, "zero_grad"),
            (F, "cross_entropy"), (F, "mse_loss"), (F, "binary_cross_entropy_with_logits")]
 
 
