@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+from typing import Iterator, Optional
+
+import libcst as cst
+
+from mlplint.lint.facts.core import nodes_within
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
@@ -16,6 +21,10 @@ class MissingEvalMode(Rule):
     (else before the call that leads there) sets the mode; the pass is reported when some path
     leaves the model in training mode or none calls `eval()`. Models whose layers cannot be seen
     stay quiet.
+
+    Also finds dropout that `eval()` cannot switch off, in a module's forward: `F.dropout(x, p)`
+    with no `training=` (it defaults to True), and dropout gated by a flag of the module's own
+    (`if self.is_training:`, `training=self.use_dropout`) that only `__init__` sets.
 
     ## Why is this bad?
     In training mode Dropout keeps zeroing activations and BatchNorm normalises with the
@@ -55,6 +64,54 @@ class MissingEvalMode(Rule):
     symptoms = ("ML917",)
 
     VALID = [
+        # functional dropout that follows the module's mode
+        """
+import torch.nn as nn
+import torch.nn.functional as F
+class Net(nn.Module):
+    def __init__(self, use_dropout=True):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(784, 256), nn.Linear(256, 10)
+        self.use_dropout = use_dropout
+    def forward(self, x):
+        h = F.dropout(F.relu(self.fc1(x)), 0.5, training=self.training)
+        if self.use_dropout and self.training:
+            h = F.dropout(h, 0.2, self.training)
+        return self.fc2(h)
+""",
+        # a rate, not a mode; dropout modules follow eval() by themselves (timm's DenseNet, CPU-bone)
+        """
+import torch.nn as nn
+import torch.nn.functional as F
+class Layer(nn.Module):
+    def __init__(self, drop_rate=0.0):
+        super().__init__()
+        self.drop_rate = drop_rate
+        self.dropout = nn.Dropout(drop_rate) if drop_rate else None
+        self.fc = nn.Linear(8, 8)
+    def forward(self, x):
+        x = self.fc(x)
+        if self.drop_rate > 0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        if self.dropout:
+            x = self.dropout(x)
+        return x
+""",
+        # a flag that the training script switches itself
+        """
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.is_training = True
+    def forward(self, x):
+        if self.is_training:
+            x = dropout_layer(x, 0.5)
+        return self.fc(x)
+net = Net()
+net.is_training = False
+""",
         # evaluate() leaves the model in eval mode, and predict() runs after it (bentrevett's notebooks)
         """
 import torch
@@ -172,6 +229,42 @@ for epoch in range(10):
 """,
     ]
     INVALID = [
+        # d2l's dropout from scratch: the flag is fixed when the model is built
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+def dropout_layer(X, dropout):
+    mask = (torch.rand(X.shape) > dropout).float()
+    return mask * X / (1.0 - dropout)
+class Net(nn.Module):
+    def __init__(self, is_training=True):
+        super().__init__()
+        self.is_training = is_training
+        self.lin1, self.lin2 = nn.Linear(784, 256), nn.Linear(256, 10)
+    def forward(self, X):
+        H1 = torch.relu(self.lin1(X))
+        if self.is_training == True:
+            H1 = dropout_layer(H1, 0.5)
+        return self.lin2(H1)
+""",
+            line=14,
+            message="`self.is_training` is set in __init__",
+        ),
+        Invalid(
+            """
+import torch.nn as nn
+import torch.nn.functional as F
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(784, 256), nn.Linear(256, 10)
+    def forward(self, x):
+        return self.fc2(F.dropout(F.relu(self.fc1(x)), 0.5))
+""",
+            line=9,
+            message="defaults to training=True",
+        ),
         Invalid(
             """
 import torch
@@ -288,6 +381,8 @@ for epoch in range(10):
     ]
 
     def check(self, ctx: RuleContext) -> None:
+        for node, message in self._dropout_eval_cannot_switch(ctx):
+            ctx.report(node, message)
         evaluation = ctx.facts.evaluation
         for found in evaluation.passes:
             if not evaluation.has_mode_layers(found.model):
@@ -304,3 +399,65 @@ for epoch in range(10):
                 f"layers still drop units and use batch statistics; call `{model}.eval()` first "
                 f"(and `{model}.train()` before training again)",
             )
+
+    @staticmethod
+    def _dropout_eval_cannot_switch(ctx: RuleContext) -> Iterator[tuple[cst.CSTNode, str]]:
+        facts = ctx.facts
+        reassigned = {target.attr.value for node in facts.effects.get(facts.module, []) if isinstance(node, cst.Assign)
+                      for target in (t.target for t in node.targets) if isinstance(target, cst.Attribute)
+                      and not _in_init(facts, node)}
+        for owner in facts.classes:
+            forward = facts.method(owner, "forward") if facts.is_module_class(owner) else None
+            if forward is None:
+                continue
+            for node in nodes_within(forward.body, (cst.Call, cst.If)):
+                if isinstance(node, cst.Call) and facts.qualname(node.func) in FUNCTIONAL_DROPOUT:
+                    training = facts.argument(node, 2, "training")
+                    if training is None:
+                        yield node, (f"`{facts.module.code_for_node(node.func)}()` defaults to training=True: it keeps "
+                                     "dropping units after `model.eval()`, so evaluation is noisy and pessimistic; pass "
+                                     "`training=self.training` (or use an nn.Dropout layer)")
+                    elif _fixed_flag(training, reassigned):
+                        yield training, _flag_message(training)
+                elif isinstance(node, cst.If) and _fixed_flag(_flag_of(node.test), reassigned) and any(
+                        _hand_written_dropout(facts, call) for call in nodes_within(node.body, cst.Call)):
+                    yield node.test, _flag_message(_flag_of(node.test))
+
+
+FUNCTIONAL_DROPOUT = {
+    "torch.nn.functional.dropout", "torch.nn.functional.dropout1d", "torch.nn.functional.dropout2d",
+    "torch.nn.functional.dropout3d", "torch.nn.functional.alpha_dropout", "torch.nn.functional.feature_alpha_dropout",
+}
+
+
+def _in_init(facts, node: cst.CSTNode) -> bool:
+    function = facts.enclosing_function(node)
+    return function is not None and function.name.value == "__init__"
+
+
+def _hand_written_dropout(facts, call: cst.Call) -> bool:
+    """A call to a local function named like dropout (`dropout_layer(H1, 0.5)`): no module whose
+    mode eval() would switch, and no `training=` it would follow."""
+    return any("dropout" in function.name.value.lower() for function in facts.local_definitions(call.func, cst.FunctionDef))
+
+
+def _flag_of(test: cst.BaseExpression) -> Optional[cst.Attribute]:
+    """`self.flag` in `if self.flag:`, `if self.flag == True:` or `if self.flag is True:` (a
+    mode, not a rate such as `if self.drop_rate > 0:`)."""
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1 \
+            and isinstance(test.comparisons[0].operator, (cst.Equal, cst.Is)) \
+            and isinstance(test.comparisons[0].comparator, cst.Name) and test.comparisons[0].comparator.value in ("True", "False"):
+        test = test.left
+    return test if isinstance(test, cst.Attribute) else None
+
+
+def _fixed_flag(expr: Optional[cst.BaseExpression], reassigned: set[str]) -> bool:
+    """`self.<flag>` other than `self.training`, never assigned outside an `__init__`."""
+    return isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name) and expr.value.value == "self" \
+        and expr.attr.value != "training" and expr.attr.value not in reassigned
+
+
+def _flag_message(flag: cst.Attribute) -> str:
+    name = flag.attr.value
+    return (f"`self.{name}` is set in __init__ and never changes: `model.eval()` does not touch it, so this dropout "
+            "also runs when the model is evaluated; test `self.training`, which train() and eval() set, instead")

@@ -232,10 +232,15 @@ for epoch in range(5):
     def _model_made_in(facts, construction: cst.Call, loop: cst.CSTNode) -> bool:
         """The parameters come from a model bound in the same loop iteration (one model per trial)."""
         params = facts.argument(construction, 0, "params")
+        if isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute):
+            models = [params.func.value]  # `self.policy.parameters()`: where self.policy is made
+        else:
+            models = [n for n in nodes_within(params, cst.Name)] if params is not None else []
         return any(next(facts.training.loops_around(node), None) is loop
-                   for name in (nodes_within(params, cst.Name) if params is not None else [])
-                   for node in [*(n for n in facts.reaching_nodes(name) if n in facts.bindings),
-                                *(o for o in facts.origins(name) if isinstance(o, cst.Call))])
+                   for model in models
+                   for node in [*(n for n in (facts.reaching_nodes(model) if isinstance(model, cst.Name) else [])
+                                  if n in facts.bindings),
+                                *(o for o in facts.origins(model) if isinstance(o, cst.Call))])
 
 
 def _stateless(facts, construction: cst.Call) -> bool:
