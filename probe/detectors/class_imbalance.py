@@ -60,9 +60,12 @@ def judge(stats: Stats, t: dict) -> Judgement:
     largest, smallest = max(counts), min(counts)
     ratio = largest / smallest if smallest else float("inf")
     share = largest / sum(counts)
-    measured = f"largest-to-smallest class ratio {fmt(ratio)} over {sum(counts)} targets"
+    measured = f"largest-to-smallest class ratio {fmt(ratio)} over {sum(counts)} targets" if smallest else \
+        f"class {counts.index(smallest)} never appears in {sum(counts)} targets"
     if ratio >= t["max_imbalance"]:
+        rarest = f"the rarest class has {smallest} ({fmt(ratio)}x fewer)" if smallest else \
+            f"{sum(1 for c in counts if c == 0)} of the {len(counts)} classes never appear"
         return Judgement("ML916", (Observed(
-            f"class {counts.index(largest)} makes up {share:.0%} of {sum(counts)} training targets; "
-            f"the rarest class has {smallest} ({fmt(ratio)}x fewer)", None, None),), True, measured)
+            f"class {counts.index(largest)} makes up {share:.0%} of {sum(counts)} training targets; {rarest}",
+            None, None),), True, measured)
     return Judgement("ML916", (), True, measured)

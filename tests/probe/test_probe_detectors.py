@@ -544,3 +544,9 @@ def test_optimizer_state_reset_message_and_thresholds():
 def test_optimizer_state_reset_is_not_judged_before_any_optimizer_stepped():
     judgement = judge_all(recorded(optimizer_constructions=[dict(optimizer_builds([[0, 5]])[0], state=None)]))["ML941"]
     assert not judgement.checked and judgement.observed == ()
+
+
+def test_a_class_that_never_appears_is_said_in_words():
+    stats = recorded(loss_inputs=[loss_call(s, "cross_entropy", [64, 3], [64], class_counts=[60, 4, 0]) for s in CHECKS])
+    (seen,) = judge_all(stats)["ML916"].observed
+    assert "1 of the 3 classes never appear" in seen.message and "inf" not in seen.message
