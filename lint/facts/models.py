@@ -7,6 +7,8 @@ Sequential arguments in order, or the calls of `forward()` in the order Python e
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -41,6 +43,9 @@ class Op:
     api: str  # canonical API name, "method:<name>" for tensor methods, or "unknown"
     node: cst.CSTNode  # where it is written: the layer's constructor call or the functional call
     call: Optional[cst.Call] = None  # that call, for its arguments
+    # where forward() applies a layer kept in an attribute (`self.relu(self.out(x))`), when known;
+    # not part of the op's identity
+    applied: Optional[cst.Call] = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -127,9 +132,10 @@ class NetworkAnalysis:
             ops.extend(self._layer_ops(arg.value, starred=bool(arg.star)))
         return Network("Sequential", call, ops, ops[-1:])
 
-    def _layer_ops(self, expr: cst.BaseExpression, starred: bool = False) -> list[Op]:
+    def _layer_ops(self, expr: cst.BaseExpression, starred: bool = False, outputs: bool = False) -> list[Op]:
         """Ops of one module expression: a layer, a nested network, or (starred / OrderedDict)
-        a list of them."""
+        a list of them. With `outputs`, a network gives only its output ops (what applying the
+        module returns), not all its layers."""
         ops: list[Op] = []
         if starred:  # `nn.Sequential(*layers)`: the list's elements, appended ones included
             return [op for element in self._list_elements(expr) for op in self._layer_ops(element)]
@@ -148,7 +154,7 @@ class NetworkAnalysis:
                 continue
             network = self._network_from_origin(origin)
             if network is not None:
-                ops.extend(network.ops)
+                ops.extend(network.output_ops if outputs else network.ops)
             elif isinstance(cls, str) and isinstance(origin, cst.Call):
                 ops.append(Op(cls, origin, origin))
         return ops
@@ -336,8 +342,44 @@ class NetworkAnalysis:
             if network is not None:
                 ops.extend(network.output_ops)
             else:
-                ops.extend(op for op in self._layer_ops(callee))
+                layers = self._layer_ops(callee, outputs=True)
+                if len(layers) == 1 and layers[0].node is callee:  # the layer itself, applied here
+                    layers = [dataclasses.replace(layers[0], applied=origin)]
+                ops.extend(layers)
         return ops or [Op("unknown", origin, origin)]
+
+    def input_ops(self, op: Op) -> list[Op]:
+        """The op(s) that produce the input of an op: those of a functional call's first argument
+        or a tensor method's receiver, of the argument forward() applies a layer to, or the layer
+        before it in the `nn.Sequential(...)` whose arguments spell it; [] when unknown."""
+        node = op.node
+        if op.api.startswith("method:") and isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            return self.output_ops_of(node.func.value)
+        applied = op.applied if op.applied is not None else node if _is_function(op.api) else None
+        if isinstance(applied, cst.Call):
+            argument = self.facts.argument(applied, 0, "input")
+            return self.output_ops_of(argument) if argument is not None else []
+        return self._sequence_predecessors.get(node, [])
+
+    @functools.cached_property
+    def _sequence_predecessors(self) -> dict[cst.CSTNode, list[Op]]:
+        """For each layer constructor written as an argument of an `nn.Sequential(...)` call, the
+        output op(s) of the argument before it (indexed once per file)."""
+        found: dict[cst.CSTNode, list[Op]] = {}
+        for call in self.facts.calls_to(names.SEQUENTIAL):
+            for before, arg in zip(call.args, call.args[1:]):
+                if isinstance(arg.value, cst.Call) and not arg.star and not before.star:
+                    found[arg.value] = self._module_output_ops(before.value)
+        return found
+
+    def _module_output_ops(self, expr: cst.BaseExpression) -> list[Op]:
+        """The op(s) whose result a module expression returns: a nested network's output ops, or
+        the layer itself."""
+        ops: list[Op] = []
+        for origin in self.facts.origins(expr):
+            network = self._network_from_origin(origin)
+            ops.extend(network.output_ops if network is not None else self._layer_ops(origin)[-1:])
+        return ops
 
     # ------------------------------------------------------------- structure (depth, skips, activations)
 
@@ -517,6 +559,12 @@ class NetworkAnalysis:
         """True when the network applies modules the analysis cannot see into (a torchvision or
         timm model, an unknown callable): its depth and activations are not fully known."""
         return any(op.api == "unknown" or not (op.api.startswith(("torch.nn.", "torch.", "method:"))) for op in network.ops)
+
+
+def _is_function(api: str) -> bool:
+    """A functional API (`torch.nn.functional.relu`), applied where it is written, unlike a layer
+    class (`torch.nn.ReLU`), which is constructed there."""
+    return api != "unknown" and not api.startswith("method:") and api.rsplit(".", 1)[-1][:1].islower()
 
 
 # The plain rectifiers Kaiming init is derived for (He et al. 2015); GELU/SiLU/ELU are left out.
