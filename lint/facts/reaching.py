@@ -42,8 +42,11 @@ class ReachingDefinitions:
         if cached is not None:
             return cached
         nodes = [definition.node for definition in self._assignments(scope, name.value) if definition.node is not None]
+        home = scope  # a comprehension runs where it stands: its free names read the scope around it then
+        while home.kind == "comprehension" and name.value not in home.bindings and home.parent is not None:
+            home = home.parent
         timeline = sorted(
-            ((bound, node) for node in nodes if node in self.bindings and self.scope_of.get(node) is scope
+            ((bound, node) for node in nodes if node in self.bindings and self.scope_of.get(node) is home
              for bound in [self._bound_at(node)] if bound is not None),
             key=lambda entry: entry[0],
         )

@@ -34,6 +34,8 @@ from mlplint.lint.facts.tensor_sources import (
 )
 
 _MAX_DEPTH = 60
+# A list filled or reordered after it is made (`targets = []`, then `targets.append([R])`).
+LIST_MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "reverse", "sort"}
 _IN_PROGRESS = object()
 _CYCLE = TensorValue()  # met again while being resolved: contributes nothing to a join
 _OPERATOR_METHODS = {
@@ -165,8 +167,8 @@ class TensorAnalysis(TensorSources):
 
     @functools.cached_property
     def _mutated(self) -> set[str]:
-        """Names whose values change in place somewhere (`X /= 255`, `X[:, 0] = ...`, `x.div_(s)`):
-        their assignments do not tell their values."""
+        """Names whose values change in place somewhere (`X /= 255`, `X[:, 0] = ...`, `x.div_(s)`,
+        `rows.append(row)`): their assignments do not tell their values."""
         mutated = set()
         for node in self.facts.effects.get(self.facts.module, []):
             targets: list[cst.BaseExpression] = []
@@ -174,8 +176,9 @@ class TensorAnalysis(TensorSources):
                 targets = [node.target]
             elif isinstance(node, cst.Assign):
                 targets = [t.target for t in node.targets if isinstance(t.target, cst.Subscript)]
-            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value.endswith("_") \
-                    and not node.func.attr.value.startswith("_"):
+            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and (
+                    node.func.attr.value.endswith("_") and not node.func.attr.value.startswith("_")
+                    or node.func.attr.value in LIST_MUTATORS):
                 targets = [node.func.value]
             for target in targets:
                 while isinstance(target, (cst.Subscript, cst.Attribute)):

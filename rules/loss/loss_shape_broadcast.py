@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import libcst as cst
 
 from mlplint.lint.facts import names
+from mlplint.lint.facts.core import nodes_within
 from mlplint.lint.facts.shapes import Shape, describe
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
@@ -17,6 +19,19 @@ def _outer_broadcast(first: Shape, second: Shape) -> bool:
     left, right = (1,) * (rank - len(first)) + first, (1,) * (rank - len(second)) + second
     stretched = lambda a, b: any(x == 1 and y != 1 for x, y in zip(a, b))  # noqa: E731
     return stretched(left, right) and stretched(right, left)
+
+
+def _adds_dims(loss) -> bool:
+    """An operand of the difference adds a dim itself (`x[:, None]`, `y.unsqueeze(0)`): a
+    broadcast the author wrote on purpose."""
+    for side in (loss.first, loss.second):
+        for node in nodes_within(side, (cst.Call, cst.SubscriptElement)):
+            if isinstance(node, cst.SubscriptElement) and isinstance(node.slice, cst.Index) \
+                    and isinstance(node.slice.value, cst.Name) and node.slice.value.value == "None":
+                return True
+            if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "unsqueeze":
+                return True
+    return False
 
 
 def _advice(prediction: Shape, target: Shape) -> str:
@@ -69,6 +84,22 @@ class LossShapeBroadcast(Rule):
     symptoms = ("ML915",)
 
     VALID = [
+        # pairwise squared distances, broadcast on purpose
+        """
+import torch
+a, b = torch.randn(64, 16), torch.randn(64, 16)
+mmd = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1).mean()
+kernel = ((a[:, 0][:, None] - b[:, 0][None, :]) ** 2).mean()
+""",
+        # targets appended to a list after it is made: the list's literal size says nothing
+        """
+import torch
+import torch.nn.functional as F
+targets = []
+for reward in rewards:
+    targets.append([reward])
+loss = F.smooth_l1_loss(model.v(states), torch.tensor(targets))
+""",
         # the twins of the invalid column-slice and hand-written cases, with matching shapes
         """
 import torch
@@ -328,6 +359,8 @@ loss = nn.functional.l1_loss(model(torch.randn(256, 5)), y)
                              f"learns the mean; {_advice(predicted, expected)}")
         for loss in facts.hand_written_losses:
             first, second = facts.tensors.shape_of(loss.first), facts.tensors.shape_of(loss.second)
+            if any(shape is not None and len(shape) > 2 for shape in (first, second)) or _adds_dims(loss):
+                continue  # pairwise differences written on purpose (`(a[:, None] - b[None]) ** 2`)
             if _outer_broadcast(first, second):
                 ctx.report(loss.node, f"this hand-written {loss.kind} error subtracts a tensor of shape {describe(second)} "
                                       f"from one of shape {describe(first)}: broadcasting builds an (N, N) matrix and the model learns "

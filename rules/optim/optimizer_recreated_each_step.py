@@ -122,6 +122,35 @@ for name in ("sigmoid", "relu"):
     net = BaseNetwork(act_fn=name).to(device)
     train_model(net)
 """,
+        # one worker process per rank, each with its own optimizer over the shared model (A3C)
+        """
+import torch
+import torch.multiprocessing as mp
+def train(global_model, rank):
+    optimizer = torch.optim.Adam(global_model.parameters(), lr=2e-4)
+    for episode in range(300):
+        optimizer.zero_grad()
+        loss(global_model).backward()
+        optimizer.step()
+global_model = ActorCritic()
+for rank in range(3):
+    p = mp.Process(target=train, args=(global_model, rank))
+    p.start()
+""",
+        # one model per item of a list, each trained by a helper that builds its optimizer (udacity)
+        """
+import torch
+def get_loss(model, loader):
+    optimizer = torch.optim.Adam(model.parameters(), 0.001)
+    for epoch in range(2):
+        for data, target in loader:
+            optimizer.zero_grad()
+            criterion(model(data), target).backward()
+            optimizer.step()
+def compare(model_list, loader):
+    for i, (model, label) in enumerate(model_list):
+        get_loss(model, loader)
+""",
         # a new model in each iteration: nothing carries over anyway
         """
 import torch
@@ -209,7 +238,7 @@ for epoch in range(5):
         for step in training.optimizer_steps:
             step_loops = list(training.loops_around(step))
             for construction in training.constructions(training.stepped_optimizer(step)):
-                loop = next(training.loops_around(construction), None)
+                loop = _loop_calling(facts, construction)
                 if construction in reported or loop is None or loop not in step_loops:
                     continue
                 if _stateless(facts, construction) or _conditional(facts, construction, loop) \
@@ -220,7 +249,7 @@ for epoch in range(5):
                     lost = "each step starts from fresh state (no momentum, Adam's moments and step count reset)"
                 else:
                     lost = ("its state (momentum, Adam's moments and step count) is thrown away at every iteration "
-                            f"of that loop; to change the lr over time, attach a scheduler instead")
+                            "of that loop; to change the lr over time, attach a scheduler instead")
                 ctx.report(
                     construction,
                     f"this optimizer is built inside the loop (line {facts.line_of(loop)}) that steps it, so {lost}; "
@@ -236,11 +265,37 @@ for epoch in range(5):
             models = [params.func.value]  # `self.policy.parameters()`: where self.policy is made
         else:
             models = [n for n in nodes_within(params, cst.Name)] if params is not None else []
-        return any(next(facts.training.loops_around(node), None) is loop
-                   for model in models
-                   for node in [*(n for n in (facts.reaching_nodes(model) if isinstance(model, cst.Name) else [])
-                                  if n in facts.bindings),
-                                *(o for o in facts.origins(model) if isinstance(o, cst.Call))])
+        for model in models:
+            origins = facts.origins(model)
+            made = [*(n for n in (facts.reaching_nodes(model) if isinstance(model, cst.Name) else []) if n in facts.bindings),
+                    *(o for o in origins if isinstance(o, cst.Call))]
+            if any(next(facts.training.loops_around(node), None) is loop for node in made):
+                return True
+            if any(_iterated_by(facts, node, loop) for name in origins if isinstance(name, cst.Name)
+                   for node in facts.reaching_nodes(name)):
+                return True  # `for model, label in model_list:` one model per iteration
+        return False
+
+
+def _loop_calling(facts, node: cst.CSTNode, depth: int = 6):
+    """The innermost loop that runs node: its own, or one around a direct call of its function
+    (not a function handed over to run later, as `mp.Process(target=train)` is)."""
+    for _ in range(depth):
+        loops = facts.enclosing_loops(node)
+        if loops:
+            return loops[0]
+        function = facts.enclosing_function(node)
+        sites = facts.call_sites(function) if function is not None else []
+        if not sites:
+            return None
+        node = sites[0]
+    return None
+
+
+def _iterated_by(facts, target: cst.CSTNode, loop: cst.CSTNode) -> bool:
+    """A name bound as the target of `loop` itself (`for model in models:`)."""
+    binding = facts.bindings.get(target) if isinstance(target, cst.Name) else None
+    return binding is not None and binding.loop and isinstance(loop, cst.For) and binding.value is loop.iter
 
 
 def _stateless(facts, construction: cst.Call) -> bool:
