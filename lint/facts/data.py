@@ -417,5 +417,4 @@ class DataAnalysis:
             high = args[1]
         elif high is None and args:
             high = args[0]
-        value = self.facts.literal(high) if high is not None else None
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return self.facts.integer_literal(high)

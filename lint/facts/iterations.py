@@ -44,8 +44,8 @@ class IterationCounts:
         return None
 
     def _integer(self, expr: cst.BaseExpression) -> Optional[int]:
-        value = self.facts.literal(expr)
-        if isinstance(value, int) and not isinstance(value, bool):
+        value = self.facts.integer_literal(expr)
+        if value is not None:
             return value
         if isinstance(expr, cst.Call) and self.facts.qualname(expr.func) == "builtins.len" and expr.args:
             return self.iterations(expr.args[0].value)

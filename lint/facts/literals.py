@@ -10,6 +10,11 @@ import libcst as cst
 MISSING = object()  # "no constant value" (None is a value)
 
 
+def is_integer(value: object) -> bool:
+    """An int, not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class LiteralValues:
     """Mixed into ScriptFacts; uses its `origins`, `argparse_defaults` and class lookups."""
 
@@ -17,6 +22,11 @@ class LiteralValues:
         """The constant value of expr, or None when it cannot be known statically."""
         value = self._literal(expr, 0) if expr is not None else MISSING
         return None if value is MISSING else value
+
+    def integer_literal(self, expr: Optional[cst.BaseExpression]) -> Optional[int]:
+        """The constant value of expr when it is an int (not a bool), else None."""
+        value = self.literal(expr)
+        return value if is_integer(value) else None
 
     def _literal(self, expr: cst.BaseExpression, depth: int) -> Any:
         if depth > 12:

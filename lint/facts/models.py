@@ -337,8 +337,6 @@ class NetworkAnalysis(IterationCounts):
             func = func.value
         ops: list[Op] = []
         for callee in facts.origins(func):
-            if isinstance(callee, cst.Name):
-                continue  # a name the analysis could not follow (`net, loss = train(net)`): nothing known
             network = self._network_from_origin(callee)
             if network is not None:
                 ops.extend(network.output_ops)

@@ -14,6 +14,7 @@ import libcst as cst
 from mlplint.lint.facts import intervals, models, names, shapes
 from mlplint.lint.facts.core import ScriptFacts
 from mlplint.lint.facts.intervals import PathItem, ValueRange, hull, point
+from mlplint.lint.facts.literals import is_integer
 from mlplint.lint.facts.shapes import Shape
 
 
@@ -26,14 +27,9 @@ class TensorValue:
     dtype: Optional[str] = None
     range: Optional[ValueRange] = None
 
-    @property
-    def rank(self) -> Optional[int]:
-        return len(self.shape) if self.shape is not None else None
-
-    @property
-    def is_column(self) -> bool:
-        """Shape (N, 1)."""
-        return self.shape is not None and len(self.shape) == 2 and self.shape[1] == 1 and self.shape[0] != 1
+    def some_rows(self) -> "TensorValue":
+        """The same value with an unknown number of rows (a split's part, a loader's batch)."""
+        return replace(self, shape=(None,) + self.shape[1:] if self.shape else None)
 
 
 UNKNOWN = TensorValue()
@@ -48,6 +44,12 @@ def join(values: Sequence[TensorValue]) -> TensorValue:
         shape = shapes.join(shape, value.shape)
     kinds = {value.dtype for value in values}
     return TensorValue(shape, kinds.pop() if len(kinds) == 1 else None, hull([value.range for value in values]))
+
+
+def promoted_kind(values: Sequence[TensorValue]) -> Optional[str]:
+    """The dtype kind of an array built from several values: float wins, else the one they share."""
+    kinds = {value.dtype for value in values}
+    return "float" if "float" in kinds else (kinds.pop() if len(kinds) == 1 else None)
 
 
 CONVERTERS = {
@@ -126,11 +128,8 @@ FLOAT_DTYPES = {"torch.float", "torch.float32", "torch.float64", "torch.double",
 _MNIST_LIKE = ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST")
 _CAST_METHODS = {"float": "float", "double": "float", "half": "float", "bfloat16": "float", "long": "int", "int": "int",
                  "short": "int", "bool": "bool"}
+CAST_METHODS = set(_CAST_METHODS) | {"astype", "type", "to"}  # methods that may change the dtype only
 _DATASET_FIELDS = {"data", "target", "targets", "train_data", "train_labels", "labels", "frame"}
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class TensorSources:
@@ -187,7 +186,7 @@ class TensorSources:
     def is_size_call(self, call: cst.Call, qualified: str) -> bool:
         """`torch.Tensor(3, 4)`: sizes, not data."""
         first = call.args[0].value if call.args else None
-        return qualified in _VARIADIC_SIZES and first is not None and _is_int(self.facts.literal(first))
+        return qualified in _VARIADIC_SIZES and self.facts.integer_literal(first) is not None
 
     # ------------------------------------------------------------------ shapes
 
@@ -203,7 +202,7 @@ class TensorSources:
                 shape = self._value(only.value, ()).shape
                 return list(shape) if shape is not None else None
         values = [self.facts.literal(a) for a in args]
-        return [v if _is_int(v) else None for v in values]
+        return [v if is_integer(v) else None for v in values]
 
     def size_shape(self, call: cst.Call, qualified: str) -> Shape:
         """The shape a creation call's size arguments give."""
@@ -264,7 +263,7 @@ class TensorSources:
 
     # ------------------------------------------------------------------ creation
 
-    def creation(self, call: cst.Call, qualified: str, first: Optional[cst.BaseExpression] = None) -> TensorValue:
+    def creation(self, call: cst.Call, qualified: str) -> TensorValue:
         """Draws, fills, ranges and text tables."""
         short = qualified.rsplit(".", 1)[-1]
         if qualified in TEXT_TABLE_READERS:
@@ -292,10 +291,11 @@ class TensorSources:
         if short == "eye":
             n = args[0] if args else None
             m = args[1] if len(args) > 1 else n
-            return (n if _is_int(n) else None, m if _is_int(m) else None)
+            return (n if is_integer(n) else None, m if is_integer(m) else None)
         if short == "linspace":
             steps = args[2] if len(args) > 2 else self.facts.literal(self.facts.argument(call, None, "steps") or self.facts.argument(call, None, "num"))
-            return (steps if _is_int(steps) else (50 if short == "linspace" and len(args) == 2 and "numpy" in (self.facts.qualname(call.func) or "") else None),)
+            numpy_default = len(args) == 2 and (self.facts.qualname(call.func) or "").startswith("numpy.")
+            return (steps if is_integer(steps) else (50 if numpy_default else None),)
         numbers = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
         if len(numbers) != len(args) or not 1 <= len(numbers) <= 3:
             return (None,)
@@ -306,7 +306,7 @@ class TensorSources:
     def counted_range(self, args: list[cst.BaseExpression]) -> Optional[ValueRange]:
         """The values `range(*args)` yields, when its bounds are literal."""
         bounds = [self.facts.literal(a) for a in args]
-        if not 1 <= len(bounds) <= 3 or not all(_is_int(b) for b in bounds):
+        if not 1 <= len(bounds) <= 3 or not all(is_integer(b) for b in bounds):
             return None
         values = range(*bounds) if bounds[-1] != 0 or len(bounds) < 3 else range(0)
         return ValueRange(float(min(values)), float(max(values))) if len(values) else None
@@ -361,7 +361,7 @@ class TensorSources:
         if draw == "numpy.random.choice":
             options = argument(0, "a")
             count = facts.literal(options)
-            if _is_int(count):
+            if is_integer(count):
                 return ValueRange(0.0, float(count - 1))
             return self._value(options, ()).range if options is not None else None
         if draw == "numpy.random.exponential":
@@ -375,7 +375,7 @@ class TensorSources:
             return ValueRange(0.0, trials.high) if trials is not None else None
         if draw == "numpy.random.permutation":
             count = facts.literal(argument(0, "x"))
-            if _is_int(count):
+            if is_integer(count):
                 return ValueRange(0.0, float(count - 1))
             return self._value(argument(0, "x"), ()).range if argument(0, "x") is not None else None
         if draw in BOUNDED_FUNCTIONS:
@@ -460,7 +460,6 @@ class TensorSources:
         dim (an output activation keeps it), through the reshapes forward() applies."""
         facts = self.facts
         network = facts.networks.network_of(model)
-        last = None
         if network is not None and network.output_ops:
             last = network.output_ops[-1]
             if all(op.activation is not None for op in network.output_ops):
@@ -472,7 +471,7 @@ class TensorSources:
         if layer is None:
             return UNKNOWN
         out = facts.literal(facts.argument(layer, 1 if facts.qualname(layer.func) != "torch.nn.Bilinear" else 2, "out_features"))
-        if not _is_int(out):
+        if not is_integer(out):
             return UNKNOWN
         batch = given.shape[:-1] if given.shape else (None,)
         shape: Shape = batch + (out,)

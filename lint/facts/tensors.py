@@ -30,7 +30,8 @@ from mlplint.lint.facts.shapes import Shape
 from mlplint.lint.facts.tensor_sources import (
     AXIS_STACKS, BOUNDED_FUNCTIONS, COLUMN_STACKS, CONVERTERS, ELEMENTWISE_METHODS, JOINS,
     LOADER_WRAPPERS, MONOTONE_FUNCTIONS, RANDOM_GENERATORS, GENERATOR_DRAWS, REDUCTIONS, SAME_VALUES,
-    SAME_VALUE_ATTRIBUTES, SAME_VALUE_METHODS, SHAPE_METHODS, SPLITS, TensorValue, TensorSources, UNKNOWN, join,
+    SAME_VALUE_ATTRIBUTES, SAME_VALUE_METHODS, SHAPE_METHODS, SPLITS, CAST_METHODS, TensorValue, TensorSources, UNKNOWN, join,
+    promoted_kind,
 )
 
 _MAX_DEPTH = 60
@@ -134,10 +135,8 @@ class TensorAnalysis(TensorSources):
             return UNKNOWN
         items = [self._value(e.value, ()) for e in elements]
         common = join(items) if items else TensorValue((), None, None)
-        kinds = {item.dtype for item in items}
-        dtype = "float" if "float" in kinds else (kinds.pop() if len(kinds) == 1 else None)
         shape = (len(items),) + common.shape if common.shape is not None else None
-        return self.select(TensorValue(shape, dtype, common.range), path)
+        return self.select(TensorValue(shape, promoted_kind(items), common.range), path)
 
     def _comprehension(self, expr: cst.ListComp | cst.GeneratorExp) -> TensorValue:
         """`[float(v) for v in range(1, 5000)]`: one element per iteration, when it is counted."""
@@ -261,9 +260,8 @@ class TensorAnalysis(TensorSources):
         value_range = whole.range
         slices = [e.slice for e in elements]
         if value_range is not None and len(slices) == 2 and isinstance(slices[0], cst.Slice) and isinstance(slices[1], cst.Index):
-            column = facts.literal(slices[1].value)  # X[:, 0]
-            value_range = value_range.column(column) if isinstance(column, int) and not isinstance(column, bool) \
-                and value_range.columns else value_range.plain()
+            column = facts.integer_literal(slices[1].value)  # X[:, 0]
+            value_range = value_range.column(column) if column is not None and value_range.columns else value_range.plain()
         return self.select(TensorValue(shape, whole.dtype, value_range), path)
 
     def _indexed_shape(self, shape: Shape, slices: list) -> Shape:
@@ -288,8 +286,7 @@ class TensorAnalysis(TensorSources):
             if isinstance(item, cst.Slice):
                 dims.append(self._slice_length(item, dim))
                 continue
-            key = self.facts.literal(item.value)
-            if isinstance(key, int) and not isinstance(key, bool):
+            if self.facts.integer_literal(item.value) is not None:
                 continue  # an integer drops the dim
             dims.append(None)  # an index array or mask
         return tuple(dims) + shape[position:]
@@ -347,7 +344,7 @@ class TensorAnalysis(TensorSources):
     def _method(self, call: cst.Call, method: str, receiver: cst.BaseExpression, path) -> Optional[TensorValue]:
         """`x.<method>(...)` on a tensor or array; None when the method is not one of these."""
         args = [a.value for a in call.args if a.keyword is None and not a.star]
-        if method in SHAPE_METHODS or method in ("float", "double", "half", "long", "int", "short", "bool", "astype", "type", "to"):
+        if method in SHAPE_METHODS or method in CAST_METHODS:
             inner = self._value(receiver, ())
             other = self._value(args[0], ()) if args and method in ("view_as", "reshape_as", "expand_as", "type_as") else None
             shape = self.reshaped(inner.shape, method, args, call, other)
@@ -358,7 +355,7 @@ class TensorAnalysis(TensorSources):
             inner = self._value(receiver, path)
             return replace(inner, range=self.clipped(inner.range, call, 0))
         if method in REDUCTIONS:
-            return self._reduction(call, method, self._value(receiver, ()), args, path)
+            return self._reduction(call, method, self._value(receiver, ()), path)
         if method == "abs":
             inner = self._value(receiver, path)
             return replace(inner, range=map_columns(inner.range, absolute))
@@ -376,7 +373,7 @@ class TensorAnalysis(TensorSources):
             return self.select(TensorValue(self._value(args[0], ()).shape, "float"), path)  # a scaler keeps the shape
         return None
 
-    def _reduction(self, call: cst.Call, method: str, inner: TensorValue, args, path) -> TensorValue:
+    def _reduction(self, call: cst.Call, method: str, inner: TensorValue, path) -> TensorValue:
         facts = self.facts
         dim_node = facts.argument(call, 0, "dim") or facts.argument(call, None, "axis")
         has_dim = dim_node is not None
@@ -407,9 +404,7 @@ class TensorAnalysis(TensorSources):
                 step = 2 if qualified.endswith("train_test_split") else 1
                 if path[0] // step >= len(args):
                     return UNKNOWN
-                part = self._value(args[path[0] // step], ())
-                rows = replace(part, shape=(None,) + part.shape[1:] if part.shape else None)
-                return self.select(rows, path[1:])
+                return self.select(self._value(args[path[0] // step], ()).some_rows(), path[1:])
             return self._value(first, ()) if len(args) == 1 and first is not None else UNKNOWN
         if qualified == "pandas.DataFrame" and first is not None:
             frame = self._value(first, ())
@@ -431,7 +426,7 @@ class TensorAnalysis(TensorSources):
         if qualified in ("torch.matmul", "torch.mm", "torch.bmm", "numpy.matmul", "numpy.dot") and len(args) == 2:
             return self.select(self._binary(cst.MatrixMultiply(), self._value(args[0], ()), self._value(args[1], ())), path)
         if qualified.startswith(("torch.", "numpy.")) and short in REDUCTIONS and qualified.count(".") == 1 and first is not None:
-            return self._reduction(call, short, self._value(first, ()), args[1:], path)
+            return self._reduction(call, short, self._value(first, ()), path)
         if qualified in BOUNDED_FUNCTIONS:
             shape = self._value(first, ()).shape if first is not None else None
             return self.select(TensorValue(shape, "float", ValueRange(*BOUNDED_FUNCTIONS[qualified])), path)
@@ -454,22 +449,20 @@ class TensorAnalysis(TensorSources):
             return TensorValue(shapes.broadcast(a.shape, b.shape), a.dtype if a.dtype == b.dtype else None, value_range)
         if qualified == "torch.nn.functional.one_hot" and first is not None:
             inner = self._value(first, ())
-            classes = facts.literal(facts.argument(call, 1, "num_classes"))
-            width = classes if isinstance(classes, int) and not isinstance(classes, bool) and classes > 0 else None
+            classes = facts.integer_literal(facts.argument(call, 1, "num_classes"))
+            width = classes if classes is not None and classes > 0 else None
             shape = inner.shape + (width,) if inner.shape is not None else None
             return self.select(TensorValue(shape, "int", ValueRange(0.0, 1.0)), path)
         if qualified.startswith(("sklearn.datasets.", "torchvision.datasets.")):
             return self.dataset_value(call, qualified, path) or UNKNOWN
-        return self.select(self.creation(call, qualified, first), path)
+        return self.select(self.creation(call, qualified), path)
 
     def _stack(self, call: cst.Call, qualified: str, first: Optional[cst.BaseExpression]) -> TensorValue:
         if not isinstance(first, (cst.List, cst.Tuple)) or any(isinstance(e, cst.StarredElement) for e in first.elements):
             return UNKNOWN
         parts = [self._value(e.value, ()) for e in first.elements]
-        axis = self.facts.literal(self.facts.argument(call, 1, "dim" if qualified.startswith("torch.") else "axis"))
-        axis = 0 if axis is None and self.facts.argument(call, 1, "dim" if qualified.startswith("torch.") else "axis") is None else axis
-        kinds = {p.dtype for p in parts}
-        dtype = "float" if "float" in kinds else (kinds.pop() if len(kinds) == 1 else None)
+        axis_node = self.facts.argument(call, 1, "dim" if qualified.startswith("torch.") else "axis")
+        axis = 0 if axis_node is None else self.facts.literal(axis_node)
         part_shapes = [p.shape for p in parts]
         if qualified in COLUMN_STACKS or qualified in AXIS_STACKS:
             if qualified in COLUMN_STACKS:
@@ -484,7 +477,7 @@ class TensorAnalysis(TensorSources):
             shape = shapes.concatenate(rows, 0)
         else:
             shape = shapes.concatenate(part_shapes, axis)
-        return TensorValue(shape, dtype, self.stacked_range(qualified, axis, [p.range for p in parts]))
+        return TensorValue(shape, promoted_kind(parts), self.stacked_range(qualified, axis, [p.range for p in parts]))
 
     def _drop(self, frame: TensorValue, call: cst.Call, path: tuple[PathItem, ...]) -> TensorValue:
         """`df.drop(columns=["price"])` / `df.drop("price", axis=1)`: the other named columns."""
@@ -534,9 +527,7 @@ class TensorAnalysis(TensorSources):
             qualified = facts.qualname(origin.func) if isinstance(origin, cst.Call) else None
             args = [a.value for a in origin.args if a.keyword is None and not a.star] if isinstance(origin, cst.Call) else []
             if qualified == "torch.utils.data.TensorDataset" and path and isinstance(path[0], int) and path[0] < len(args):
-                whole = self._value(args[path[0]], ())
-                batch = replace(whole, shape=(None,) + whole.shape[1:] if whole.shape else None)
-                found.append(self.select(batch, path[1:]))
+                found.append(self.select(self._value(args[path[0]], ()).some_rows(), path[1:]))
             elif qualified == "torch.utils.data.Subset" and args:
                 found.append(self._dataset_item(args[0], path))
             elif qualified is not None and qualified.startswith(("torchvision.datasets.", "sklearn.")):
@@ -552,6 +543,6 @@ class TensorAnalysis(TensorSources):
                         found.append(replace(item, shape=(None,) + item.shape if item.shape is not None else None))
             else:  # a loader over a tensor or array: batches of its rows
                 whole = self._value(origin, ()) if not path else UNKNOWN
-                found.append(replace(whole, shape=(None,) + whole.shape[1:]) if whole.shape else UNKNOWN)
+                found.append(whole.some_rows() if whole.shape else UNKNOWN)
         return join(found) if len(found) != 1 else found[0]
 

@@ -35,6 +35,7 @@ class TrainingAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
         self._reachable_cache: dict[cst.CSTNode, list[cst.CSTNode]] = {}
+        self._stale_cache: dict[cst.Call, Optional[tuple[cst.Call, cst.Name]]] = {}
 
     def reachable(self, container: cst.CSTNode) -> list[cst.CSTNode]:
         """Calls and assignments inside a loop or function, and inside the local functions it
@@ -292,11 +293,24 @@ class TrainingAnalysis:
         receiver = step.func.value  # type: ignore[attr-defined]
         return step.args[0].value if self.facts.kind_of(receiver) == "scaler" and step.args else receiver
 
+    def plain_sgd(self, call: cst.Call) -> bool:
+        """`torch.optim.SGD` with no momentum (absent or 0): it keeps no state between steps. A
+        momentum the analysis cannot know counts as set."""
+        if self.facts.qualname(call.func) != "torch.optim.SGD":
+            return False
+        momentum = self.facts.argument(call, 2, "momentum")
+        return momentum is None or self.facts.literal(momentum) == 0
+
     def stale_rebinding(self, step: cst.Call) -> Optional[tuple[cst.Call, cst.Name]]:
         """(construction, rebinding) when the optimizer this step uses was built over
         `model.parameters()` and `model` was then bound to a new model (re-created, reloaded,
         deep-copied) before the step runs, with no optimizer built after it: the step updates a
-        model that is no longer the one trained."""
+        model that is no longer the one trained. Answered once per step (ML202 and ML211 ask)."""
+        if step not in self._stale_cache:
+            self._stale_cache[step] = self._stale_rebinding(step)
+        return self._stale_cache[step]
+
+    def _stale_rebinding(self, step: cst.Call) -> Optional[tuple[cst.Call, cst.Name]]:
         facts = self.facts
         constructions = self.constructions(self.stepped_optimizer(step))
         for construction in constructions:
@@ -309,14 +323,14 @@ class TrainingAnalysis:
             built, stepped = facts.order.get(model), self._time_in_scope(step, scope)
             if built is None or stepped is None:
                 continue
+            rebuilt = [self._time_in_scope(other, scope) or -1 for other in constructions if other is not construction]
             for bound, target in facts.timeline(model):
-                if built < bound < stepped and self._new_model(target, model) and not any(
-                        bound < (self._time_in_scope(other, scope) or -1) for other in constructions if other is not construction):
+                if built < bound < stepped and self._new_model(target, model) and not any(bound < time for time in rebuilt):
                     return construction, target
         return None
 
     def _new_model(self, target: cst.Name, old: cst.Name) -> bool:
-        """A binding whose value is a model object other than the one `name` held: `Net()`,
+        """A binding whose value is a model object other than the one `old` held: `Net()`,
         `torch.load(path)`, `copy.deepcopy(model)`; not `model.to(device)` or a wrapper such as
         `DataParallel(model)` or `torch.compile(model)`, which share the parameters."""
         facts = self.facts

@@ -204,5 +204,4 @@ def _dim(facts, op: Op) -> Optional[int]:
     if op.call is None:
         return None
     position = 1 if op.api in names.SOFTMAX_FUNCTIONS | names.LOG_SOFTMAX_FUNCTIONS else 0
-    value = facts.literal(facts.argument(op.call, position, "dim"))
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return facts.integer_literal(facts.argument(op.call, position, "dim"))

@@ -336,9 +336,11 @@ for x, y in data:
                 continue  # ascent is ML209's
             loop = next((loop for loop in training.loops_around(update.node)
                          if any(training.is_backward(node) for node in training.reachable(loop))), None)
-            if loop is not None and not any(training.clears_gradients(node) for node in training.reachable(loop)):
+            if loop is not None:
                 by_loop.setdefault(loop, []).append(update)
         for loop, updates in by_loop.items():
+            if any(training.clears_gradients(node) for node in training.reachable(loop)):
+                continue
             spelled = list(dict.fromkeys(facts.module.code_for_node(u.parameter) for u in updates))
             shown = ", ".join(f"`{name}`" for name in spelled[:3]) + (" ..." if len(spelled) > 3 else "")
             ctx.report(

@@ -241,7 +241,7 @@ for epoch in range(5):
                 loop = _loop_calling(facts, construction)
                 if construction in reported or loop is None or loop not in step_loops:
                     continue
-                if _stateless(facts, construction) or _conditional(facts, construction, loop) \
+                if training.plain_sgd(construction) or _conditional(facts, construction, loop) \
                         or self._model_made_in(facts, construction, loop):
                     continue
                 reported.add(construction)
@@ -264,7 +264,7 @@ for epoch in range(5):
         if isinstance(params, cst.Call) and isinstance(params.func, cst.Attribute):
             models = [params.func.value]  # `self.policy.parameters()`: where self.policy is made
         else:
-            models = [n for n in nodes_within(params, cst.Name)] if params is not None else []
+            models = nodes_within(params, cst.Name) if params is not None else []
         for model in models:
             origins = facts.origins(model)
             made = [*(n for n in (facts.reaching_nodes(model) if isinstance(model, cst.Name) else []) if n in facts.bindings),
@@ -296,14 +296,6 @@ def _iterated_by(facts, target: cst.CSTNode, loop: cst.CSTNode) -> bool:
     """A name bound as the target of `loop` itself (`for model in models:`)."""
     binding = facts.bindings.get(target) if isinstance(target, cst.Name) else None
     return binding is not None and binding.loop and isinstance(loop, cst.For) and binding.value is loop.iter
-
-
-def _stateless(facts, construction: cst.Call) -> bool:
-    """Plain SGD (no momentum) keeps no state between steps: rebuilding it changes nothing."""
-    if facts.qualname(construction.func) != "torch.optim.SGD":
-        return False
-    momentum = facts.argument(construction, 2, "momentum")
-    return momentum is None or facts.literal(momentum) == 0
 
 
 def _conditional(facts, construction: cst.Call, loop: cst.CSTNode) -> bool:

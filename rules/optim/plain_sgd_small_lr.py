@@ -3,7 +3,6 @@ from __future__ import annotations
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
-_SGD = "torch.optim.SGD"
 _DEFAULT_SGD_LR = 1e-3  # torch.optim.SGD's default since PyTorch 2.0
 
 
@@ -85,10 +84,8 @@ print(simulate_lrs(10))
         facts = ctx.facts
         low, high = ctx.options["min-lr"], ctx.options["max-lr"]
         for call in facts.calls:
-            if facts.qualname(call.func) != _SGD or any(arg.star == "**" for arg in call.args) or facts.training.lr_set_by_scheduler(call):
-                continue
-            momentum = facts.argument(call, 2, "momentum")
-            if momentum is not None and facts.literal(momentum) != 0:
+            if not facts.training.plain_sgd(call) or any(arg.star == "**" for arg in call.args) \
+                    or facts.training.lr_set_by_scheduler(call):
                 continue  # momentum set, or a value we cannot know
             lr_expr = facts.argument(call, 1, "lr")
             if lr_expr is None and facts.training.optimizer_setting(call, "lr", None):
