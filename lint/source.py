@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import re
+import stat
 import tokenize
+from typing import BinaryIO
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
@@ -48,14 +51,36 @@ def read_source(path: str) -> str:
     return decode_source(read_bytes(path))
 
 
+class NotRegularFileError(OSError):
+    """A FIFO, device or socket where a file was expected: reading it could block forever."""
+
+
+def open_regular(path) -> BinaryIO:
+    """Open a regular file for reading in binary mode. The open does not block (a FIFO with no
+    writer would wait forever) and anything but a regular file raises NotRegularFileError."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def read_bytes(path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return handle.read()
     except FileNotFoundError:
         raise SourceError("no such file") from None
     except IsADirectoryError:
         raise SourceError("is a directory") from None
+    except NotRegularFileError:
+        raise SourceError("not a regular file (a FIFO or device?)") from None
     except PermissionError:
         raise SourceError("permission denied") from None
     except OSError as error:

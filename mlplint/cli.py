@@ -13,7 +13,7 @@ from typing import NoReturn, Optional, TextIO
 import click
 
 from mlplint import __version__
-from mlplint.lint.config import ConfigError, ConfigResolver, parse_selectors
+from mlplint.lint.config import ConfigError, ConfigResolver, parse_selection, parse_selectors
 from mlplint.lint.discovery import discover
 from mlplint.lint.finding import FileError, Severity
 from mlplint.lint.registry import all_rules, rule_by_code
@@ -67,8 +67,9 @@ def cli() -> None:
 def _selectors(value: Optional[str], option: str) -> Optional[list[str]]:
     if value is None:
         return None
+    parse = parse_selection if option == "--select" else parse_selectors
     try:
-        return parse_selectors(value, option, "command line")
+        return parse(value, option, "command line")
     except ConfigError as error:
         raise click.UsageError(str(error).replace("command line: ", "")) from None
 
