@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_BARE_LINE_FEED = re.compile(r"(?<!\r)\n")
 
 
 def is_notebook(path: str) -> bool:
@@ -23,6 +25,17 @@ def split_lines(text: str, keepends: bool = False) -> list[str]:
     str.splitlines, which also splits at form feeds and Unicode line separators."""
     lines = _LINE.findall(text)
     return lines if keepends else [line.rstrip("\r\n") for line in lines]
+
+
+def line_ending(text: str) -> str:
+    """The file's newline: its first line's ending, as LibCST's Module.default_newline takes it."""
+    match = _NEWLINE.search(text)
+    return match.group(0) if match else "\n"
+
+
+def with_newline(text: str, newline: str) -> str:
+    """text with each bare `\n` written as newline (a `\r\n` already there is left alone)."""
+    return _BARE_LINE_FEED.sub(newline, text)
 
 
 class SourceError(Exception):
