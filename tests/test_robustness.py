@@ -153,3 +153,9 @@ def test_fixes_keep_the_files_newline(code, newline):
     source, expected = ((FIX_PAIRS / f"{code}.{part}.py").read_bytes().decode() for part in ("in", "out"))
     options = CheckOptions(None, [code], None, fix=True, unsafe_fixes=True)
     assert check_text(source.replace("\n", newline), "train.py", options).fixed == expected.replace("\n", newline)
+
+
+def test_code_libcst_rejects_after_parsing_is_the_syntax_error_cpython_gives():
+    source = HEADER + "try:\n    pass\nexcept:\n    pass\nexcept ValueError:\n    pass\n"
+    result = lint(source)
+    assert [error.message for error in result.errors] == ["syntax error at line 5, column 1: default 'except:' must be last"]
