@@ -88,13 +88,19 @@ def _settings(path: str, options: CheckOptions) -> Settings:
 
 
 def _noqa_warnings(text: str, path: str, where: Callable[[int], str]) -> list[str]:
-    """Warnings for `# noqa:` / `# mlplint: disable=` codes that name no rule (ML...)."""
+    """Warnings for `# noqa:` / `# mlplint: ...` codes that name no rule (ML...), and for the
+    first `# mlplint:` comment that is no directive (a bare `# mlplint: disable` does nothing)."""
     lowered = text.lower()
     if "noqa" not in lowered and "mlplint:" not in lowered:
         return []
+    suppressions = Suppressions.from_source(text)
     known = set(known_codes())
-    return [f"{path}:{where(line)}: unknown rule code '{code}' in `{directive}`"
-            for line, code, directive in Suppressions.from_source(text).unknown_codes(known)]
+    warnings = [f"{path}:{where(line)}: unknown rule code '{code}' in `{directive}`"
+                for line, code, directive in suppressions.unknown_codes(known)]
+    for line, comment in suppressions.unknown_directives[:1]:
+        warnings.append(f"{path}:{where(line)}: unknown directive `{comment}`, ignored (for the whole file: "
+                        "`# mlplint: noqa`, `# mlplint: noqa: ML201` or `# mlplint: disable=ML201`)")
+    return warnings
 
 
 def _unified_diff(before: str, after: str, name: str) -> str:

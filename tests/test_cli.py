@@ -195,6 +195,29 @@ def test_noqa_and_file_level_disable(project):
     assert sorted(f["path"] for f in document["findings"]) == [os.path.join(".", "c.py"), os.path.join(".", "e.py")]
 
 
+def test_file_level_noqa_as_ruff_reads_it_and_unknown_directives_warn(project, monkeypatch):
+    from conftest import invoke
+
+    monkeypatch.chdir(project)
+    lr_and_decay = "import torch\nopt = torch.optim.Adam(m.parameters(), lr=10.0, weight_decay=1e-4)\n"
+    write(project, "all.py", "# mlplint: noqa\n" + lr_and_decay)
+    write(project, "one.py", "# mlplint: NOQA: ML201\n" + lr_and_decay)
+    write(project, "no_colon.py", "# mlplint: noqa ML201\n" + lr_and_decay)
+    write(project, "bare_disable.py", lr_and_decay + "# mlplint: disable\n# mlplint: enable\n")
+    write(project, "prose.py", "# this file is checked by mlplint: noqa comments are rare\n" + lr_and_decay)
+    result = invoke("check", "--format", "json", ".")
+    found = sorted((f["path"].removeprefix("./"), f["code"]) for f in json.loads(result.stdout)["findings"])
+    assert found == [(name, code) for name in ("bare_disable.py", "no_colon.py", "one.py", "prose.py")
+                     for code in ("ML201", "ML203") if (name, code) != ("one.py", "ML201")]
+    warnings = result.stderr.splitlines()
+    assert [w for w in warnings if "unknown directive" in w] == [
+        "mlplint: warning: ./bare_disable.py:3: unknown directive `# mlplint: disable`, ignored (for the whole file: "
+        "`# mlplint: noqa`, `# mlplint: noqa: ML201` or `# mlplint: disable=ML201`)",
+        "mlplint: warning: ./no_colon.py:1: unknown directive `# mlplint: noqa ML201`, ignored (for the whole file: "
+        "`# mlplint: noqa`, `# mlplint: noqa: ML201` or `# mlplint: disable=ML201`)",
+    ]
+
+
 def test_pyproject_config_select_ignore_per_file(project):
     write(project, "pyproject.toml", '[tool.mlplint]\nignore = ["ML201"]\nper-file-ignores = {"scripts/*" = ["ML202"]}\n')
     loop = "for x in data:\n    loss.backward()\n    opt.step()\n"
