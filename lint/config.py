@@ -149,6 +149,26 @@ class Settings:
         )
 
 
+    def with_exclusions(self, exclude: Optional[list[str]], extend_exclude: Optional[list[str]], cwd: Path) -> "Settings":
+        """--exclude replaces the exclusions, --extend-exclude adds to them. Their patterns are
+        relative to the current directory (as ruff reads them), so a pattern with a folder in it is
+        rewritten relative to the configuration's folder; a bare name matches anywhere."""
+        if exclude is None and not extend_exclude:
+            return self
+        root = self.root if self.root is not None else cwd
+
+        def from_here(pattern: str) -> str:
+            if "/" not in pattern.rstrip("/"):
+                return pattern
+            return Path(os.path.relpath(cwd / pattern, root)).as_posix() + ("/" if pattern.endswith("/") else "")
+
+        return dataclasses.replace(
+            self, root=root,
+            exclude=[from_here(p) for p in exclude] if exclude is not None else self.exclude,
+            extend_exclude=self.extend_exclude + [from_here(p) for p in extend_exclude or []],
+        )
+
+
 _TOP_KEYS = {"select", "ignore", "extend-select", "extend-ignore", "per-file-ignores", "exclude", "extend-exclude",
              "force-exclude", "respect-gitignore"}
 

@@ -74,6 +74,10 @@ def _selectors(value: Optional[str], option: str) -> Optional[list[str]]:
         raise click.UsageError(str(error).replace("command line: ", "")) from None
 
 
+def _globs(value: Optional[str]) -> Optional[list[str]]:
+    return None if value is None else [glob.strip() for glob in value.split(",") if glob.strip()]
+
+
 def use_color(choice: str, stream: TextIO) -> bool:
     """--color always/never wins; auto honours NO_COLOR, then FORCE_COLOR, then asks the terminal."""
     if choice != "auto":
@@ -102,6 +106,8 @@ def use_color(choice: str, stream: TextIO) -> bool:
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to this file instead of stdout.")
 @click.option("--color", "color_choice", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the text output (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR asks for it).")
+@click.option("--exclude", help="Comma-separated globs to skip in folder walks, replacing the configured and default exclusions.")
+@click.option("--extend-exclude", help="Comma-separated globs to skip in folder walks, besides the configured ones.")
 @click.option("--force-exclude", is_flag=True, help="Apply the configured exclusions to files named on the command line too (for pre-commit).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: nearest pyproject.toml with [tool.mlplint]).")
 @click.option("--exit-zero", is_flag=True, help="Report findings but exit 0.")
@@ -113,7 +119,7 @@ def use_color(choice: str, stream: TextIO) -> bool:
 @click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary, no warnings.")
 @click.option("--verbose", "-v", is_flag=True, help="Also say which files were checked, under which configuration, and how long it took.")
 def check(paths, select, ignore, extend_select, extend_ignore, output_format, stdin_filename, with_probe, fix,
-          unsafe_fixes, diff, statistics, output_file, color_choice, force_exclude, config_file, exit_zero, fail_on, no_cache, cache_dir, quiet, verbose):
+          unsafe_fixes, diff, statistics, output_file, color_choice, exclude, extend_exclude, force_exclude, config_file, exit_zero, fail_on, no_cache, cache_dir, quiet, verbose):
     """Statically check PyTorch training scripts and notebooks (never runs them)."""
     started = time.perf_counter()
     options = CheckOptions(
@@ -141,7 +147,12 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
             checked.append(_guarded(check_text, text, name, options))
             if fix and not diff:  # the source goes to stdout, fixed or not, as ruff does
                 stdin_fixed = checked[-1].fixed if checked[-1].fixed is not None else text
-    discovery = _guarded(discover, [p for p in paths if p != "-"], _resolver(config_file).for_directory, force_exclude)
+    exclusions = _globs(exclude), _globs(extend_exclude), Path.cwd()
+
+    def settings_for(directory: Path):
+        return _resolver(config_file).for_directory(directory).with_exclusions(*exclusions)
+
+    discovery = _guarded(discover, [p for p in paths if p != "-"], settings_for, force_exclude)
     errors.extend(discovery.errors)
     checked.extend(_guarded(checker.check_files, discovery.files))
     warnings = discovery.warnings + [w for c in checked for w in c.warnings]
