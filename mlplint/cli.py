@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -261,14 +262,33 @@ def rule_command(code: str) -> None:
         click.echo("\n" + doc)
 
 
+_RULES_WIDTH = 100
+
+
+def _gist(summary: str) -> str:
+    """What a rule looks for, short: its summary's first clause without the asides in brackets."""
+    sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z`])", summary, maxsplit=1)[0]
+    clause = re.split(r":\s|\s-\s", re.sub(r"\s+\([^()]+\)", "", sentence), maxsplit=1)[0].rstrip(".")
+    return re.sub(r"^(?:Finds|Checks) (\S)", lambda match: match.group(1).upper(), clause)
+
+
+def _wrapped(text: str, width: int, indent: int) -> str:
+    """text in at most two lines of width characters (cut with an ellipsis), the second indented."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width, break_on_hyphens=False, max_lines=2, placeholder=" ...")
+    return ("\n" + " " * indent).join(lines)
+
+
 @cli.command("rules")
 def rules_command() -> None:
-    """List every static rule and runtime symptom."""
+    """List every static rule and runtime symptom, one line each (`mlplint rule CODE` says more)."""
     rows = [(r.code, r.name, r.severity.value, r.summary()) for r in all_rules()]
     rows += [(s.code, s.name, s.severity.value, s.summary) for s in SYMPTOMS.values()]
     width = max(len(name) for _, name, _, _ in rows)
+    indent = len(f"ML000  {'':<{width}}  {'warning'}  ")
     for code, name, severity, summary in rows:
-        click.echo(f"{code}  {name:<{width}}  {severity:<7}  {summary}")
+        click.echo(f"{code}  {name:<{width}}  {severity:<7}  {_wrapped(_gist(summary), _RULES_WIDTH - indent, indent)}")
 
 
 @cli.command("server")

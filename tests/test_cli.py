@@ -347,3 +347,14 @@ def test_a_closed_pipe_is_not_an_error(project):
     result = subprocess.run(command, shell=True, cwd=project, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0
     assert "Traceback" not in result.stderr.decode()
+
+
+def test_rules_table_fits_in_100_columns_and_lists_every_code():
+    from conftest import invoke
+    from mlplint.lint.config import known_codes
+
+    result = invoke("rules")
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and max(len(line) for line in lines) <= 100
+    assert [line.split()[0] for line in lines if not line.startswith(" ")] == known_codes()
+    assert "ML203  adam-weight-decay" in result.stdout and "`torch.optim.Adam` constructed with a positive" in result.stdout
