@@ -358,3 +358,20 @@ def test_rules_table_fits_in_100_columns_and_lists_every_code():
     assert result.exit_code == 0 and max(len(line) for line in lines) <= 100
     assert [line.split()[0] for line in lines if not line.startswith(" ")] == known_codes()
     assert "ML203  adam-weight-decay" in result.stdout and "`torch.optim.Adam` constructed with a positive" in result.stdout
+
+
+def test_readme_sample_output_is_what_check_prints(monkeypatch):
+    """The README's sample output is the real output of its commands in a fresh clone."""
+    import re
+    import shlex
+
+    from conftest import invoke
+
+    monkeypatch.chdir(ROOT)
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Sample output\n\n```\n(.*?)```", readme, re.DOTALL).group(1)
+    samples = re.findall(r"^\$ mlplint (.*)\n((?:(?!\$ ).*\n)*)", block, re.MULTILINE)
+    assert len(samples) == 2
+    for command, expected in samples:
+        result = invoke(*shlex.split(command), "--no-cache")
+        assert result.exit_code == 1 and result.stdout == expected.rstrip("\n") + "\n", command
