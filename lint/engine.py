@@ -92,8 +92,12 @@ def _syntax_error_message(error: cst.ParserSyntaxError) -> str:
 def _compiler_message(text: str, error: Exception) -> str:
     """LibCST rejects code that CPython's parser accepts and its compiler rejects (`except:` before
     another handler): the compiler's message. Compiling to bytecode runs nothing."""
+    import warnings
+
     try:
-        compile(text, "<source>", "exec", dont_inherit=True)
+        with warnings.catch_warnings():  # the compiler's SyntaxWarnings are not ours to print
+            warnings.simplefilter("ignore")
+            compile(text, "<source>", "exec", dont_inherit=True)
     except SyntaxError as syntax_error:
         return f"syntax error at line {syntax_error.lineno}, column {syntax_error.offset}: {syntax_error.msg}"
     except (RecursionError, MemoryError, ValueError):
