@@ -311,6 +311,9 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("mlplint: interrupted", err=True)
         _end_process(EXIT_ERROR)
+    except ConfigError as error:  # a bad configuration met by a command that does not catch it (probe)
+        click.echo(f"mlplint: error: {error}", err=True)
+        _end_process(EXIT_ERROR)
     except Exception as exc:  # the contract: internal errors exit 2 with a one-line reason
         click.echo(f"mlplint: internal error: {type(exc).__name__}: {exc}", err=True)
         if os.environ.get("MLPLINT_DEBUG"):

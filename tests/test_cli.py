@@ -375,3 +375,12 @@ def test_readme_sample_output_is_what_check_prints(monkeypatch):
     for command, expected in samples:
         result = invoke(*shlex.split(command), "--no-cache")
         assert result.exit_code == 1 and result.stdout == expected.rstrip("\n") + "\n", command
+
+
+@pytest.mark.slow  # the probe reads the configuration after its run
+def test_probe_reports_a_bad_configuration_in_one_line(project):
+    write(project, "pyproject.toml", "tool = 5\n")
+    write(project, "train.py", GOOD)
+    result = run_cli("probe", "train.py", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [f"mlplint: error: {project / 'pyproject.toml'}: 'tool' must be a table, got 5"]
