@@ -148,7 +148,6 @@ class Settings:
             ignore=self.ignore + (ignore or []) + (extend_ignore or []),
         )
 
-
     def with_exclusions(self, exclude: Optional[list[str]], extend_exclude: Optional[list[str]], cwd: Path) -> "Settings":
         """--exclude replaces the exclusions, --extend-exclude adds to them. Their patterns are
         relative to the current directory (as ruff reads them), so a pattern with a folder in it is

@@ -282,7 +282,7 @@ def _wrapped(text: str, width: int, indent: int) -> str:
 
 @cli.command("rules")
 def rules_command() -> None:
-    """List every static rule and runtime symptom, one line each (`mlplint rule CODE` says more)."""
+    """List every static rule and runtime symptom with its gist (`mlplint rule CODE` says more)."""
     rows = [(r.code, r.name, r.severity.value, r.summary()) for r in all_rules()]
     rows += [(s.code, s.name, s.severity.value, s.summary) for s in SYMPTOMS.values()]
     width = max(len(name) for _, name, _, _ in rows)
