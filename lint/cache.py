@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from mlplint import __version__
 from mlplint.lint.finding import Edit, FileError, Finding, Fix, Severity
+from mlplint.lint.source import open_regular
 
 DEFAULT_DIRECTORY = ".mlplint_cache"
 _GITIGNORE = "# Created by mlplint: the whole cache folder stays out of version control.\n*\n"
@@ -110,7 +111,7 @@ class ResultCache:
         if self._entries is None:
             self._entries = {}
             try:
-                with open(self.file, "rb") as handle:
+                with open_regular(self.file) as handle:  # a FIFO or device there is damage, not a wait
                     document = json.load(handle)
                 if not isinstance(document, dict) or not isinstance(document.get("entries"), dict):
                     raise ValueError("not an mlplint cache")

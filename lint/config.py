@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mlplint.lint.registry import Rule, all_rules
+from mlplint.lint.source import open_regular
 from mlplint.probe.symptoms import SYMPTOMS
 
 
@@ -36,13 +37,22 @@ def parse_selectors(value: Any, key: str, source: str, warnings: Optional[list[s
     selectors = []
     for item in items:
         selector = item.upper()
-        if selector != "ALL" and not any(code.startswith(selector) for code in codes):
+        if not selector or (selector != "ALL" and not any(code.startswith(selector) for code in codes)):
             message = f"{source}: '{key}' has unknown rule code or prefix '{item}'"
             if warnings is None:
                 raise ConfigError(message)
             warnings.append(message + "; ignored")
             continue
         selectors.append("" if selector == "ALL" else selector)
+    return selectors
+
+
+def parse_selection(value: Any, key: str, source: str, warnings: Optional[list[str]] = None) -> list[str]:
+    """parse_selectors for `select`, which must keep a rule: an empty selection, or one whose
+    every code is unknown (a typo such as ML2O1), would silently check nothing."""
+    selectors = parse_selectors(value, key, source, warnings)
+    if not selectors:
+        raise ConfigError(f"{source}: '{key}' selects no known rule ({value!r}); name codes or prefixes such as ML2, ML401")
     return selectors
 
 
@@ -57,6 +67,12 @@ def _matches(code: str, selectors: list[str]) -> int:
     return max((len(s) for s in selectors if code.startswith(s)), default=-1)
 
 
+def _is_threshold(value: Any) -> bool:
+    """Every rule option is a size, a rate or a bound: a number >= 0 (inf allowed, as "no bound"),
+    never NaN, which compares false with everything and would silently turn the check off."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
 def _check_option(rule: type[Rule], key: str, value: Any, source: str) -> Any:
     default = rule.options[key]
     where = f"{source}: 'tool.mlplint.{rule.name}.{key}'"
@@ -65,14 +81,13 @@ def _check_option(rule: type[Rule], key: str, value: Any, source: str) -> Any:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
     elif isinstance(default, numbers):
-        if isinstance(value, bool) or not isinstance(value, numbers):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if not _is_threshold(value):
+            raise ConfigError(f"{where} must be a number >= 0, got {value!r}")
         if isinstance(default, int) and not isinstance(value, int):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
     elif isinstance(default, tuple):
-        if not (isinstance(value, list) and len(value) == len(default) and
-                all(isinstance(v, numbers) and not isinstance(v, bool) for v in value)):
-            raise ConfigError(f"{where} must be a list of {len(default)} numbers, got {value!r}")
+        if not (isinstance(value, list) and len(value) == len(default) and all(_is_threshold(v) for v in value)):
+            raise ConfigError(f"{where} must be a list of {len(default)} numbers >= 0, got {value!r}")
         if len(value) == 2 and value[0] > value[1]:
             raise ConfigError(f"{where} must be [low, high] with low <= high, got {value!r}")
         value = tuple(value)
@@ -133,6 +148,25 @@ class Settings:
             ignore=self.ignore + (ignore or []) + (extend_ignore or []),
         )
 
+    def with_exclusions(self, exclude: Optional[list[str]], extend_exclude: Optional[list[str]], cwd: Path) -> "Settings":
+        """--exclude replaces the exclusions, --extend-exclude adds to them. Their patterns are
+        relative to the current directory (as ruff reads them), so a pattern with a folder in it is
+        rewritten relative to the configuration's folder; a bare name matches anywhere."""
+        if exclude is None and not extend_exclude:
+            return self
+        root = self.root if self.root is not None else cwd
+
+        def from_here(pattern: str) -> str:
+            if "/" not in pattern.rstrip("/"):
+                return pattern
+            return Path(os.path.relpath(cwd / pattern, root)).as_posix() + ("/" if pattern.endswith("/") else "")
+
+        return dataclasses.replace(
+            self, root=root,
+            exclude=[from_here(p) for p in exclude] if exclude is not None else self.exclude,
+            extend_exclude=self.extend_exclude + [from_here(p) for p in extend_exclude or []],
+        )
+
 
 _TOP_KEYS = {"select", "ignore", "extend-select", "extend-ignore", "per-file-ignores", "exclude", "extend-exclude",
              "force-exclude", "respect-gitignore"}
@@ -145,7 +179,7 @@ def settings_from_table(table: dict, source: str, root: Optional[Path]) -> Setti
     extend_select: list[str] = []
     for key, value in table.items():
         if key == "select":
-            settings.select = parse_selectors(value, key, source, warnings)
+            settings.select = parse_selection(value, key, source, warnings)
         elif key == "extend-select":
             extend_select = parse_selectors(value, key, source, warnings)
         elif key in ("ignore", "extend-ignore"):
@@ -185,19 +219,28 @@ def _read_toml(path: Path) -> dict:
     else:  # pragma: no cover
         import tomli as tomllib
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not valid UTF-8 text (byte {error.start}); TOML files must be UTF-8") from None
     except OSError as error:
         raise ConfigError(f"{path}: {error.strerror or error}") from None
 
 
+def _tool_table(data: dict, path: Path) -> dict:
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: 'tool' must be a table, got {tool!r}")
+    return tool
+
+
 def _settings_from_document(data: dict, path: Path) -> Settings:
     if path.name == "pyproject.toml" or "tool" in data:
-        table = data.get("tool", {}).get("mlplint", {})
+        table = _tool_table(data, path).get("mlplint", {})
     else:
         table = data  # a dedicated mlplint.toml holds the keys at the top level
     if not isinstance(table, dict):
@@ -232,7 +275,7 @@ class ConfigResolver:
         settings = None
         if candidate.is_file():
             document = _read_toml(candidate)
-            if "mlplint" in document.get("tool", {}):
+            if "mlplint" in _tool_table(document, candidate):
                 settings = _settings_from_document(document, candidate)
         if settings is None:
             settings = Settings() if directory.parent == directory else self.for_directory(directory.parent)

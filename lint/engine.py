@@ -79,12 +79,30 @@ def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[ast.Modu
         return None, None, FileError(path, _syntax_error_message(error))
     except (RecursionError, MemoryError):
         return None, None, FileError(path, "file too deeply nested to parse")
+    except Exception as error:  # noqa: BLE001 - LibCST's checks after parsing (CSTValidationError)
+        return None, None, FileError(path, _compiler_message(text, error))
 
 
 def _syntax_error_message(error: cst.ParserSyntaxError) -> str:
     """LibCST rejects a file CPython accepted: syntax newer than LibCST supports."""
     message = error.message.strip().splitlines()[0] if error.message else "invalid syntax"
     return f"syntax error at line {error.raw_line}, column {error.raw_column + 1}: {message}"
+
+
+def _compiler_message(text: str, error: Exception) -> str:
+    """LibCST rejects code that CPython's parser accepts and its compiler rejects (`except:` before
+    another handler): the compiler's message. Compiling to bytecode runs nothing."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # the compiler's SyntaxWarnings are not ours to print
+            warnings.simplefilter("ignore")
+            compile(text, "<source>", "exec", dont_inherit=True)
+    except SyntaxError as syntax_error:
+        return f"syntax error at line {syntax_error.lineno}, column {syntax_error.offset}: {syntax_error.msg}"
+    except (RecursionError, MemoryError, ValueError):
+        pass
+    return f"cannot parse: {error}"
 
 
 def check_source(text: str, path: str, settings: Settings) -> FileResult:

@@ -14,6 +14,7 @@ import libcst as cst
 
 from mlplint.lint.facts.core import nodes_within
 from mlplint.lint.finding import Edit, Finding
+from mlplint.lint.source import line_ending, split_lines, with_newline
 
 if TYPE_CHECKING:
     from mlplint.lint.facts import ScriptFacts
@@ -39,10 +40,12 @@ def _conflicts(span: Span, chosen: list[Span]) -> bool:
 
 def apply_fixes(text: str, findings: list[Finding], unsafe: bool) -> tuple[str, int]:
     """Apply every applicable fix that does not conflict with an earlier one; returns the new
-    text and the number of fixes applied."""
+    text and the number of fixes applied. Rules write new lines with `\n`; they get the file's
+    own newline (a CRLF or CR file stays one)."""
     line_starts = [0]
-    for line in text.splitlines(keepends=True):
+    for line in split_lines(text, keepends=True):
         line_starts.append(line_starts[-1] + len(line))
+    newline = line_ending(text)
     chosen: list[Span] = []
     applied = 0
     for finding in findings:
@@ -57,6 +60,8 @@ def apply_fixes(text: str, findings: list[Finding], unsafe: bool) -> tuple[str, 
         chosen.extend(new)
         applied += 1
     for start, end, content in sorted(chosen, key=lambda span: (span[0], span[1]), reverse=True):
+        if newline != "\n":
+            content = with_newline(content, newline)
         text = text[:start] + content + text[end:]
     return text, applied
 
@@ -120,11 +125,8 @@ def insert_line_before(facts: "ScriptFacts", statement: cst.BaseStatement, line:
 
 def insert_line_after(facts: "ScriptFacts", statement: cst.SimpleStatementLine, line: str) -> Edit:
     """A new line, at the statement's indentation, just below it (its trailing comment stays)."""
-    indent = indentation(facts, statement)
-    end_line, end_column = _end(facts, statement)
-    if statement.trailing_whitespace.comment is not None and facts.module.has_trailing_newline:
-        return insert((end_line + 1, 1), f"{indent}{line}\n")
-    return insert((end_line, end_column), f"\n{indent}{line}")
+    comment = statement.trailing_whitespace.comment
+    return insert(_end(facts, comment if comment is not None else statement), f"\n{indentation(facts, statement)}{line}")
 
 
 def wrap_in_block(facts: "ScriptFacts", statement: cst.BaseStatement, header: str) -> list[Edit]:
@@ -133,7 +135,7 @@ def wrap_in_block(facts: "ScriptFacts", statement: cst.BaseStatement, header: st
     unit = facts.module.default_indent
     first, _ = _start(facts, statement)
     last = facts.positions[statement].end.line
-    lines = facts.module.code.splitlines()
+    lines = split_lines(facts.module.code)
     kept = {line for line in range(first + 1, last + 1) if line <= len(lines) and not lines[line - 1].strip()}
     for node in nodes_within(statement, (cst.SimpleString, cst.FormattedString)):
         span = facts.positions[node]

@@ -69,6 +69,7 @@ class CheckedFile:
     sources: dict[Optional[int], list[str]] = field(default_factory=dict)  # cell -> lines, for excerpts
     config: Optional[str] = None  # the configuration file that applied
     cacheable: bool = True  # False when the outcome depends on more than the text and settings
+    written_digest: Optional[str] = None  # with --fix: the digest of the fixed bytes now in the file
 
 
 _resolver_cache: dict[Optional[Path], ConfigResolver] = {}
@@ -87,13 +88,19 @@ def _settings(path: str, options: CheckOptions) -> Settings:
 
 
 def _noqa_warnings(text: str, path: str, where: Callable[[int], str]) -> list[str]:
-    """Warnings for `# noqa:` / `# mlplint: disable=` codes that name no rule (ML...)."""
+    """Warnings for `# noqa:` / `# mlplint: ...` codes that name no rule (ML...), and for the
+    first `# mlplint:` comment that is no directive (a bare `# mlplint: disable` does nothing)."""
     lowered = text.lower()
     if "noqa" not in lowered and "mlplint:" not in lowered:
         return []
+    suppressions = Suppressions.from_source(text)
     known = set(known_codes())
-    return [f"{path}:{where(line)}: unknown rule code '{code}' in `{directive}`"
-            for line, code, directive in Suppressions.from_source(text).unknown_codes(known)]
+    warnings = [f"{path}:{where(line)}: unknown rule code '{code}' in `{directive}`"
+                for line, code, directive in suppressions.unknown_codes(known)]
+    for line, comment in suppressions.unknown_directives[:1]:
+        warnings.append(f"{path}:{where(line)}: unknown directive `{comment}`, ignored (for the whole file: "
+                        "`# mlplint: noqa`, `# mlplint: noqa: ML201` or `# mlplint: disable=ML201`)")
+    return warnings
 
 
 def _unified_diff(before: str, after: str, name: str) -> str:
@@ -202,6 +209,7 @@ def check_path(path: str, options: CheckOptions, text: Optional[str] = None) -> 
             data = checked.fixed.encode("utf-8") if is_notebook(path) else _encode_like(checked.fixed, read_bytes(path))
             with open(path, "wb") as handle:
                 handle.write(data)
+            checked.written_digest = content_digest(data)
         except (OSError, SourceError, UnicodeEncodeError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else error
             checked.result.errors.append(FileError(path, f"cannot write the fixes: {reason}"))
@@ -233,9 +241,19 @@ def _check_task(task: _Task, options: CheckOptions) -> CheckedFile:
 
 
 def settings_key(settings: Settings, path: str) -> str:
-    """The settings in effect for one file, as text: the rules enabled for it and their options."""
+    """The settings in effect for one file, as a stable digest: the rules enabled for it and their
+    options (what else a configuration holds, such as exclusions, cannot change a file's result)."""
     enabled = [rule for rule in all_rules() if settings.enabled(rule.code, path)]
-    return repr([(rule.code, sorted(settings.rule_options(rule).items())) for rule in enabled])
+    return content_digest(repr([(rule.code, sorted(settings.rule_options(rule).items())) for rule in enabled]).encode())
+
+
+def _digest_on_disk(checked: CheckedFile, read_digest: str) -> Optional[str]:
+    """The digest of the bytes a result describes, if they are the file's content now: the bytes
+    read when nothing was fixed, the bytes written by --fix; None for a preview of fixed text
+    (--diff, or fixes that could not be written), which must never be cached as the file's result."""
+    if checked.fixed is None:
+        return read_digest
+    return checked.written_digest
 
 
 def _has_fix_to_apply(findings, options: CheckOptions) -> bool:
@@ -298,9 +316,10 @@ class Checker:
         for index, result in self._run(tasks).items():
             checked[index] = result
             if self.cache is not None and result.cacheable and index in keys:
-                digest, key, settings_warnings = keys[index]
-                if result.fixed is not None and not self.options.diff:  # the file now holds the fixed text, and the result is its
-                    digest = content_digest(result.fixed.encode("utf-8"))
+                read_digest, key, settings_warnings = keys[index]
+                digest = _digest_on_disk(result, read_digest)
+                if digest is None:
+                    continue
                 own_warnings = result.warnings[settings_warnings:]  # check_text put the settings' warnings first
                 self.cache.store(paths[index], digest, key, result.result.findings, result.result.errors, own_warnings)
         if self.cache is not None:

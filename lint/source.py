@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import re
+import stat
 import tokenize
+from typing import BinaryIO
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+_BARE_LINE_FEED = re.compile(r"(?<!\r)\n")
 
 
 def is_notebook(path: str) -> bool:
@@ -20,6 +25,17 @@ def split_lines(text: str, keepends: bool = False) -> list[str]:
     str.splitlines, which also splits at form feeds and Unicode line separators."""
     lines = _LINE.findall(text)
     return lines if keepends else [line.rstrip("\r\n") for line in lines]
+
+
+def line_ending(text: str) -> str:
+    """The file's newline: its first line's ending, as LibCST's Module.default_newline takes it."""
+    match = _NEWLINE.search(text)
+    return match.group(0) if match else "\n"
+
+
+def with_newline(text: str, newline: str) -> str:
+    """text with each bare `\n` written as newline (a `\r\n` already there is left alone)."""
+    return _BARE_LINE_FEED.sub(newline, text)
 
 
 class SourceError(Exception):
@@ -48,14 +64,36 @@ def read_source(path: str) -> str:
     return decode_source(read_bytes(path))
 
 
+class NotRegularFileError(OSError):
+    """A FIFO, device or socket where a file was expected: reading it could block forever."""
+
+
+def open_regular(path) -> BinaryIO:
+    """Open a regular file for reading in binary mode. The open does not block (a FIFO with no
+    writer would wait forever) and anything but a regular file raises NotRegularFileError."""
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
 def read_bytes(path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return handle.read()
     except FileNotFoundError:
         raise SourceError("no such file") from None
     except IsADirectoryError:
         raise SourceError("is a directory") from None
+    except NotRegularFileError:
+        raise SourceError("not a regular file (a FIFO or device?)") from None
     except PermissionError:
         raise SourceError("permission denied") from None
     except OSError as error:

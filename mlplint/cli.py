@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import inspect
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import NoReturn, Optional, TextIO
 import click
 
 from mlplint import __version__
-from mlplint.lint.config import ConfigError, ConfigResolver, parse_selectors
+from mlplint.lint.config import ConfigError, ConfigResolver, parse_selection, parse_selectors
 from mlplint.lint.discovery import discover
 from mlplint.lint.finding import FileError, Severity
 from mlplint.lint.registry import all_rules, rule_by_code
@@ -67,10 +68,15 @@ def cli() -> None:
 def _selectors(value: Optional[str], option: str) -> Optional[list[str]]:
     if value is None:
         return None
+    parse = parse_selection if option == "--select" else parse_selectors
     try:
-        return parse_selectors(value, option, "command line")
+        return parse(value, option, "command line")
     except ConfigError as error:
         raise click.UsageError(str(error).replace("command line: ", "")) from None
+
+
+def _globs(value: Optional[str]) -> Optional[list[str]]:
+    return None if value is None else [glob.strip() for glob in value.split(",") if glob.strip()]
 
 
 def use_color(choice: str, stream: TextIO) -> bool:
@@ -101,6 +107,8 @@ def use_color(choice: str, stream: TextIO) -> bool:
 @click.option("--output-file", "-o", type=click.Path(dir_okay=False, writable=True), help="Write the report to this file instead of stdout.")
 @click.option("--color", "color_choice", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="Colour the text output (auto: on a terminal, unless NO_COLOR is set or FORCE_COLOR asks for it).")
+@click.option("--exclude", help="Comma-separated globs to skip in folder walks, replacing the configured and default exclusions.")
+@click.option("--extend-exclude", help="Comma-separated globs to skip in folder walks, besides the configured ones.")
 @click.option("--force-exclude", is_flag=True, help="Apply the configured exclusions to files named on the command line too (for pre-commit).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help="Config file (default: nearest pyproject.toml with [tool.mlplint]).")
 @click.option("--exit-zero", is_flag=True, help="Report findings but exit 0.")
@@ -112,7 +120,7 @@ def use_color(choice: str, stream: TextIO) -> bool:
 @click.option("--quiet", "-q", is_flag=True, help="Print the findings only: no summary, no warnings.")
 @click.option("--verbose", "-v", is_flag=True, help="Also say which files were checked, under which configuration, and how long it took.")
 def check(paths, select, ignore, extend_select, extend_ignore, output_format, stdin_filename, with_probe, fix,
-          unsafe_fixes, diff, statistics, output_file, color_choice, force_exclude, config_file, exit_zero, fail_on, no_cache, cache_dir, quiet, verbose):
+          unsafe_fixes, diff, statistics, output_file, color_choice, exclude, extend_exclude, force_exclude, config_file, exit_zero, fail_on, no_cache, cache_dir, quiet, verbose):
     """Statically check PyTorch training scripts and notebooks (never runs them)."""
     started = time.perf_counter()
     options = CheckOptions(
@@ -140,7 +148,12 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
             checked.append(_guarded(check_text, text, name, options))
             if fix and not diff:  # the source goes to stdout, fixed or not, as ruff does
                 stdin_fixed = checked[-1].fixed if checked[-1].fixed is not None else text
-    discovery = _guarded(discover, [p for p in paths if p != "-"], _resolver(config_file).for_directory, force_exclude)
+    exclusions = _globs(exclude), _globs(extend_exclude), Path.cwd()
+
+    def settings_for(directory: Path):
+        return _resolver(config_file).for_directory(directory).with_exclusions(*exclusions)
+
+    discovery = _guarded(discover, [p for p in paths if p != "-"], settings_for, force_exclude)
     errors.extend(discovery.errors)
     checked.extend(_guarded(checker.check_files, discovery.files))
     warnings = discovery.warnings + [w for c in checked for w in c.warnings]
@@ -249,14 +262,33 @@ def rule_command(code: str) -> None:
         click.echo("\n" + doc)
 
 
+_RULES_WIDTH = 100
+
+
+def _gist(summary: str) -> str:
+    """What a rule looks for, short: its summary's first clause without the asides in brackets."""
+    sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z`])", summary, maxsplit=1)[0]
+    clause = re.split(r":\s|\s-\s", re.sub(r"\s+\([^()]+\)", "", sentence), maxsplit=1)[0].rstrip(".")
+    return re.sub(r"^(?:Finds|Checks) (\S)", lambda match: match.group(1).upper(), clause)
+
+
+def _wrapped(text: str, width: int, indent: int) -> str:
+    """text in at most two lines of width characters (cut with an ellipsis), the second indented."""
+    import textwrap
+
+    lines = textwrap.wrap(text, width, break_on_hyphens=False, max_lines=2, placeholder=" ...")
+    return ("\n" + " " * indent).join(lines)
+
+
 @cli.command("rules")
 def rules_command() -> None:
-    """List every static rule and runtime symptom."""
+    """List every static rule and runtime symptom with its gist (`mlplint rule CODE` says more)."""
     rows = [(r.code, r.name, r.severity.value, r.summary()) for r in all_rules()]
     rows += [(s.code, s.name, s.severity.value, s.summary) for s in SYMPTOMS.values()]
     width = max(len(name) for _, name, _, _ in rows)
+    indent = len(f"ML000  {'':<{width}}  {'warning'}  ")
     for code, name, severity, summary in rows:
-        click.echo(f"{code}  {name:<{width}}  {severity:<7}  {summary}")
+        click.echo(f"{code}  {name:<{width}}  {severity:<7}  {_wrapped(_gist(summary), _RULES_WIDTH - indent, indent)}")
 
 
 @cli.command("server")
@@ -278,6 +310,9 @@ def main() -> None:
         _end_process(exit.code)
     except KeyboardInterrupt:
         click.echo("mlplint: interrupted", err=True)
+        _end_process(EXIT_ERROR)
+    except ConfigError as error:  # a bad configuration met by a command that does not catch it (probe)
+        click.echo(f"mlplint: error: {error}", err=True)
         _end_process(EXIT_ERROR)
     except Exception as exc:  # the contract: internal errors exit 2 with a one-line reason
         click.echo(f"mlplint: internal error: {type(exc).__name__}: {exc}", err=True)

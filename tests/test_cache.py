@@ -240,3 +240,72 @@ def test_notebooks_and_file_warnings_are_served_from_the_cache(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     relative = runner.Checker(options, ResultCache(tmp_path / "cache", "build", print), workers=1).check_files(["empty.py"])
     assert checked_texts == [] and relative[0].warnings == ["empty.py: empty file, nothing to check"]
+
+
+FIXABLE = """import torch
+import torch.nn as nn
+from data import train_loader, val_loader
+
+model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 2))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+criterion = nn.CrossEntropyLoss()
+for epoch in range(3):
+    model.train()
+    for x, y in train_loader:
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+    model.eval()
+    for x, y in val_loader:
+        val_loss = criterion(model(x), y).item()
+"""  # ML502 has a safe fix, ML203 an unsafe one
+
+
+def _fixable_file(directory, name):
+    from notebook_helpers import code, notebook_text
+
+    (directory / name).write_text(notebook_text(code(FIXABLE)) if name.endswith(".ipynb") else FIXABLE)
+
+
+@pytest.mark.parametrize("name", ["train.py", "nb.ipynb"])
+@pytest.mark.parametrize("mode", [
+    ["--diff"], ["--diff", "--unsafe-fixes"], ["--fix"], ["--fix", "--unsafe-fixes"], ["--fix", "--diff"],
+    ["--stdin-filename", "NAME", "-"],
+], ids=lambda mode: " ".join(mode))
+def test_any_mode_then_a_plain_check_says_what_no_cache_says(tmp_path, monkeypatch, mode, name):
+    """A mode that previews fixed text (--diff) must not cache that text's result as the file's;
+    --fix caches the result of what it wrote."""
+    from conftest import invoke
+
+    monkeypatch.chdir(tmp_path)
+    _fixable_file(tmp_path, name)
+    invoke("check", name)  # an entry for the file as written
+    arguments = [name if argument == "NAME" else argument for argument in mode]
+    invoke("check", *arguments, *([] if "-" in arguments else [name]), input=FIXABLE)
+    cached, fresh = invoke("check", "--format", "json", name), invoke("check", "--no-cache", "--format", "json", name)
+    assert (cached.exit_code, cached.stdout) == (fresh.exit_code, fresh.stdout)
+
+
+@pytest.mark.slow
+def test_probe_then_a_plain_check_says_what_no_cache_says(tmp_path, monkeypatch):
+    from conftest import invoke
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text(BAD.replace("model.parameters()", "[torch.zeros(1, requires_grad=True)]"))
+    probed = invoke("check", "--probe", "--format", "json", "train.py")
+    assert json.loads(probed.stdout)["findings"], probed.output
+    cached, fresh = invoke("check", "--format", "json", "train.py"), invoke("check", "--no-cache", "--format", "json", "train.py")
+    assert (cached.exit_code, cached.stdout) == (fresh.exit_code, fresh.stdout)
+
+
+def test_a_fifo_in_place_of_the_cache_file_is_damage_not_a_wait(project):
+    check(project, "train.py")
+    (cache_file,) = cache_files(project / ".mlplint_cache")
+    cache_file.unlink()
+    os.mkfifo(cache_file)
+    result, document = check(project, "train.py")  # run_cli's timeout fails the test if this blocks
+    assert result.returncode == 1 and messages(document)
+    assert result.stderr.decode().count("not a regular file") == 1
+    assert cache_file.is_file()  # replaced by a sound cache
+    again, _ = check(project, "train.py")
+    assert again.stderr == b""

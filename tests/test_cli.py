@@ -195,6 +195,29 @@ def test_noqa_and_file_level_disable(project):
     assert sorted(f["path"] for f in document["findings"]) == [os.path.join(".", "c.py"), os.path.join(".", "e.py")]
 
 
+def test_file_level_noqa_as_ruff_reads_it_and_unknown_directives_warn(project, monkeypatch):
+    from conftest import invoke
+
+    monkeypatch.chdir(project)
+    lr_and_decay = "import torch\nopt = torch.optim.Adam(m.parameters(), lr=10.0, weight_decay=1e-4)\n"
+    write(project, "all.py", "# mlplint: noqa\n" + lr_and_decay)
+    write(project, "one.py", "# mlplint: NOQA: ML201\n" + lr_and_decay)
+    write(project, "no_colon.py", "# mlplint: noqa ML201\n" + lr_and_decay)
+    write(project, "bare_disable.py", lr_and_decay + "# mlplint: disable\n# mlplint: enable\n")
+    write(project, "prose.py", "# this file is checked by mlplint: noqa comments are rare\n" + lr_and_decay)
+    result = invoke("check", "--format", "json", ".")
+    found = sorted((f["path"].removeprefix("./"), f["code"]) for f in json.loads(result.stdout)["findings"])
+    assert found == [(name, code) for name in ("bare_disable.py", "no_colon.py", "one.py", "prose.py")
+                     for code in ("ML201", "ML203") if (name, code) != ("one.py", "ML201")]
+    warnings = result.stderr.splitlines()
+    assert [w for w in warnings if "unknown directive" in w] == [
+        "mlplint: warning: ./bare_disable.py:3: unknown directive `# mlplint: disable`, ignored (for the whole file: "
+        "`# mlplint: noqa`, `# mlplint: noqa: ML201` or `# mlplint: disable=ML201`)",
+        "mlplint: warning: ./no_colon.py:1: unknown directive `# mlplint: noqa ML201`, ignored (for the whole file: "
+        "`# mlplint: noqa`, `# mlplint: noqa: ML201` or `# mlplint: disable=ML201`)",
+    ]
+
+
 def test_pyproject_config_select_ignore_per_file(project):
     write(project, "pyproject.toml", '[tool.mlplint]\nignore = ["ML201"]\nper-file-ignores = {"scripts/*" = ["ML202"]}\n')
     loop = "for x in data:\n    loss.backward()\n    opt.step()\n"
@@ -324,3 +347,40 @@ def test_a_closed_pipe_is_not_an_error(project):
     result = subprocess.run(command, shell=True, cwd=project, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0
     assert "Traceback" not in result.stderr.decode()
+
+
+def test_rules_table_fits_in_100_columns_and_lists_every_code():
+    from conftest import invoke
+    from mlplint.lint.config import known_codes
+
+    result = invoke("rules")
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 0 and max(len(line) for line in lines) <= 100
+    assert [line.split()[0] for line in lines if not line.startswith(" ")] == known_codes()
+    assert "ML203  adam-weight-decay" in result.stdout and "`torch.optim.Adam` constructed with a positive" in result.stdout
+
+
+def test_readme_sample_output_is_what_check_prints(monkeypatch):
+    """The README's sample output is the real output of its commands in a fresh clone."""
+    import re
+    import shlex
+
+    from conftest import invoke
+
+    monkeypatch.chdir(ROOT)
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Sample output\n\n```\n(.*?)```", readme, re.DOTALL).group(1)
+    samples = re.findall(r"^\$ mlplint (.*)\n((?:(?!\$ ).*\n)*)", block, re.MULTILINE)
+    assert len(samples) == 2
+    for command, expected in samples:
+        result = invoke(*shlex.split(command), "--no-cache")
+        assert result.exit_code == 1 and result.stdout == expected.rstrip("\n") + "\n", command
+
+
+@pytest.mark.slow  # the probe reads the configuration after its run
+def test_probe_reports_a_bad_configuration_in_one_line(project):
+    write(project, "pyproject.toml", "tool = 5\n")
+    write(project, "train.py", GOOD)
+    result = run_cli("probe", "train.py", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [f"mlplint: error: {project / 'pyproject.toml'}: 'tool' must be a table, got 5"]

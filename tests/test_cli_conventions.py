@@ -91,6 +91,18 @@ def test_exclude_and_extend_exclude(folder):
     assert paths("src/keep.py", "train.py") == ["train.py"]
 
 
+def test_exclude_and_extend_exclude_flags(folder):
+    for name in ("train.py", "experiments/old.py", "sub/data/gen_1.py", "build/out.py", "sub/keep.py"):
+        write(folder, name, BAD)
+    assert paths("--extend-exclude", "experiments, sub/data/gen_*.py", ".") == ["./sub/keep.py", "./train.py"]
+    assert paths("--exclude", "sub", ".") == ["./build/out.py", "./experiments/old.py", "./train.py"]
+    write(folder, "pyproject.toml", '[tool.mlplint]\nextend-exclude = ["experiments"]\n')
+    os.chdir("sub")  # a pattern with a folder is relative to the current directory, not the configuration's
+    assert paths("--extend-exclude", "data/*", "..") == ["../sub/keep.py", "../train.py"]
+    # --exclude replaces `exclude` (and the defaults: build/ is walked); the configured extend-exclude stays
+    assert paths("--exclude", "keep.py", "..") == ["../build/out.py", "../sub/data/gen_1.py", "../train.py"]
+
+
 def test_gitignore_is_honoured_in_folder_walks(folder):
     write(folder, ".gitignore", "generated/\n*_scratch.py\n!keep_scratch.py\n")
     (folder / ".git").mkdir()

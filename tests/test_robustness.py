@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from lint_helpers import lint
+from mlplint.lint.runner import CheckOptions, check_text
 
 HEADER = "import torch\nimport torch.nn as nn\n"
 
@@ -140,3 +141,21 @@ def test_fix_keeps_the_files_encoding_and_bom(tmp_path):
     assert result.returncode == 0, result.stderr
     assert bom.read_bytes() == b"\xef\xbb\xbf" + decay.replace("Adam(", "AdamW(").encode()
     assert latin.read_bytes() == b"# -*- coding: latin-1 -*-\ns = 'caf\xe9'\n" + decay.replace("Adam(", "AdamW(").encode()
+
+
+FIX_PAIRS = ROOT / "fixtures" / "fix"
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["CRLF", "CR"])
+@pytest.mark.parametrize("code", sorted(p.name.split(".")[0] for p in FIX_PAIRS.glob("*.in.py")))
+def test_fixes_keep_the_files_newline(code, newline):
+    """A CRLF or CR file stays one: the lines a fix adds use the file's newline, not `\\n`."""
+    source, expected = ((FIX_PAIRS / f"{code}.{part}.py").read_bytes().decode() for part in ("in", "out"))
+    options = CheckOptions(None, [code], None, fix=True, unsafe_fixes=True)
+    assert check_text(source.replace("\n", newline), "train.py", options).fixed == expected.replace("\n", newline)
+
+
+def test_code_libcst_rejects_after_parsing_is_the_syntax_error_cpython_gives():
+    source = HEADER + "try:\n    pass\nexcept:\n    pass\nexcept ValueError:\n    pass\n"
+    result = lint(source)
+    assert [error.message for error in result.errors] == ["syntax error at line 5, column 1: default 'except:' must be last"]
