@@ -137,17 +137,22 @@ class TrainingAnalysis:
         assignments: `total = torch.stack(losses).mean(); total.backward()` is computed from
         `losses`. An assignment target is followed to the reads it reaches; another name or
         attribute (`running += loss`, `self.losses`) matches its spelling in the same scope."""
-        targets, spellings = self._backward_dependencies
+        targets, spellings, _ = self._backward_dependencies
         if isinstance(value, cst.Name) and value in self.facts.bindings:
             return value in targets
         return (self.facts.module.code_for_node(value), self._scope(value)) in spellings
 
+    def returned_to_backward(self, value: cst.BaseExpression) -> bool:
+        """Whether a returned expression is what a local function hands to a backward pass
+        (`return criterion(model(x), y)` in the function whose result is differentiated)."""
+        return value in self._backward_dependencies[2]
+
     @functools.cached_property
-    def _backward_dependencies(self) -> tuple[set[cst.CSTNode], set[tuple[str, Optional[cst.CSTNode]]]]:
+    def _backward_dependencies(self) -> tuple[set[cst.CSTNode], set[tuple[str, Optional[cst.CSTNode]]], set[cst.CSTNode]]:
         """Everything the file's backward passes are computed from, found once by one worklist
         over the data flow: the definitions the differentiated expressions' reads reach (and
-        theirs, transitively), what the local functions they call return, and the spellings of
-        the names and attributes they read."""
+        theirs, transitively), what the local functions they call return, the spellings of
+        the names and attributes they read, and the expressions walked."""
         facts = self.facts
         targets: set[cst.CSTNode] = set()
         spellings: set[tuple[str, Optional[cst.CSTNode]]] = set()
@@ -171,7 +176,7 @@ class TrainingAnalysis:
                     targets.add(definition)
                     if binding is not None:
                         todo.append(binding.value)
-        return targets, spellings
+        return targets, spellings, seen
 
     @functools.cached_property
     def backward_calls(self) -> list[cst.Call]:

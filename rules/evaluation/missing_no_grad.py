@@ -375,15 +375,18 @@ for epoch in range(5):
     def check(self, ctx: RuleContext) -> None:
         evaluation = ctx.facts.evaluation
         for found in evaluation.passes:
-            if found.detached or evaluation.in_no_grad(found.call):
-                continue  # `model(x).detach()`: the graph is dropped at once
+            if evaluation.grad_disabled(found):
+                continue
             model = ctx.facts.module.code_for_node(found.model)
+            size = evaluation.size(found)
+            detached = " (`.detach()` drops the graph only after the pass has built it)" if found.detached else ""
             ctx.report(
                 found.call,
-                f"`{model}` runs an evaluation pass ({found.reason}) with autograd on: every activation is "
-                "kept for a backward pass that never comes; wrap it in `with torch.no_grad():` "
+                f"`{model}` runs an evaluation pass ({found.reason}) over {size.description} with autograd on: every "
+                f"activation is kept for a backward pass that never comes{detached}; wrap it in `with torch.no_grad():` "
                 "(or decorate the function with `@torch.no_grad()`)",
                 fix=_no_grad_fix(ctx.facts, found.call),
+                severity=None if size.large else Severity.INFO,
             )
 
 
