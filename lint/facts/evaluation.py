@@ -44,9 +44,7 @@ class EvaluationPass:
     call: cst.Call  # the forward call
     model: cst.BaseExpression  # the model expression called
     reason: str  # "in evaluate()" / "after the training loop"
-    detached: bool = False  # the result is only ever used through `.detach()`
-    periodic: bool = False  # in a branch of the training loop (`if step % 100 == 0:`)
-    repeated: bool = False  # once per epoch or every few steps of the training loop
+    detached: bool = False  # the result is only ever used through `.detach()` or `.data`
 
     @property
     def input(self) -> Optional[cst.BaseExpression]:
@@ -57,7 +55,7 @@ class EvaluationPass:
 class EvaluationAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
-        self._trained_on_cache: dict[cst.Call, bool] = {}
+        self._trained_on_cache: dict[cst.CSTNode, bool] = {}
         self._sizes = PassSizes(facts)
 
     def size(self, found: EvaluationPass) -> PassSize:
@@ -82,7 +80,7 @@ class EvaluationAnalysis:
                 continue
             reason = self._evaluation_reason(call, model)
             if reason is not None:
-                found.append(EvaluationPass(call, model, reason, self._only_detached(call), reason == SIDE_BRANCH))
+                found.append(EvaluationPass(call, model, reason, self._only_detached(call)))
         return found
 
     def called_model(self, call: cst.Call) -> Optional[cst.BaseExpression]:
@@ -149,14 +147,16 @@ class EvaluationAnalysis:
         return bool(MODEL_NAME.search(spelled)) and not ACTION_NAME.search(spelled)
 
     def _only_detached(self, call: cst.Call) -> bool:
-        """`model(x).detach()`, or `out = model(x)` whose every read is `out.detach()`."""
-        facts = self.facts
-        parent = facts.parent.get(call)
-        if isinstance(parent, cst.Attribute) and parent.attr.value == "detach":
-            return True
+        """`model(x).detach()`, or `out = model(x)` whose every read is `out.detach()` (or `out.data`)."""
+        detached = lambda node: isinstance(self.facts.parent.get(node), cst.Attribute) and self.facts.parent[node].attr.value in ("detach", "data")  # noqa: E731
         reads = self._result_reads(call)
-        return bool(reads) and all(
-            isinstance(facts.parent.get(read), cst.Attribute) and facts.parent[read].attr.value == "detach" for read in reads)
+        return detached(call) or bool(reads) and all(detached(read) for read in reads)
+
+    def during_training(self, found: EvaluationPass) -> bool:
+        """Whether a loop that trains runs the pass: a periodic check, a sample each epoch, a
+        helper such as `sample_images()` called from the training loop."""
+        training = self.facts.training
+        return any(self._trains(training.reachable(loop)) for loop in training.loops_around(found.call))
 
     def _result_reads(self, call: cst.Call) -> list[cst.Name]:
         """The reads of the name `out = model(x)` binds (none for other statements)."""
@@ -316,16 +316,26 @@ class EvaluationAnalysis:
         return False
 
     def _result_trained_on(self, call: cst.Call) -> bool:
-        """Whether a backward pass uses what the statement around the call computes: its
-        assignment targets, the list it is appended to, what its function returns, or a
-        backward call in the statement."""
-        if call not in self._trained_on_cache:
-            self._trained_on_cache[call] = self._compute_result_trained_on(call)
-        return self._trained_on_cache[call]
+        """Whether a backward pass uses what the statement around the call computes, following
+        the result forward through the function: `probs = policy(state)`, `m = Categorical(probs)`,
+        `policy.saved_log_probs.append(m.log_prob(a))` with that list differentiated elsewhere."""
+        return self._statement_trained_on(self._statement(call))
 
-    def _compute_result_trained_on(self, call: cst.Call) -> bool:
+    def _statement_trained_on(self, statement: Optional[cst.CSTNode]) -> bool:
+        """What a statement computes reaches a backward pass: its assignment targets, the list it
+        appends to, what its function returns, a backward call in it, or (for a name it binds)
+        a later statement that reads the name. Memoised; a statement met again while it is being
+        answered adds nothing."""
+        if statement is None:
+            return False
+        found = self._trained_on_cache.get(statement)
+        if found is None:
+            self._trained_on_cache[statement] = False
+            found = self._trained_on_cache[statement] = self._compute_statement_trained_on(statement)
+        return found
+
+    def _compute_statement_trained_on(self, statement: cst.CSTNode) -> bool:
         facts, training = self.facts, self.facts.training
-        statement = self._statement(call)
         if isinstance(statement, cst.Assign):
             targets = [t.target for t in statement.targets]
         elif isinstance(statement, (cst.AnnAssign, cst.AugAssign)):
@@ -341,7 +351,19 @@ class EvaluationAnalysis:
             return False
         leaves = [leaf for target in targets
                   for leaf in ([target] if isinstance(target, (cst.Name, cst.Attribute)) else nodes_within(target, (cst.Name, cst.Attribute)))]
-        return any(training.feeds_backward(leaf) for leaf in leaves)
+        if any(training.feeds_backward(leaf) or isinstance(leaf, cst.Attribute) and training.spelled_in_backward(leaf)
+               or any(training.feeds_backward(d) for d in self._defined_outside(leaf)) for leaf in leaves):
+            return True
+        return any(self._statement_trained_on(self._statement(read))
+                   for leaf in leaves if isinstance(leaf, cst.Name) for read in self._reads_by_target.get(leaf, []))
+
+    def _defined_outside(self, leaf: cst.BaseExpression) -> list[cst.Name]:
+        """The assignments a read of a global (a list filled here, read by the training code) reaches."""
+        facts = self.facts
+        if not isinstance(leaf, cst.Name) or leaf in facts.bindings:
+            return []
+        return [d for d in facts.reaching_nodes(leaf) if isinstance(d, cst.Name) and d in facts.bindings
+                and facts.enclosing_function(d) is not facts.enclosing_function(leaf)]
 
     def _local_context(self, call: cst.Call) -> list[cst.CSTNode]:
         """What runs next to a forward call: its innermost loop, else its function."""
