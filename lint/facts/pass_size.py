@@ -70,12 +70,12 @@ class PassSizes:
             if shape[0] >= LARGE_ROWS or elements is not None and elements >= LARGE_ELEMENTS:  # type: ignore[operator]
                 return PassSize(True, f"a {dims} input at once")
             small = shape[0] < MINIBATCH_ROWS or elements is not None and elements < SMALL_ELEMENTS  # type: ignore[operator]
-            return PassSize(not small and bool(loops), f"a {dims} input" + (", again in a loop" if loops and not small else ""))
+            return PassSize(not small and bool(loops), f"a {dims} input" + (" in a loop" if loops and not small else ""))
         if source is not None and source[0] == "generated":
             return PassSize(False, f"`{source[1]}()` values")
         if source is not None:
             if loops:
-                return PassSize(True, f"a batch of `{source[1]}`, again in a loop")
+                return PassSize(True, f"a batch of `{source[1]}` in a loop")
             return PassSize(False, f"one batch of `{source[1]}`")
         what = f"`{_code(facts, found.input)}`" if found.input is not None else "its inputs"
         return PassSize(True, f"{what} (size unknown)")

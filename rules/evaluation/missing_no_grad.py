@@ -416,7 +416,7 @@ for i, batch in enumerate(loader):
         save_images(i)
 """,
             line=8,
-            message="in save_images()) over a batch of `val_loader`, again in a loop",
+            message="in save_images()) over a batch of `val_loader` in a loop",
         ),
         # a model's own predict() over a whole test set at once
         Invalid(
