@@ -13,11 +13,11 @@ from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 class MissingEvalMode(Rule):
     """
     ## What it does
-    Finds evaluation passes (a forward call on a model trained or loaded in the script, or
-    handed to the function, whose result is never backpropagated, in code that steps no
-    optimizer: after the training loop, in a function that trains nothing, after each epoch's
-    training steps, or in a branch of the training loop like `if step % 50 == 0:`) of a model
-    with Dropout or BatchNorm layers that may still be in training mode. On each path to the pass, the
+    Finds evaluation passes of a model with Dropout or BatchNorm layers that may still be in
+    training mode. An evaluation pass is a forward call on a model trained or loaded in the
+    script, or handed to the function, whose result is never backpropagated, in code that steps
+    no optimizer (after the training loop, in a function that trains nothing, after each epoch's
+    training steps, or in a branch of the training loop like `if step % 50 == 0:`). On each path to the pass, the
     latest `model.eval()` / `model.train(False)` / `model.train()` earlier in the same function
     (else before the call that leads there) sets the mode; the pass is reported when some path
     leaves the model in training mode or none calls `eval()`. Models whose layers cannot be seen
