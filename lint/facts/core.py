@@ -93,6 +93,11 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         """Source ranges of every node; worked out only when something needs a position."""
         return Positions(self.module, self.parent, self._tree)
 
+    @functools.cached_property
+    def source_lines(self) -> list[str]:
+        """The file's lines, generated once from the tree (codegen walks the whole module)."""
+        return self.module.code.splitlines()
+
     def line_of(self, node: cst.CSTNode) -> int:
         return self.positions[node].start.line
 

@@ -41,6 +41,7 @@ class PassSizes:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
         self._cache: dict[cst.Call, PassSize] = {}
+        self._sources: dict[tuple[cst.BaseExpression, tuple[int, ...]], Optional[tuple[str, Any]]] = {}
 
     def of(self, found: "EvaluationPass") -> PassSize:
         cached = self._cache.get(found.call)
@@ -125,6 +126,14 @@ class PassSizes:
         data loop used after it; ("generated", "np.random.normal") for noise or a fill. Followed
         through moves, casts, reshapes, arithmetic, models (an output has its input's rows),
         element access, unpacking (`path`) and local functions' returns. None when it cannot tell."""
+        key = (expr, path)
+        if key in self._sources:
+            return self._sources[key]
+        self._sources[key] = None  # met again while being answered: adds nothing
+        found = self._sources[key] = self._compute_source(expr, steps, path)
+        return found
+
+    def _compute_source(self, expr: cst.BaseExpression, steps: int, path: tuple[int, ...]) -> Optional[tuple[str, Any]]:
         facts = self.facts
         if steps == 0:
             return None
