@@ -24,9 +24,9 @@ LARGE_ROWS = 1_000
 LARGE_ELEMENTS = 1_000_000
 _MAX_STEPS = 20
 WRAPPERS = {"builtins.enumerate", "builtins.iter", "builtins.reversed", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
-# Inputs made on the spot rather than read: noise for a generator, a fill, a grid of values.
-GENERATED = ("numpy.random.", "torch.rand", "torch.normal", "torch.zeros", "torch.ones", "torch.full", "torch.empty",
-             "torch.linspace", "torch.arange", "numpy.zeros", "numpy.ones", "numpy.full", "numpy.linspace", "numpy.arange")
+# Inputs drawn on the spot rather than read: noise for a generator (a fill is not one: it is often
+# a buffer the script fills with data).
+GENERATED = ("numpy.random.", "torch.rand", "torch.normal")
 # Last resort for an iterable the analysis cannot resolve (a parameter nobody passes).
 DATA_NAME = re.compile(r"(loader|dataset|(^|_)(data|dl|ds|batches)$)", re.IGNORECASE)
 
@@ -53,9 +53,8 @@ class PassSizes:
         """A loop over data that trains nothing around the pass (or around a call of its
         function): large. Else the input's size: small (a handful of rows, or few values),
         large, or in between like a batch, which costs when the pass runs again and again (in a
-        loop, each epoch) and not when it runs once. Generated inputs (noise, a fill) of a size
-        the analysis cannot see are a sample's few latent vectors; other inputs of a size it
-        cannot see are large."""
+        loop, each epoch) and not when it runs once. Random noise of a size the analysis cannot
+        see is a sample's few latent vectors; other inputs of a size it cannot see are large."""
         facts = self.facts
         loops = list(facts.training.loops_around(found.call))
         for loop in loops:
@@ -123,7 +122,7 @@ class PassSizes:
         """How large an input is: ("shape", (25, 1, 28, 28)) where the tensor analysis knows its
         rows, else where it comes from: ("batch", "test_loader") for `images` after
         `images, labels = next(iter(test_loader))` (or `dataiter.next()`), or the last batch of a
-        data loop used after it; ("generated", "np.random.normal") for noise or a fill. Followed
+        data loop used after it; ("generated", "np.random.normal") for noise. Followed
         through moves, casts, reshapes, arithmetic, models (an output has its input's rows),
         element access, unpacking (`path`) and local functions' returns. None when it cannot tell."""
         key = (expr, path)
