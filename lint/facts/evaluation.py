@@ -96,7 +96,8 @@ class EvaluationAnalysis:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value
-        elif isinstance(func, cst.Attribute) and any(m in self._forward_methods for m in facts.called_functions(call)):
+        elif isinstance(func, cst.Attribute) and func.attr.value in self._forward_method_names \
+                and any(m in self._forward_methods for m in facts.called_functions(call)):
             return func.value  # `net.predict(x)`: the model's own method runs it
         if facts.qualname(func) is not None or facts.local_definitions(func, cst.FunctionDef) \
                 or facts.local_definitions(func, cst.ClassDef):
@@ -119,10 +120,15 @@ class EvaluationAnalysis:
             if not facts.is_module_class(owner):
                 continue
             for name, method in facts.methods(owner).items():
-                runs = [c for c in nodes_within(method.body, cst.Call) if name not in NOT_FORWARD_METHODS and self._runs_own_layer(c, method)]
+                runs = [c for c in nodes_within(method.body, cst.Call) if self._runs_own_layer(c, method)] \
+                    if name not in NOT_FORWARD_METHODS else []
                 if runs:
                     found[method] = runs
         return found
+
+    @functools.cached_property
+    def _forward_method_names(self) -> set[str]:
+        return {method.name.value for method in self._forward_methods}
 
     def _runs_own_layer(self, call: cst.Call, method: cst.FunctionDef) -> bool:
         func = call.func.value if isinstance(call.func, cst.Attribute) and call.func.attr.value == "forward" else call.func
@@ -199,8 +205,8 @@ class EvaluationAnalysis:
                                    and facts.enclosing_function(b.value) is function for b in bindings):
             return False
         origins = facts.origins(model)
-        return all(isinstance(o, cst.Call) and facts.kind_of(o) == "model" and not self._loads(o) for o in origins) \
-            and not set(origins) & (self._trained | self._loaded)
+        return all(isinstance(o, cst.Call) and facts.kind_of(o) == "model" and not self._loads(o)
+                   and o not in self._trained and o not in self._loaded for o in origins)
 
     @staticmethod
     def _loads(call: cst.Call) -> bool:
@@ -261,11 +267,8 @@ class EvaluationAnalysis:
 
     def _returned(self, call: cst.Call) -> bool:
         """`return model(x)`, or `out = model(x)` with `out` read in a return statement."""
-        facts = self.facts
-        statement = self._statement(call)
-        if isinstance(statement, cst.Return):
-            return True
-        return any(isinstance(self._statement(read), cst.Return) for read in self._result_reads(call))
+        return isinstance(self._statement(call), cst.Return) or any(
+            isinstance(self._statement(read), cst.Return) for read in self._result_reads(call))
 
     def _statement(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         return next((a for a in self.facts.ancestors(node) if isinstance(a, (cst.BaseSmallStatement, cst.BaseCompoundStatement))), None)
