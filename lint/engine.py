@@ -146,7 +146,7 @@ def _check_source(text: str, path: str, settings: Settings) -> FileResult:
         finding = Finding(
             code=rule.code,
             name=rule.name,
-            severity=rule.severity,
+            severity=report.severity or rule.severity,
             message=report.message,
             path=path,
             line=span.start.line,

@@ -135,7 +135,7 @@ def wrap_in_block(facts: "ScriptFacts", statement: cst.BaseStatement, header: st
     unit = facts.module.default_indent
     first, _ = _start(facts, statement)
     last = facts.positions[statement].end.line
-    lines = split_lines(facts.module.code)
+    lines = facts.source_lines
     kept = {line for line in range(first + 1, last + 1) if line <= len(lines) and not lines[line - 1].strip()}
     for node in nodes_within(statement, (cst.SimpleString, cst.FormattedString)):
         span = facts.positions[node]

@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Invalid:
-    """An example that must fire: optionally on a given line, with a message fragment, and the
-    source it turns into once the rule's fix is applied."""
+    """An example that must fire: optionally on a given line, with a message fragment, the
+    severity of that finding when it is not the rule's own, and the source it turns into once the
+    rule's fix is applied."""
 
     code: str
     line: Optional[int] = None
     message: Optional[str] = None
     fixed: Optional[str] = None
+    severity: Optional[Severity] = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class Report:
     node: cst.CSTNode
     message: str
     fix: Optional["FixSpec"] = None
+    severity: Optional[Severity] = None  # lower than the rule's own for a milder case (None: the rule's)
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,9 @@ class RuleContext:
         self.options = options
         self.reports: list[Report] = []
 
-    def report(self, node: cst.CSTNode, message: str, fix: Optional[FixSpec] = None) -> None:
-        self.reports.append(Report(node, message, fix))
+    def report(self, node: cst.CSTNode, message: str, fix: Optional[FixSpec] = None,
+               severity: Optional[Severity] = None) -> None:
+        self.reports.append(Report(node, message, fix, severity))
 
 
 class Rule:

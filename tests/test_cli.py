@@ -53,6 +53,17 @@ def test_exit_zero_and_fail_on(project):
     assert run_cli("check", "--fail-on", "info", "bad.py", cwd=project).returncode == 1
 
 
+def test_a_rule_reports_a_milder_case_below_its_own_severity(project):
+    # ML502 is a warning, but a one-off pass over three samples is only info: it fails no build by default
+    write(project, "small.py", "import torch\nimport torch.nn as nn\nmodel = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n"
+          "optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)\nfor x, y in loader:\n    optimizer.zero_grad()\n"
+          "    nn.functional.cross_entropy(model(x), y).backward()\n    optimizer.step()\nprint(model(torch.randn(3, 4)))\n")
+    result = run_cli("check", "--format", "json", "small.py", cwd=project)
+    assert result.returncode == 0
+    (finding,) = json.loads(result.stdout)["findings"]
+    assert (finding["code"], finding["severity"]) == ("ML502", "info") and "3×4 input" in finding["message"]
+
+
 def test_json_schema(project):
     write(project, "bad.py", BAD)
     result = run_cli("check", "--format", "json", "bad.py", cwd=project)

@@ -36,6 +36,8 @@ def test_invalid_example_fires(rule, example):
         assert example.line in [f.line for f in result.findings]
     if example.message is not None:
         assert any(example.message in f.message for f in result.findings)
+    reported = [f for f in result.findings if example.line is None or f.line == example.line]
+    assert {f.severity for f in reported} == {example.severity or rule.severity}
     if example.fixed is not None:
         assert fixed_source(example.code, [rule.code]) == example.fixed
 

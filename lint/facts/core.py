@@ -25,6 +25,7 @@ from mlplint.lint.facts.objects import ObjectKinds
 from mlplint.lint.facts.positions import Positions
 from mlplint.lint.facts.reaching import ReachingDefinitions
 from mlplint.lint.facts.scopes import Definition, Scope
+from mlplint.lint.source import split_lines
 
 # How many expressions one question may follow through each other (a chain of 2,000
 # `x = x.to(device)` needs 2,000); past it the value is unknown. See engine.run_deep for the stack.
@@ -92,6 +93,11 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
     def positions(self) -> Positions:
         """Source ranges of every node; worked out only when something needs a position."""
         return Positions(self.module, self.parent, self._tree)
+
+    @functools.cached_property
+    def source_lines(self) -> list[str]:
+        """The file's lines, generated once from the tree (codegen walks the whole module)."""
+        return split_lines(self.module.code)
 
     def line_of(self, node: cst.CSTNode) -> int:
         return self.positions[node].start.line

@@ -12,9 +12,13 @@ import libcst as cst
 
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts, nodes_within
+from mlplint.lint.facts.index import first_param
+from mlplint.lint.facts.pass_size import PassSize, PassSizes
 
-# Functions whose name says they evaluate: evaluate, validate, val_epoch, test, predict, infer...
-EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|testing|predict|prediction|infer|inference|score|accuracy)(_|\d|$)", re.IGNORECASE)
+# Functions whose name says they evaluate or sample: evaluate, validate, test, predict, sample_images...
+# Only a tie-breaker: it decides a forward whose result a function returns to callers the file
+# does not show.
+EVALUATION_NAME = re.compile(r"(^|_)(eval|evaluate|evaluation|valid|validate|validation|val|test|testing|predict|prediction|infer|inference|score|accuracy|sample|samples|generate)(_|\d|$)", re.IGNORECASE)
 NO_GRAD_CONTEXTS = {"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.grad_mode.no_grad"}
 GRAD_SWITCHES = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
 # Last resort for callees that cannot be resolved (a parameter nobody passes): `model`, `net`,
@@ -22,9 +26,12 @@ GRAD_SWITCHES = {"torch.set_grad_enabled", "torch.autograd.set_grad_enabled"}
 # (`dummy_model_factory`), and not a verb phrase (`get_classifier`, `load_model`, `reset_classifier`).
 MODEL_NAME = re.compile(r"(^|_)(model|net|network|classifier|regressor|encoder|decoder|generator|discriminator|backbone|clf)(\d*|_?[a-z]|_ema|_eval|_student|_teacher|_g|_d)$", re.IGNORECASE)
 ACTION_NAME = re.compile(r"^(get|load|reset|create|build|make|init|initialize|set|save|freeze|unfreeze|prepare|wrap|compile|copy|clone|update|register|setup|dummy|fake|mock|new|export|convert|fuse|unwrap|extract|merge|quantize|trace|script|shard|average|swap)_", re.IGNORECASE)
-# Loading a model's weights: what makes a model built in the same function one worth evaluating.
 SIDE_BRANCH = "in a branch of the training loop that never calls backward()"
-LOAD_METHODS = {"load_state_dict", "load", "from_pretrained", "load_checkpoint"}
+AFTER_EPOCH = "after each epoch's training steps"
+# Loading a model's weights (`model.load_state_dict(...)`) or a whole model (`torch.load(path)`).
+LOAD_METHODS = {"load_state_dict", "load", "from_pretrained", "load_checkpoint", "load_from_checkpoint"}
+# What calling a model's own method runs when the method is one of these: not a forward pass.
+NOT_FORWARD_METHODS = {"__init__", "forward", "__call__"}
 _MAX_DEPTH = 6
 
 
@@ -37,40 +44,61 @@ class EvaluationPass:
     call: cst.Call  # the forward call
     model: cst.BaseExpression  # the model expression called
     reason: str  # "in evaluate()" / "after the training loop"
-    detached: bool = False  # the result is only ever used through `.detach()`
-    periodic: bool = False  # in a branch of the training loop (`if step % 100 == 0:`)
+    detached: bool = False  # the result is only ever used through `.detach()` or `.data`
+
+    @property
+    def input(self) -> Optional[cst.BaseExpression]:
+        """What the pass runs on: the first positional argument (`x` in `model(x)`, `net.predict(x)`)."""
+        return next((arg.value for arg in self.call.args if arg.keyword is None and not arg.star), None)
 
 
 class EvaluationAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
-        self._trained_on_cache: dict[cst.Call, bool] = {}
+        self._trained_on_cache: dict[cst.CSTNode, bool] = {}
+        self._sizes = PassSizes(facts)
+
+    def size(self, found: EvaluationPass) -> PassSize:
+        """How much data the pass runs on (see `pass_size`)."""
+        return self._sizes.of(found)
 
     # ------------------------------------------------------------------ passes
 
     @functools.cached_property
     def passes(self) -> list[EvaluationPass]:
-        """Forward calls that evaluate a model. A model built in the same function that is never
-        trained or loaded (a shape check on `torch.randn`) is not being evaluated; a call in a
-        lambda runs wherever the lambda is called, which the analysis does not follow."""
+        """Forward passes that evaluate a model, found by what the code does: a forward call on a
+        model (or a model's own method that runs it, `net.predict(x)`) whose output never reaches
+        a backward pass, in code that steps no optimizer, or in a part of the training loop that
+        trains nothing (a periodic check, the validation after each epoch). A model built afresh
+        in the function that calls it (`net = ResNet18()`) and never trained or loaded is only
+        smoke-tested; a call in a lambda runs wherever the lambda is called, which the analysis
+        does not follow."""
         found = []
         for call in self.facts.calls:
             model = self.called_model(call)
             if model is None or self._in_lambda(call) or self._fresh_untrained(call, model):
                 continue
-            reason = self._evaluation_reason(call)
+            reason = self._evaluation_reason(call, model)
             if reason is not None:
-                found.append(EvaluationPass(call, model, reason, self._only_detached(call), reason == SIDE_BRANCH))
+                found.append(EvaluationPass(call, model, reason, self._only_detached(call)))
         return found
 
     def called_model(self, call: cst.Call) -> Optional[cst.BaseExpression]:
-        """The model a call runs forward, when it calls a module (or its `forward`): not a
-        constructor (`Net()`), not a method of a model (`model.get_classifier()`), not a function
-        whose name mentions a model (`task.get_eval_model()`)."""
+        """The model a call runs forward, when it calls a module (or its `forward`, or one of its
+        own methods that runs it, such as `predict`): not a constructor (`Net()`), not a method
+        of a model that runs no forward (`model.get_classifier()`), not a function whose name
+        mentions a model (`task.get_eval_model()`)."""
         facts = self.facts
+        function = facts.enclosing_function(call)
+        owner = facts.enclosing_class(function) if function is not None else None
+        if owner is not None and facts.is_module_class(owner):
+            return None  # a submodule called inside a model's own methods
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value
+        elif isinstance(func, cst.Attribute) and func.attr.value in self._forward_method_names \
+                and any(m in self._forward_methods for m in facts.called_functions(call)):
+            return func.value  # `net.predict(x)`: the model's own method runs it
         if facts.qualname(func) is not None or facts.local_definitions(func, cst.FunctionDef) \
                 or facts.local_definitions(func, cst.ClassDef):
             return None
@@ -80,11 +108,35 @@ class EvaluationAnalysis:
                 return None
             if isinstance(func, cst.Attribute) and (facts.kind_of(func.value) == "model" or self._named_like_model(func.value)):
                 return None  # a method of a model object
-        function = facts.enclosing_function(call)
-        owner = facts.enclosing_class(function) if function is not None else None
-        if owner is not None and facts.is_module_class(owner):
-            return None  # a submodule called inside a model's own methods
         return func
+
+    @functools.cached_property
+    def _forward_methods(self) -> dict[cst.FunctionDef, list[cst.Call]]:
+        """Methods of local model classes, other than forward, that run the model (`self(x)`,
+        `self.forward(x)`, `self.fc(x)`), with those calls: `predict`, `sample`, `generate`."""
+        facts = self.facts
+        found: dict[cst.FunctionDef, list[cst.Call]] = {}
+        for owner in facts.classes:
+            if not facts.is_module_class(owner):
+                continue
+            for name, method in facts.methods(owner).items():
+                runs = [c for c in nodes_within(method.body, cst.Call) if self._runs_own_layer(c, method)] \
+                    if name not in NOT_FORWARD_METHODS else []
+                if runs:
+                    found[method] = runs
+        return found
+
+    @functools.cached_property
+    def _forward_method_names(self) -> set[str]:
+        return {method.name.value for method in self._forward_methods}
+
+    def _runs_own_layer(self, call: cst.Call, method: cst.FunctionDef) -> bool:
+        func = call.func.value if isinstance(call.func, cst.Attribute) and call.func.attr.value == "forward" else call.func
+        this = first_param(method)
+        if isinstance(func, cst.Name):
+            return func.value == this
+        return isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == this \
+            and self.facts.kind_of(func) == "model"
 
     def _names_a_class(self, func: cst.BaseExpression) -> bool:
         """A class passed in (`def check(Discriminator): D = Discriminator(10)`), or a name spelled
@@ -101,18 +153,23 @@ class EvaluationAnalysis:
         return bool(MODEL_NAME.search(spelled)) and not ACTION_NAME.search(spelled)
 
     def _only_detached(self, call: cst.Call) -> bool:
-        """`model(x).detach()`, or `out = model(x)` whose every read is `out.detach()`."""
-        facts = self.facts
-        parent = facts.parent.get(call)
-        if isinstance(parent, cst.Attribute) and parent.attr.value == "detach":
-            return True
-        statement = parent
+        """`model(x).detach()`, or `out = model(x)` whose every read is `out.detach()` (or `out.data`)."""
+        detached = lambda node: isinstance(self.facts.parent.get(node), cst.Attribute) and self.facts.parent[node].attr.value in ("detach", "data")  # noqa: E731
+        reads = self._result_reads(call)
+        return detached(call) or bool(reads) and all(detached(read) for read in reads)
+
+    def during_training(self, found: EvaluationPass) -> bool:
+        """Whether a loop that trains runs the pass: a periodic check, a sample each epoch, a
+        helper such as `sample_images()` called from the training loop."""
+        training = self.facts.training
+        return any(self._trains(training.reachable(loop)) for loop in training.loops_around(found.call))
+
+    def _result_reads(self, call: cst.Call) -> list[cst.Name]:
+        """The reads of the name `out = model(x)` binds (none for other statements)."""
+        statement = self.facts.parent.get(call)
         if not (isinstance(statement, cst.Assign) and len(statement.targets) == 1 and isinstance(statement.targets[0].target, cst.Name)):
-            return False
-        target = statement.targets[0].target
-        reads = self._reads_by_target.get(target, [])
-        return bool(reads) and all(
-            isinstance(facts.parent.get(read), cst.Attribute) and facts.parent[read].attr.value == "detach" for read in reads)
+            return []
+        return self._reads_by_target.get(statement.targets[0].target, [])
 
     @functools.cached_property
     def _reads_by_target(self) -> dict[cst.Name, list[cst.Name]]:
@@ -136,26 +193,41 @@ class EvaluationAnalysis:
         return False
 
     def _fresh_untrained(self, call: cst.Call, model: cst.BaseExpression) -> bool:
-        """A model constructed in the function that calls it, that nothing trains or loads
-        weights into: a smoke test (`def test(): net = Net(); net(torch.randn(2, 3))`)."""
+        """A model built in the function that calls it, directly or by a factory (`net = Net()`,
+        `net = ResNet18()`), that nothing trains or loads weights into: a smoke test
+        (`def test(): net = ResNet18(); net(torch.randn(1, 3, 32, 32))`)."""
         facts = self.facts
+        if not isinstance(model, cst.Name):
+            return False
         function = facts.enclosing_function(call)
+        bindings = [facts.bindings.get(node) for node in facts.reaching_nodes(model)]
+        if not bindings or not all(b is not None and not b.path and not b.loop and isinstance(b.value, cst.Call)
+                                   and facts.enclosing_function(b.value) is function for b in bindings):
+            return False
         origins = facts.origins(model)
-        built_here = {o for o in origins if isinstance(o, cst.Call) and facts.kind_of(o) == "model"
-                      and facts.enclosing_function(o) is function}
-        return bool(built_here) and len(built_here) == len(origins) and not built_here & self._trained_or_loaded
+        return all(isinstance(o, cst.Call) and facts.kind_of(o) == "model" and not self._loads(o)
+                   and o not in self._trained and o not in self._loaded for o in origins)
+
+    @staticmethod
+    def _loads(call: cst.Call) -> bool:
+        """`torch.load(path)`, `Model.from_pretrained(name)`: a call that returns a loaded model."""
+        return _spelled(call.func) in LOAD_METHODS
 
     @functools.cached_property
-    def _trained_or_loaded(self) -> set[cst.CSTNode]:
-        """Origins of the models that the file trains (a forward whose result a backward pass
-        uses, or an optimizer over their parameters) or loads weights into; computed once."""
+    def _loaded(self) -> set[cst.CSTNode]:
+        """Origins of the models the file loads weights into (`model.load_state_dict(...)`)."""
+        facts = self.facts
+        return {o for call in facts.calls if isinstance(call.func, cst.Attribute) and call.func.attr.value in LOAD_METHODS
+                for o in facts.origins(call.func.value)}
+
+    @functools.cached_property
+    def _trained(self) -> set[cst.CSTNode]:
+        """Origins of the models the file trains: a forward whose result a backward pass uses, or
+        an optimizer over their parameters; computed once."""
         facts = self.facts
         found: set[cst.CSTNode] = set()
         for call in facts.calls:
-            func = call.func
-            if isinstance(func, cst.Attribute) and func.attr.value in LOAD_METHODS:
-                found.update(facts.origins(func.value))
-            elif facts.kind_of(call) == "optimizer":
+            if facts.kind_of(call) == "optimizer":
                 params = facts.argument(call, 0, "params")
                 for name in nodes_within(params, (cst.Name, cst.Attribute)) if params is not None else ():
                     found.update(facts.origins(name))
@@ -163,23 +235,43 @@ class EvaluationAnalysis:
                 found.update(facts.origins(model))
         return found
 
-    def _evaluation_reason(self, call: cst.Call) -> Optional[str]:
-        training = self.facts.training
+    def _is_loaded(self, model: cst.BaseExpression) -> bool:
+        return any(o in self._loaded or isinstance(o, cst.Call) and self._loads(o) for o in self.facts.origins(model))
+
+    def _evaluation_reason(self, call: cst.Call, model: cst.BaseExpression) -> Optional[str]:
+        """Why a forward call is an evaluation pass, or None when it is not one: its output
+        reaches a backward pass, or it runs in code that trains. A forward whose result its
+        function returns to callers the file does not show is one only when the function is
+        named like one (evaluate, predict, sample...)."""
         if self._result_trained_on(call):
             return None
-        if any(training.is_backward(n) for n in self._local_context(call)):
+        if self._trains(self._local_context(call)):
             if self._side_branch(call):
                 return SIDE_BRANCH
-            return "after each epoch's training steps" if self._after_inner_training(call) else None
-        function = self.facts.enclosing_function(call)
-        names_in_chain = [f.name.value for f in self._function_chain(call)]
-        if any(EVALUATION_NAME.search(name) and "train" not in name.lower() for name in names_in_chain):
-            return f"in {names_in_chain[0]}()" if function is not None else "in an evaluation function"
+            return AFTER_EPOCH if self._after_inner_training(call) else None
         if self._after_inner_training(call):
-            return "after each epoch's training steps"
-        if function is None and self._after_training_loop(call):
-            return "after the training loop"
-        return None
+            return AFTER_EPOCH
+        function = self.facts.enclosing_function(call)
+        if function is not None and not self._trains(self.facts.training.reachable(function)):
+            if self._returned(call) and not self.facts.call_sites(function) and not EVALUATION_NAME.search(function.name.value):
+                return None  # handed back to callers the file does not show: they may train on it
+            return f"in {function.name.value}()"
+        after = self._after_training(call)
+        if after is not None:
+            return after
+        return "on a loaded model" if function is None and self._is_loaded(model) else None
+
+    def _trains(self, nodes: list[cst.CSTNode]) -> bool:
+        training = self.facts.training
+        return any(training.is_backward(n) or training.is_optimizer_step(n) for n in nodes)
+
+    def _returned(self, call: cst.Call) -> bool:
+        """`return model(x)`, or `out = model(x)` with `out` read in a return statement."""
+        return isinstance(self._statement(call), cst.Return) or any(
+            isinstance(self._statement(read), cst.Return) for read in self._result_reads(call))
+
+    def _statement(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
+        return next((a for a in self.facts.ancestors(node) if isinstance(a, (cst.BaseSmallStatement, cst.BaseCompoundStatement))), None)
 
     def _side_branch(self, call: cst.Call) -> bool:
         """A forward inside an `if` branch of a training loop (`if step % 50 == 0:`) that runs no
@@ -198,7 +290,7 @@ class EvaluationAnalysis:
             return False
         for inner in nodes_within(branch, cst.Call):
             reached = [inner] + [n for f in facts.called_functions(inner) for n in training.reachable(f)]
-            if any(training.is_backward(n) or training.is_optimizer_step(n) for n in reached):
+            if self._trains(reached):
                 return False
         return True
 
@@ -211,7 +303,7 @@ class EvaluationAnalysis:
         for outer in facts.enclosing_loops(call):
             inside = [n for n in facts.effects.get(outer, []) if isinstance(n, cst.Call)]
             own_level = [n for n in inside if facts.enclosing_loops(n)[:1] == [outer]]
-            if any(training.is_backward(n) or training.is_optimizer_step(n) for n in own_level):
+            if self._trains(own_level):
                 continue
             for node in inside:
                 if facts.order_of(node) >= at:
@@ -227,19 +319,32 @@ class EvaluationAnalysis:
         return False
 
     def _result_trained_on(self, call: cst.Call) -> bool:
-        """Whether a backward pass uses what the statement around the call computes: its
-        assignment targets, the list it is appended to, or a backward call in the statement."""
-        if call not in self._trained_on_cache:
-            self._trained_on_cache[call] = self._compute_result_trained_on(call)
-        return self._trained_on_cache[call]
+        """Whether a backward pass uses what the statement around the call computes, following
+        the result forward through the function: `probs = policy(state)`, `m = Categorical(probs)`,
+        `policy.saved_log_probs.append(m.log_prob(a))` with that list differentiated elsewhere."""
+        return self._statement_trained_on(self._statement(call))
 
-    def _compute_result_trained_on(self, call: cst.Call) -> bool:
+    def _statement_trained_on(self, statement: Optional[cst.CSTNode]) -> bool:
+        """What a statement computes reaches a backward pass: its assignment targets, the list it
+        appends to, what its function returns, a backward call in it, or (for a name it binds)
+        a later statement that reads the name. Memoised; a statement met again while it is being
+        answered adds nothing."""
+        if statement is None:
+            return False
+        found = self._trained_on_cache.get(statement)
+        if found is None:
+            self._trained_on_cache[statement] = False
+            found = self._trained_on_cache[statement] = self._compute_statement_trained_on(statement)
+        return found
+
+    def _compute_statement_trained_on(self, statement: cst.CSTNode) -> bool:
         facts, training = self.facts, self.facts.training
-        statement = next((a for a in facts.ancestors(call) if isinstance(a, (cst.BaseSmallStatement, cst.BaseCompoundStatement))), None)
         if isinstance(statement, cst.Assign):
             targets = [t.target for t in statement.targets]
         elif isinstance(statement, (cst.AnnAssign, cst.AugAssign)):
             targets = [statement.target]
+        elif isinstance(statement, cst.Return):
+            return statement.value is not None and training.returned_to_backward(statement.value)
         elif isinstance(statement, cst.Expr):
             calls = nodes_within(statement, cst.Call)
             if any(training.is_backward(c) for c in calls):
@@ -249,7 +354,19 @@ class EvaluationAnalysis:
             return False
         leaves = [leaf for target in targets
                   for leaf in ([target] if isinstance(target, (cst.Name, cst.Attribute)) else nodes_within(target, (cst.Name, cst.Attribute)))]
-        return any(training.feeds_backward(leaf) for leaf in leaves)
+        if any(training.feeds_backward(leaf) or isinstance(leaf, cst.Attribute) and training.spelled_in_backward(leaf)
+               or any(training.feeds_backward(d) for d in self._defined_outside(leaf)) for leaf in leaves):
+            return True
+        return any(self._statement_trained_on(self._statement(read))
+                   for leaf in leaves if isinstance(leaf, cst.Name) for read in self._reads_by_target.get(leaf, []))
+
+    def _defined_outside(self, leaf: cst.BaseExpression) -> list[cst.Name]:
+        """The assignments a read of a global (a list filled here, read by the training code) reaches."""
+        facts = self.facts
+        if not isinstance(leaf, cst.Name) or leaf in facts.bindings:
+            return []
+        return [d for d in facts.reaching_nodes(leaf) if isinstance(d, cst.Name) and d in facts.bindings
+                and facts.enclosing_function(d) is not facts.enclosing_function(leaf)]
 
     def _local_context(self, call: cst.Call) -> list[cst.CSTNode]:
         """What runs next to a forward call: its innermost loop, else its function."""
@@ -261,18 +378,26 @@ class EvaluationAnalysis:
                     and not facts.enclosing_loops(n)]
         return facts.training.reachable(container)
 
-    def _function_chain(self, node: cst.CSTNode) -> list[cst.FunctionDef]:
-        return [a for a in self.facts.ancestors(node) if isinstance(a, cst.FunctionDef)]
+    def _after_training(self, call: cst.Call) -> Optional[str]:
+        """"after the training loop" when a loop, or "after `train()`" when a call of a local
+        function, earlier in the same function (or at module level) steps an optimizer."""
+        at = self.facts.order_of(call)
+        return next((reason for end, reason in self._training_ends.get(self.facts.enclosing_function(call), []) if end < at), None)
 
-    def _after_training_loop(self, call: cst.Call) -> bool:
-        facts = self.facts
-        at = facts.order_of(call)
+    @functools.cached_property
+    def _training_ends(self) -> dict[Optional[cst.FunctionDef], list[tuple[int, str]]]:
+        """For each function (None: module level), when each of its training loops, and each of
+        its calls to a local function that trains, ends; indexed once per file."""
+        facts, training = self.facts, self.facts.training
+        ends: dict[Optional[cst.FunctionDef], list[tuple[int, str]]] = {}
         for loop in facts.loops:
-            if facts.enclosing_function(loop) is None and call not in facts.effects.get(loop, []) and \
-                    any(facts.training.is_optimizer_step(n) for n in facts.training.reachable(loop)):
-                if facts.order_of(loop) < at:
-                    return True
-        return False
+            if any(training.is_optimizer_step(n) for n in training.reachable(loop)):
+                ends.setdefault(facts.enclosing_function(loop), []).append((facts.order_of(loop), "after the training loop"))
+        for call in facts.calls:
+            if not facts.enclosing_loops(call) and any(
+                    training.is_optimizer_step(n) for f in facts.called_functions(call) for n in training.reachable(f)):
+                ends.setdefault(facts.enclosing_function(call), []).append((facts.order_of(call), f"after `{facts.module.code_for_node(call.func)}()` trains it"))
+        return ends
 
     # ------------------------------------------------------------------ context
 
@@ -291,6 +416,23 @@ class EvaluationAnalysis:
                     return all(self.in_no_grad(site, depth - 1) for site in sites)
                 break
         return self._grad_disabled_globally(node)
+
+    def grad_disabled(self, found: EvaluationPass) -> bool:
+        """Whether a pass runs with autograd off: by its context (`in_no_grad`), or, for a
+        model's own method (`net.predict(x)`), by the method's decorator or a `with` block inside
+        it around each forward it runs."""
+        if self.in_no_grad(found.call):
+            return True
+        methods = [m for m in self.facts.called_functions(found.call) if m in self._forward_methods]
+        return bool(methods) and all(self._inside_no_grad(inner, method) for method in methods for inner in self._forward_methods[method])
+
+    def _inside_no_grad(self, node: cst.CSTNode, function: cst.FunctionDef) -> bool:
+        for ancestor in self.facts.ancestors(node):
+            if isinstance(ancestor, cst.With) and any(self._disables_grad(item.item) for item in ancestor.items):
+                return True
+            if ancestor is function:
+                return any(self._disables_grad(d.decorator) for d in function.decorators)
+        return False
 
     def _disables_grad(self, expr: cst.BaseExpression) -> bool:
         target = expr.func if isinstance(expr, cst.Call) else expr

@@ -347,7 +347,8 @@ class TensorAnalysis(TensorSources):
         if method in SHAPE_METHODS or method in CAST_METHODS:
             inner = self._value(receiver, ())
             other = self._value(args[0], ()) if args and method in ("view_as", "reshape_as", "expand_as", "type_as") else None
-            shape = self.reshaped(inner.shape, method, args, call, other)
+            starred = any(a.star for a in call.args)  # `x.view(1, *x.shape)`: dims not listed here
+            shape = None if starred and method in SHAPE_METHODS else self.reshaped(inner.shape, method, args, call, other)
             return self.select(TensorValue(shape, self.cast_kind(method, call, inner.dtype), inner.range), path)
         if method in SAME_VALUE_METHODS:
             return self._value(receiver, path)

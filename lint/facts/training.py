@@ -137,17 +137,32 @@ class TrainingAnalysis:
         assignments: `total = torch.stack(losses).mean(); total.backward()` is computed from
         `losses`. An assignment target is followed to the reads it reaches; another name or
         attribute (`running += loss`, `self.losses`) matches its spelling in the same scope."""
-        targets, spellings = self._backward_dependencies
+        targets, spellings, _ = self._backward_dependencies
         if isinstance(value, cst.Name) and value in self.facts.bindings:
             return value in targets
         return (self.facts.module.code_for_node(value), self._scope(value)) in spellings
 
+    def spelled_in_backward(self, value: cst.Attribute) -> bool:
+        """Whether a backward pass reads an attribute spelled the same in any function: a list
+        that one function fills (`policy.saved_log_probs.append(...)`) and another differentiates."""
+        return self.facts.module.code_for_node(value) in self._backward_spellings
+
     @functools.cached_property
-    def _backward_dependencies(self) -> tuple[set[cst.CSTNode], set[tuple[str, Optional[cst.CSTNode]]]]:
+    def _backward_spellings(self) -> set[str]:
+        return {spelled for spelled, _ in self._backward_dependencies[1]}
+
+    def returned_to_backward(self, value: cst.BaseExpression) -> bool:
+        """Whether a returned expression is what a local function hands to a backward pass
+        (`return criterion(model(x), y)` in the function whose result is differentiated)."""
+        return value in self._backward_dependencies[2]
+
+    @functools.cached_property
+    def _backward_dependencies(self) -> tuple[set[cst.CSTNode], set[tuple[str, Optional[cst.CSTNode]]], set[cst.CSTNode]]:
         """Everything the file's backward passes are computed from, found once by one worklist
         over the data flow: the definitions the differentiated expressions' reads reach (and
-        theirs, transitively), what the local functions they call return, and the spellings of
-        the names and attributes they read."""
+        theirs, transitively), what is appended to the lists they read, what the local functions
+        they call return, the spellings of the names and attributes they read, and the
+        expressions walked."""
         facts = self.facts
         targets: set[cst.CSTNode] = set()
         spellings: set[tuple[str, Optional[cst.CSTNode]]] = set()
@@ -163,7 +178,9 @@ class TrainingAnalysis:
                     for function in facts.local_definitions(node.func, cst.FunctionDef):
                         todo.extend(facts.returns.get(function, []))
                     continue
-                spellings.add((facts.module.code_for_node(node), self._scope(node)))
+                spelled = (facts.module.code_for_node(node), self._scope(node))
+                spellings.add(spelled)
+                todo.extend(self._appended.get(spelled, []))
                 if not isinstance(node, cst.Name):
                     continue
                 for definition in facts.reaching_nodes(node):
@@ -171,7 +188,18 @@ class TrainingAnalysis:
                     targets.add(definition)
                     if binding is not None:
                         todo.append(binding.value)
-        return targets, spellings
+        return targets, spellings, seen
+
+    @functools.cached_property
+    def _appended(self) -> dict[tuple[str, Optional[cst.CSTNode]], list[cst.BaseExpression]]:
+        """What is appended to each list, by its spelling and scope (`losses.append(loss)`)."""
+        found: dict[tuple[str, Optional[cst.CSTNode]], list[cst.BaseExpression]] = {}
+        for call in self.facts.calls:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("append", "extend", "appendleft") and call.args:
+                key = (self.facts.module.code_for_node(func.value), self._scope(func.value))
+                found.setdefault(key, []).append(call.args[0].value)
+        return found
 
     @functools.cached_property
     def backward_calls(self) -> list[cst.Call]:

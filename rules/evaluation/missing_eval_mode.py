@@ -13,10 +13,11 @@ from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 class MissingEvalMode(Rule):
     """
     ## What it does
-    Finds evaluation passes (a forward call whose result is never backpropagated, in a function
-    named like evaluate/validate/test/predict/infer, after the training loop, or in a branch of
-    the training loop that runs no backward pass, like `if step % 50 == 0:`) of a model with
-    Dropout or BatchNorm layers that may still be in training mode. On each path to the pass, the
+    Finds evaluation passes of a model with Dropout or BatchNorm layers that may still be in
+    training mode. An evaluation pass is a forward call on a model trained or loaded in the
+    script, or handed to the function, whose result is never backpropagated, in code that steps
+    no optimizer (after the training loop, in a function that trains nothing, after each epoch's
+    training steps, or in a branch of the training loop like `if step % 50 == 0:`). On each path to the pass, the
     latest `model.eval()` / `model.train(False)` / `model.train()` earlier in the same function
     (else before the call that leads there) sets the mode; the pass is reported when some path
     leaves the model in training mode or none calls `eval()`. Models whose layers cannot be seen
@@ -151,6 +152,41 @@ for i, data in enumerate(dataloader):
     if i % 100 == 0:
         fake = netG(fixed_noise)
         vutils.save_image(fake.detach(), "fake.png")
+""",
+        # a smoke test of a model a factory function builds, with random input (kuangliu/pytorch-cifar)
+        """
+import torch
+import torch.nn as nn
+class ResNet(nn.Module):
+    def __init__(self, blocks):
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)
+    def forward(self, x):
+        return self.bn(self.conv(x))
+def ResNet18():
+    return ResNet([2, 2, 2, 2])
+def test():
+    net = ResNet18()
+    y = net(torch.randn(1, 3, 32, 32))
+    print(y.size())
+""",
+        # a GAN's sampling helper, called from the training loop, saves `.data`: BatchNorm stays in training mode by design
+        """
+import torch
+import torch.nn as nn
+generator = nn.Sequential(nn.Linear(100, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, 784), nn.Tanh())
+optimizer_G = torch.optim.Adam(generator.parameters())
+def sample_image(n_row, batches_done):
+    z = torch.randn(n_row ** 2, 100)
+    gen_imgs = generator(z)
+    save_image(gen_imgs.data, "images/%d.png" % batches_done, nrow=n_row)
+for i, (imgs, _) in enumerate(dataloader):
+    optimizer_G.zero_grad()
+    g_loss = -discriminator(generator(torch.randn(imgs.size(0), 100))).mean()
+    g_loss.backward()
+    optimizer_G.step()
+    if i % 400 == 0:
+        sample_image(10, i)
 """,
         # no Dropout/BatchNorm: eval() changes nothing
         """
@@ -387,7 +423,7 @@ for epoch in range(10):
         for found in evaluation.passes:
             if not evaluation.has_mode_layers(found.model):
                 continue
-            if found.periodic and found.detached and not evaluation.has_dropout(found.model):
+            if found.detached and not evaluation.has_dropout(found.model) and evaluation.during_training(found):
                 continue  # a sample saved during training (a GAN generator's images) keeps BatchNorm in training mode by design
             modes = evaluation.modes_before(found.call, found.model)
             if "eval" in modes and "train" not in modes:

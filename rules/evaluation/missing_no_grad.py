@@ -14,11 +14,22 @@ from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 class MissingNoGrad(Rule):
     """
     ## What it does
-    Finds evaluation passes (a forward call whose result is never backpropagated, in a function
-    named like evaluate/validate/test/predict/infer, after the training loop, or in a branch of
-    the training loop that runs no backward pass, like `if step % 50 == 0:`) that run outside
-    `torch.no_grad()`, `torch.inference_mode()` or `torch.set_grad_enabled(False)`: neither in a
-    `with` block, nor in a function decorated with them, nor called only from such a context.
+    Finds evaluation passes that run outside `torch.no_grad()`, `torch.inference_mode()` or
+    `torch.set_grad_enabled(False)` (neither in a `with` block, nor in a function decorated with
+    them, nor called only from such a context). An evaluation pass is found by what the code
+    does, not by what it is called: a forward pass (or a model's own method that runs one, such
+    as `net.predict(x)`) on a model trained or loaded in the script, or handed to the function,
+    whose output never reaches a backward pass, in code that steps no optimizer: after the
+    training loop, in a function that trains nothing (`evaluate()`, `sample_images()`), after
+    each epoch's training steps, or in a branch of the training loop that runs no backward pass
+    (`if step % 50 == 0:`). A model built in the same function and never trained
+    (`net = ResNet18(); net(torch.randn(1, 3, 32, 32))`) is a smoke test, not an evaluation.
+
+    The finding is a warning when the pass is large: it runs over every batch of a loader or
+    dataset, on a tensor of 1,000 rows or a million values at once, on a batch again and again
+    (each epoch, in a loop), or on data whose size the analysis cannot see. A one-off pass over a
+    handful of samples (fewer than 32 rows, or under 100,000 values, one batch drawn for a plot, a
+    sample of generated noise) is `info`. The message says the size it saw.
 
     ## Why is this bad?
     Autograd records every operation of the pass to be able to backpropagate later: activations
@@ -131,22 +142,59 @@ for step, (x, y) in enumerate(loader):
         checkpointer.load_model(model)
         other = dummy_model_factory()
 """,
-        # a result detached at once keeps no graph; a lambda runs wherever it is called
+        # a lambda runs wherever it is called
         """
 import torch
 import torch.nn as nn
 model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-for step, (x, y) in enumerate(loader):
-    loss = nn.functional.cross_entropy(model(x), y)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    if step % 100 == 0:
-        preview = model(x).detach()
 def evaluate(data, forward=lambda batch: model(batch)):
     with torch.no_grad():
         return [forward(batch) for batch in data]
+""",
+        # a smoke test of a model built by a factory function (kuangliu/pytorch-cifar's models)
+        """
+import torch
+import torch.nn as nn
+class ResNet(nn.Module):
+    def __init__(self, blocks):
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+def ResNet18():
+    return ResNet([2, 2, 2, 2])
+def test():
+    net = ResNet18()
+    y = net(torch.randn(1, 3, 32, 32))
+    print(y.size())
+""",
+        # the policy's output reaches a backward pass through a list another function differentiates
+        """
+import torch
+import torch.nn as nn
+from torch.distributions import Categorical
+policy = nn.Sequential(nn.Linear(4, 2), nn.Softmax(-1))
+optimizer = torch.optim.Adam(policy.parameters())
+saved_log_probs = []
+def select_action(state):
+    probs = policy(state)
+    m = Categorical(probs)
+    action = m.sample()
+    saved_log_probs.append(m.log_prob(action))
+    return action.item()
+def finish_episode(returns):
+    losses = []
+    for log_prob, r in zip(saved_log_probs, returns):
+        losses.append(-log_prob * r)
+    optimizer.zero_grad()
+    torch.stack(losses).sum().backward()
+    optimizer.step()
+""",
+        # a forward handed back to callers the file does not show: they may train on it
+        """
+import torch
+def logits_of(model, batch):
+    return model(batch["input"])
 """,
         # another framework's `nn` and `model` are not PyTorch's
         """
@@ -284,6 +332,7 @@ def evaluate(model, loader):
     return total
 """,
             line=8,
+            message="over every batch of `loader`",
         ),
         Invalid(
             """
@@ -348,6 +397,89 @@ for epoch in range(20):
 """,
             line=10,
         ),
+        # a sampling helper, named like no evaluation, run on a validation batch from the training loop
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+generator = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 3, 3, padding=1))
+optimizer = torch.optim.Adam(generator.parameters())
+def save_images(step):
+    imgs = next(iter(val_loader))
+    fake = generator(imgs["A"].cuda())
+    save_image(fake.data, f"{step}.png")
+for i, batch in enumerate(loader):
+    optimizer.zero_grad()
+    nn.functional.l1_loss(generator(batch["A"]), batch["B"]).backward()
+    optimizer.step()
+    if i % 500 == 0:
+        save_images(i)
+""",
+            line=8,
+            message="in save_images()) over a batch of `val_loader` in a loop",
+        ),
+        # a model's own predict() over a whole test set at once
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(20, 2)
+    def forward(self, x):
+        return self.fc(x)
+    def predict(self, x):
+        return self(x).argmax(1)
+net = Net()
+opt = torch.optim.Adam(net.parameters())
+X, y = torch.randn(800, 20), torch.randint(0, 2, (800,))
+X_test = torch.randn(5000, 20)
+for epoch in range(10):
+    opt.zero_grad()
+    nn.functional.cross_entropy(net(X), y).backward()
+    opt.step()
+print((net.predict(X_test) == 1).float().mean())
+""",
+            line=20,
+            message="over a 5000×20 input at once",
+        ),
+        # `.detach()` drops the graph only once the forward pass has built it
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for step, (x, y) in enumerate(loader):
+    loss = nn.functional.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if step % 100 == 0:
+        val_x, val_y = next(iter(val_loader))
+        accuracy = (model(val_x).detach().argmax(1) == val_y).float().mean()
+""",
+            line=13,
+            message="`.detach()` drops the graph only after",
+        ),
+        # a one-off prediction on a few literal samples costs little: info
+        Invalid(
+            """
+import torch
+import torch.nn as nn
+model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in loader:
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    optimizer.step()
+print(model(torch.tensor([[0.1, 0.2, 0.3, 0.4], [1.0, 0.0, 0.5, 0.2]])))
+""",
+            line=10,
+            message="over a 2×4 input",
+            severity=Severity.INFO,
+        ),
         # the epoch loop trains through a function, then validates inline
         Invalid(
             """
@@ -375,15 +507,18 @@ for epoch in range(5):
     def check(self, ctx: RuleContext) -> None:
         evaluation = ctx.facts.evaluation
         for found in evaluation.passes:
-            if found.detached or evaluation.in_no_grad(found.call):
-                continue  # `model(x).detach()`: the graph is dropped at once
+            if evaluation.grad_disabled(found):
+                continue
             model = ctx.facts.module.code_for_node(found.model)
+            size = evaluation.size(found)
+            detached = " (`.detach()` drops the graph only after the pass has built it)" if found.detached else ""
             ctx.report(
                 found.call,
-                f"`{model}` runs an evaluation pass ({found.reason}) with autograd on: every activation is "
-                "kept for a backward pass that never comes; wrap it in `with torch.no_grad():` "
+                f"`{model}` runs an evaluation pass ({found.reason}) over {size.description} with autograd on: every "
+                f"activation is kept for a backward pass that never comes{detached}; wrap it in `with torch.no_grad():` "
                 "(or decorate the function with `@torch.no_grad()`)",
                 fix=_no_grad_fix(ctx.facts, found.call),
+                severity=None if size.large else Severity.INFO,
             )
 
 
