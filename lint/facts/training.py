@@ -16,6 +16,8 @@ Loop = Union[cst.For, cst.While]
 # elsewhere and never called in the file): `optimizer`, `opt_g`, `self.optim`...
 _OPTIMIZER_NAME = re.compile(r"(^|_)(opt|optim|optimizer|optimiser)(_|\d|$)", re.IGNORECASE)
 _MAX_CALL_DEPTH = 6
+# Libraries whose functions do nothing to the objects they receive beyond what their names say.
+_SEEN_APIS = ("torch.", "builtins.", "tqdm.")
 
 
 def _terminal_name(expr: cst.BaseExpression) -> str:
@@ -242,6 +244,23 @@ class TrainingAnalysis:
         seen.add(function)
         for call in self.caller_sites(function):
             yield from self._loops_around(call, depth - 1, seen)
+
+    def hands_to_unseen(self, call: cst.Call, value: cst.BaseExpression) -> bool:
+        """Whether a call of a function we cannot see (neither local nor from torch, builtins or
+        tqdm) receives the object `value` holds, or an attribute of it (`loader.sampler`): it may
+        do anything with it."""
+        facts = self.facts
+        if facts.called_functions(call) or (facts.qualname(call.func) or "").startswith(_SEEN_APIS):
+            return False
+        for arg in call.args:
+            part = arg.value
+            while True:
+                if facts.same_object(part, value):
+                    return True
+                if not isinstance(part, cst.Attribute):
+                    break
+                part = part.value
+        return False
 
     def caller_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
         """Calls that run a function: direct calls, and calls receiving it as an argument."""

@@ -2,12 +2,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from mlplint.lint.facts.core import nodes_within
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
-
-# Calls that pass a loader or sampler along without setting its epoch.
-_PASSING_APIS = ("builtins.", "tqdm.", "torch.")
 
 
 @register
@@ -243,10 +239,6 @@ while step < max_steps:
                 continue
             if isinstance(node.func, cst.Attribute) and node.func.attr.value == "set_epoch":
                 return True
-            qualified = facts.qualname(node.func) or ""
-            if facts.called_functions(node) or qualified.startswith(_PASSING_APIS):
-                continue
-            parts = (part for arg in node.args for part in nodes_within(arg.value, (cst.Name, cst.Attribute, cst.Call)))
-            if any(origin in (sampler, loader) for part in parts for origin in facts.origins(part)):
+            if facts.training.hands_to_unseen(node, sampler) or facts.training.hands_to_unseen(node, loader):
                 return True
         return False
