@@ -60,21 +60,17 @@ class DistributedAnalysis:
         return found
 
     @functools.cached_property
-    def ddp_fed_loaders(self) -> dict[cst.Call, tuple[cst.Call, cst.For]]:
-        """Each DataLoader that feeds a training loop running a DistributedDataParallel model
-        forward: loader -> (the DDP construction, the first such loop)."""
+    def ddp_training_loops(self) -> dict[cst.For, cst.Call]:
+        """Each training loop over DataLoaders that runs a DistributedDataParallel model forward,
+        with that DDP construction."""
         facts = self.facts
         wrapping = {origin: wrapper for wrapper in self.wrappers for origin in facts.origins(wrapper.args[0].value)}
-        fed: dict[cst.Call, tuple[cst.Call, cst.For]] = {}
-        if not wrapping:
-            return fed
-        for loader, loops in facts.loaders.training_loops.items():
-            for loop in loops:
-                wrapper = self._wrapper_run_by(loop, wrapping)
-                if wrapper is not None:
-                    fed[loader] = (wrapper, loop)
-                    break
-        return fed
+        found: dict[cst.For, cst.Call] = {}
+        for loop in facts.loaders.training_loaders if wrapping else ():
+            wrapper = self._wrapper_run_by(loop, wrapping)
+            if wrapper is not None:
+                found[loop] = wrapper
+        return found
 
     def _wrapper_run_by(self, loop: cst.For, wrapping: dict[cst.CSTNode, cst.Call]) -> Optional[cst.Call]:
         facts = self.facts

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import functools
-from typing import Optional, Union
+from typing import Union
 
 import libcst as cst
 
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts
 from mlplint.lint.facts.iterations import IterationCounts
+from mlplint.lint.facts.training import MAX_CALL_DEPTH
 
 ITERATION_WRAPPERS = {"builtins.enumerate", "builtins.iter", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
 
@@ -34,18 +35,26 @@ class LoaderAnalysis(IterationCounts):
         return list(dict.fromkeys(found))
 
     @functools.cached_property
-    def training_loops(self) -> dict[cst.Call, list[cst.For]]:
-        """Each DataLoader call that feeds a training loop (a `for` over it that runs an optimizer
-        step), with those loops in source order."""
+    def training_loaders(self) -> dict[cst.For, list[cst.Call]]:
+        """Each training loop (a `for` that runs an optimizer step) over DataLoaders, with the
+        DataLoader calls it may iterate, in source order."""
         training = self.facts.training
-        fed: dict[cst.Call, list[cst.For]] = {}
+        fed: dict[cst.For, list[cst.Call]] = {}
         for loop in self.facts.loops:
             if not isinstance(loop, cst.For):
                 continue
             loaders = self.loaders(loop.iter)
             if loaders and any(training.is_optimizer_step(node) for node in training.reachable(loop)):
-                for loader in loaders:
-                    fed.setdefault(loader, []).append(loop)
+                fed[loop] = loaders
+        return fed
+
+    @functools.cached_property
+    def training_loops(self) -> dict[cst.Call, list[cst.For]]:
+        """Each DataLoader call that feeds a training loop, with those loops in source order."""
+        fed: dict[cst.Call, list[cst.For]] = {}
+        for loop, loaders in self.training_loaders.items():
+            for loader in loaders:
+                fed.setdefault(loader, []).append(loop)
         return fed
 
     def streams(self, loader: cst.Call) -> bool:
@@ -56,10 +65,22 @@ class LoaderAnalysis(IterationCounts):
         return any(isinstance(cls, cst.ClassDef) and facts.class_bases(cls) & names.ITERABLE_DATASETS
                    for cls in (facts.classes_of(dataset) if dataset is not None else ()))
 
-    def epoch_loop(self, loop: cst.For) -> Optional[Union[cst.For, cst.While]]:
-        """The loop that runs a pass over a loader again and again (the next loop around it, in its
-        function or around a call of it), None when there is none or it runs once (`range(1)`)."""
-        outer = next(self.facts.training.loops_around(loop), None)
-        if isinstance(outer, cst.For) and self.iterations(outer.iter) == 1:
-            return None
-        return outer
+    def epoch_loops(self, loop: cst.For, loader: cst.Call) -> list[Union[cst.For, cst.While]]:
+        """The loops that run a pass of `loop` over `loader` again and again: the next loop around
+        it in its function, else the loops around the calls of its function (those that pass the
+        loader along, when some do), and so on outwards. Loops that run once (`range(1)`) are left out."""
+        found = self._outer_loops(loop, loader, MAX_CALL_DEPTH, set())
+        return [outer for outer in dict.fromkeys(found) if not (isinstance(outer, cst.For) and self.iterations(outer.iter) == 1)]
+
+    def _outer_loops(self, node: cst.CSTNode, loader: cst.Call, depth: int, seen: set) -> list[Union[cst.For, cst.While]]:
+        facts = self.facts
+        enclosing = facts.enclosing_loops(node)
+        if enclosing:
+            return [enclosing[0]]
+        function = facts.enclosing_function(node)
+        if function is None or depth == 0 or function in seen:
+            return []
+        seen.add(function)
+        sites = facts.training.caller_sites(function)
+        passing = [site for site in sites if any(loader in facts.origins(arg.value) for arg in site.args)]
+        return [outer for site in passing or sites for outer in self._outer_loops(site, loader, depth - 1, seen)]

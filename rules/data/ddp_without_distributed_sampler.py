@@ -160,6 +160,23 @@ for x, y in loader:
     accelerator.backward(loss_fn(model(x), y))
     optimizer.step()
 """,
+        # the unsharded loader is the single-process one; the variable holds the sharded one under DDP
+        """
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+if world_size > 1:
+    model = DDP(model)
+    loader = DataLoader(ds, batch_size=8, sampler=DistributedSampler(ds))
+else:
+    loader = DataLoader(ds, batch_size=8, shuffle=True)
+def train(model, loader):
+    for x, y in loader:
+        optimizer.zero_grad()
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+train(model, loader)
+""",
         # the loader trains another model than the DDP one
         """
 import torch
@@ -215,13 +232,19 @@ train(loader)
 
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
-        for loader, (wrapper, loop) in facts.distributed.ddp_fed_loaders.items():
-            if facts.distributed.splits_data(loader):
-                continue
-            ctx.report(
-                loader,
-                f"this DataLoader feeds the DistributedDataParallel model (line {facts.line_of(wrapper)}) in the training "
-                f"loop at line {facts.line_of(loop)} with no DistributedSampler: every rank iterates the whole dataset, "
-                "so the ranks repeat each other's work; pass `sampler=DistributedSampler(dataset)` (and call "
-                "`sampler.set_epoch(epoch)` each epoch)",
-            )
+        reported = set()
+        for loop, wrapper in facts.distributed.ddp_training_loops.items():
+            loaders = facts.loaders.training_loaders[loop]
+            if any(facts.distributed.splits_data(loader) for loader in loaders):
+                continue  # `loader` is the sharded one when distributed, another one otherwise
+            for loader in loaders:
+                if loader in reported:
+                    continue
+                reported.add(loader)
+                ctx.report(
+                    loader,
+                    f"this DataLoader feeds the DistributedDataParallel model (line {facts.line_of(wrapper)}) in the "
+                    f"training loop at line {facts.line_of(loop)} with no DistributedSampler: every rank iterates the "
+                    "whole dataset, so the ranks repeat each other's work; pass `sampler=DistributedSampler(dataset)` "
+                    "(and call `sampler.set_epoch(epoch)` each epoch)",
+                )

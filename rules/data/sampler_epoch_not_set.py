@@ -12,8 +12,9 @@ class SamplerEpochNotSet(Rule):
     ## What it does
     Finds a `DistributedSampler` that orders a training loader run for several epochs, where the
     epoch loop never calls `set_epoch(epoch)` (on the sampler, on `loader.sampler`, or in a
-    function the loop calls). A sampler built with `shuffle=False`, a single epoch, and a loader
-    handed to a function we cannot see stay quiet.
+    function the loop calls). A sampler built with `shuffle=False`, a single epoch, a sampler built
+    anew inside the epoch loop, and a sampler or loader handed to a function we cannot see stay
+    quiet.
 
     ## Why is this bad?
     `DistributedSampler` shuffles with a generator seeded by `seed + epoch`, and the epoch only
@@ -142,6 +143,16 @@ for epoch in range(10):
     for x, y in loader:
         opt.zero_grad(); crit(model(x), y).backward(); opt.step()
 """,
+        # a new sampler for each fold, one pass each
+        """
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+for fold, (train_idx, val_idx) in enumerate(kfold.split(data)):
+    subset = Subset(data, train_idx)
+    loader = DataLoader(subset, batch_size=32, sampler=DistributedSampler(subset))
+    for x, y in loader:
+        opt.zero_grad(); crit(model(x), y).backward(); opt.step()
+""",
         # a single pass over the loader: no epoch loop
         """
 from torch.utils.data import DataLoader, DistributedSampler
@@ -215,10 +226,11 @@ while step < max_steps:
             if shuffle is not None and facts.literal(shuffle) is not True:
                 continue  # shuffle=False, or a setting we cannot know
             for loader in facts.distributed.loaders_ordered_by(sampler):
-                fed = [(loop, loaders.epoch_loop(loop)) for loop in loaders.training_loops.get(loader, [])]
-                unset = [(loop, epochs) for loop, epochs in fed if epochs is not None
-                         and not self._sets_epoch(facts, epochs, sampler, loader)
-                         and not (facts.argument(sampler, 4, "seed") is not None and epochs in training.loops_around(sampler))]
+                # a sampler built inside the epoch loop is a new one each time (per fold, per dataset): cannot tell
+                unset = [(loop, epochs) for loop in loaders.training_loops.get(loader, [])
+                         for epochs in loaders.epoch_loops(loop, loader)
+                         if epochs not in training.loops_around(sampler)
+                         and not self._sets_epoch(facts, epochs, sampler, loader)]
                 if unset:
                     loop, epochs = unset[0]
                     ctx.report(
