@@ -4,6 +4,7 @@ backward passes, and whether a scaler is built disabled."""
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import libcst as cst
 
@@ -37,6 +38,19 @@ class ScalerAnalysis:
         scaled = set(self.calls("scale"))
         return [call for call in self.facts.training.backward_calls
                 if isinstance(call.func, cst.Attribute) and call.func.value in scaled]
+
+    def in_function(self, method: str, function: Optional[cst.FunctionDef]) -> list[cst.Call]:
+        """The calls of one method (or "backward" for the scaled backward passes) written in one
+        function (None: at module level), in evaluation order."""
+        return self._by_function.get((method, function), [])
+
+    @functools.cached_property
+    def _by_function(self) -> dict[tuple[str, Optional[cst.FunctionDef]], list[cst.Call]]:
+        index: dict[tuple[str, Optional[cst.FunctionDef]], list[cst.Call]] = {}
+        for method, calls in [*self._calls.items(), ("backward", self.scaled_backwards)]:
+            for call in calls:
+                index.setdefault((method, self.facts.enclosing_function(call)), []).append(call)
+        return index
 
     def disabled(self, scaler: cst.BaseExpression) -> bool:
         """Every GradScaler the expression may hold is built with `enabled=False`: a no-op."""

@@ -1,5 +1,6 @@
 """DataLoaders and the training loops they feed: which DataLoader calls a loop iterates (through
-`enumerate`, `iter`, `zip`, `tqdm`), indexed once per file."""
+`enumerate`, `iter`, `zip`, `tqdm`), indexed once per file; the loops that run such a pass epoch
+after epoch; whether a loader's dataset streams its own items."""
 
 from __future__ import annotations
 

@@ -16,6 +16,7 @@ _PRIVATE_PATHS = [
     (re.compile(r"^torch\.nn\.modules\."), "torch.nn."),
     (re.compile(r"^lightning\.pytorch\."), "pytorch_lightning."),
     (re.compile(r"^torch\.cuda\.amp\."), "torch.amp."),
+    (re.compile(r"^torch\.nn\.parallel\.distributed\."), "torch.nn.parallel."),
 ]
 
 

@@ -199,6 +199,21 @@ for epoch in range(100):
 """,
             line=11,
         ),
+        # inside a BatchSampler
+        Invalid(
+            """
+import torch
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
+sampler = DistributedSampler(dataset, drop_last=True)
+loader = DataLoader(dataset, batch_sampler=BatchSampler(sampler, batch_size=64, drop_last=True))
+for epoch in range(20):
+    for x, y in loader:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+""",
+            line=4,
+        ),
         # set_epoch once, before training, does not change the order between epochs
         Invalid(
             """

@@ -239,15 +239,14 @@ for batch in loader:
         scalers = facts.scalers
         for clip in facts.calls_to(*names.GRADIENT_CLIPPING):
             function, clipped_at = facts.enclosing_function(clip), facts.order_of(clip)
-            backwards = [b for b in scalers.scaled_backwards if facts.enclosing_function(b) is function
-                         and facts.order_of(b) < clipped_at and not _exclusive(facts, b, clip)]
+            backwards = [b for b in scalers.in_function("backward", function)
+                         if facts.order_of(b) < clipped_at and not _exclusive(facts, b, clip)]
             if not backwards:
                 continue
             backward = backwards[-1]
             scaler = backward.func.value.func.value  # `scaler` in `scaler.scale(loss).backward()`
-            steps = [s for s in scalers.calls("step") if facts.enclosing_function(s) is function
-                     and facts.order_of(s) > clipped_at and facts.same_object(s.func.value, scaler)
-                     and not _exclusive(facts, clip, s)]
+            steps = [s for s in scalers.in_function("step", function) if facts.order_of(s) > clipped_at
+                     and facts.same_object(s.func.value, scaler) and not _exclusive(facts, clip, s)]
             if not steps or scalers.disabled(scaler) or _unscaled_between(facts, backward, clip, scaler):
                 continue
             clipping = facts.module.code_for_node(clip.func).rsplit(".", 1)[-1]

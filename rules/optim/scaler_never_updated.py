@@ -162,10 +162,16 @@ for real in loader:
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
         training, scalers = facts.training, facts.scalers
+        updated: dict[tuple[cst.CSTNode, str], bool] = {}  # per loop and scaler spelling, answered once
         for step in scalers.calls("step"):
             scaler = step.func.value
             loop = next((loop for loop in training.loops_around(step) if not _iterates_stepped(facts, loop, step)), None)
-            if loop is None or scalers.disabled(scaler) or self._updated_in(facts, loop, scaler):
+            if loop is None or scalers.disabled(scaler):
+                continue
+            key = (loop, facts.module.code_for_node(scaler))
+            if key not in updated:
+                updated[key] = self._updated_in(facts, loop, scaler)
+            if updated[key]:
                 continue
             receiver = facts.module.code_for_node(scaler)
             ctx.report(
