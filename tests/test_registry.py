@@ -9,8 +9,9 @@ from mlplint.lint.registry import all_rules
 from mlplint.probe.symptoms import SYMPTOMS
 
 CONTRACT_CODES = {
-    "ML101", "ML102", "ML103", "ML104", "ML105", "ML106",
+    "ML101", "ML102", "ML103", "ML104", "ML105", "ML106", "ML107", "ML108",
     "ML201", "ML202", "ML203", "ML204", "ML205", "ML206", "ML207", "ML208", "ML209", "ML210", "ML211", "ML212", "ML213",
+    "ML214", "ML215",
     "ML301", "ML302", "ML303", "ML304", "ML305", "ML306", "ML307", "ML308", "ML309", "ML310",
     "ML401", "ML402", "ML403", "ML404", "ML405", "ML406", "ML407", "ML501", "ML502", "ML503",
 }

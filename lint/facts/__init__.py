@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 
+from mlplint.lint.facts.amp import ScalerAnalysis
 from mlplint.lint.facts.core import Binding, ScriptFacts as _CoreFacts
 from mlplint.lint.facts.data import DataAnalysis, Lineage, Source
+from mlplint.lint.facts.distributed import DistributedAnalysis
 from mlplint.lint.facts.evaluation import EvaluationAnalysis, EvaluationPass
 from mlplint.lint.facts.handwritten import HandWrittenLoss, HandWrittenLosses
 from mlplint.lint.facts.initialization import Init, InitAnalysis
 from mlplint.lint.facts.intervals import ValueRange
+from mlplint.lint.facts.loaders import LoaderAnalysis
 from mlplint.lint.facts.models import NetworkAnalysis, Network, Op
 from mlplint.lint.facts.tensors import TensorAnalysis, TensorValue
 from mlplint.lint.facts.training import TrainingAnalysis
@@ -49,5 +52,17 @@ class ScriptFacts(_CoreFacts):
     def evaluation(self) -> EvaluationAnalysis:
         return EvaluationAnalysis(self)
 
+    @functools.cached_property
+    def loaders(self) -> LoaderAnalysis:
+        return LoaderAnalysis(self)
 
-__all__ = ["Binding", "DataAnalysis", "EvaluationAnalysis", "EvaluationPass", "HandWrittenLoss", "Init", "InitAnalysis", "Lineage", "Source", "Network", "NetworkAnalysis", "Op", "ParameterUpdate", "ScriptFacts", "TensorAnalysis", "TensorValue", "TrainingAnalysis", "ValueRange"]
+    @functools.cached_property
+    def distributed(self) -> DistributedAnalysis:
+        return DistributedAnalysis(self)
+
+    @functools.cached_property
+    def scalers(self) -> ScalerAnalysis:
+        return ScalerAnalysis(self)
+
+
+__all__ = ["Binding", "DataAnalysis", "DistributedAnalysis", "EvaluationAnalysis", "EvaluationPass", "HandWrittenLoss", "Init", "InitAnalysis", "Lineage", "LoaderAnalysis", "Source", "Network", "NetworkAnalysis", "Op", "ParameterUpdate", "ScalerAnalysis", "ScriptFacts", "TensorAnalysis", "TensorValue", "TrainingAnalysis", "ValueRange"]

@@ -12,10 +12,11 @@ from typing import Optional
 _PRIVATE_PATHS = [
     (re.compile(r"^torch\.nn\.modules\.[a-z_]+\."), "torch.nn."),
     (re.compile(r"^torch\.optim\.(?!lr_scheduler\.|swa_utils\.)[a-z_]+\."), "torch.optim."),
-    (re.compile(r"^torch\.utils\.data\.(dataloader|dataset|sampler)\."), "torch.utils.data."),
+    (re.compile(r"^torch\.utils\.data\.(dataloader|dataset|sampler|distributed)\."), "torch.utils.data."),
     (re.compile(r"^torch\.nn\.modules\."), "torch.nn."),
     (re.compile(r"^lightning\.pytorch\."), "pytorch_lightning."),
     (re.compile(r"^torch\.cuda\.amp\."), "torch.amp."),
+    (re.compile(r"^torch\.nn\.parallel\.distributed\."), "torch.nn.parallel."),
 ]
 
 
@@ -131,6 +132,15 @@ OTHER_OPTIMIZER_PREFIXES = ("torch_optimizer.", "apex.optimizers.", "bitsandbyte
 SCHEDULER_PREFIXES = ("torch.optim.lr_scheduler.", "transformers.get_", "transformers.optimization.get_")
 GRAD_SCALERS = {"torch.amp.GradScaler", "torch.GradScaler"}
 DATALOADER = "torch.utils.data.DataLoader"
+DISTRIBUTED_SAMPLER = "torch.utils.data.DistributedSampler"
+DISTRIBUTED_DATA_PARALLEL = "torch.nn.parallel.DistributedDataParallel"
+# Samplers that order the whole dataset on every rank (none of them splits it across ranks).
+WHOLE_DATASET_SAMPLERS = {"torch.utils.data.RandomSampler", "torch.utils.data.SequentialSampler", "torch.utils.data.WeightedRandomSampler"}
+ITERABLE_DATASETS = {"torch.utils.data.IterableDataset", "torch.utils.data.IterDataPipe", "torchdata.datapipes.iter.IterDataPipe"}
+GRADIENT_CLIPPING = {
+    "torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_value_", "torch.nn.utils.clip_grad_norm",
+    "torch.nn.utils.clip_grad.clip_grad_norm_", "torch.nn.utils.clip_grad.clip_grad_value_",
+}
 
 
 def is_optimizer_class(name: str) -> bool:

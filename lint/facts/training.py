@@ -15,7 +15,9 @@ Loop = Union[cst.For, cst.While]
 # Receivers we cannot resolve are judged by name only as a last resort (functions imported
 # elsewhere and never called in the file): `optimizer`, `opt_g`, `self.optim`...
 _OPTIMIZER_NAME = re.compile(r"(^|_)(opt|optim|optimizer|optimiser)(_|\d|$)", re.IGNORECASE)
-_MAX_CALL_DEPTH = 6
+MAX_CALL_DEPTH = 6
+# Libraries whose functions do nothing to the objects they receive beyond what their names say.
+_SEEN_APIS = ("torch.", "builtins.", "tqdm.")
 
 
 def _terminal_name(expr: cst.BaseExpression) -> str:
@@ -48,7 +50,7 @@ class TrainingAnalysis:
     def _collect(self, container: cst.CSTNode) -> list[cst.CSTNode]:
         nodes: list[cst.CSTNode] = []
         seen: set[cst.CSTNode] = set()
-        todo = [(container, _MAX_CALL_DEPTH)]
+        todo = [(container, MAX_CALL_DEPTH)]
         while todo:
             current, depth = todo.pop()
             if current in seen:
@@ -260,7 +262,7 @@ class TrainingAnalysis:
     def loops_around(self, node: cst.CSTNode) -> Iterator[Loop]:
         """Loops that run node: its own enclosing loops (innermost first), then, when node sits in
         a function, the loops around that function's call sites, recursively."""
-        yield from self._loops_around(node, _MAX_CALL_DEPTH, set())
+        yield from self._loops_around(node, MAX_CALL_DEPTH, set())
 
     def _loops_around(self, node: cst.CSTNode, depth: int, seen: set) -> Iterator[Loop]:
         yield from self.facts.enclosing_loops(node)
@@ -270,6 +272,23 @@ class TrainingAnalysis:
         seen.add(function)
         for call in self.caller_sites(function):
             yield from self._loops_around(call, depth - 1, seen)
+
+    def hands_to_unseen(self, call: cst.Call, value: cst.BaseExpression) -> bool:
+        """Whether a call of a function we cannot see (neither local nor from torch, builtins or
+        tqdm) receives the object `value` holds, or an attribute of it (`loader.sampler`): it may
+        do anything with it."""
+        facts = self.facts
+        if facts.called_functions(call) or (facts.qualname(call.func) or "").startswith(_SEEN_APIS):
+            return False
+        for arg in call.args:
+            part = arg.value
+            while True:
+                if facts.same_object(part, value):
+                    return True
+                if not isinstance(part, cst.Attribute):
+                    break
+                part = part.value
+        return False
 
     def caller_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
         """Calls that run a function: direct calls, and calls receiving it as an argument."""
@@ -385,7 +404,7 @@ class TrainingAnalysis:
         """When node runs on the clock of `function`'s scope: the time of its first name there, or
         that of the one call that leads to it (through the local functions that call its function)."""
         facts = self.facts
-        for _ in range(_MAX_CALL_DEPTH):
+        for _ in range(MAX_CALL_DEPTH):
             own = facts.enclosing_function(node)
             if own is function:
                 first = next(iter(nodes_within(node, cst.Name)), None)

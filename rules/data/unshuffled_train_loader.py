@@ -1,18 +1,15 @@
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Optional
 
 import libcst as cst
 
 from mlplint.lint import fixes
-from mlplint.lint.facts import names
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import FixSpec, Invalid, Rule, RuleContext, register
 
 # Opacus PrivacyEngine methods that replace a DataLoader's sampler with Poisson sampling.
 _PRIVATE_RESAMPLERS = ("make_private", "make_private_with_epsilon")
-_ITERATION_WRAPPERS = {"builtins.enumerate", "builtins.iter", "builtins.zip", "tqdm.tqdm", "tqdm.auto.tqdm", "tqdm.notebook.tqdm"}
-_ITERABLE_DATASETS = {"torch.utils.data.IterableDataset", "torch.utils.data.IterDataPipe", "torchdata.datapipes.iter.IterDataPipe"}
 
 
 @register
@@ -181,37 +178,17 @@ class Trainer:
 
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
-        training = facts.training
-        reported = set()
-        for loop in facts.loops:
-            if not isinstance(loop, cst.For):
+        for loader, loops in facts.loaders.training_loops.items():
+            if self._orders_randomly(facts, loader):
                 continue
-            loaders = [loader for loader in self._loaders(facts, loop.iter) if loader not in reported]
-            if not loaders or not any(training.is_optimizer_step(n) for n in training.reachable(loop)):
-                continue
-            for loader in loaders:
-                if self._orders_randomly(facts, loader):
-                    continue
-                reported.add(loader)
-                shuffle = facts.argument(loader, 2, "shuffle")
-                setting = f"shuffle={facts.module.code_for_node(shuffle)}" if shuffle is not None else "no shuffle"
-                ctx.report(
-                    loader,
-                    f"this DataLoader feeds the training loop at line {facts.line_of(loop)} with {setting} and no "
-                    "sampler: every epoch sees the batches in the same order; pass shuffle=True",
-                    fix=_shuffle_fix(facts, loader, shuffle),
-                )
-
-    def _loaders(self, facts, iterable: cst.BaseExpression) -> Iterator[cst.Call]:
-        for origin in facts.origins(iterable):
-            if not isinstance(origin, cst.Call):
-                continue
-            qualified = facts.qualname(origin.func)
-            if qualified == names.DATALOADER:
-                yield origin
-            elif qualified in _ITERATION_WRAPPERS:
-                for arg in origin.args:
-                    yield from self._loaders(facts, arg.value)
+            shuffle = facts.argument(loader, 2, "shuffle")
+            setting = f"shuffle={facts.module.code_for_node(shuffle)}" if shuffle is not None else "no shuffle"
+            ctx.report(
+                loader,
+                f"this DataLoader feeds the training loop at line {facts.line_of(loops[0])} with {setting} and no "
+                "sampler: every epoch sees the batches in the same order; pass shuffle=True",
+                fix=_shuffle_fix(facts, loader, shuffle),
+            )
 
     @staticmethod
     def _orders_randomly(facts, loader: cst.Call) -> bool:
@@ -222,11 +199,7 @@ class Trainer:
         shuffle = facts.argument(loader, 2, "shuffle")
         if shuffle is not None and facts.literal(shuffle) is not False:
             return True  # True, or a value we cannot know
-        dataset = facts.argument(loader, 0, "dataset")
-        for cls in facts.classes_of(dataset) if dataset is not None else []:
-            if isinstance(cls, cst.ClassDef) and facts.class_bases(cls) & _ITERABLE_DATASETS:
-                return True
-        return _resampled_privately(facts, loader)
+        return facts.loaders.streams(loader) or _resampled_privately(facts, loader)
 
 
 def _resampled_privately(facts, loader: cst.Call) -> bool:
