@@ -134,6 +134,27 @@ class TrainingAnalysis:
         candidates = [call.func.value] if isinstance(call.func, cst.Attribute) else []
         return candidates + [arg.value for arg in call.args[:1] if arg.keyword is None]
 
+    def differentiated_loss(self, call: cst.Call) -> Optional[cst.BaseExpression]:
+        """The one expression a backward call surely differentiates, or None where the spelling
+        leaves it open: `X` in `X.backward()`; the argument of `accelerator.backward(loss)`,
+        `torch.autograd.backward(loss)` or `self.manual_backward(loss)`, whose receiver holds no
+        tensor. In `y.backward(g)` on an unresolved receiver, `g` may be the gradient."""
+        receiver = call.func.value if isinstance(call.func, cst.Attribute) else None
+        positional = [arg.value for arg in call.args if arg.keyword is None]
+        if not positional:
+            return receiver
+        if receiver is None or self._holds_no_tensor(receiver):
+            return positional[0]
+        return None
+
+    def _holds_no_tensor(self, receiver: cst.BaseExpression) -> bool:
+        """`torch.autograd`, `self`, or an object built by a local class or by an API outside torch
+        (`Accelerator()`, `Fabric()`)."""
+        if self.facts.qualname(receiver) == "torch.autograd" or (isinstance(receiver, cst.Name) and receiver.value == "self"):
+            return True
+        classes = self.facts.classes_of(receiver)
+        return bool(classes) and all(isinstance(cls, cst.ClassDef) or not cls.startswith("torch.") for cls in classes)
+
     def feeds_backward(self, value: cst.BaseExpression) -> bool:
         """Whether some backward pass differentiates a tensor computed from `value`, through
         assignments: `total = torch.stack(losses).mean(); total.backward()` is computed from

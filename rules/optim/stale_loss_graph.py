@@ -51,6 +51,26 @@ class StaleLossGraph(Rule):
     symptoms = ("ML904",)
 
     VALID = [
+        # accelerate: the accelerator built before the loop is no loss
+        """
+from accelerate import Accelerator
+accelerator = Accelerator()
+model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+for x, y in loader:
+    loss = criterion(model(x), y)
+    accelerator.backward(loss)
+    optimizer.step()
+    optimizer.zero_grad()
+""",
+        # the argument is the gradient of a non-scalar output, made once
+        """
+import torch
+ones = torch.ones(64, 1)
+for x in batches:
+    out = model(x)
+    out.backward(ones)
+    optimizer.step()
+""",
         """
 import torch
 for epoch in range(100):
@@ -86,6 +106,17 @@ for k in range(3):
 """,
     ]
     INVALID = [
+        Invalid(
+            """
+from accelerate import Accelerator
+accelerator = Accelerator()
+loss = criterion(model(x), y)
+for epoch in range(100):
+    accelerator.backward(loss)
+    optimizer.step()
+""",
+            line=6,
+        ),
         Invalid(
             """
 import torch
@@ -130,17 +161,17 @@ for i in range(50):
             reached = training.reachable(loop)
             if not any(training.is_optimizer_step(node) or node in updates for node in reached):
                 continue
-            for loss in training.differentiated(backward):
-                if not isinstance(loss, cst.Name):
-                    continue
-                definitions = facts.reaching_nodes(loss)
-                bindings = [facts.bindings.get(node) for node in definitions]
-                if not definitions or any(b is None or b.loop for b in bindings) \
-                        or any(loop in facts.enclosing_loops(node) for node in definitions):
-                    continue
-                ctx.report(
-                    backward,
-                    f"`{loss.value}` is computed once (line {facts.line_of(definitions[-1])}), before this loop: each "
-                    "backward pass differentiates the same old graph, so the parameters move but the loss never "
-                    f"sees it; compute `{loss.value}` from a new forward pass inside the loop",
-                )
+            loss = training.differentiated_loss(backward)
+            if not isinstance(loss, cst.Name):
+                continue
+            definitions = facts.reaching_nodes(loss)
+            bindings = [facts.bindings.get(node) for node in definitions]
+            if not definitions or any(b is None or b.loop for b in bindings) \
+                    or any(loop in facts.enclosing_loops(node) for node in definitions):
+                continue
+            ctx.report(
+                backward,
+                f"`{loss.value}` is computed once (line {facts.line_of(definitions[-1])}), before this loop: each "
+                "backward pass differentiates the same old graph, so the parameters move but the loss never "
+                f"sees it; compute `{loss.value}` from a new forward pass inside the loop",
+            )
