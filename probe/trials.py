@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from mlplint.lint.facts import names
-from mlplint.lint.finding import Finding, Runtime
+from mlplint.lint.finding import Finding, Runtime, Severity
 from mlplint.lint.fixes import apply_fixes
 from mlplint.lint.source import read_source
 from mlplint.probe.detectors import fmt, judge_all
@@ -166,11 +166,15 @@ def plan_trials(findings: Sequence[Finding], stats: Stats, symptoms: Sequence[st
 
 
 def combine(plans: Sequence[Plan], trials: Sequence[dict[str, Any]], script: Optional[str]) -> Optional[Plan]:
-    """One plan with every fix whose trial helped, or every fix when none did (a fix whose trial
-    diverged counts as helping: another problem, such as the learning rate, made it blow up);
-    None when that is fewer than two fixes (the single trial already is the answer)."""
+    """One plan with every fix whose trial helped, and every fix of an error (a certain bug: its
+    trial alone can show nothing while another problem dominates) that did not make things worse;
+    every fix when none helped. A fix whose trial diverged counts as helping: another problem,
+    such as the learning rate, made it blow up. None when that is fewer than two fixes (the single
+    trial already is the answer)."""
     ran = [(plan, trial) for plan, trial in zip(plans, trials) if trial["verdict"] not in ("not run", "failed")]
-    chosen = [plan for plan, trial in ran if trial["verdict"] in ("helps", "diverged")] or [plan for plan, _ in ran]
+    helped = [plan for plan, trial in ran if trial["verdict"] in ("helps", "diverged")]
+    chosen = [plan for plan, trial in ran if plan in helped or (
+        helped and trial["verdict"] == "no change" and any(f.severity is Severity.ERROR for f in plan.findings))] or [plan for plan, _ in ran]
     if len(chosen) < 2:
         return None
     source = None

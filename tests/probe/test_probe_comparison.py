@@ -72,16 +72,33 @@ def _trial_stats(status="step-budget", steps=50):
 
 
 def _as_written(loss=1.0, metric=0.6, name="accuracy"):
-    return AsWritten(loss, metric, name, 3.0, lambda stats, directory: None, None)
+    return AsWritten(loss, metric, name, 3.0, [1.2, 1.1, 1.0], lambda stats, directory: None, None)
 
 
 def test_trial_verdicts_follow_the_measured_change():
-    assert judge_trial(_as_written(), 0.2, 0.9, _trial_stats()) == ("helps", "final loss -80%, accuracy 0.60 -> 0.90")
+    assert judge_trial(_as_written(), 0.2, 0.9, _trial_stats()) == ("helps", "final loss 1 -> 0.2 (-80%), accuracy 0.60 -> 0.90")
     assert judge_trial(_as_written(), 0.98, 0.61, _trial_stats())[0] == "no change"
+    assert judge_trial(_as_written(), 0.98, 0.57, _trial_stats())[0] == "no change"  # within a short run's noise
     assert judge_trial(_as_written(), 1.5, 0.4, _trial_stats())[0] == "worse"
     assert judge_trial(_as_written(metric=None), 0.5, None, _trial_stats())[0] == "helps"  # loss -50%, no metric
+    assert judge_trial(_as_written(metric=None), 1.5, None, _trial_stats())[0] == "worse"
     assert judge_trial(_as_written(loss=None, metric=None), 0.5, None, _trial_stats())[0] == "helps"  # finite where it was not
     assert judge_trial(_as_written(), None, None, _trial_stats("crashed", 0))[0] == "failed"
+    assert judge_trial(_as_written(), 0.5, 0.7, _trial_stats("crashed", 20))[0] == "failed"
+
+
+def test_a_trial_whose_loss_blows_up_diverged_and_its_change_is_a_ratio_not_a_huge_percentage():
+    blown = recorded(steps=50, loss=[1.1 * 3 ** (i / 5) for i in range(50)])  # 1.1 -> 2.6e4
+    verdict, effect = judge_trial(_as_written(loss=1.17, metric=0.37), 2.6e6, 0.64, blown)
+    assert verdict == "diverged"
+    assert effect == "final loss 1.17 -> 2.6e+06 (x2.22e+06), accuracy 0.37 -> 0.64"
+    assert "%" not in effect
+    assert trials_module.change_text(1.0, 9.0) == "1 -> 9 (+800%)" and trials_module.change_text(1.0, None) == "1 -> not finite"
+    nan_later = recorded(steps=4, loss=[1.0, 0.9, float("nan"), float("nan")])
+    assert judge_trial(_as_written(), None, None, nan_later)[0] == "diverged"
+    # the run as written diverged too: the trial is judged on what it reaches, not on the blow-up
+    as_written = AsWritten(1.0, 0.3, "accuracy", 3.0, [1.0, 50.0], lambda stats, directory: None, None)
+    assert judge_trial(as_written, 2.6e6, 0.31, blown)[0] == "no change"
 
 
 def _finding(code, severity=Severity.WARNING, line=3, fix=None, path="train.py"):
@@ -180,11 +197,18 @@ def test_chart_draws_one_polyline_per_finite_run():
 
 def test_answer_line_says_who_wins_and_what_fix_closes_the_gap():
     trial = {"verdict": "helps", "metric": 0.93, "change": "standardised the model's input features (mean and std of the first batch)",
-             "effect": "", "codes": ["ML101"]}
+             "effect": "", "codes": ["ML101"], "short": "the inputs standardised"}
     baseline = {"metric": "accuracy", "skipped": None, "script": {"metric": 0.61}, "sklearn": {"metric": 0.94}}
     assert answer({"baseline": baseline, "trials": [trial]}) == (
         "scikit-learn's default MLP reaches 0.94 accuracy on the same data, this script 0.61; "
-        "the trial that standardised the model's input features alone reaches 0.93")
+        "with the inputs standardised alone, this script reaches 0.93 against scikit-learn's 0.94")
+    combined = {"verdict": "helps", "metric": 0.9, "codes": ["ML401", "ML201"], "short": "the softmax removed and lr=0.001",
+                "combined": True, "effect": ""}
+    assert answer({"baseline": baseline, "trials": [trial, combined]}).endswith(
+        "this script 0.61; with the softmax removed and lr=0.001, this script reaches 0.90 against scikit-learn's 0.94")
+    unhelpful = {**trial, "verdict": "no change", "metric": 0.6}
+    assert answer({"baseline": baseline, "trials": [unhelpful, unhelpful, combined]}).endswith(
+        "; none of the 2 fixes clearly helped alone; with the softmax removed and lr=0.001, this script reaches 0.90 against scikit-learn's 0.94")
     agreeing = {**baseline, "script": {"metric": 0.93}}
     assert answer({"baseline": agreeing, "trials": []}).endswith("this script 0.93: they agree; no finding has a fix to try")
     skipped = {**baseline, "skipped": "the model takes several inputs", "sklearn": None}
@@ -199,24 +223,68 @@ def test_observed_symptoms_get_the_trial_of_the_rule_that_explains_them():
     assert plans[2].intervention["loss"] == "cross_entropy" and plans[1].findings == ()
 
 
-def test_trials_that_do_not_fit_in_the_timeout_are_reported_not_run(tmp_path, monkeypatch):
-    plans, _ = plan_trials([_finding("ML101"), _finding("ML202", Severity.ERROR)], recorded())
-    clock = types.SimpleNamespace(now=100.0)
-    monkeypatch.setattr(trials_module, "time", types.SimpleNamespace(monotonic=lambda: clock.now))
-    started = []
+def test_a_symptom_whose_rule_has_an_autofix_trial_joins_it_instead_of_a_second_trial(tmp_path):
+    """ML913 is what a missing zero_grad (ML202) looks like and ML914 what a softmax before the
+    loss (ML401) looks like: the same fix, tried once."""
+    script = tmp_path / "train.py"
+    script.write_text("out = F.softmax(x, dim=1)\nopt.step()\n")
+    softmax = Fix("unsafe", (Edit(1, 7, 1, 26, "x"),), "Remove F.softmax()")
+    zero_grad = Fix("safe", (Edit(2, 1, 2, 1, "opt.zero_grad()\n"),), "Clear the gradients before the backward pass")
+    stats = recorded(loss_inputs=[{"step": 0, "kind": "cross_entropy"}])
+    findings = [_finding("ML401", Severity.ERROR, 1, softmax, str(script)), _finding("ML202", Severity.ERROR, 2, zero_grad, str(script))]
+    plans, _ = plan_trials(findings, stats, ["ML913", "ML914"])
+    assert [(plan.codes, plan.fix) for plan in plans] == [(("ML401", "ML914"), "autofix"), (("ML202", "ML913"), "autofix")]
+    assert [plan.short for plan in plans] == ["the softmax removed", "the gradients cleared every step"]
 
-    def run(timeout, trial):  # each run takes 4 s of the fake clock
+
+def test_every_trial_runs_under_the_run_s_timeout_then_the_fixes_that_helped_together(tmp_path):
+    stats = recorded()
+    stats.data["optimizers"][0]["class"] = "Adam"
+    plans, _ = plan_trials([_finding("ML101"), _finding("ML202", Severity.ERROR), _finding("ML201", Severity.ERROR)], stats)
+    started = []
+    metrics = {"optimizer-settings": 0.8, "clear-gradients": 0.62, "standardise-inputs": 0.61}
+
+    def run(timeout, trial, on_progress=None):
         started.append((timeout, trial))
-        clock.now += 4.0
         return _trial_stats()
 
-    as_written = AsWritten(1.0, 0.6, "accuracy", 5.0, lambda stats, directory: 0.9, None)
-    trials = run_trials(plans, as_written, str(tmp_path), clock.now + 7.0, run, final_loss)
-    assert len(started) == 1 and started[0][0] == 7.0 and started[0][1]["seed"] == 0
-    assert started[0][1]["intervention"] == {"kind": "clear-gradients"}  # the error first
-    assert trials[0]["verdict"] == "helps" and trials[0]["metric"] == 0.9
-    assert trials[1]["status"] == "not-run" and trials[1]["verdict"] == "not run"
-    assert trials[1]["effect"] == "did not fit in the --timeout (3 s left, a run takes about 5 s)"
+    def score(stats, directory):
+        spec = started[-1][1]["intervention"]
+        return 0.9 if isinstance(spec, list) else metrics[spec["kind"]]
+
+    as_written = AsWritten(1.0, 0.6, "accuracy", 5.0, [1.0] * 50, score, None)
+    trials, combined = run_trials(plans, as_written, str(tmp_path), 30.0, run, final_loss)
+    assert [t for t, _ in started] == [30.0] * 4 and all(trial["seed"] == 0 for _, trial in started)
+    assert [trial["intervention"]["kind"] for _, trial in started[:3]] == ["optimizer-settings", "clear-gradients", "standardise-inputs"]
+    assert [t["verdict"] for t in trials] == ["helps", "no change", "no change", "helps"]
+    # together: the fix that helped, and the error's fix (a certain bug that lr=10 hid), not the
+    # warning's fix that changed nothing
+    assert started[-1][1]["intervention"] == [{"kind": "optimizer-settings", "settings": {"lr": 0.001}}, {"kind": "clear-gradients"}]
+    assert trials[-1]["combined"] is True and trials[-1]["codes"] == ["ML201", "ML202"] and trials[-1]["metric"] == 0.9
+    assert combined.short == "lr=0.001 and the gradients cleared every step"
+    assert "combined" not in trials[0]
+
+
+def test_a_single_fix_that_helps_is_not_run_again_combined(tmp_path):
+    plans, _ = plan_trials([_finding("ML101"), _finding("ML205")], recorded())
+    scores = iter([0.9, 0.6])
+    as_written = AsWritten(1.0, 0.6, "accuracy", 5.0, [1.0] * 50, lambda stats, directory: next(scores), None)
+    trials, combined = run_trials(plans, as_written, str(tmp_path), 30.0, lambda timeout, trial, on_progress=None: _trial_stats(), final_loss)
+    assert combined is None and len(trials) == 2
+
+
+def test_combined_autofixes_are_applied_to_one_text(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("out = F.softmax(x, dim=1)\nopt.step()\n")
+    softmax = Fix("unsafe", (Edit(1, 7, 1, 26, "x"),), "Remove F.softmax()")
+    zero_grad = Fix("safe", (Edit(2, 1, 2, 1, "opt.zero_grad()\n"),), "Clear the gradients")
+    plans, _ = plan_trials([_finding("ML401", Severity.ERROR, 1, softmax, str(script)),
+                            _finding("ML202", Severity.ERROR, 2, zero_grad, str(script))], recorded())
+    verdicts = [{"verdict": "diverged"}, {"verdict": "worse"}]
+    assert trials_module.combine(plans, verdicts, str(script)) is None  # one fix is no combination
+    both = trials_module.combine(plans, [{"verdict": "no change"}] * 2, str(script))  # none helped: every fix
+    assert both.source == "out = x\nopt.zero_grad()\nopt.step()\n" and both.intervention is None
+    assert both.short == "the softmax removed and the gradients cleared every step"
 
 
 def test_html_without_a_comparison_still_draws_the_run(tmp_path):
@@ -265,10 +333,10 @@ def test_every_intervention_installs_and_changes_what_it_names():
 
 
 def test_answer_line_of_trials_alone_names_the_best_fix():
-    trials = [{"verdict": "no change", "metric": 0.35, "change": "used AdamW", "effect": "final loss +0%"},
+    trials = [{"verdict": "no change", "metric": 0.35, "change": "used AdamW", "effect": "final loss +0%", "short": "AdamW"},
               {"verdict": "helps", "metric": 0.69, "change": "set the learning rate to 0.001 (the usual for Adam)",
-               "effect": "final loss -22%, accuracy 0.37 -> 0.69"}]
-    assert answer({"trials": trials}) == "the trial that set the learning rate to 0.001 helps most: final loss -22%, accuracy 0.37 -> 0.69"
+               "effect": "final loss -22%, accuracy 0.37 -> 0.69", "short": "lr=0.001"}]
+    assert answer({"trials": trials}) == "with lr=0.001 alone, this script reaches 0.69"
     assert answer({"trials": trials[:1]}) == "none of the 1 trials clearly helped"
     assert answer({"trials": []}) == "no finding has a fix to try"
 
