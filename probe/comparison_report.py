@@ -23,9 +23,10 @@ def _best_trial(trials: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
     return helped[0] if helped else None
 
 
-def _trials_answer(trials: list[dict[str, Any]], sklearn: Optional[float]) -> str:
+def _trials_answer(trials: list[dict[str, Any]], sklearn: Optional[float], key: str) -> str:
     """What the trials found, in one clause: what the combined trial (every fix that helped)
-    reaches, else the best single fix, else that none helped."""
+    reaches, else the best single fix, else that none helped; and a single fix that reached
+    clearly more than the combined trial, when one did."""
     if not trials:
         return "no finding has a fix to try"
     singles = [t for t in trials if not t.get("combined")]
@@ -39,7 +40,12 @@ def _trials_answer(trials: list[dict[str, Any]], sklearn: Optional[float]) -> st
     if chosen.get("metric") is None:
         return f"{prefix}with {chosen['short']}{alone}: {chosen['verdict']}: {chosen['effect']}"
     against = f" against scikit-learn's {sklearn:.2f}" if sklearn is not None else ""
-    return f"{prefix}with {chosen['short']}{alone}, this script reaches {chosen['metric']:.2f}{against}"
+    text = f"{prefix}with {chosen['short']}{alone}, this script reaches {chosen['metric']:.2f}{against}"
+    better = max((t for t in singles if t.get("metric") is not None), key=lambda t: t["metric"], default=None)
+    if combined is not None and better is not None and better["metric"] - chosen["metric"] >= AGREEMENT.get(key, 0.05):
+        loss = " (its loss diverged)" if better["verdict"] == "diverged" else ""
+        text += f"; with {better['short']} alone it reaches {better['metric']:.2f}{loss}"
+    return text
 
 
 def answer(comparison: dict[str, Any]) -> str:
@@ -48,10 +54,10 @@ def answer(comparison: dict[str, Any]) -> str:
     baseline = comparison.get("baseline")
     trials = comparison.get("trials")
     sklearn = (baseline or {}).get("sklearn")
-    tail = "" if trials is None else "; " + _trials_answer(trials, sklearn["metric"] if sklearn else None)
+    key = (baseline or {}).get("metric") or "metric"
+    tail = "" if trials is None else "; " + _trials_answer(trials, sklearn["metric"] if sklearn else None, key)
     if baseline is None:  # --trials alone
         return tail[2:]
-    key = baseline.get("metric") or "metric"
     name = LABELS.get(key, key)
     script = baseline["script"]["metric"]
     if baseline.get("skipped") or sklearn is None:

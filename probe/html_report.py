@@ -13,8 +13,9 @@ from mlplint.probe.trials import diverged
 
 WIDTH, HEIGHT = 720, 320
 MARGIN = {"left": 72, "right": 16, "top": 16, "bottom": 40}
-# A diverging curve is clipped at this multiple of the run as written's first loss.
-CLIP_FACTOR = 3.0
+# A diverging curve is clipped at this multiple of the run as written's first loss (raised to the
+# top of the other curves, so that only the diverging ones are clipped).
+CLIP_FACTOR = 1.5
 # Curves closer than this everywhere hide each other: the later one is dashed.
 COINCIDE_PIXELS = 1.5
 DASHES = ["9 6", "3 4", "12 4 2 4"]
@@ -32,6 +33,8 @@ th { background: #f6f6f6; } .from { color: #666; font-size: 12px; } code { font-
 svg text { font: 11px system-ui, sans-serif; fill: #444; } svg text.marker { font-weight: 600; }
 .sev { font-weight: 600; padding: 0 6px; border-radius: 3px; color: #fff; } .sev-error { background: #c62828; }
 .sev-warning { background: #b26a00; } .sev-info { background: #1565c0; }
+.verdict { font-weight: 600; } .verdict-helps { color: #1b7f3b; } .verdict-worse, .verdict-diverged, .verdict-failed { color: #c62828; }
+.narrow { width: 14%; } .combined td { background: #f1f5fb; }
 """
 
 
@@ -245,10 +248,13 @@ def _trials(trials: list[dict[str, Any]], untried: list[dict[str, Any]]) -> list
     if not trials:
         parts.append("<p>No trial: no finding has an autofix or a runtime intervention.</p>")
     else:
-        parts.append("<table><tr><th>codes</th><th>change</th><th>verdict</th><th>effect</th></tr>")
+        parts.append("<table><tr><th class=\"narrow\">codes</th><th>change</th><th class=\"narrow\">verdict</th><th>effect</th></tr>")
         for trial in trials:
-            parts.append(f"<tr><td>{e(', '.join(trial['codes']))}</td><td>{e(trial['change'])} ({e(trial['fix'])})</td>"
-                         f"<td>{e(trial['verdict'])}</td><td>{e(trial['effect'])}</td></tr>")
+            change = f"all together: {trial['short']}" if trial.get("combined") else f"{trial['change']} ({trial['fix']})"
+            verdict = trial["verdict"]
+            row = "<tr class=\"combined\">" if trial.get("combined") else "<tr>"
+            parts.append(f"{row}<td>{e(', '.join(trial['codes']))}</td><td>{e(change)}</td>"
+                         f"<td class=\"verdict verdict-{verdict.replace(' ', '-')}\">{e(verdict)}</td><td>{e(trial['effect'])}</td></tr>")
         parts.append("</table>")
     if untried:
         parts.append("<p>Not tried: " + "; ".join(e(f"{u['code']} (line {u['line']}): {u['reason']}") for u in untried) + "</p>")
@@ -265,7 +271,7 @@ def _findings(document: dict[str, Any]) -> list[str]:
                      f"{runtime.get('status', '')}: {runtime.get('evidence', '')}" if runtime else ""))
     if not rows:
         return parts + ["<p>No runtime symptoms and no static findings.</p>"]
-    parts.append("<table><tr><th>code</th><th>severity</th><th>message</th><th>probe</th></tr>")
+    parts.append("<table><tr><th class=\"narrow\">code</th><th class=\"narrow\">severity</th><th>message</th><th>probe</th></tr>")
     parts += [f"<tr><td>{e(c)}</td><td><span class=\"sev sev-{e(s)}\">{e(s)}</span></td><td>{_inline(m)}</td><td class=\"from\">{_inline(r)}</td></tr>"
               for c, s, m, r in rows]
     parts.append("</table>")

@@ -62,7 +62,6 @@ class Plan:
     short: str  # the change in a few words ("the softmax removed")
     intervention: Optional[Any] = None  # one intervention's spec, or a list of them (combined)
     source: Optional[str] = None  # the script's text with the autofix(es) applied
-    combined: tuple["Plan", ...] = ()  # the single-fix plans a combined trial applies together
 
 
 def _usual_lr(stats: Stats) -> Optional[tuple[str, float]]:
@@ -186,9 +185,9 @@ def combine(plans: Sequence[Plan], trials: Sequence[dict[str, Any]], script: Opt
     specs = [plan.intervention for plan in chosen if plan.intervention is not None]
     codes = tuple(dict.fromkeys(code for plan in chosen for code in plan.codes))
     shorts = [plan.short for plan in chosen]
-    return Plan(codes, "applied every fix together: " + "; ".join(plan.change for plan in chosen), "combined",
-                tuple(finding for plan in chosen for finding in plan.findings),
-                ", ".join(shorts[:-1]) + " and " + shorts[-1], intervention=specs or None, source=source, combined=tuple(chosen))
+    short = ", ".join(shorts[:-1]) + " and " + shorts[-1]
+    return Plan(codes, f"applied the fixes together: {short}", "combined", tuple(finding for plan in chosen for finding in plan.findings),
+                short, intervention=specs or None, source=source)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from mlplint.probe.baseline import Sample, accuracy, final_loss, r2, run_baselin
 from mlplint.probe.differences import differences
 from mlplint.probe.collectors.training_sample import TrainingSampleCollector, read_float32, write_float32
 from mlplint.probe.comparison_report import answer
+from mlplint.probe import html_report
 from mlplint.probe.html_report import chart, render
 from mlplint.probe.interventions import LossInputs, StandardiseInputs
 from mlplint.probe import trials as trials_module
@@ -195,6 +196,53 @@ def test_chart_draws_one_polyline_per_finite_run():
     assert "No finite loss" in chart([("run", [None], "#000")], "step", "loss", "e")
 
 
+def _polylines(svg: str) -> dict[int, list[tuple[float, float]]]:
+    return {int(series): [tuple(map(float, point.split(","))) for point in points.split()]
+            for series, points in re.findall(r'<polyline class="curve" data-series="(\d+)"[^>]*points="([^"]+)"', svg)}
+
+
+def test_a_diverging_curve_is_clipped_and_marked_and_the_others_keep_the_height():
+    as_written = [1.0 + 0.02 * (i % 5) for i in range(50)]
+    fixed = [1.0 - 0.015 * i for i in range(50)]
+    blown = [1.0 * 1.4 ** i for i in range(50)]  # reaches 1.4e7
+    svg = chart([("as written", as_written, "#000"), ("trial: ML401 the softmax removed", blown, "#f00"),
+                 ("trial: ML201 lr=0.001", fixed, "#0f0")], "optimizer step", "loss", "c")
+    lines = _polylines(svg)
+    height = lambda points: max(y for _, y in points) - min(y for _, y in points)  # noqa: E731
+    assert height(lines[2]) > 100 and height(lines[0]) > 10  # of 264 px: not a flat band under a 1e7 scale
+    assert "log scale" not in svg
+    assert "diverged: reaches 1.45e+07, clipped at 1.5" in svg and "ML401 diverged" in svg
+    assert min(y for _, y in lines[1]) >= 16  # clipped at the top of the plot, not drawn above it
+    labels = [float(v) for v in re.findall(r'<text class="tick" x="66"[^>]*>([^<]+)</text>', svg)]
+    assert len(labels) >= 4 and labels == sorted(labels)
+
+
+def test_coinciding_curves_are_dashed_and_the_legend_says_so():
+    curve = [2.0 - 0.02 * i for i in range(30)]
+    svg = chart([("as written", curve, "#000"), ("trial: ML203 AdamW", list(curve), "#f00"), ("trial: ML201", [1.0] * 30, "#0f0")],
+                "optimizer step", "loss", "c")
+    assert re.search(r'data-series="1"[^>]*stroke-dasharray="[\d ]+"', svg)
+    assert not re.search(r'data-series="[02]"[^>]*stroke-dasharray', svg)
+    assert re.search(r'data-series="0"[^>]*stroke-width="4"', svg)  # drawn wider underneath
+    assert "trial: ML203 AdamW (coincides with as written)" in svg
+
+
+def test_axis_ticks_are_round_values_that_cover_the_data():
+    assert html_report._linear_ticks(0.77, 1.61) == [0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.8]
+    assert html_report._linear_ticks(0, 49, integers=True) == [0, 10, 20, 30, 40, 50]
+    assert html_report._log_ticks(0.04, 1.2) == [0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+    assert html_report._log_ticks(1e-5, 3.0) == [1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]
+
+
+def test_findings_show_code_spans_and_severities():
+    document = {"script": "t.py", "status": "step-budget", "steps": 3, "device": "cpu", "loss": [1.0], "error": None, "symptoms": [],
+                "findings": [{"code": "ML202", "severity": "error", "line": 4, "message": "call `optimizer.zero_grad()` <here>",
+                              "runtime": None}]}
+    page = render(document)
+    assert "call <code>optimizer.zero_grad()</code> &lt;here&gt;" in page and "`" not in page.split("<h2>Findings</h2>")[1]
+    assert '<span class="sev sev-error">error</span>' in page
+
+
 def test_answer_line_says_who_wins_and_what_fix_closes_the_gap():
     trial = {"verdict": "helps", "metric": 0.93, "change": "standardised the model's input features (mean and std of the first batch)",
              "effect": "", "codes": ["ML101"], "short": "the inputs standardised"}
@@ -206,6 +254,9 @@ def test_answer_line_says_who_wins_and_what_fix_closes_the_gap():
                 "combined": True, "effect": ""}
     assert answer({"baseline": baseline, "trials": [trial, combined]}).endswith(
         "this script 0.61; with the softmax removed and lr=0.001, this script reaches 0.90 against scikit-learn's 0.94")
+    diverging = {**trial, "verdict": "diverged", "metric": 0.96, "short": "the softmax removed"}
+    assert answer({"baseline": baseline, "trials": [diverging, combined]}).endswith(
+        "reaches 0.90 against scikit-learn's 0.94; with the softmax removed alone it reaches 0.96 (its loss diverged)")
     unhelpful = {**trial, "verdict": "no change", "metric": 0.6}
     assert answer({"baseline": baseline, "trials": [unhelpful, unhelpful, combined]}).endswith(
         "; none of the 2 fixes clearly helped alone; with the softmax removed and lr=0.001, this script reaches 0.90 against scikit-learn's 0.94")
