@@ -254,7 +254,7 @@ def _trials(trials: list[dict[str, Any]], untried: list[dict[str, Any]]) -> list
             verdict = trial["verdict"]
             row = "<tr class=\"combined\">" if trial.get("combined") else "<tr>"
             parts.append(f"{row}<td>{e(', '.join(trial['codes']))}</td><td>{e(change)}</td>"
-                         f"<td class=\"verdict verdict-{verdict.replace(' ', '-')}\">{e(verdict)}</td><td>{e(trial['effect'])}</td></tr>")
+                         f"<td class=\"verdict verdict-{verdict.replace(' ', '-')}\">{e(verdict)}</td><td>{_inline(trial['effect'])}</td></tr>")
         parts.append("</table>")
     if untried:
         parts.append("<p>Not tried: " + "; ".join(e(f"{u['code']} (line {u['line']}): {u['reason']}") for u in untried) + "</p>")
@@ -279,8 +279,10 @@ def _findings(document: dict[str, Any]) -> list[str]:
 
 
 def _inline(text: str) -> str:
-    """Escaped text with its `code spans` as <code> (a message's Markdown backticks)."""
-    pieces = html.escape(text).split("`")
+    """Escaped text with its `code spans` as <code> (a message's Markdown backticks) and its
+    "before -> after" arrows as one character that does not break across lines."""
+    escaped = html.escape(text).replace(" -&gt; ", "&nbsp;&rarr; ")
+    pieces = escaped.split("`")
     if len(pieces) % 2 == 0:  # an unpaired backtick: leave the text as it is
-        return html.escape(text)
+        return escaped
     return "".join(f"<code>{piece}</code>" if index % 2 else piece for index, piece in enumerate(pieces))

@@ -4,6 +4,7 @@ sample collector and interventions on a tiny model, and the SVG chart."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -18,13 +19,15 @@ from sklearn.metrics import accuracy_score, r2_score
 from torch import nn
 
 from mlplint.lint.finding import Edit, Finding, Fix, Severity
-from mlplint.probe.baseline import Sample, accuracy, final_loss, r2, run_baseline, script_metric
+from mlplint.probe.baseline import Sample, accuracy, final_loss, fit_sklearn, r2, run_baseline, script_metric
 from mlplint.probe.differences import differences
 from mlplint.probe.collectors.training_sample import TrainingSampleCollector, read_float32, write_float32
 from mlplint.probe.comparison_report import answer
 from mlplint.probe import html_report
 from mlplint.probe.html_report import chart, render
 from mlplint.probe.interventions import LossInputs, StandardiseInputs
+from mlplint.probe.live import LiveProgress
+from mlplint.probe.runner import Progress
 from mlplint.probe import trials as trials_module
 from mlplint.probe.trials import AsWritten, judge_trial, plan_trials, run_trials
 from probe_helpers import recorded, run_cli
@@ -314,6 +317,43 @@ def test_every_trial_runs_under_the_run_s_timeout_then_the_fixes_that_helped_tog
     assert trials[-1]["combined"] is True and trials[-1]["codes"] == ["ML201", "ML202"] and trials[-1]["metric"] == 0.9
     assert combined.short == "lr=0.001 and the gradients cleared every step"
     assert "combined" not in trials[0]
+
+
+def test_each_trial_shows_its_progress_under_its_own_label(tmp_path):
+    stream = io.StringIO()
+    live = LiveProgress(stream)
+    plans, _ = plan_trials([_finding("ML101"), _finding("ML205")], recorded())
+    seen = []
+
+    def run(timeout, trial, on_progress=None):
+        progress = Progress("train.py", 50)
+        progress.steps, progress.loss = 23, 0.5
+        on_progress(progress)
+        seen.append(stream.getvalue().rsplit("\r\x1b[K", 1)[-1])
+        return _trial_stats()
+
+    as_written = AsWritten(1.0, 0.6, "accuracy", 5.0, [1.0] * 50, lambda stats, directory: 0.6, None)
+    live.announce(len(plans), 5.0)
+    run_trials(plans, as_written, str(tmp_path), 30.0, run, final_loss, live=live)
+    assert stream.getvalue().startswith("mlplint probe: 2 trials (and a combined one) follow, each about as long as the run (5 s): up to 15 s in all\n")
+    assert seen[0].startswith("mlplint probe: trial 1/2: ML101 the inputs standardised: step 23 of 50, ")
+    assert seen[1].startswith("mlplint probe: trial 2/2: ML205 momentum=0.9: step 23 of 50, ")
+    assert stream.getvalue().endswith("\r\x1b[K") and live.label is None  # erased after each trial
+    live.fitting("MLPClassifier", 1280, 37, 4.2)
+    assert stream.getvalue().endswith("mlplint probe: baseline: fitting scikit-learn's MLPClassifier on 1280 rows, epoch 37, 4 s")
+
+
+def test_the_scikit_learn_fit_reports_its_epochs_while_it_runs(tmp_path):
+    rng = np.random.default_rng(0)
+    inputs = rng.normal(size=(300, 4)).astype(np.float32)
+    targets = (inputs[:, :1] > 0).astype(np.float32)
+    sample = Sample(inputs, targets, None, {"loss_kind": "cross_entropy", "rows": 300}, None, str(tmp_path))
+    fitted, held = sample.split()
+    seen = []
+    result = fit_sklearn(sample, fitted, held, targets[:, 0].astype(np.int64), 60, lambda *args: seen.append(args))
+    assert seen and all(estimator == "MLPClassifier" and rows == len(fitted) for estimator, rows, _, _ in seen)
+    epochs = [epoch for _, _, epoch, _ in seen]
+    assert epochs == sorted(epochs) and epochs[-1] <= result["iterations"] and result["metric"] > 0.9
 
 
 def test_a_single_fix_that_helps_is_not_run_again_combined(tmp_path):
