@@ -85,7 +85,7 @@ class Comparison:
                                self.run_seconds, stats.primary_loss(), score, evaluate_on)
         if self.live is not None and plans:
             self.live.announce(len(plans), self.run_seconds)
-        self.trials, _ = run_trials(plans, as_written, self.workdir, self.timeout, rerun, measuring.final_loss,
+        self.trials = run_trials(plans, as_written, self.workdir, self.timeout, rerun, measuring.final_loss,
                                     stats.data.get("script"), self.live)
         result.pop("_sample", None)
         return with_trials(findings, plans, self.trials)

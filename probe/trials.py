@@ -208,11 +208,10 @@ def run_trials(
     plans: Sequence[Plan], as_written: AsWritten, workdir: str, timeout: float,
     run: Callable[..., Stats], final_loss: Callable[[list[float]], Optional[float]],
     script: Optional[str] = None, live: Optional[Callable[..., Any]] = None,
-) -> tuple[list[dict[str, Any]], Optional[Plan]]:
+) -> list[dict[str, Any]]:
     """Run each plan once, one at a time, each under the same `timeout` as the run as written,
-    then the combined plan (see `combine`) where there is one; returns the trials (the combined
-    one last) and the combined plan. `live` (a LiveProgress) shows each trial's steps on a
-    terminal."""
+    then the combined plan (see `combine`) where there is one, reported last. `live` (a
+    LiveProgress) shows each trial's steps on a terminal."""
     results = []
     for index, plan in enumerate(plans):
         results.append(_trial(plan, f"trial {index + 1}/{len(plans)}", os.path.join(workdir, f"trial-{index}"),
@@ -221,7 +220,7 @@ def run_trials(
     if combined is not None:
         results.append({**_trial(combined, "combined trial", os.path.join(workdir, "trial-combined"), as_written, timeout,
                                  run, final_loss, live), "combined": True})
-    return results, combined
+    return results
 
 
 def _trial(plan: Plan, label: str, directory: str, as_written: AsWritten, timeout: float, run: Callable[..., Stats],

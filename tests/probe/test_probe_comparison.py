@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -307,7 +306,7 @@ def test_every_trial_runs_under_the_run_s_timeout_then_the_fixes_that_helped_tog
         return 0.9 if isinstance(spec, list) else metrics[spec["kind"]]
 
     as_written = AsWritten(1.0, 0.6, "accuracy", 5.0, [1.0] * 50, score, None)
-    trials, combined = run_trials(plans, as_written, str(tmp_path), 30.0, run, final_loss)
+    trials = run_trials(plans, as_written, str(tmp_path), 30.0, run, final_loss)
     assert [t for t, _ in started] == [30.0] * 4 and all(trial["seed"] == 0 for _, trial in started)
     assert [trial["intervention"]["kind"] for _, trial in started[:3]] == ["optimizer-settings", "clear-gradients", "standardise-inputs"]
     assert [t["verdict"] for t in trials] == ["helps", "no change", "no change", "helps"]
@@ -315,7 +314,7 @@ def test_every_trial_runs_under_the_run_s_timeout_then_the_fixes_that_helped_tog
     # warning's fix that changed nothing
     assert started[-1][1]["intervention"] == [{"kind": "optimizer-settings", "settings": {"lr": 0.001}}, {"kind": "clear-gradients"}]
     assert trials[-1]["combined"] is True and trials[-1]["codes"] == ["ML201", "ML202"] and trials[-1]["metric"] == 0.9
-    assert combined.short == "lr=0.001 and the gradients cleared every step"
+    assert trials[-1]["short"] == "lr=0.001 and the gradients cleared every step" and trials[-1]["fix"] == "combined"
     assert "combined" not in trials[0]
 
 
@@ -360,8 +359,8 @@ def test_a_single_fix_that_helps_is_not_run_again_combined(tmp_path):
     plans, _ = plan_trials([_finding("ML101"), _finding("ML205")], recorded())
     scores = iter([0.9, 0.6])
     as_written = AsWritten(1.0, 0.6, "accuracy", 5.0, [1.0] * 50, lambda stats, directory: next(scores), None)
-    trials, combined = run_trials(plans, as_written, str(tmp_path), 30.0, lambda timeout, trial, on_progress=None: _trial_stats(), final_loss)
-    assert combined is None and len(trials) == 2
+    trials = run_trials(plans, as_written, str(tmp_path), 30.0, lambda timeout, trial, on_progress=None: _trial_stats(), final_loss)
+    assert len(trials) == 2 and not any(t.get("combined") for t in trials)
 
 
 def test_combined_autofixes_are_applied_to_one_text(tmp_path):
