@@ -32,10 +32,15 @@ def _trials_answer(trials: list[dict[str, Any]], sklearn: Optional[float], key: 
     singles = [t for t in trials if not t.get("combined")]
     combined = next((t for t in trials if t.get("combined") and t["verdict"] not in ("not run", "failed")), None)
     chosen = combined or _best_trial(singles)
+    none_helped = "the one trial did not clearly help" if len(singles) == 1 else f"none of the {len(singles)} trials clearly helped"
     if chosen is None:
-        return f"none of the {len(singles)} trials clearly helped"
-    prefix = "" if combined is None or any(t["verdict"] == "helps" for t in singles) else \
-        f"none of the {len(singles)} fixes clearly helped alone; "
+        return none_helped
+    if combined is not None and not any(t["verdict"] == "helps" for t in singles):
+        if combined["verdict"] != "helps":
+            return f"none of the {len(singles)} fixes clearly helped, alone or together"
+        prefix = f"none of the {len(singles)} fixes clearly helped alone; "
+    else:
+        prefix = ""
     alone = "" if combined else " alone"
     if chosen.get("metric") is None:
         return f"{prefix}with {chosen['short']}{alone}: {chosen['verdict']}: {chosen['effect']}"

@@ -125,13 +125,22 @@ def plan_trials(findings: Sequence[Finding], stats: Stats, symptoms: Sequence[st
     untried: list[tuple[Finding, str]] = []
     by_intervention: dict[str, int] = {}
     text: Optional[str] = None
+    autofixed: dict[str, int] = {}  # rule -> its autofix trial: one trial fixes every place the rule names
     for finding in sorted(findings, key=lambda f: (-f.severity.rank, f.sort_key)):
         if finding.fix is not None:
             text = text if text is not None else read_source(finding.path)
+            index = autofixed.get(finding.code)
+            if index is not None:
+                together = plans[index].findings + (finding,)
+                fixed, applied = apply_fixes(text, list(together), unsafe=True)
+                if applied == len(together):
+                    plans[index] = dataclasses.replace(plans[index], findings=together, source=fixed)
+                    continue
             fixed, applied = apply_fixes(text, [finding], unsafe=True)
             if applied:
                 description = finding.fix.description
                 change = f"applied the {finding.code} autofix" + (f" ({description[:1].lower()}{description[1:]})" if description else "")
+                autofixed.setdefault(finding.code, len(plans))
                 plans.append(Plan((finding.code,), change, "autofix", (finding,), _short(finding.code, None), source=fixed))
                 continue
         chosen = _intervention(finding.code, stats)
@@ -184,8 +193,8 @@ def combine(plans: Sequence[Plan], trials: Sequence[dict[str, Any]], script: Opt
             return None
     specs = [plan.intervention for plan in chosen if plan.intervention is not None]
     codes = tuple(dict.fromkeys(code for plan in chosen for code in plan.codes))
-    shorts = [plan.short for plan in chosen]
-    short = ", ".join(shorts[:-1]) + " and " + shorts[-1]
+    shorts = list(dict.fromkeys(plan.short for plan in chosen))
+    short = ", ".join(shorts[:-1]) + " and " + shorts[-1] if len(shorts) > 1 else shorts[0]
     return Plan(codes, f"applied the fixes together: {short}", "combined", tuple(finding for plan in chosen for finding in plan.findings),
                 short, intervention=specs or None, source=source)
 

@@ -127,6 +127,15 @@ def test_plans_use_the_autofix_else_an_intervention_and_merge_identical_changes(
     assert [(f.code, reason) for f, reason in untried] == [("ML103", "no autofix or runtime intervention for this rule")]
 
 
+def test_one_rule_s_autofixes_at_several_places_are_one_trial(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("a = F.softmax(x, dim=1)\nb = F.softmax(y, dim=1)\n")
+    fixes = [Fix("unsafe", (Edit(line, 5, line, 24, name),), "Remove F.softmax()") for line, name in ((1, "x"), (2, "y"))]
+    findings = [_finding("ML401", Severity.ERROR, line, fix, str(script)) for line, fix in zip((1, 2), fixes)]
+    (plan,), _ = plan_trials(findings, recorded())
+    assert plan.source == "a = x\nb = y\n" and len(plan.findings) == 2 and plan.short == "the softmax removed"
+
+
 def test_standardise_inputs_uses_the_first_batch_statistics():
     first = torch.randn(64, 3) * torch.tensor([1.0, 100.0, 0.01]) + 5
     intervention = StandardiseInputs()
@@ -427,7 +436,10 @@ def test_answer_line_of_trials_alone_names_the_best_fix():
               {"verdict": "helps", "metric": 0.69, "change": "set the learning rate to 0.001 (the usual for Adam)",
                "effect": "final loss -22%, accuracy 0.37 -> 0.69", "short": "lr=0.001"}]
     assert answer({"trials": trials}) == "with lr=0.001 alone, this script reaches 0.69"
-    assert answer({"trials": trials[:1]}) == "none of the 1 trials clearly helped"
+    assert answer({"trials": trials[:1]}) == "the one trial did not clearly help"
+    assert answer({"trials": [trials[0], trials[0]]}) == "none of the 2 trials clearly helped"
+    together = {**trials[0], "combined": True, "short": "AdamW and lr=0.001"}
+    assert answer({"trials": [trials[0], trials[0], together]}) == "none of the 2 fixes clearly helped, alone or together"
     assert answer({"trials": []}) == "no finding has a fix to try"
 
 
