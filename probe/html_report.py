@@ -81,19 +81,22 @@ def chart(series: Sequence[tuple[str, Sequence[Optional[float]], str]], x_label:
     """An SVG line chart, one polyline per run of finite values of each series (the first is the
     run as written); a log y axis when the values drawn span more than two orders of magnitude. A
     curve that diverges is clipped at CLIP_FACTOR times the first curve's start (or higher, so
-    that no other curve is clipped) and marked "diverged"; a curve that coincides with an earlier
-    one is dashed over it, and the legend says so."""
+    that no other curve is clipped), and at the lowest value of the others, and marked "diverged";
+    a curve that coincides with an earlier one is dashed over it, and the legend says so."""
     e = html.escape
     finite = [[v for v in ys if v is not None and math.isfinite(v)] for _, ys, _ in series]
     if not any(finite):
         legend = "".join(f"<span>{_swatch(color, None)}{e(label)}</span>" for label, _, color in series)
         return f"<p class=\"legend\">{legend}</p><p>No finite loss was recorded.</p>"
     blown = [diverged(ys) for _, ys, _ in series]
-    cap = None
-    if any(blown) and finite[0] and finite[0][0] > 0:
-        kept = [max(values) for values, out in zip(finite, blown) if values and not out]
-        cap = max([CLIP_FACTOR * finite[0][0], *kept])
-    shown = [[None if v is None or not math.isfinite(v) else min(v, cap) if cap else v for v in ys] for _, ys, _ in series]
+    kept = [v for values, out in zip(finite, blown) if not out for v in values]
+    cap = floor = None
+    if any(blown) and kept and finite[0] and finite[0][0] > 0:
+        # the axis is the other curves'; a diverging curve is pinned to its top (and to its
+        # bottom when it swings below the others, as a loss that blows up then hits 0 does)
+        cap, floor = max(CLIP_FACTOR * finite[0][0], max(kept)), min(kept)
+    shown = [[None if v is None or not math.isfinite(v) else min(max(v, floor), cap) if out and cap else v for v in ys]
+             for (_, ys, _), out in zip(series, blown)]
     values = [v for ys in shown for v in ys if v is not None]
     log = min(values) > 0 and max(values) / min(values) > 100
     transform = math.log10 if log else (lambda v: v)
