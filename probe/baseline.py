@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -28,8 +28,10 @@ from mlplint.probe.stats import Stats
 HELD_BACK = 0.2
 # Fewest distinct rows a comparison is made on.
 MIN_ROWS = 50
-# Wall-clock limit of the scikit-learn fit, at most (the overall --timeout may leave less).
+# Wall-clock limit of the scikit-learn fit.
 SKLEARN_SECONDS = 60.0
+# How often the fit's progress (its epochs so far) is looked at, in seconds.
+POLL_SECONDS = 0.25
 # Seed of the held-back split and of scikit-learn's weight init and batch shuffling: the same run
 # gets the same comparison every time (defaults otherwise).
 SEED = 0
@@ -173,11 +175,13 @@ def script_metric(sample: Sample, outputs: Optional[np.ndarray], rows: np.ndarra
     return accuracy(truth, predicted[:, 0] if width == 1 else predicted)
 
 
-def run_baseline(stats: Stats, directory: str, time_limit: float, fit: bool = True) -> dict[str, Any]:
+def run_baseline(stats: Stats, directory: str, time_limit: float, fit: bool = True,
+                 on_epoch: Optional[Callable[[str, int, int, float], None]] = None) -> dict[str, Any]:
     """The contract's `baseline` object (without `differences`) for the run in `stats`, whose
     sample the child wrote to `directory`. Unknown values are None; `skipped` says why. With
     `fit` False (trials without --baseline), only the script's side is measured. The sample is
-    kept under `_sample` for the trials' metrics (not part of the JSON)."""
+    kept under `_sample` for the trials' metrics (not part of the JSON). `on_epoch(estimator,
+    rows, epochs so far, seconds)` is told how the fit goes while it runs."""
     steps = stats.steps
     result: dict[str, Any] = {
         "task": None, "samples": 0, "held_back": 0, "metric": None, "skipped": None, "flattened_from": None,
@@ -197,7 +201,7 @@ def run_baseline(stats: Stats, directory: str, time_limit: float, fit: bool = Tr
             return result
         if task == "classification" and len(np.unique(truth[fitted], axis=0)) < 2:
             raise BaselineSkipped("the rows scikit-learn would fit on all have the same label")
-        result["sklearn"] = fit_sklearn(sample, fitted, held, truth, time_limit)
+        result["sklearn"] = fit_sklearn(sample, fitted, held, truth, time_limit, on_epoch)
     except BaselineSkipped as reason:
         result["skipped"] = str(reason)
     return result
@@ -221,10 +225,9 @@ def trial_metric(sample: Sample, trial: Stats, directory: str) -> Optional[float
         return None
 
 
-def fit_sklearn(sample: Sample, fitted: np.ndarray, held: np.ndarray, truth: np.ndarray, time_limit: float) -> dict[str, Any]:
+def fit_sklearn(sample: Sample, fitted: np.ndarray, held: np.ndarray, truth: np.ndarray, time_limit: float,
+                on_epoch: Optional[Callable[[str, int, int, float], None]] = None) -> dict[str, Any]:
     """Fit the default estimator in a worker process (so the fit can be stopped at the limit)."""
-    if time_limit < 1:
-        raise BaselineSkipped("no time was left in the --timeout for the scikit-learn fit")
     directory = os.path.join(sample.directory, "sklearn")
     os.makedirs(directory, exist_ok=True)
     np.save(os.path.join(directory, "x_fit.npy"), sample.inputs[fitted])
@@ -233,17 +236,38 @@ def fit_sklearn(sample: Sample, fitted: np.ndarray, held: np.ndarray, truth: np.
     np.save(os.path.join(directory, "y_held.npy"), truth[held])
     with open(os.path.join(directory, "task.json"), "w", encoding="utf-8") as handle:
         json.dump({"task": sample.task, "loss_kind": sample.meta["loss_kind"]}, handle)
-    command = [sys.executable, "-m", "mlplint.probe.baseline", directory]
-    try:
-        finished = subprocess.run(command, capture_output=True, text=True, timeout=time_limit, stdin=subprocess.DEVNULL,
-                                  env={**FIT_THREADS, **os.environ})
-    except subprocess.TimeoutExpired:
-        raise BaselineSkipped(f"scikit-learn's fit did not finish within {time_limit:.0f} s") from None
-    if finished.returncode != 0:
-        last = (finished.stderr.strip().splitlines() or ["no output"])[-1]
+    estimator = "MLPClassifier" if sample.task == "classification" else "MLPRegressor"
+    output_path, errors_path = os.path.join(directory, "output.txt"), os.path.join(directory, "errors.txt")
+    with open(output_path, "wb") as output, open(errors_path, "wb") as errors:
+        process = subprocess.Popen([sys.executable, "-u", "-m", "mlplint.probe.baseline", directory], stdout=output, stderr=errors,
+                                   stdin=subprocess.DEVNULL, env={**FIT_THREADS, **os.environ})
+        started = time.monotonic()
+        while True:
+            try:
+                returncode = process.wait(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() - started >= time_limit:
+                    process.kill()
+                    process.wait()
+                    raise BaselineSkipped(f"scikit-learn's fit did not finish within {time_limit:.0f} s") from None
+                if on_epoch is not None:
+                    on_epoch(estimator, len(fitted), _epochs_so_far(output_path), time.monotonic() - started)
+    if returncode != 0:
+        with open(errors_path, encoding="utf-8", errors="replace") as handle:
+            last = (handle.read().strip().splitlines() or ["no output"])[-1]
         raise BaselineSkipped(f"scikit-learn's fit failed: {last[:200]}")
     with open(os.path.join(directory, "result.json"), encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def _epochs_so_far(path: str) -> int:
+    """The epochs the worker's verbose estimator has reported ("Iteration N, loss = ...")."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().count(b"Iteration ")
+    except OSError:
+        return 0
 
 
 # -- the worker process: `python -m mlplint.probe.baseline DIR` -----------------------------------
@@ -279,7 +303,8 @@ def _fit_worker(directory: str) -> None:
     x_fit, y_fit = np.load(os.path.join(directory, "x_fit.npy")), np.load(os.path.join(directory, "y_fit.npy"))
     x_held, y_held = np.load(os.path.join(directory, "x_held.npy")), np.load(os.path.join(directory, "y_held.npy"))
     classification = task["task"] == "classification"
-    estimator = MLPClassifier(random_state=SEED) if classification else MLPRegressor(random_state=SEED)
+    # verbose only prints each epoch's loss, which the parent counts to show progress
+    estimator = MLPClassifier(random_state=SEED, verbose=True) if classification else MLPRegressor(random_state=SEED, verbose=True)
     if not classification and y_fit.shape[1] == 1:
         y_fit = y_fit[:, 0]
     started = time.monotonic()

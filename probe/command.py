@@ -59,7 +59,7 @@ def _parse_thresholds(values: tuple[str, ...]) -> dict[str, dict[str, float]]:
 @click.option("--steps", type=click.IntRange(min=1), default=DEFAULT_STEPS, show_default=True,
               help="Stop the script after this many optimizer steps.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
-              help="Wall-clock bound for the whole run, in seconds.")
+              help="Wall-clock bound for the whole run of the script, in seconds (each --trials run gets the same).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="cpu hides accelerators from the script (CUDA_VISIBLE_DEVICES='').")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -71,7 +71,7 @@ def _parse_thresholds(values: tuple[str, ...]) -> dict[str, dict[str, float]]:
 @click.option("--baseline", is_flag=True,
               help="Also fit scikit-learn's default MLP on the rows the run fed the model and compare (needs scikit-learn here).")
 @click.option("--trials", "with_trials", is_flag=True,
-              help="Re-run the script once per fixable finding with that one fix applied (same seed and budget, within --timeout).")
+              help="Re-run the script once per fix its findings have (same seed, step budget and --timeout), then once with the fixes that helped together.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report with the loss curves.")
 def probe(script, script_args, python, steps, timeout, device, output_format, save_stats, stats_file, thresholds,
           baseline, with_trials, html_file) -> None:
@@ -100,11 +100,11 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
             raise _fail(f"{script}: {error}")
         if syntax_error is not None:
             raise _fail(f"{script}: {syntax_error.message}")
+        live = LiveProgress.for_terminal(output_format)
         try:
-            comparison = Comparison(baseline, with_trials, timeout) if baseline or with_trials else None
+            comparison = Comparison(baseline, with_trials, timeout, live) if baseline or with_trials else None
         except MissingDependency as error:
             raise _fail(str(error))
-        live = LiveProgress.for_terminal(output_format)
         run = functools.partial(run_probe, script, script_args, steps=steps, device=device, python=python)
         started = time.monotonic()
         try:
@@ -143,9 +143,13 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
             write_html(json_document(stats, judgements, findings, extra), html_file)
         except OSError as error:
             raise _fail(f"cannot write {html_file}: {error.strerror or error}")
+    reason = error_text(stats) or f"the run ended with status {stats.data.get('status')}"
     if stats.steps == 0:  # nothing could be judged: CI must not read this as a pass
-        reason = error_text(stats) or f"the run ended with status {stats.data.get('status')}"
         click.echo(f"mlplint: error: no optimizer step was made, nothing could be judged: {reason}", err=True)
+        sys.exit(EXIT_ERROR)
+    if stats.data.get("status") in ("crashed", "timeout"):  # the script is broken or hangs: never a pass
+        click.echo(f"mlplint: error: the run {'timed out' if stats.data['status'] == 'timeout' else 'crashed'} "
+                   f"after {stats.steps} optimizer steps: {reason}", err=True)
         sys.exit(EXIT_ERROR)
     failing = [row for row in symptom_rows(judgements) if Severity(row["severity"]).rank >= Severity.WARNING.rank]
     failing += [f for f in findings if f.severity.rank >= Severity.WARNING.rank]

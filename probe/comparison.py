@@ -1,6 +1,6 @@
 """`--baseline` and `--trials` together: the settings the run as written gets (a seed, where to
-write its sample), then, once it has run, the baseline, the differences table and the trials, all
-within the overall `--timeout`. Parent side, torch-free; numpy and scikit-learn are imported only
+write its sample), then, once it has run, the baseline, the differences table and the trials (each
+trial under the same `--timeout` as the run as written, so every one of them runs). Parent side, torch-free; numpy and scikit-learn are imported only
 when a baseline or a trial's metric is computed."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import importlib.util
 import os
 import shutil
 import tempfile
-import time
 from typing import Any, Callable, Optional, Sequence
 
 from mlplint.lint.finding import Finding
+from mlplint.probe.live import LiveProgress
 from mlplint.probe.stats import Stats
 from mlplint.probe.trials import SEED, AsWritten, plan_trials, run_trials, with_trials
 
@@ -24,12 +24,13 @@ class MissingDependency(Exception):
 class Comparison:
     """One comparison: a scratch folder for the samples, the deadline, and the results."""
 
-    def __init__(self, baseline: bool, trials: bool, timeout: float) -> None:
+    def __init__(self, baseline: bool, trials: bool, timeout: float, live: Optional[LiveProgress] = None) -> None:
         if baseline or trials:
             _require(baseline)
         self.want_baseline = baseline
         self.want_trials = trials
-        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.live = live
         self.workdir = tempfile.mkdtemp(prefix="mlplint-compare-")
         self.main_sample = os.path.join(self.workdir, "as-written")
         os.makedirs(self.main_sample)
@@ -59,8 +60,12 @@ class Comparison:
         from mlplint.probe import baseline as measuring
         from mlplint.probe.differences import differences
 
-        result = measuring.run_baseline(stats, self.main_sample, min(measuring.SKLEARN_SECONDS, self.deadline - time.monotonic()),
-                                        fit=self.want_baseline)
+        on_epoch = self.live.fitting if self.live is not None else None
+        try:
+            result = measuring.run_baseline(stats, self.main_sample, measuring.SKLEARN_SECONDS, fit=self.want_baseline, on_epoch=on_epoch)
+        finally:
+            if self.live is not None:
+                self.live.close()
         if self.want_baseline:
             self.baseline = result
             self.baseline["differences"] = differences(stats, result, findings)
@@ -77,8 +82,11 @@ class Comparison:
             return measuring.trial_metric(sample, trial_stats, directory) if sample is not None else None
 
         as_written = AsWritten(result["script"]["loss"], result["script"]["metric"], result.get("metric"),
-                               self.run_seconds, score, evaluate_on)
-        self.trials = run_trials(plans, as_written, self.workdir, self.deadline, rerun, measuring.final_loss)
+                               self.run_seconds, stats.primary_loss(), score, evaluate_on)
+        if self.live is not None and plans:
+            self.live.announce(len(plans), self.run_seconds)
+        self.trials = run_trials(plans, as_written, self.workdir, self.timeout, rerun, measuring.final_loss,
+                                    stats.data.get("script"), self.live)
         result.pop("_sample", None)
         return with_trials(findings, plans, self.trials)
 
@@ -87,6 +95,7 @@ class Comparison:
         if self.baseline is not None:
             document["baseline"] = {k: v for k, v in self.baseline.items() if not k.startswith("_")}
         if self.trials is not None:
+            document["seed"] = SEED
             document["trials"] = self.trials
             document["untried"] = self.untried
         return document

@@ -23,25 +23,46 @@ def _best_trial(trials: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
     return helped[0] if helped else None
 
 
+def _trials_answer(trials: list[dict[str, Any]], sklearn: Optional[float], key: str) -> str:
+    """What the trials found, in one clause: what the combined trial (every fix that helped)
+    reaches, else the best single fix, else that none helped; and a single fix that reached
+    clearly more than the combined trial, when one did."""
+    if not trials:
+        return "no finding has a fix to try"
+    singles = [t for t in trials if not t.get("combined")]
+    combined = next((t for t in trials if t.get("combined") and t["verdict"] not in ("not run", "failed")), None)
+    chosen = combined or _best_trial(singles)
+    none_helped = "the one trial did not clearly help" if len(singles) == 1 else f"none of the {len(singles)} trials clearly helped"
+    if chosen is None:
+        return none_helped
+    if combined is not None and not any(t["verdict"] == "helps" for t in singles):
+        if combined["verdict"] != "helps":
+            return f"none of the {len(singles)} fixes clearly helped, alone or together"
+        prefix = f"none of the {len(singles)} fixes clearly helped alone; "
+    else:
+        prefix = ""
+    alone = "" if combined else " alone"
+    if chosen.get("metric") is None:
+        return f"{prefix}with {chosen['short']}{alone}: {chosen['verdict']}: {chosen['effect']}"
+    against = f" against scikit-learn's {sklearn:.2f}" if sklearn is not None else ""
+    text = f"{prefix}with {chosen['short']}{alone}, this script reaches {chosen['metric']:.2f}{against}"
+    better = max((t for t in singles if t.get("metric") is not None), key=lambda t: t["metric"], default=None)
+    if combined is not None and better is not None and better["metric"] - chosen["metric"] >= AGREEMENT.get(key, 0.05):
+        loss = " (its loss diverged)" if better["verdict"] == "diverged" else ""
+        text += f"; with {better['short']} alone it reaches {better['metric']:.2f}{loss}"
+    return text
+
+
 def answer(comparison: dict[str, Any]) -> str:
-    """One line: how scikit-learn's default MLP and the script compare, and the best trial."""
+    """One line: how scikit-learn's default MLP and the script compare, and what the script
+    reaches with the fixes that helped."""
     baseline = comparison.get("baseline")
     trials = comparison.get("trials")
-    best = _best_trial(trials or [])
-    tail = ""
-    if best is not None:
-        reached = f"reaches {best['metric']:.2f}" if best.get("metric") is not None else f"gives {best['effect']}"
-        tail = f"; the trial that {best['change'].split(' (')[0]} alone {reached}"
-    elif trials:
-        tail = f"; none of the {len(trials)} trials clearly helped"
-    elif trials is not None:
-        tail = "; no finding has a fix to try"
+    sklearn = (baseline or {}).get("sklearn")
+    key = (baseline or {}).get("metric") or "metric"
+    tail = "" if trials is None else "; " + _trials_answer(trials, sklearn["metric"] if sklearn else None, key)
     if baseline is None:  # --trials alone
-        if best is not None:
-            return f"the trial that {best['change'].split(' (')[0]} helps most: {best['effect']}"
-        return tail.lstrip("; ")
-    sklearn = baseline.get("sklearn")
-    key = baseline.get("metric") or "metric"
+        return tail[2:]
     name = LABELS.get(key, key)
     script = baseline["script"]["metric"]
     if baseline.get("skipped") or sklearn is None:
@@ -63,7 +84,7 @@ def comparison_lines(comparison: dict[str, Any]) -> list[str]:
         lines += ["", *_baseline_lines(baseline)]
     trials = comparison.get("trials")
     if trials is not None:
-        lines += ["", *_trial_lines(trials, comparison.get("untried", []))]
+        lines += ["", *_trial_lines(trials, comparison.get("untried", []), comparison.get("seed"))]
     return lines
 
 
@@ -92,13 +113,16 @@ def _baseline_lines(baseline: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _trial_lines(trials: list[dict[str, Any]], untried: list[dict[str, Any]]) -> list[str]:
+def _trial_lines(trials: list[dict[str, Any]], untried: list[dict[str, Any]], seed: Optional[int]) -> list[str]:
     if not trials:
         lines = ["Trials: none (no finding has an autofix or a runtime intervention)"]
     else:
-        lines = ["Trials (each a fresh run with one fix, same seed and step budget):"]
+        lines = [f"Trials (each a fresh run with one fix, seed {seed}, the same step budget and --timeout):"]
         for trial in trials:
-            lines.append(f"  {','.join(trial['codes'])} {trial['change']} ({trial['fix']}): {trial['verdict']}: {trial['effect']}")
+            if trial.get("combined"):
+                lines.append(f"  then all together, {','.join(trial['codes'])} ({trial['short']}): {trial['verdict']}: {trial['effect']}")
+            else:
+                lines.append(f"  {','.join(trial['codes'])} {trial['change']} ({trial['fix']}): {trial['verdict']}: {trial['effect']}")
     if untried:
         lines.append("  not tried: " + "; ".join(f"{u['code']} (line {u['line']}): {u['reason']}" for u in untried))
     return lines

@@ -226,10 +226,30 @@ _CONVERSIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-def from_config(spec: Optional[dict[str, Any]]) -> Optional[Intervention]:
-    """The intervention a trial's config names, None for none (the run as written, or an autofix)."""
+class Together(Intervention):
+    """Several interventions at once (the combined trial): each installed, each one's change of
+    the model's input applied in turn."""
+
+    def __init__(self, parts: list[Intervention]) -> None:
+        self.parts = parts
+
+    def install(self) -> None:
+        for part in self.parts:
+            part.install()
+
+    def before_model(self, module: nn.Module, args: tuple) -> tuple:
+        for part in self.parts:
+            args = part.before_model(module, args)
+        return args
+
+
+def from_config(spec: Optional[Any]) -> Optional[Intervention]:
+    """The intervention a trial's config names (a spec, or a list of specs for the combined
+    trial), None for none (the run as written, or an autofix)."""
     if not spec:
         return None
+    if isinstance(spec, list):
+        return Together([from_config(part) for part in spec])
     kind = spec["kind"]
     if kind == "standardise-inputs":
         return StandardiseInputs()

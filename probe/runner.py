@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ DEVICES = ("auto", "cpu", "cuda")
 OUTPUT_TAIL_CHARS = 4000
 # How often the running child's descendants and progress are looked at, in seconds.
 POLL_SECONDS = 0.25
+# A frame of faulthandler's traceback (`File "path", line N in function`).
+FAULT_FRAME = re.compile(r'^\s*File "(.+)", line (\d+) in ')
 
 
 class Progress:
@@ -117,7 +120,7 @@ def run_probe(
         data["error"] = {"type": "Timeout", "message": f"the run did not finish within {timeout:g} s (stopped after {stats.steps} steps)"}
     elif data["status"] not in ("completed", "step-budget", "crashed", "no-training"):
         data["status"] = "crashed"
-        data["error"] = {"type": "ChildDied", "message": _death_message(returncode, tail)}
+        data["error"] = {"type": "ChildDied", "message": _death_message(returncode, tail), **_fault_location(tail, script)}
     elif data["status"] == "crashed" and data["error"].get("type") == "SystemExit" and _last_line(tail):
         data["error"]["message"] += f" (last output: {_last_line(tail)})"  # argparse's "error: ..." line
     return stats
@@ -175,12 +178,28 @@ def _read_stats(path: str) -> Stats:
 
 
 def _last_line(tail: str) -> str:
-    """The script's last non-empty line of output, shortened."""
-    return next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")[:200]
+    """The script's last non-empty line of output before any fatal-error report, shortened."""
+    own = tail.split("Fatal Python error:")[0]
+    return next((line.strip() for line in reversed(own.splitlines()) if line.strip()), "")[:200]
+
+
+def _fault_location(tail: str, script: str) -> dict[str, Any]:
+    """{"file", "line"} of the script's innermost frame in faulthandler's report of the crashing
+    thread (a segfault, an abort), or nothing when the report names no line of the script."""
+    if "Fatal Python error:" not in tail:
+        return {}
+    report = tail.split("Fatal Python error:", 1)[1]
+    crashing = report.split("Current thread", 1)[-1].split("\n\n", 1)[0]
+    for line in crashing.splitlines():
+        frame = FAULT_FRAME.match(line)
+        if frame and os.path.abspath(frame.group(1)) == os.path.abspath(script):
+            return {"file": script, "line": int(frame.group(2))}
+    return {}
 
 
 def _death_message(returncode: Optional[int], tail: str) -> str:
     last_line = _last_line(tail)
+    fatal = re.search(r"Fatal Python error: ([^\n]+)", tail)
     if returncode is not None and returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -189,4 +208,6 @@ def _death_message(returncode: Optional[int], tail: str) -> str:
         reason = f"the script's process was killed by {name}"
     else:
         reason = f"the script's process exited with status {returncode} before the probe could report"
+    if fatal:
+        reason += f" ({fatal.group(1).strip()})"
     return reason + (f" (last output: {last_line})" if last_line else "")

@@ -175,29 +175,36 @@ def test_crash_reports_exception_location_and_what_was_measured(scenario_runs):
     assert document["status"] == "crashed" and document["steps"] == 12 and len(document["loss"]) == 12
     assert document["error"].startswith("RuntimeError: checkpoint directory is missing")
     assert "crash.py, line 15" in document["error"]
+    # a script that crashes after some steps is broken: CI must not read it as a pass
+    result = scenario_runs["crash"]
+    assert result.returncode == 2
+    assert result.stderr == f"mlplint: error: the run crashed after 12 optimizer steps: {document['error']}\n"
 
 
 def test_timeout_keeps_what_was_measured(scenario_runs):
     document = scenario(scenario_runs, "timeout")
     assert document["status"] == "timeout" and "within 15 s" in document["error"]
     assert document["steps"] >= 8 and len(document["loss"]) == document["steps"]  # flushed at step 8
+    assert scenario_runs["timeout"].returncode == 2 and "mlplint: error: the run timed out after" in scenario_runs["timeout"].stderr
 
 
 def test_sys_exit_with_failure_status_is_a_crash(scenario_runs):
     document = scenario(scenario_runs, "exit-3")
     assert document["status"] == "crashed" and "exited with status 3" in document["error"]
-    assert document["steps"] == 5
+    assert document["steps"] == 5 and scenario_runs["exit-3"].returncode == 2
 
 
 def test_sys_exit_zero_completes(scenario_runs):
     document = scenario(scenario_runs, "exit-0")
     assert document["status"] == "completed" and document["steps"] == 5 and document["error"] is None
+    assert scenario_runs["exit-0"].returncode == 0
 
 
 def test_process_killed_by_a_signal_is_a_crash(scenario_runs):
     document = scenario(scenario_runs, "killed")
     assert document["status"] == "crashed" and "SIGKILL" in document["error"]
     assert document["steps"] >= 8 and len(document["loss"]) == document["steps"]  # flushed at step 8
+    assert scenario_runs["killed"].returncode == 2
 
 
 def test_no_training_says_what_was_seen(scenario_runs):
@@ -213,6 +220,12 @@ def test_steps_before_an_abrupt_end_are_kept(scenario_runs, key, reason):
     document = scenario(scenario_runs, key)
     assert document["status"] == "crashed" and reason in document["error"]
     assert document["steps"] == 6 and len(document["loss"]) == 6
+    assert scenario_runs[key].returncode == 2 and "Extension modules" not in document["error"]
+
+
+def test_a_segfault_names_the_script_s_line_from_faulthandler(scenario_runs):
+    document = scenario(scenario_runs, "segfault")
+    assert document["error"].endswith("(Segmentation fault) (" + str(FIXTURES / "dies_abruptly.py") + ", line 19)"), document["error"]
 
 
 def test_processes_the_script_left_in_another_session_are_ended(scenario_runs):
