@@ -1,0 +1,42 @@
+"""A fingerprint of the parameters each optimizer updates, after steps 1, 2, 4, 8 and every 10th
+step, recorded in every rank of a distributed run (and only there): the 2-norm and the sum of each
+parameter, on its device. Ranks kept in sync by DistributedDataParallel or an all-reduce hold
+identical parameters, so their fingerprints are equal; the parent compares them (ML942)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from . import Collector, vector_norms
+
+EARLY_STEPS = {1, 2, 4, 8}
+
+
+class RankParamCollector(Collector):
+    name = "rank_params"
+    default_every = 10
+
+    def __init__(self, every: Optional[int] = None, enabled: bool = False) -> None:
+        super().__init__(every)
+        self.enabled = enabled
+        self.records: list[dict[str, Any]] = []  # {"step", "optimizer", "norms", "sums"}
+        self.params: dict[int, list[str]] = {}  # optimizer index -> parameter names, in record order
+
+    def after_step(self, step: int, optimizer_index: int, named_params: list[tuple[str, torch.Tensor]]) -> None:
+        """`step`: optimizer steps completed, this one included."""
+        if not self.enabled or not named_params or (step not in EARLY_STEPS and not self.due(step)):
+            return
+        tensors = [p.detach() for _, p in named_params]
+        self.params[optimizer_index] = [name for name, _ in named_params]
+        self.records.append({"step": step, "optimizer": optimizer_index, "norms": None, "sums": None})
+        sums = torch.stack([t.sum().float().to(tensors[0].device) for t in tensors])
+        self.buffer.add(len(self.records) - 1, torch.cat([vector_norms(tensors), sums]))
+
+    def flush(self) -> dict[str, Any]:
+        for index, values in self.buffer.drain():
+            half = len(values) // 2
+            self.records[index]["norms"], self.records[index]["sums"] = values[:half], values[half:]
+        return {"every": self.every, "records": self.records,
+                "params": {str(index): names for index, names in self.params.items()}}
