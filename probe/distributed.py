@@ -41,7 +41,7 @@ def dump_stacks_on_signal(path: str) -> None:
     rank that hangs from the ranks waiting for it). Written by faulthandler from C, so it works while
     the rank is blocked in a collective."""
     handle = open(path, "w", encoding="utf-8")  # kept open for the process's life
-    faulthandler.register(signal.SIGUSR1, file=handle, all_threads=False)
+    faulthandler.register(signal.SIGUSR1, file=handle, all_threads=True)  # the main thread comes last
 
 
 def needs_world_of_one(script: str) -> bool:

@@ -70,15 +70,17 @@ class RankFiles:
         rank waiting in a collective or a backward), and its innermost frame in the script."""
         try:
             with open(self.path("trace", rank), encoding="utf-8", errors="replace") as handle:
-                frames = [m.groupdict() for m in _FRAME.finditer(handle.read())]
+                main_thread = re.split(r"^(?:Current thread|Thread) 0x", handle.read(), flags=re.M)[-1]
+                frames = [m.groupdict() for m in _FRAME.finditer(main_thread)]
         except OSError:
             return None
         if not frames:
             return None
         script_path = os.path.abspath(script)
         in_script = next((f for f in frames if os.path.abspath(f["file"]) == script_path), None)
-        innermost = frames[0]
-        return {"in_torch": f"{os.sep}torch{os.sep}" in innermost["file"], "innermost": innermost, "script": in_script}
+        in_torch = next((f for f in frames if f"{os.sep}torch{os.sep}" in f["file"]), None)
+        innermost = next((f for f in frames if f is in_script or f is in_torch), frames[0])  # not the standard library's
+        return {"in_torch": innermost is in_torch, "innermost": innermost, "script": in_script}
 
 
 def gather(files: RankFiles, stats: list[Stats], script: str, output_tail: str, timed_out: bool) -> Stats:
@@ -103,6 +105,10 @@ def gather(files: RankFiles, stats: list[Stats], script: str, output_tail: str, 
         if match:
             data["failing_rank"], data["exitcode"] = int(match.group(1)), int(match.group(2))
         data["status"] = "died"  # the runner words it, as for a single process that dies
+    for record in data["ranks"]:  # a rank that did not end by itself was ended with the job
+        if record["status"] in ("running", "not-started"):
+            failed = record["rank"] == data.get("failing_rank")
+            record["status"] = ("hung" if timed_out else "died") if failed else "stopped"
     return primary
 
 
@@ -128,4 +134,6 @@ def _hung_ranks(files: RankFiles, stats: list[Stats], script: str) -> tuple[Opti
                      f"after {rank_stats.steps} steps")
         if not where["in_torch"]:
             outside.append(rank)
-    return (outside[0] if len(outside) == 1 and len(lines) > 1 else None), lines
+    if len(outside) == 1 and len(lines) > 1:
+        return outside[0], [f"rank {outside[0]} hangs in its own code while the other ranks wait for it in torch", *lines]
+    return None, lines

@@ -32,7 +32,7 @@ class GradScalerCollector(Collector):
             scale = getattr(scaler, "_scale", None)
             if scaler.is_enabled() and len(self.calls) < MAX_CALLS and isinstance(scale, torch.Tensor):
                 self.calls.append([before, skipped, None])
-                self.buffer.add(len(self.calls) - 1, scale)
+                self.buffer.add(len(self.calls) - 1, scale.clone())  # update() changes it in place
             if skipped:
                 on_skipped()
             return result
