@@ -114,7 +114,6 @@ class Session:
         self.grad_scaler = GradScalerCollector(every.get("grad_scaler"))
         self.distributed = distributed
         self.mapped: list[str] = []  # what was changed to run the script here (distributed.py)
-        self.skipped_steps = 0  # optimizer steps GradScaler skipped: they count towards the budget
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
@@ -160,8 +159,7 @@ class Session:
         self._patch(torch.optim.Optimizer, "__init__", self.manual.wrap_optimizer_init)
         self._patch(torch.optim.Optimizer, "__init__", self._wrap_optimizer_init)
         self.scaler_fits.install()
-        self._patch(torch.amp.GradScaler, "step",
-                    lambda original: self.grad_scaler.wrap_step(original, lambda: self.tracker.step, self._skipped_step))
+        self._patch(torch.amp.GradScaler, "step", lambda original: self.grad_scaler.wrap_step(original, lambda: self.tracker.step))
         if self.progress_path is not None and self._progress is None:
             self._progress = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if self.intervention is not None:
@@ -233,7 +231,6 @@ class Session:
             "epochs": self.epochs.to_json(),
             **self.manual.to_json(),
             "mapped": self.mapped,
-            "skipped_steps": self.skipped_steps,
             **({"rank": current_rank()} if self.distributed else {}),
             "device": devices[0] if devices else ("cuda" if torch.cuda.is_available() else "cpu"),
             "seen": {
@@ -478,11 +475,6 @@ class Session:
             original(code)
 
         return _exit
-
-    def _skipped_step(self) -> None:
-        self.skipped_steps += 1
-        if self.tracker.step + self.skipped_steps >= self.budget:
-            raise StepBudgetReached()
 
     def _optimizer_steps(self, optimizer: Any) -> tuple[Optional[int], int]:
         info = self.tracker.optimizers.get(id(optimizer))

@@ -1,7 +1,6 @@
 """GradScaler steps: for each `scaler.step(optimizer)`, whether the optimizer step ran or was skipped
 because the scaled gradients held inf or NaN, and the scale it was checked with (kept on its
-device until flushed). A skipped step is no optimizer step; the session counts it towards the step
-budget through `on_skipped`, so a run whose every step is skipped still ends."""
+device until flushed). A skipped step is no optimizer step and does not count towards the budget."""
 
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ class GradScalerCollector(Collector):
         super().__init__(every)
         self.calls: list[list[Any]] = []  # [step, skipped, scale]
 
-    def wrap_step(self, original: Callable, steps: Callable[[], int], on_skipped: Callable[[], None]) -> Callable:
+    def wrap_step(self, original: Callable, steps: Callable[[], int]) -> Callable:
         """`steps()`: optimizer steps taken so far; a scaler step after which it has not grown skipped."""
         def step(scaler: Any, optimizer: Any, *args: Any, **kwargs: Any) -> Any:
             before = steps()
@@ -33,8 +32,6 @@ class GradScalerCollector(Collector):
             if scaler.is_enabled() and len(self.calls) < MAX_CALLS and isinstance(scale, torch.Tensor):
                 self.calls.append([before, skipped, None])
                 self.buffer.add(len(self.calls) - 1, scale.clone())  # update() changes it in place
-            if skipped:
-                on_skipped()
             return result
 
         return step

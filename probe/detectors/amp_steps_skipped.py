@@ -10,7 +10,7 @@ Each skipped step is a batch the model did not learn from, and the scaler halves
 time. When the inf or NaN comes from the forward pass itself (a float16 overflow in a layer fed
 values beyond 65504, a log of zero, a division by a tiny norm), no scale helps: the scale decays
 towards zero, and the run trains on the few batches that happen to stay finite while its loss
-curve looks merely slow. The skipped steps count towards the probe's step budget.
+curve looks merely slow.
 
 ## Example
 ```python

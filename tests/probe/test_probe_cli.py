@@ -23,6 +23,8 @@ from probe_helpers import FIXTURES, codes, run_cli
 pytestmark = pytest.mark.slow
 
 SYMPTOM_FIXTURES = {code: f"{symptom.name.replace('-', '_')}.py" for code, symptom in SYMPTOMS.items()}
+# Symptoms seen across the ranks of a torchrun job: their fixtures run with two ranks.
+RANK_SYMPTOMS = {"ML942", "ML943"}
 # Near misses of the newer symptoms: the same script with the mistake put right.
 NEAR_MISSES = sorted((FIXTURES / "healthy_variants").glob("*.py"))
 PARALLEL = 3
@@ -48,7 +50,8 @@ def symptom_runs(tmp_path_factory):
     scripts.update({f"near-miss-{path.stem}": path for path in NEAR_MISSES})
     before = {key: fingerprint(path) for key, path in scripts.items()}
     results = run_all({
-        key: ["probe", "--format", "json", "--save-stats", str(stats_dir / f"{key}.json"), str(path)]
+        key: ["probe", "--format", "json", "--save-stats", str(stats_dir / f"{key}.json"),
+              *(["--nproc-per-node", "2"] if key in RANK_SYMPTOMS else []), str(path)]
         for key, path in scripts.items()
     })
     after = {key: fingerprint(path) for key, path in scripts.items()}
@@ -63,6 +66,13 @@ def test_fixture_produces_its_symptom(symptom_runs, code):
     assert document["status"] == "step-budget" and document["steps"] == 50
     assert document["version"] == 1 and document["script"].endswith(SYMPTOM_FIXTURES[code])
     assert result.returncode == (1 if any(s["severity"] != "info" for s in document["symptoms"]) else 0)
+
+
+def test_ranks_without_set_epoch_repeat_their_order_on_every_rank(symptom_runs):
+    document = json.loads(symptom_runs[0]["ML942"].stdout)  # the fixture never calls sampler.set_epoch()
+    (repeat,) = [s for s in document["symptoms"] if s["code"] == "ML922"]
+    assert repeat["message"].startswith("on ranks 0, 1, the batches repeat") and "set_epoch()" in repeat["message"]
+    assert [r["status"] for r in document["ranks"]] == ["step-budget", "step-budget"]
 
 
 def test_healthy_script_has_no_symptom(symptom_runs):
