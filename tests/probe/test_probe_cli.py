@@ -12,12 +12,11 @@ import os
 import stat
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from mlplint.probe.symptoms import SYMPTOMS
-from probe_helpers import FIXTURES, codes, run_cli
+from probe_helpers import FIXTURES, codes, run_all, run_cli
 
 # Each test here reads runs of real training scripts under the probe (about 90 s for the module).
 pytestmark = pytest.mark.slow
@@ -27,14 +26,7 @@ SYMPTOM_FIXTURES = {code: f"{symptom.name.replace('-', '_')}.py" for code, sympt
 RANK_SYMPTOMS = {"ML942", "ML943"}
 # Near misses of the newer symptoms: the same script with the mistake put right.
 NEAR_MISSES = sorted((FIXTURES / "healthy_variants").glob("*.py"))
-PARALLEL = 3
 pytestmark = pytest.mark.slow
-
-
-def run_all(commands: dict[str, list[str]]) -> dict:
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        futures = {key: pool.submit(run_cli, *command) for key, command in commands.items()}
-        return {key: future.result() for key, future in futures.items()}
 
 
 def fingerprint(path) -> tuple:
