@@ -97,6 +97,7 @@ class CpuMapping:
         self._patch(torch.Tensor, "to", self._to)
         self._patch(nn.Module, "to", self._to)
         self._patch(DistributedDataParallel, "__init__", self._ddp_init)
+        self._patch(torch, "load", self._load)
         for name in FACTORIES:
             self._patch(torch, name, self._factory)
 
@@ -162,6 +163,15 @@ class CpuMapping:
             return original(*args, **kwargs)
 
         return factory
+
+    def _load(self, original: Callable) -> Callable:
+        def load(*args: Any, **kwargs: Any) -> Any:
+            if _is_cuda(kwargs.get("map_location")):
+                self.note("torch.load(map_location=CUDA) mapped to the CPU")
+                kwargs["map_location"] = "cpu"
+            return original(*args, **kwargs)
+
+        return load
 
     def _ddp_init(self, original: Callable) -> Callable:
         def __init__(ddp: Any, module: nn.Module, *args: Any, **kwargs: Any) -> None:

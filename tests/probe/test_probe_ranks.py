@@ -72,7 +72,7 @@ def test_ranks_all_waiting_in_torch_name_no_rank(tmp_path):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the mapping is for machines without CUDA")
-def test_gpu_placements_stay_on_the_cpu_and_are_named():
+def test_gpu_placements_stay_on_the_cpu_and_are_named(tmp_path):
     mapped = []
     mapping = CpuMapping(mapped)
     mapping.install()
@@ -80,13 +80,15 @@ def test_gpu_placements_stay_on_the_cpu_and_are_named():
         model = nn.Linear(2, 2).to(0).cuda()
         x = torch.zeros(3, 2, device="cuda").to("cuda:0").cuda(non_blocking=True)
         torch.cuda.set_device(0)
+        torch.save(x, tmp_path / "x.pt")
+        assert torch.load(tmp_path / "x.pt", map_location=torch.device("cuda", 0)).device.type == "cpu"
         assert model(x).device.type == "cpu"
         assert x.to(torch.float64).dtype == torch.float64 and not mapped[-1].startswith("device")
     finally:
         mapping.remove()
     assert mapped == ["CUDA devices in .to() mapped to the CPU", "Module.cuda() kept on the CPU",
                       "device='cuda' in tensor factories mapped to the CPU", "Tensor.cuda() kept on the CPU",
-                      "torch.cuda.set_device() ignored"]
+                      "torch.cuda.set_device() ignored", "torch.load(map_location=CUDA) mapped to the CPU"]
     with pytest.raises((RuntimeError, AssertionError)):  # removed: the originals are back
         torch.zeros(1, device="cuda")
 
