@@ -19,6 +19,7 @@ from mlplint.probe.stats import Stats
 
 # Collectors kept for every rank: what the rank-aware detectors compare.
 RANK_COLLECTORS = ("batches", "rank_params", "grad_scaler")
+FINISHED = ("completed", "step-budget", "no-training")
 # Seconds the ranks get to write their stacks before the job is killed.
 STACK_WAIT_SECONDS = 0.5
 # torchrun's report of the first rank that failed: its rank and exit code (negative: killed by a signal)
@@ -100,11 +101,12 @@ def gather(files: RankFiles, stats: list[Stats], script: str, output_tail: str, 
         data["failing_rank"] = rank
         data["status"] = "crashed"
         data["error"] = dict(stats[rank].data["error"], message=f"rank {rank}: {stats[rank].data['error']['message']}")
-    elif any(s.data.get("status") not in ("completed", "step-budget", "no-training") for s in stats):
+    elif any(s.data.get("status") not in FINISHED for s in stats):
         match = _TORCHRUN_ROOT_CAUSE.search(output_tail)
         if match:
             data["failing_rank"], data["exitcode"] = int(match.group(1)), int(match.group(2))
-        data["status"] = "died"  # the runner words it, as for a single process that dies
+        if data["status"] in FINISHED:  # rank 0 finished, another did not: the runner words it as a death
+            data["status"] = "died"
     for record in data["ranks"]:  # a rank that did not end by itself was ended with the job
         if record["status"] in ("running", "not-started"):
             failed = record["rank"] == data.get("failing_rank")
