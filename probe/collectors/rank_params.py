@@ -1,7 +1,9 @@
 """A fingerprint of the parameters each optimizer updates, after steps 1, 2, 4, 8 and every 10th
 step, recorded in every rank of a distributed run (and only there): the 2-norm and the sum of each
 parameter, on its device. Ranks kept in sync by DistributedDataParallel or an all-reduce hold
-identical parameters, so their fingerprints are equal; the parent compares them (ML942)."""
+identical parameters, so their fingerprints are equal; the parent compares them (ML942). Sharded
+parameters (FSDP's flat parameters, DTensors of FSDP2 and tensor parallelism) differ across ranks
+by design and are not recorded."""
 
 from __future__ import annotations
 
@@ -12,6 +14,11 @@ import torch
 from . import Collector, vector_norms
 
 EARLY_STEPS = {1, 2, 4, 8}
+SHARDED = ("FlatParameter", "DTensor")
+
+
+def sharded(param: torch.Tensor) -> bool:
+    return any(cls.__name__ in SHARDED for cls in type(param).__mro__)
 
 
 class RankParamCollector(Collector):
@@ -27,6 +34,8 @@ class RankParamCollector(Collector):
     def after_step(self, step: int, optimizer_index: int, named_params: list[tuple[str, torch.Tensor]]) -> None:
         """`step`: optimizer steps completed, this one included."""
         if not self.enabled or not named_params or (step not in EARLY_STEPS and not self.due(step)):
+            return
+        if any(sharded(p) for _, p in named_params):
             return
         tensors = [p.detach() for _, p in named_params]
         self.params[optimizer_index] = [name for name, _ in named_params]

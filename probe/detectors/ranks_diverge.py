@@ -26,6 +26,9 @@ Use instead:
 model = DistributedDataParallel(nn.Linear(20, 2))
 ```
 
+Sharded parameters (FSDP, tensor parallelism) are not fingerprinted, and ranks whose optimizers
+update other parameters than rank 0's (pipeline stages) are not compared.
+
 ## Thresholds
 - `relative_tolerance` = 1e-5: a parameter differs when its norm or sum on a rank is further than
   this share of its size from rank 0's; the all-reduce gives every rank bit-identical gradients, so
@@ -51,18 +54,22 @@ def judge(stats: Stats, t: dict) -> Judgement:
     ranks = stats.rank_collectors("rank_params")
     if len(ranks) < 2:
         return Judgement("ML942")
-    by_rank = [{(r["step"], r["optimizer"]): r for r in collected.get("records", []) if r.get("norms")} for _, collected in ranks]
     names = ranks[0][1].get("params", {})
+    # ranks whose optimizers update other parameters (pipeline stages) are not compared
+    ranks = [(rank, collected) for rank, collected in ranks if collected.get("params", {}) == names]
+    if len(ranks) < 2:
+        return Judgement("ML942")
+    by_rank = [{(r["step"], r["optimizer"]): r for r in collected.get("records", []) if r.get("norms")} for _, collected in ranks]
     keys = sorted(set.intersection(*(set(records) for records in by_rank)))
     flags, worst = [], None
     for key in keys:
         reference = by_rank[0][key]
         differing = []
-        for rank, records in enumerate(by_rank[1:], start=1):
+        for position, records in enumerate(by_rank[1:], start=1):
             for index, (norm, total) in enumerate(zip(records[key]["norms"], records[key]["sums"])):
                 if _differs(norm, reference["norms"][index], t["relative_tolerance"]) or \
                         _differs(total, reference["sums"][index], t["relative_tolerance"]):
-                    differing.append((rank, index))
+                    differing.append((ranks[position][0], position, index))
         flags.append(bool(differing))
         if differing and worst is None:
             worst = (key, differing)
@@ -72,12 +79,12 @@ def judge(stats: Stats, t: dict) -> Judgement:
     if not persists(flags, t["min_checks"]):
         return Judgement("ML942", (), True, measured + ": identical at every check" if not any(flags) else measured)
     (step, optimizer), differing = worst
-    rank, index = differing[0]
+    rank, position, index = differing[0]
     param_names = names.get(str(optimizer), [])
     name = param_names[index] if index < len(param_names) else f"parameter {index}"
-    count = len({i for _, i in differing})
+    count = len({i for _, _, i in differing})
     message = (f"after step {step}, {count} of {len(by_rank[0][(step, optimizer)]['norms'])} parameters differ between ranks "
                f"(e.g. '{name}': sum {by_rank[0][(step, optimizer)]['sums'][index]:.6g} on rank 0, "
-               f"{by_rank[rank][(step, optimizer)]['sums'][index]:.6g} on rank {rank}): each rank trains its own copy "
+               f"{by_rank[position][(step, optimizer)]['sums'][index]:.6g} on rank {rank}): each rank trains its own copy "
                "(a model not wrapped in DistributedDataParallel, or a missing gradient all-reduce)")
     return Judgement("ML942", (Observed(message, None, first_flagged([k[0] for k in keys], flags)),), True, measured)

@@ -388,6 +388,12 @@ def test_rank_symptoms_need_a_torchrun_job():
     assert not judge_all(single)["ML942"].checked and not judge_all(single)["ML943"].checked
 
 
+def test_ranks_updating_other_parameters_are_not_compared():
+    first, other_stage = rank_params([1.5, 0.2], [1.4, 0.2]), rank_params([7.0, 0.1], [6.0, 0.1])
+    other_stage["rank_params"]["params"] = {"0": ["4.weight", "4.bias"]}  # a later pipeline stage
+    assert not judge_all(with_ranks(recorded(), first, other_stage))["ML942"].checked
+
+
 def test_batch_order_is_judged_on_every_rank():
     repeating = {"batches": batches(inputs=epoch_batches([0, 1, 2, 3, 4, 0, 1, 2, 3, 4]))}
     shuffled = {"batches": batches(inputs=epoch_batches([0, 1, 2, 3, 4, 3, 0, 4, 1, 2]))}
