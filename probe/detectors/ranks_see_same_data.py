@@ -3,7 +3,9 @@
 Ranks of a distributed run that train on the same batches: each rank fingerprints the model's
 input at every step (the sum of its values and their sum weighted by row position), and the
 parent compares every rank's fingerprints with rank 0's step by step. Only a `--nproc-per-node`
-run with two ranks or more is judged; integer inputs (token ids) are not fingerprinted.
+run with two ranks or more is judged; integer inputs (token ids) are not fingerprinted. A job with
+DTensor parameters (tensor parallelism, whose ranks share their batches by design, or FSDP2) is
+not judged.
 
 ## Why it matters
 Data parallelism is meant to split the data: N ranks each see 1/N of an epoch, so the job goes
@@ -47,7 +49,7 @@ def _same(a: list, b: list) -> bool:
 
 def judge(stats: Stats, t: dict) -> Judgement:
     ranks = stats.rank_collectors("batches")
-    if len(ranks) < 2:
+    if len(ranks) < 2 or any(params.get("sharded") == "DTensor" for _, params in stats.rank_collectors("rank_params")):
         return Judgement("ML943")
     by_rank = [{row[0]: row for row in collected.get("inputs", []) if row[2] is not None} for _, collected in ranks]
     steps = sorted(set.intersection(*(set(rows) for rows in by_rank)))

@@ -394,6 +394,11 @@ def test_ranks_updating_other_parameters_are_not_compared():
     assert not judge_all(with_ranks(recorded(), first, other_stage))["ML942"].checked
 
 
+def test_tensor_parallel_ranks_may_share_their_batches():
+    tensor_parallel = {**rank_batches(0), "rank_params": {"records": [], "params": {}, "sharded": "DTensor"}}
+    assert not judge_all(with_ranks(recorded(), tensor_parallel, tensor_parallel))["ML943"].checked
+
+
 def test_batch_order_is_judged_on_every_rank():
     repeating = {"batches": batches(inputs=epoch_batches([0, 1, 2, 3, 4, 0, 1, 2, 3, 4]))}
     shuffled = {"batches": batches(inputs=epoch_batches([0, 1, 2, 3, 4, 3, 0, 4, 1, 2]))}

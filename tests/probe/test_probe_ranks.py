@@ -108,7 +108,7 @@ def test_rank_fingerprints_are_each_parameter_s_norm_and_sum():
     FlatParameter = type("FlatParameter", (nn.Parameter,), {})  # FSDP's shard: differs across ranks by design
     sharded = RankParamCollector(enabled=True)
     sharded.after_step(1, 0, [("flat", FlatParameter(torch.ones(4)))])
-    assert sharded.flush()["records"] == []
+    assert sharded.flush()["records"] == [] and sharded.flush()["sharded"] == "FlatParameter"
 
 
 def test_skipped_scaler_steps_and_their_scale_are_recorded():
