@@ -83,14 +83,14 @@ def probe(script, script_args, python, steps, timeout, device, nproc_per_node, o
     Pass the script's own arguments after `--`.
     """
     overrides = _parse_thresholds(thresholds)
+    if nproc_per_node > 1 and (baseline or with_trials):
+        raise click.UsageError("--baseline and --trials run the script as one process; they cannot be combined with --nproc-per-node")
     comparison = None
     if stats_file is not None:
         if script is not None:
             raise click.UsageError("give either SCRIPT or --stats FILE, not both")
         if baseline or with_trials:
             raise click.UsageError("--baseline and --trials run the script; they cannot judge saved --stats")
-    elif nproc_per_node > 1 and (baseline or with_trials):
-        raise click.UsageError("--baseline and --trials run the script as one process; they cannot be combined with --nproc-per-node")
         try:
             stats = Stats.load(stats_file)
         except StatsError as error:

@@ -15,6 +15,7 @@ from mlplint.probe.collectors.rank_params import RankParamCollector
 from mlplint.probe.distributed import CpuMapping
 from mlplint.probe.ranks import RankFiles, gather
 from mlplint.probe.stats import Stats
+from probe_helpers import probe_json
 
 TORCHRUN_FAILURE = """
 Root Cause (first observed failure):
@@ -125,3 +126,16 @@ def test_skipped_scaler_steps_and_their_scale_are_recorded():
         step(scaler, optimizer)
         scaler.update()
     assert collector.flush()["calls"] == [[0, False, 4.0], [1, True, 4.0], [1, False, 2.0]]
+
+
+def test_a_saved_torchrun_job_is_judged_again_with_its_ranks(tmp_path):
+    inputs = [[step, 16, float(step), 2.0 * step] for step in range(10)]
+    ranks = [{"rank": rank, "status": "step-budget", "steps": 10, "error": None, "device": "cpu",
+              "collectors": {"batches": {"every": 1, "inputs": inputs, "labels": [], "class_counts": {}}}} for rank in (0, 1)]
+    saved = tmp_path / "job.json"
+    Stats({"status": "step-budget", "error": None, "steps": 10, "budget": 10, "collectors": {}, "ranks": ranks,
+           "failing_rank": None, "mapped": ["backend nccl run as gloo"]}).save(str(saved))
+    document, result = probe_json("--stats", str(saved))
+    assert [s["code"] for s in document["symptoms"]] == ["ML943"] and result.returncode == 1
+    assert [r["status"] for r in document["ranks"]] == ["step-budget", "step-budget"]
+    assert document["mapped"] == ["backend nccl run as gloo"]
