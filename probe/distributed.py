@@ -89,7 +89,8 @@ class CpuMapping:
             self.mapped.append(change)
 
     def install(self) -> None:
-        self._patch(dist, "init_process_group", self._init_process_group)
+        if dist.is_available():  # some builds (older macOS wheels) have no torch.distributed
+            self._patch(dist, "init_process_group", self._init_process_group)
         self._patch(torch.cuda, "set_device", self._ignored("torch.cuda.set_device() ignored"))
         self._patch(torch.cuda, "synchronize", self._ignored("torch.cuda.synchronize() ignored"))
         self._patch(torch.Tensor, "cuda", self._kept("Tensor.cuda() kept on the CPU", lambda tensor, *a, **k: tensor))
