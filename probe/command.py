@@ -62,6 +62,8 @@ def _parse_thresholds(values: tuple[str, ...]) -> dict[str, dict[str, float]]:
               help="Wall-clock bound for the whole run of the script, in seconds (each --trials run gets the same).")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="cpu hides accelerators from the script (CUDA_VISIBLE_DEVICES='').")
+@click.option("--nproc-per-node", "nproc_per_node", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Run SCRIPT through torch.distributed.run (torchrun) with N ranks, each instrumented (gloo where no GPU).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--save-stats", type=click.Path(dir_okay=False), help="Also write the raw recorded statistics to this JSON file.")
 @click.option("--stats", "stats_file", type=click.Path(dir_okay=False),
@@ -73,7 +75,7 @@ def _parse_thresholds(values: tuple[str, ...]) -> dict[str, dict[str, float]]:
 @click.option("--trials", "with_trials", is_flag=True,
               help="Re-run the script once per fix its findings have (same seed, step budget and --timeout), then once with the fixes that helped together.")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report with the loss curves.")
-def probe(script, script_args, python, steps, timeout, device, output_format, save_stats, stats_file, thresholds,
+def probe(script, script_args, python, steps, timeout, device, nproc_per_node, output_format, save_stats, stats_file, thresholds,
           baseline, with_trials, html_file) -> None:
     """Run SCRIPT for a few optimizer steps under instrumentation and report runtime symptoms.
 
@@ -81,6 +83,8 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
     Pass the script's own arguments after `--`.
     """
     overrides = _parse_thresholds(thresholds)
+    if nproc_per_node > 1 and (baseline or with_trials):
+        raise click.UsageError("--baseline and --trials run the script as one process; they cannot be combined with --nproc-per-node")
     comparison = None
     if stats_file is not None:
         if script is not None:
@@ -105,7 +109,7 @@ def probe(script, script_args, python, steps, timeout, device, output_format, sa
             comparison = Comparison(baseline, with_trials, timeout, live) if baseline or with_trials else None
         except MissingDependency as error:
             raise _fail(str(error))
-        run = functools.partial(run_probe, script, script_args, steps=steps, device=device, python=python)
+        run = functools.partial(run_probe, script, script_args, steps=steps, device=device, python=python, nproc_per_node=nproc_per_node)
         started = time.monotonic()
         try:
             stats = run(timeout=timeout, trial=comparison.child_settings() if comparison else None, on_progress=live)

@@ -33,6 +33,7 @@ from .collectors.activations import ActivationCollector
 from .collectors.batches import BatchCollector
 from .collectors.eval_mode import EvalModeCollector
 from .collectors.grad_forwards import GradForwardCollector
+from .collectors.grad_scaler import GradScalerCollector
 from .collectors.gradients import GradientCollector
 from .collectors.graph_growth import GraphGrowthCollector
 from .collectors.init_signal import InitSignalCollector
@@ -44,6 +45,7 @@ from .collectors.training_sample import TrainingSampleCollector
 from .collectors.loss_targets import LossTargetCollector
 from .collectors.optimizer_constructions import OptimizerConstructionCollector
 from .collectors.output_activation import OutputActivationCollector
+from .collectors.rank_params import RankParamCollector
 from .collectors.scaler_fits import ScalerFitCollector
 from .collectors.scheduler_calls import SchedulerCallCollector
 from .collectors.step_mode import StepModeCollector
@@ -51,6 +53,7 @@ from .collectors.unit_similarity import UnitSimilarityCollector
 from .collectors.updates import UpdateRatioCollector
 from .collectors.weight_decay import WeightDecayCollector
 from .collectors.zero_grad import ZeroGradCollector
+from .distributed import CpuMapping, current_rank, dump_stacks_on_signal, needs_world_of_one, rank_file, set_world_of_one
 from .interventions import Intervention, from_config, run_source, seed_everything
 from .tracking import ModelInfo, Tracker
 
@@ -73,7 +76,7 @@ class StepBudgetReached(BaseException):
 class Session:
     def __init__(self, steps: int, stats_path: Optional[str] = None, every: Optional[dict[str, int]] = None,
                  sample: Optional[dict[str, Any]] = None, intervention: Optional[Intervention] = None,
-                 progress_path: Optional[str] = None) -> None:
+                 progress_path: Optional[str] = None, distributed: bool = False) -> None:
         every = every or {}
         sample = sample or {}
         self.budget = steps
@@ -107,12 +110,17 @@ class Session:
         self.adam_epsilon = AdamEpsilonCollector(every.get("adam_epsilon"))
         self.weight_decay = WeightDecayCollector(every.get("weight_decay"))
         self.optimizer_constructions = OptimizerConstructionCollector(every.get("optimizer_constructions"))
+        self.rank_params = RankParamCollector(every.get("rank_params"), enabled=distributed)
+        self.grad_scaler = GradScalerCollector(every.get("grad_scaler"))
+        self.distributed = distributed
+        self.mapped: list[str] = []  # what was changed to run the script here (distributed.py)
         self.collectors: list[Collector] = [
             self.loss, self.activations, self.gradients, self.updates,
             self.inputs, self.loss_inputs, self.zero_grad, self.eval_mode, self.sample,
             self.step_mode, self.grad_forwards, self.schedulers, self.batches, self.scaler_fits,
             self.graph_growth, self.output_activation, self.loss_targets, self.loss_graph, self.unit_similarity,
             self.init_signal, self.adam_epsilon, self.weight_decay, self.optimizer_constructions,
+            self.rank_params, self.grad_scaler,
         ]
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
@@ -151,6 +159,7 @@ class Session:
         self._patch(torch.optim.Optimizer, "__init__", self.manual.wrap_optimizer_init)
         self._patch(torch.optim.Optimizer, "__init__", self._wrap_optimizer_init)
         self.scaler_fits.install()
+        self._patch(torch.amp.GradScaler, "step", lambda original: self.grad_scaler.wrap_step(original, lambda: self.tracker.step))
         if self.progress_path is not None and self._progress is None:
             self._progress = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if self.intervention is not None:
@@ -221,6 +230,8 @@ class Session:
             "budget": self.budget,
             "epochs": self.epochs.to_json(),
             **self.manual.to_json(),
+            "mapped": self.mapped,
+            **({"rank": current_rank()} if self.distributed else {}),
             "device": devices[0] if devices else ("cuda" if torch.cuda.is_available() else "cpu"),
             "seen": {
                 "models": len(self.tracker.models),
@@ -367,6 +378,7 @@ class Session:
         self.optimizer_constructions.after_step(optimizer)
         self.tracker.count_step(info)
         self.gradients.after_step(info.index, self.tracker.step, info.params)
+        self.rank_params.after_step(self.tracker.step, info.index, info.named_params)
         self._report_progress(info.index)
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
@@ -505,17 +517,31 @@ def _error_record(exc: BaseException, script: str, message: Optional[str] = None
         "file": where.filename if where else None,
         "line": where.lineno if where else None,
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-20:]),
+        "time": time.time(),  # which rank of a distributed run failed first
     }
 
 
 def main(argv: list[str]) -> int:
-    """`child.py CONFIG_JSON`: the config names the script, its arguments, the budget and the stats file."""
+    """`child.py CONFIG_JSON`: the config names the script, its arguments, the budget and the stats file
+    (under torchrun, one per rank: the paths hold a `{rank}` placeholder). The exit status is 1 when
+    a rank of a distributed run crashed, so that torchrun ends the other ranks."""
     faulthandler.enable()  # a segfault still says where it happened (in the captured output)
     with open(argv[0], encoding="utf-8") as handle:
         config = json.load(handle)
+    distributed = config.get("ranks", 1) > 1
+    rank = current_rank() if distributed else 0
+    progress_path = rank_file(config.get("progress_path"), rank)
+    if distributed:
+        dump_stacks_on_signal(rank_file(config["trace_path"], rank))
+        with open(progress_path, "a", encoding="ascii") as handle:
+            handle.write(f"# pid {os.getpid()}\n")  # the parent signals this process for its stack on a timeout
     if config.get("seed") is not None:
         seed_everything(config["seed"])
-    session = Session(config["steps"], config["stats_path"], config.get("every"), config.get("sample"),
-                      from_config(config.get("intervention")), config.get("progress_path"))
-    session.run_script(config["script"], config["args"], config.get("source"))
-    return 0
+    session = Session(config["steps"], rank_file(config["stats_path"], rank), config.get("every"), config.get("sample"),
+                      from_config(config.get("intervention")), progress_path, distributed)
+    if not distributed and needs_world_of_one(config["script"]):
+        set_world_of_one(session.mapped)
+    if not torch.cuda.is_available():
+        CpuMapping(session.mapped).install()  # for the whole process: the script's code runs until it exits
+    stats = session.run_script(config["script"], config["args"], config.get("source"))
+    return 1 if distributed and stats["status"] == "crashed" else 0

@@ -70,8 +70,23 @@ def json_document(stats: Stats, judgements: dict[str, Judgement], findings: list
         "symptoms": symptom_rows(judgements),
         "findings": [f.to_json() for f in findings],
         "error": error_text(stats),
+        **distributed_fields(stats),
         **(comparison or {}),
     }
+
+
+def distributed_fields(stats: Stats) -> dict[str, Any]:
+    """`ranks` (a torchrun job: each rank's status, steps and error, and the rank that failed first)
+    and `mapped` (what was changed to run the script here), each only when there is one."""
+    data, fields = stats.data, {}
+    if data.get("ranks"):
+        fields["ranks"] = [{"rank": r["rank"], "status": r["status"], "steps": r["steps"],
+                            "error": f"{r['error']['type']}: {r['error']['message']}" if r.get("error") else None}
+                           for r in data["ranks"]]
+        fields["failing_rank"] = data.get("failing_rank")
+    if data.get("mapped"):
+        fields["mapped"] = list(data["mapped"])
+    return fields
 
 
 def report_json(stats: Stats, judgements: dict[str, Judgement], findings: list[Finding], out: TextIO,
@@ -95,6 +110,11 @@ def report_text(stats: Stats, judgements: dict[str, Judgement], findings: list[F
     reason = error_text(stats)
     if reason:
         echo(f"{'note' if data.get('status') == 'no-training' else 'error'}: {reason}")
+    distributed = distributed_fields(stats)
+    if distributed.get("ranks"):
+        echo("ranks: " + "; ".join(f"{r['rank']} {r['status']} after {r['steps']} steps" for r in distributed["ranks"]))
+    if distributed.get("mapped"):
+        echo(f"mapped to run here: {', '.join(distributed['mapped'])}")
     for line in comparison_lines(comparison or {}):
         echo(line)
     rows = symptom_rows(judgements)

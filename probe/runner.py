@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from mlplint.probe.processes import ProcessTree
+from mlplint.probe.ranks import RankFiles, gather
 from mlplint.probe.stats import Stats
 
 CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "child.py")
@@ -81,11 +82,13 @@ def run_probe(
     every: Optional[dict[str, int]] = None,
     trial: Optional[dict[str, Any]] = None,
     on_progress: Optional[Callable[[Progress], None]] = None,
+    nproc_per_node: int = 1,
 ) -> Stats:
     """Run `script` with `args` for at most `steps` optimizer steps and `timeout` seconds.
     `trial`: more settings for the child (`seed`, `sample`, `intervention`, `source`), used by
     --baseline and --trials (see trials.py); `on_progress` is told after each optimizer step the
-    child reports."""
+    child reports (rank 0's, under torchrun). `nproc_per_node` > 1 runs the script through
+    torch.distributed.run with that many ranks, each instrumented, each stopped by the budget."""
     if device not in DEVICES:
         raise ProbeError(f"unknown device '{device}' (expected one of {', '.join(DEVICES)})")
     python = python or sys.executable
@@ -97,17 +100,27 @@ def run_probe(
         config_path = os.path.join(workdir, "config.json")
         output_path = os.path.join(workdir, "output.txt")
         progress_path = os.path.join(workdir, "progress.txt")
+        ranks = RankFiles(workdir, nproc_per_node) if nproc_per_node > 1 else None
         with open(config_path, "w", encoding="utf-8") as handle:
             json.dump({"script": os.path.abspath(script), "args": list(args), "steps": steps,
-                       "stats_path": stats_path, "progress_path": progress_path, "every": every or {}, **(trial or {})}, handle)
+                       "stats_path": stats_path, "progress_path": progress_path, "every": every or {}, **(trial or {}),
+                       **(ranks.config() if ranks else {})}, handle)
         progress = Progress(script, steps)
+        command = [python, CHILD, config_path]
+        if ranks is not None:  # PyTorch's own launcher; --standalone: a rendezvous on a free local port
+            command[1:1] = ["-m", "torch.distributed.run", f"--nproc-per-node={nproc_per_node}", "--standalone", "--max-restarts=0"]
+            progress_path = ranks.path("progress", 0)
         with open(output_path, "wb") as output:
-            returncode, timed_out = _run_child([python, CHILD, config_path], env, output, timeout, progress_path, progress, on_progress)
-        stats = _read_stats(stats_path)
-        progress.read(progress_path)
-        _recover_steps(stats, progress)
+            returncode, timed_out = _run_child(command, env, output, timeout, progress_path, progress, on_progress,
+                                               ranks.ask_for_stacks if ranks else None)
         with open(output_path, "rb") as handle:
             tail = handle.read()[-OUTPUT_TAIL_CHARS:].decode("utf-8", "replace")
+        if ranks is None:
+            stats = _read_stats(stats_path)
+            progress.read(progress_path)
+            _recover_steps(stats, progress)
+        else:
+            stats = gather(ranks, [_rank_stats(ranks, rank, steps) for rank in range(nproc_per_node)], script, tail, timed_out)
     data = stats.data
     if data["status"] == "not-started" and "No module named 'torch'" in tail:
         raise ProbeError(f"the interpreter '{python}' cannot import torch, which the probe needs")
@@ -117,17 +130,22 @@ def run_probe(
         data["device"] = "cpu"
     if timed_out:
         data["status"] = "timeout"
-        data["error"] = {"type": "Timeout", "message": f"the run did not finish within {timeout:g} s (stopped after {stats.steps} steps)"}
+        hang = "".join(f"; {line}" for line in data.get("hang", []))
+        data["error"] = {"type": "Timeout", "message": f"the run did not finish within {timeout:g} s (stopped after {stats.steps} steps{hang})"}
     elif data["status"] not in ("completed", "step-budget", "crashed", "no-training"):
         data["status"] = "crashed"
-        data["error"] = {"type": "ChildDied", "message": _death_message(returncode, tail), **_fault_location(tail, script)}
+        rank = data.get("failing_rank")
+        died = (f"rank {rank}: " if rank is not None else "") + _death_message(data.get("exitcode", returncode), tail)
+        data["error"] = {"type": "ChildDied", "message": died, **_fault_location(tail, script)}
     elif data["status"] == "crashed" and data["error"].get("type") == "SystemExit" and _last_line(tail):
         data["error"]["message"] += f" (last output: {_last_line(tail)})"  # argparse's "error: ..." line
     return stats
 
 
 def _run_child(command: list[str], env: dict[str, str], output, timeout: float, progress_path: str, progress: Progress,
-               on_progress: Optional[Callable[[Progress], None]]) -> tuple[Optional[int], bool]:
+               on_progress: Optional[Callable[[Progress], None]],
+               on_timeout: Optional[Callable[[set[int]], None]] = None) -> tuple[Optional[int], bool]:
+    """`on_timeout(pids)`: told the processes still running below the child before they are killed."""
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                    env=env, start_new_session=True)
@@ -143,6 +161,9 @@ def _run_child(command: list[str], env: dict[str, str], output, timeout: float, 
             except subprocess.TimeoutExpired:
                 if time.monotonic() >= deadline:
                     returncode, timed_out = None, True
+                    if on_timeout is not None:
+                        tree.watch()
+                        on_timeout(set(tree.seen))
                     break
             tree.watch()
             if progress.read(progress_path) and on_progress is not None:
@@ -165,6 +186,14 @@ def _recover_steps(stats: Stats, progress: Progress) -> None:
     for index, points in progress.losses.items():
         known = {step for step, _ in series.get(index, [])}
         series.setdefault(index, []).extend(point for point in points if point[0] not in known)
+
+
+def _rank_stats(ranks: RankFiles, rank: int, budget: int) -> Stats:
+    stats = _read_stats(ranks.path("stats", rank))
+    progress = Progress("", budget)
+    progress.read(ranks.path("progress", rank))
+    _recover_steps(stats, progress)
+    return stats
 
 
 def _read_stats(path: str) -> Stats:

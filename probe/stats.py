@@ -72,6 +72,11 @@ class Stats:
             groups.setdefault((record["model"], record["layer"]), []).append(record)
         return groups
 
+    def rank_collectors(self, name: str) -> list[tuple[int, dict[str, Any]]]:
+        """(rank, that rank's record of a collector) for every rank of a torchrun job; empty for a
+        single process."""
+        return [(record["rank"], record.get("collectors", {}).get(name, {})) for record in self.data.get("ranks") or []]
+
     def param_info(self, name: str) -> dict[str, Any]:
         """A parameter's recorded shape and flags, by the name gradient and update records use."""
         if len(self.models) > 1:

@@ -67,5 +67,8 @@ SYMPTOMS = {
         Symptom("ML939", "steps-up-the-gradient", _E, "parameter updates that point along the gradient, not against it", True),
         Symptom("ML940", "weight-decay-dominates", _W, "coupled weight decay pulls the weights a tenth as hard as the data gradient or more, from the first step", True),
         Symptom("ML941", "optimizer-state-reset", _W, "a new optimizer built over the same parameters again and again, each taking only one or two steps"),
+        Symptom("ML942", "ranks-diverge", _E, "parameters differ across ranks after a step"),
+        Symptom("ML943", "ranks-see-same-data", _W, "every rank's batches are identical"),
+        Symptom("ML944", "amp-steps-skipped", _W, "GradScaler skipped most steps for inf/NaN gradients"),
     ]
 }

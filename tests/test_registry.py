@@ -14,6 +14,7 @@ CONTRACT_CODES = {
     "ML214", "ML215",
     "ML301", "ML302", "ML303", "ML304", "ML305", "ML306", "ML307", "ML308", "ML309", "ML310",
     "ML401", "ML402", "ML403", "ML404", "ML405", "ML406", "ML407", "ML501", "ML502", "ML503",
+    *(f"ML9{number:02d}" for number in range(1, 45)),  # runtime symptoms ML901-ML944
 }
 
 
@@ -28,6 +29,10 @@ def test_codes_come_from_the_contract():
     for rule in all_rules():
         assert rule.code in CONTRACT_CODES, rule.code
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", rule.name), rule.name
+
+
+def test_symptom_codes_come_from_the_contract():
+    assert set(SYMPTOMS) <= CONTRACT_CODES
 
 
 def test_every_rule_has_a_fixture():

@@ -11,7 +11,9 @@ the model one class at a time: each stretch of steps pulls the weights towards o
 next undoes it. The loss swings from epoch to epoch and the model ends biased to the last class seen.
 
 Integer inputs (token ids) are not fingerprinted: a language model trained with truncated
-backpropagation through time keeps its batches in order on purpose. Judged healthy only from the labels (batches of mixed classes); the absence of a repeat alone
+backpropagation through time keeps its batches in order on purpose. In a torchrun job
+(`--nproc-per-node`) each rank's batches are judged on their own: a DistributedSampler whose
+`set_epoch()` is never called gives every rank the same order in every epoch (ML107). Judged healthy only from the labels (batches of mixed classes); the absence of a repeat alone
 proves nothing, as an epoch may be longer than the run.
 
 ## Thresholds
@@ -80,7 +82,22 @@ def single_class_runs(labels: list[list], t: dict) -> tuple[int, set, int]:
 
 
 def judge(stats: Stats, t: dict) -> Judgement:
-    collected = stats.collector("batches")
+    """A torchrun job is judged rank by rank: each rank's sampler has its own order."""
+    ranks = stats.rank_collectors("batches")
+    if not ranks:
+        return _judge(stats.collector("batches"), t)
+    judged = [(rank, _judge(collected, t, distributed=True)) for rank, collected in ranks]
+    seen = [rank for rank, judgement in judged if judgement.observed]
+    measured = "; ".join(f"rank {rank}: {judgement.measured}" for rank, judgement in judged if judgement.measured)
+    if not seen:
+        return Judgement("ML922", (), any(judgement.checked for _, judgement in judged), measured)
+    where = f"on rank {seen[0]}" if len(seen) == 1 else f"on ranks {', '.join(map(str, seen))}"
+    first = dict(judged)[seen[0]]
+    return Judgement("ML922", tuple(Observed(f"{where}, {item.message}", item.layer, item.step) for item in first.observed),
+                     True, measured)
+
+
+def _judge(collected: dict, t: dict, distributed: bool = False) -> Judgement:
     inputs = [row for row in collected.get("inputs", []) if row[2] is not None]
     labels = [row for row in collected.get("labels", []) if row[2] is not None]
     sized = [row for row in labels if row[1] >= t["min_batch_size"]]
@@ -92,7 +109,8 @@ def judge(stats: Stats, t: dict) -> Judgement:
         length, repeated = repeat
         observed.append(Observed(
             f"the batches repeat in the same order every {length} steps: batches {length + 1}-{length + repeated} "
-            f"are batches 1-{repeated} again (an unshuffled loader)", None, inputs[length][0]))
+            f"are batches 1-{repeated} again (an unshuffled loader"
+            f"{', or a DistributedSampler whose set_epoch() is never called' if distributed else ''})", None, inputs[length][0]))
     else:
         measured.append(f"no repeated batch order in {len(inputs)} batches (an epoch longer than the run cannot show one)")
     longest, classes, samples = single_class_runs(labels, t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +23,13 @@ def run_cli(*args: str, cwd: Optional[Path] = None, timeout: float = 120) -> sub
         cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+
+
+def run_all(commands: dict[str, list[str]], parallel: int = 3) -> dict:
+    """`run_cli` for each command, `parallel` at a time (the runs are independent subprocesses)."""
+    with ThreadPoolExecutor(parallel) as pool:
+        futures = {key: pool.submit(run_cli, *command) for key, command in commands.items()}
+        return {key: future.result() for key, future in futures.items()}
 
 
 def probe_json(*args: str, **kwargs: Any) -> tuple[dict, subprocess.CompletedProcess]:

@@ -12,27 +12,21 @@ import os
 import stat
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from mlplint.probe.symptoms import SYMPTOMS
-from probe_helpers import FIXTURES, codes, run_cli
+from probe_helpers import FIXTURES, codes, run_all, run_cli
 
 # Each test here reads runs of real training scripts under the probe (about 90 s for the module).
 pytestmark = pytest.mark.slow
 
 SYMPTOM_FIXTURES = {code: f"{symptom.name.replace('-', '_')}.py" for code, symptom in SYMPTOMS.items()}
+# Symptoms seen across the ranks of a torchrun job: their fixtures run with two ranks.
+RANK_SYMPTOMS = {"ML942", "ML943"}
 # Near misses of the newer symptoms: the same script with the mistake put right.
 NEAR_MISSES = sorted((FIXTURES / "healthy_variants").glob("*.py"))
-PARALLEL = 3
 pytestmark = pytest.mark.slow
-
-
-def run_all(commands: dict[str, list[str]]) -> dict:
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        futures = {key: pool.submit(run_cli, *command) for key, command in commands.items()}
-        return {key: future.result() for key, future in futures.items()}
 
 
 def fingerprint(path) -> tuple:
@@ -48,7 +42,8 @@ def symptom_runs(tmp_path_factory):
     scripts.update({f"near-miss-{path.stem}": path for path in NEAR_MISSES})
     before = {key: fingerprint(path) for key, path in scripts.items()}
     results = run_all({
-        key: ["probe", "--format", "json", "--save-stats", str(stats_dir / f"{key}.json"), str(path)]
+        key: ["probe", "--format", "json", "--save-stats", str(stats_dir / f"{key}.json"),
+              *(["--nproc-per-node", "2"] if key in RANK_SYMPTOMS else []), str(path)]
         for key, path in scripts.items()
     })
     after = {key: fingerprint(path) for key, path in scripts.items()}
@@ -65,6 +60,13 @@ def test_fixture_produces_its_symptom(symptom_runs, code):
     assert result.returncode == (1 if any(s["severity"] != "info" for s in document["symptoms"]) else 0)
 
 
+def test_ranks_without_set_epoch_repeat_their_order_on_every_rank(symptom_runs):
+    document = json.loads(symptom_runs[0]["ML942"].stdout)  # the fixture never calls sampler.set_epoch()
+    (repeat,) = [s for s in document["symptoms"] if s["code"] == "ML922"]
+    assert repeat["message"].startswith("on ranks 0, 1, the batches repeat") and "set_epoch()" in repeat["message"]
+    assert [r["status"] for r in document["ranks"]] == ["step-budget", "step-budget"]
+
+
 def test_healthy_script_has_no_symptom(symptom_runs):
     result = symptom_runs[0]["healthy"]
     document = json.loads(result.stdout)
@@ -75,7 +77,7 @@ def test_healthy_script_has_no_symptom(symptom_runs):
 
 def test_every_newer_symptom_has_a_near_miss():
     names = {path.stem for path in NEAR_MISSES}
-    assert {SYMPTOM_FIXTURES[f"ML{n}"][:-3] for n in range(919, 942)} <= names
+    assert {SYMPTOM_FIXTURES[f"ML{n}"][:-3] for n in [*range(919, 942), 944]} <= names  # ML942/ML943: ddp_clean.py
 
 
 @pytest.mark.parametrize("path", NEAR_MISSES, ids=lambda p: p.stem)

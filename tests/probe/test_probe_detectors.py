@@ -122,6 +122,28 @@ def optimizer_builds(steps_taken, classes=("Adam",), state=("exp_avg", "exp_avg_
              "last_built_at_step": constructions - 1, "steps_taken": [list(pair) for pair in steps_taken], "state": list(state)}]
 
 
+def with_ranks(stats, *per_rank):
+    """A torchrun job's statistics: one dict of collectors per rank."""
+    stats.data["ranks"] = [{"rank": rank, "status": "step-budget", "steps": stats.steps, "error": None, "device": "cpu",
+                            "collectors": collectors} for rank, collectors in enumerate(per_rank)]
+    return stats
+
+
+def rank_params(*sums_per_check):
+    """A rank's parameter fingerprints: per check, the sum of each of two parameters (norms alike)."""
+    return {"rank_params": {"every": 10, "params": {"0": ["0.weight", "0.bias"]},
+                            "records": [{"step": step, "optimizer": 0, "norms": [abs(v) for v in sums], "sums": list(sums)}
+                                        for step, sums in zip((1, 2, 4, 8), sums_per_check)]}}
+
+
+def rank_batches(offset):
+    return {"batches": batches(inputs=[[step, 16, float(step + offset), 2.0 * step] for step in range(10)])}
+
+
+def scaler_calls(skipped):
+    return {"every": 1, "calls": [[step, step < skipped, 65536.0 / 2 ** min(step, skipped)] for step in range(20)]}
+
+
 def plain_sgd(stats):
     """The run's optimizer made SGD without momentum: its steps follow the current gradient."""
     stats.data["optimizers"][0]["settings"] = {"momentum": 0}
@@ -275,6 +297,18 @@ EXAMPLES = {
         recorded(optimizer_constructions=optimizer_builds([[1, 50]])),  # Adam built in the batch loop
         recorded(optimizer_constructions=optimizer_builds([[12, 4], [2, 1]])),  # per epoch of 12 batches, the last cut short
     ),
+    "ML942": (
+        with_ranks(recorded(), rank_params([1.5, 0.2], [1.4, 0.2], [1.3, 0.2]), rank_params([1.5, 0.2], [1.41, 0.2], [1.32, 0.2])),
+        with_ranks(recorded(), rank_params([1.5, 0.2], [1.4, 0.2], [1.3, 0.2]), rank_params([1.5, 0.2], [1.4, 0.2], [1.3, 0.2])),
+    ),
+    "ML943": (
+        with_ranks(recorded(), rank_batches(0), rank_batches(0)),
+        with_ranks(recorded(), rank_batches(0), rank_batches(100)),  # DistributedSampler shards
+    ),
+    "ML944": (
+        recorded(grad_scaler=scaler_calls(skipped=15)),
+        recorded(grad_scaler=scaler_calls(skipped=4)),  # the scale settling during the first steps
+    ),
 }
 
 
@@ -347,6 +381,30 @@ def test_competing_losses_and_warm_up_are_not_judged_as_stalled():
     warm_up.data["optimizers"][0].update(first_lr=[1e-6], lr=[5e-5])
     judgement = judge_all(warm_up)["ML904"]
     assert judgement.observed == () and "warming up" in judgement.measured
+
+
+def test_rank_symptoms_need_a_torchrun_job():
+    single = recorded(grad_scaler=scaler_calls(skipped=0), **rank_params([1.0], [1.0]), **rank_batches(0))
+    assert not judge_all(single)["ML942"].checked and not judge_all(single)["ML943"].checked
+
+
+def test_ranks_updating_other_parameters_are_not_compared():
+    first, other_stage = rank_params([1.5, 0.2], [1.4, 0.2]), rank_params([7.0, 0.1], [6.0, 0.1])
+    other_stage["rank_params"]["params"] = {"0": ["4.weight", "4.bias"]}  # a later pipeline stage
+    assert not judge_all(with_ranks(recorded(), first, other_stage))["ML942"].checked
+
+
+def test_tensor_parallel_ranks_may_share_their_batches():
+    tensor_parallel = {**rank_batches(0), "rank_params": {"records": [], "params": {}, "sharded": "DTensor"}}
+    assert not judge_all(with_ranks(recorded(), tensor_parallel, tensor_parallel))["ML943"].checked
+
+
+def test_batch_order_is_judged_on_every_rank():
+    repeating = {"batches": batches(inputs=epoch_batches([0, 1, 2, 3, 4, 0, 1, 2, 3, 4]))}
+    shuffled = {"batches": batches(inputs=epoch_batches([0, 1, 2, 3, 4, 3, 0, 4, 1, 2]))}
+    (seen,) = judge_all(with_ranks(recorded(), shuffled, repeating))["ML922"].observed
+    assert seen.message.startswith("on rank 1, the batches repeat") and "set_epoch()" in seen.message
+    assert judge_all(with_ranks(recorded(), shuffled, shuffled))["ML922"].observed == ()
 
 
 def test_full_batch_training_has_no_batch_order():
