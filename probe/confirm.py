@@ -39,6 +39,10 @@ UNTESTABLE = {
     "ML203": "coupled weight decay only shows against decoupled decay over a long run",
     "ML306": "two stacked Linear layers train as one linear map; nothing in a short run tells it from a linear model",
     "ML210": "decoupled weight decay (AdamW) shrinks the weights by lr x decay per step, which shows over a long run",
+    "ML214": "the GradScaler is disabled where no GPU runs the script, and on a GPU clipped scaled gradients shrink "
+             "the updates, which shows only over a long run",
+    "ML215": "the second scaler.step() without scaler.update() raises RuntimeError, so the run crashes at its second "
+             "step instead of showing a symptom",
     "ML309": "a class the head can no longer predict shows in the accuracy, not in the run's statistics (the dead-ReLU "
              "detector needs half a layer's units dead; a binary head's logit merely stays >= 0)",
 }

@@ -57,6 +57,7 @@ class DdpWithoutDistributedSampler(Rule):
     name = "ddp-without-distributed-sampler"
     severity = Severity.WARNING
     judges_procedure = True
+    symptoms = ("ML943",)
 
     VALID = [
         # pytorch/examples multigpu.py: the loader built by a helper with a DistributedSampler
