@@ -66,6 +66,8 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         self._qualname_cache: dict[tuple[Scope, str], Optional[str]] = {}
         self._node_qualnames: dict[cst.CSTNode, Optional[str]] = {}
         self._constructed_cache: dict[tuple[Any, str], list[cst.ClassDef]] = {}
+        self._methods_cache: dict[cst.ClassDef, dict[str, cst.FunctionDef]] = {}
+        self._lineage_cache: dict[cst.ClassDef, tuple[cst.ClassDef, ...]] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
         self.calls: list[cst.Call] = []  # in evaluation order
         self.loops: list[Union[cst.For, cst.While]] = []
@@ -126,11 +128,15 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         return list(self.context[node][1]) if node in self.context else []
 
     def methods(self, owner: cst.ClassDef) -> dict[str, cst.FunctionDef]:
-        return {
-            stmt.name.value: stmt
-            for stmt in owner.body.body
-            if isinstance(stmt, cst.FunctionDef)
-        }
+        """The functions a class body defines, by name (once per class: read, never change it)."""
+        found = self._methods_cache.get(owner)
+        if found is None:
+            found = self._methods_cache[owner] = {
+                stmt.name.value: stmt
+                for stmt in owner.body.body
+                if isinstance(stmt, cst.FunctionDef)
+            }
+        return found
 
     def method(self, owner: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
         """A method of a local class, looked up through local base classes."""
@@ -145,16 +151,20 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         it defines instead (which skips nn.Module's hooks, but computes the output all the same)."""
         return self.method(owner, "forward") or self.method(owner, "__call__")
 
-    def class_lineage(self, owner: cst.ClassDef) -> list[cst.ClassDef]:
-        lineage, todo = [], [owner]
-        while todo:
-            cls = todo.pop(0)
-            if cls in lineage:
-                continue
-            lineage.append(cls)
-            for base in cls.bases:
-                todo.extend(self.local_definitions(base.value, cst.ClassDef))
-        return lineage
+    def class_lineage(self, owner: cst.ClassDef) -> tuple[cst.ClassDef, ...]:
+        """The class, then its local base classes breadth first (once per class)."""
+        found = self._lineage_cache.get(owner)
+        if found is None:
+            lineage, todo = [], [owner]
+            while todo:
+                cls = todo.pop(0)
+                if cls in lineage:
+                    continue
+                lineage.append(cls)
+                for base in cls.bases:
+                    todo.extend(self.local_definitions(base.value, cst.ClassDef))
+            found = self._lineage_cache[owner] = tuple(lineage)
+        return found
 
     def class_bases(self, owner: cst.ClassDef) -> set[str]:
         """Qualified names of the imported classes anywhere in a local class's lineage."""
