@@ -82,6 +82,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
         self.context: dict[cst.CSTNode, tuple[Optional[cst.FunctionDef], tuple]] = {}  # see index.Indexer
         self._bound_cache: dict[cst.Name, Optional[int]] = {}
+        self._reaching_cache: dict[cst.Name, list[cst.CSTNode]] = {}
         self._definitions_cache: dict[tuple[Any, str], tuple[list[cst.CSTNode], list[int], list[cst.Name]]] = {}
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
         self._in_progress: dict[cst.CSTNode, int] = {}  # expressions being resolved -> stack depth
