@@ -148,18 +148,16 @@ _catalogue: Optional[list[RuleInfo]] = None
 
 
 def rule_infos() -> list[RuleInfo]:
-    """Every rule's code, name and options: read off the rules, unless a catalogue of this same
-    build was handed in first (`use_catalogue`, by the result cache)."""
-    global _catalogue
-    if _catalogue is None:
-        _catalogue = [RuleInfo(rule.code, rule.name, rule.options) for rule in all_rules()]
-    return _catalogue
+    """Every rule's code, name and options: from the catalogue of this same build handed in by
+    the result cache (`use_catalogue`) while the rules are not imported, else read off the rules."""
+    if _catalogue is not None and not _discovered:
+        return _catalogue
+    return [RuleInfo(rule.code, rule.name, rule.options) for rule in all_rules()]
 
 
 def use_catalogue(infos: list[RuleInfo]) -> None:
     global _catalogue
-    if _catalogue is None:
-        _catalogue = infos
+    _catalogue = infos
 
 
 def rule_by_code(code: str) -> Optional[type[Rule]]:

@@ -2,8 +2,8 @@
 processes for inputs big enough to pay for one.
 
 Files are read here (so the cache key is the content that is checked), looked up in the cache, and
-the misses are checked (the engine, the rules and LibCST are imported only for a miss) in this process or, when there is enough work, in worker processes fed
-largest files first, in chunks. A worker that dies (a segmentation fault in a native parser, the
+the misses are checked in this process or, when there is enough work, in worker processes fed
+largest files first, in chunks (the engine, the rules and LibCST are imported on the first miss). A worker that dies (a segmentation fault in a native parser, the
 out-of-memory killer) costs only the file it was checking: that file gets a one-line error and the
 rest of its chunk goes to a fresh worker. Results come back in the order of the input paths.
 """

@@ -3,9 +3,9 @@
 Python documents are checked when opened and saved, and after changes once the typing pauses
 (`debounce`, 0.05 s by default); notebook documents (LSP 3.17 notebook sync, where the client
 offers it) are checked as one module made of their code cells in order, with each finding
-published on its cell. Each diagnostic links to its rule's page (`codeDescription`). Every finding with a fix gets a quick fix, labelled when unsafe, and every
-finding a "disable for this line" action that writes `# noqa: CODE`; `source.fixAll.mlplint`
-applies the safe fixes. The configuration is the CLI's: the nearest pyproject.toml with
+published on its cell. Each diagnostic links to its rule's page (`codeDescription`). Every
+finding with a fix gets a quick fix, labelled when unsafe, and every finding a "disable for this
+line" action that writes `# noqa: CODE`; `source.fixAll.mlplint` applies the safe fixes. The configuration is the CLI's: the nearest pyproject.toml with
 [tool.mlplint] (or `config` in the initialization options), read again when it changes.
 
 Initialization options: {"config": "path/to/pyproject.toml", "debounce": 0.05}.
