@@ -505,7 +505,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
                 if binding is not None and not binding.path and isinstance(binding.value, cst.Call) \
                         and isinstance(binding.value.func, cst.Name):
                     found += [n for n in self.referent_nodes(binding.value.func) if isinstance(n, cst.ClassDef)]
-            self._constructed_cache[key] = found
+            found = self._constructed_cache[key] = list(dict.fromkeys(found))  # each class once, however many bindings build it
         return found
 
     def call_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
