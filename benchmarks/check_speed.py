@@ -7,7 +7,8 @@ same run (machines are noisy; ratios travel better than seconds).
 
 Cases (each skipped with a message when its sources are missing):
   growth   one file of 500, 2,000, 4,000, 8,000 lines made by joining real training scripts
-           (pytorch/examples): check time, per-line cost and its growth relative to the smallest size;
+           (pytorch/examples): check time, per-line cost and its growth relative to the smallest size,
+           and the peak memory of the process (--sizes 100000 for the issue's 100,000-line file);
            measured inside one child process per size, so start-up does not hide the per-line cost
   big      timm's vision_transformer.py: in-process ratio and whole-CLI ratio
   corpus   every .py file under --repos, and pytorch/examples + nanoGPT alone: the CLI cold (no cache,
@@ -88,7 +89,8 @@ def _measure_in_process(list_file: str) -> None:
         check += time.process_time() - start
     totals["rest"] = check - sum(totals.values())
     print(json.dumps({"files": len(texts), "lines": sum(t.count("\n") for t in texts),
-                      "bare_parse": bare, "check": check, "phases": totals}))
+                      "bare_parse": bare, "check": check, "phases": totals,
+                      "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 # ------------------------------------------------------------------ helpers of the parent
@@ -189,7 +191,7 @@ def case_growth(options, scratch: Path) -> None:
     if not sources:
         sources = sorted((ROOT / "fixtures" / "clean").glob("*.py"))
         print(f"  ({options.examples} not found: joining the fixtures/clean scripts instead)")
-    print(f"  {'lines':>6} {'parse s':>8} {'check s':>8} {'x parse':>8} {'ms/100 lines':>13} {'growth':>7}")
+    print(f"  {'lines':>6} {'parse s':>8} {'check s':>8} {'x parse':>8} {'ms/100 lines':>13} {'growth':>7} {'peak MiB':>9}")
     first_per_line = None
     for size in options.sizes:
         case = scratch / f"joined_{size}.py"
@@ -202,7 +204,8 @@ def case_growth(options, scratch: Path) -> None:
         per_line = result["check"] / result["lines"]
         first_per_line = first_per_line or per_line
         print(f"  {result['lines']:>6} {result['bare_parse']:>8.3f} {result['check']:>8.2f} "
-              f"{result['check'] / result['bare_parse']:>7.1f}x {per_line * 100_000:>13.1f} {per_line / first_per_line:>6.2f}x")
+              f"{result['check'] / result['bare_parse']:>7.1f}x {per_line * 100_000:>13.1f} {per_line / first_per_line:>6.2f}x "
+              f"{result['peak_mib']:>9.0f}")
 
 
 def case_big(options, scratch: Path) -> None:

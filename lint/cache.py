@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from mlplint import __version__
 from mlplint.lint.finding import Edit, FileError, Finding, Fix, Severity
+from mlplint.lint.registry import RuleInfo, rule_infos
 from mlplint.lint.source import open_regular
 
 DEFAULT_DIRECTORY = ".mlplint_cache"
@@ -41,9 +42,7 @@ def build_fingerprint(package_directories: list[str]) -> str:
     """What makes results of this mlplint build reusable: its version, the interpreter, LibCST's
     version and the size and modification time of every source file of mlplint (so a changed rule
     in a development checkout, whose version number has not moved, never serves old results)."""
-    import libcst._version
-
-    parts = [__version__, sys.version, libcst._version.__version__]
+    parts = [__version__, sys.version, _libcst_version()]
     packages = sorted({os.path.abspath(d) for d in package_directories})
     for package in packages:
         if any(package.startswith(other + os.sep) for other in packages):
@@ -55,6 +54,18 @@ def build_fingerprint(package_directories: list[str]) -> str:
                     stat = os.stat(os.path.join(root, name))
                     parts.append(f"{root}/{name}:{stat.st_size}:{stat.st_mtime_ns}")
     return _digest("\n".join(parts).encode(), 12)
+
+
+def _libcst_version() -> str:
+    """LibCST's version file, read without importing LibCST (a fully cached run never needs it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("libcst")
+    folder = spec.submodule_search_locations[0] if spec and spec.submodule_search_locations else None
+    try:
+        return Path(folder, "_version.py").read_text(encoding="utf-8") if folder else ""
+    except OSError:
+        return ""
 
 
 def _finding_row(finding: Finding) -> list:
@@ -91,6 +102,25 @@ def _finding_from_row(row: list, path: str) -> Finding:
     return Finding(code, name, Severity(severity), message, path, line, column, end_line, end_column, fix, cell=_cell(cell))
 
 
+def _rule_rows() -> list[list]:
+    return [[rule.code, rule.name, rule.options] for rule in rule_infos()]
+
+
+def _rules_from_rows(rows) -> Optional[list[RuleInfo]]:
+    """The catalogue stored by `_rule_rows` (JSON keeps no tuples: a list option is one), or None
+    when it is missing or malformed (then the rules are imported)."""
+    if not isinstance(rows, list):
+        return None
+    rules = []
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and isinstance(row[1], str)
+                and isinstance(row[2], dict)):
+            return None
+        rules.append(RuleInfo(row[0], row[1], {key: tuple(value) if isinstance(value, list) else value
+                                               for key, value in row[2].items()}))
+    return rules
+
+
 class ResultCache:
     """Results of earlier runs, read on the first lookup and written back by `save()`."""
 
@@ -100,6 +130,7 @@ class ResultCache:
         self._warn = warn
         self._warned = False
         self._entries: Optional[dict[str, list]] = None
+        self._rules: Optional[list[RuleInfo]] = None
         self._dirty = False
 
     def _warn_once(self, message: str) -> None:
@@ -116,6 +147,7 @@ class ResultCache:
                 if not isinstance(document, dict) or not isinstance(document.get("entries"), dict):
                     raise ValueError("not an mlplint cache")
                 self._entries = document["entries"]
+                self._rules = _rules_from_rows(document.get("rules"))
             except (FileNotFoundError, NotADirectoryError):
                 pass  # nothing cached yet (or nowhere to cache: save() says so)
             except (OSError, ValueError) as error:
@@ -123,6 +155,12 @@ class ResultCache:
                 self._warn_once(f"ignoring the unreadable cache {self.file} ({reason}); every file is checked afresh")
                 self._dirty = True  # replace it with a sound one
         return self._entries
+
+    def rule_catalogue(self) -> Optional[list[RuleInfo]]:
+        """The codes, names and options of the rules of this build, as the run that wrote the
+        cache found them: with them, files that are all cached are served without importing a rule."""
+        self._load()
+        return self._rules
 
     def lookup(self, path: str, digest: str, settings_key: str) -> Optional[tuple[list[Finding], list[FileError], list[str]]]:
         """The findings, errors and warnings stored for this path, content and settings, told
@@ -173,7 +211,7 @@ class ResultCache:
             descriptor, temporary = tempfile.mkstemp(dir=self.file.parent, prefix=".tmp-", suffix=".json")
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                    json.dump({"mlplint": __version__, "entries": entries}, handle, separators=(",", ":"))
+                    json.dump({"mlplint": __version__, "rules": _rule_rows(), "entries": entries}, handle, separators=(",", ":"))
                 os.replace(temporary, self.file)
             except BaseException:
                 os.unlink(temporary)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from mlplint.lint.registry import Rule, all_rules
+from mlplint.lint.registry import RuleInfo, rule_infos
 from mlplint.lint.source import open_regular
 from mlplint.probe.symptoms import SYMPTOMS
 
@@ -20,7 +20,7 @@ class ConfigError(Exception):
 
 
 def known_codes() -> list[str]:
-    return sorted([rule.code for rule in all_rules()] + list(SYMPTOMS))
+    return sorted([rule.code for rule in rule_infos()] + list(SYMPTOMS))
 
 
 def parse_selectors(value: Any, key: str, source: str, warnings: Optional[list[str]] = None) -> list[str]:
@@ -73,7 +73,7 @@ def _is_threshold(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
-def _check_option(rule: type[Rule], key: str, value: Any, source: str) -> Any:
+def _check_option(rule: RuleInfo, key: str, value: Any, source: str) -> Any:
     default = rule.options[key]
     where = f"{source}: 'tool.mlplint.{rule.name}.{key}'"
     numbers = (int, float)
@@ -109,15 +109,28 @@ class Settings:
     source: Optional[str] = None  # the configuration file these settings come from
 
     def enabled(self, code: str, path: str) -> bool:
+        return self._selected(code, self._ignore_for(path))
+
+    def enabled_rules(self, rules: list, path: str) -> list:
+        """The rules (anything with a `code`) enabled for path, its per-file ignores matched once."""
+        ignore = self._ignore_for(path)
+        return [rule for rule in rules if self._selected(rule.code, ignore)]
+
+    def _ignore_for(self, path: str) -> list[str]:
+        if not self.per_file_ignores:
+            return self.ignore
         ignore = list(self.ignore)
         relative = self._relative(path)
         for pattern, codes in self.per_file_ignores:
             if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
                 ignore.extend(codes)
+        return ignore
+
+    def _selected(self, code: str, ignore: list[str]) -> bool:
         selected = _matches(code, self.select)
         return selected >= 0 and selected > _matches(code, ignore)
 
-    def rule_options(self, rule: type[Rule]) -> dict[str, Any]:
+    def rule_options(self, rule: RuleInfo) -> dict[str, Any]:
         return {**rule.options, **self.options.get(rule.code, {})}
 
     def excluded(self, path: str, default: frozenset[str] = frozenset()) -> bool:
@@ -175,7 +188,7 @@ _TOP_KEYS = {"select", "ignore", "extend-select", "extend-ignore", "per-file-ign
 def settings_from_table(table: dict, source: str, root: Optional[Path]) -> Settings:
     settings = Settings(root=root, source=source)
     warnings = settings.warnings
-    rules_by_name = {rule.name: rule for rule in all_rules()}
+    rules_by_name = {rule.name: rule for rule in rule_infos()}
     extend_select: list[str] = []
     for key, value in table.items():
         if key == "select":
@@ -271,13 +284,32 @@ class ConfigResolver:
             return self._explicit
         if directory in self._by_directory:
             return self._by_directory[directory]
-        candidate = directory / "pyproject.toml"
-        settings = None
-        if candidate.is_file():
-            document = _read_toml(candidate)
-            if "mlplint" in _tool_table(document, candidate):
-                settings = _settings_from_document(document, candidate)
+        found = _mlplint_pyproject(directory)
+        settings = _settings_from_document(*found) if found is not None else None
         if settings is None:
             settings = Settings() if directory.parent == directory else self.for_directory(directory.parent)
         self._by_directory[directory] = settings
         return settings
+
+
+def _mlplint_pyproject(directory: Path) -> Optional[tuple[dict, Path]]:
+    """The pyproject.toml of this folder (its document and path), when it has a [tool.mlplint] table."""
+    candidate = directory / "pyproject.toml"
+    if candidate.is_file():
+        document = _read_toml(candidate)
+        if "mlplint" in _tool_table(document, candidate):
+            return document, candidate
+    return None
+
+
+def project_root(explicit: Optional[Path]) -> Path:
+    """The folder of the configuration in effect for the current directory (the explicit file, or
+    the nearest pyproject.toml with [tool.mlplint]), else the current directory, as ruff places
+    .ruff_cache. Found without reading the settings, which need the rules' catalogue."""
+    if explicit is not None:
+        return explicit.parent
+    cwd = Path.cwd().resolve()
+    for directory in (cwd, *cwd.parents):
+        if _mlplint_pyproject(directory) is not None:
+            return directory
+    return cwd

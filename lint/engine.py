@@ -6,24 +6,15 @@ from __future__ import annotations
 import ast
 import sys
 import threading
-
-from dataclasses import dataclass, field
 from typing import Optional
 
 import libcst as cst
 
 from mlplint.lint.config import Settings
 from mlplint.lint.facts import ScriptFacts
-from mlplint.lint.finding import Edit, FileError, Finding, Fix
+from mlplint.lint.finding import Edit, FileError, FileResult, Finding, Fix
 from mlplint.lint.registry import FixSpec, Report, RuleContext, all_rules
 from mlplint.lint.suppression import Suppressions
-
-
-@dataclass
-class FileResult:
-    path: str
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[FileError] = field(default_factory=list)
 
 
 # The analysis follows values through each other and LibCST walks trees recursively: a file
@@ -115,7 +106,7 @@ def _check_source(text: str, path: str, settings: Settings) -> FileResult:
     if module is None:
         result.errors.append(error)
         return result
-    rules = [rule for rule in all_rules() if settings.enabled(rule.code, path)]
+    rules = settings.enabled_rules(all_rules(), path)
     if not rules:
         return result
     try:

@@ -111,3 +111,12 @@ class FileError:
 
     def to_json(self) -> dict:
         return {"path": self.path, "message": self.message}
+
+
+@dataclass
+class FileResult:
+    """What checking one file found: its findings and the errors that stopped parts of the check."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)

@@ -278,6 +278,8 @@ class Notebook:
         """The notebook with the findings' fixes (cell coordinates, from to_cells) applied, and the
         number applied. Fixes are applied together on the cells joined by boundary lines, so a fix
         with edits in several cells is applied whole or not at all."""
+        from mlplint.lint.fixes import apply_fixes  # it brings LibCST: only when fixing
+
         starts, joined, line = {}, [], 1
         for cell in self.code_cells:
             joined.append(_BOUNDARY)

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import pkgutil
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Optional, Union
 
-import libcst as cst
-
 from mlplint.lint.finding import Edit, Severity
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # LibCST is imported with the rules: a run whose files are all cached never needs it
+    import libcst as cst
+
     from mlplint.lint.facts import ScriptFacts
 
 
@@ -103,6 +102,8 @@ _SECTION = re.compile(r"^## (?P<title>.+?)\s*$", re.MULTILINE)
 
 def parse_doc_sections(doc: str) -> dict[str, str]:
     """Split a rule docstring into its '## Section' blocks."""
+    import inspect  # only the docs need it
+
     text = inspect.cleandoc(doc)
     matches = list(_SECTION.finditer(text))
     sections = {}
@@ -136,6 +137,31 @@ def all_rules() -> list[type[Rule]]:
             importlib.import_module(info.name)
         _discovered = True
     return [_REGISTRY[code] for code in sorted(_REGISTRY)]
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What the configuration and the cache key need of a rule, without importing it (and LibCST)."""
+
+    code: str
+    name: str
+    options: dict[str, Any]
+
+
+_catalogue: Optional[list[RuleInfo]] = None
+
+
+def rule_infos() -> list[RuleInfo]:
+    """Every rule's code, name and options: from the catalogue of this same build handed in by
+    the result cache (`use_catalogue`) while the rules are not imported, else read off the rules."""
+    if _catalogue is not None and not _discovered:
+        return _catalogue
+    return [RuleInfo(rule.code, rule.name, rule.options) for rule in all_rules()]
+
+
+def use_catalogue(infos: list[RuleInfo]) -> None:
+    global _catalogue
+    _catalogue = infos
 
 
 def rule_by_code(code: str) -> Optional[type[Rule]]:

@@ -20,6 +20,11 @@ REPOSITORY_URL = "https://github.com/mlplint/mlplint"
 DOCS_FOLDER = "docs/rules"
 
 
+def help_uri(code: str) -> str:
+    """The address of a code's documentation page (SARIF's helpUri, the editor's codeDescription)."""
+    return f"{REPOSITORY_URL}/blob/main/{DOCS_FOLDER}/{code}.md"
+
+
 @dataclass(frozen=True)
 class CodeDoc:
     code: str
@@ -30,7 +35,7 @@ class CodeDoc:
 
     @property
     def help_uri(self) -> str:
-        return f"{REPOSITORY_URL}/blob/main/{DOCS_FOLDER}/{self.code}.md"
+        return help_uri(self.code)
 
     @property
     def markdown(self) -> str:

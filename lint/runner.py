@@ -3,7 +3,7 @@ processes for inputs big enough to pay for one.
 
 Files are read here (so the cache key is the content that is checked), looked up in the cache, and
 the misses are checked in this process or, when there is enough work, in worker processes fed
-largest files first, in chunks. A worker that dies (a segmentation fault in a native parser, the
+largest files first, in chunks (the engine, the rules and LibCST are imported on the first miss). A worker that dies (a segmentation fault in a native parser, the
 out-of-memory killer) costs only the file it was checking: that file gets a one-line error and the
 rest of its chunk goes to a fresh worker. Results come back in the order of the input paths.
 """
@@ -24,11 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 from mlplint.lint.cache import DEFAULT_DIRECTORY as DEFAULT_CACHE_DIRECTORY, ResultCache, build_fingerprint, content_digest
-from mlplint.lint.config import ConfigResolver, Settings, known_codes
-from mlplint.lint.engine import FileResult, check_source
-from mlplint.lint.finding import FileError
-from mlplint.lint.fixes import apply_fixes
-from mlplint.lint.registry import all_rules
+from mlplint.lint.config import ConfigResolver, Settings, known_codes, project_root
+from mlplint.lint.finding import FileError, FileResult
+from mlplint.lint.registry import rule_infos, use_catalogue
 from mlplint.lint.source import SourceError, decode_source, is_notebook, read_bytes, split_lines
 from mlplint.lint.suppression import Suppressions
 
@@ -110,7 +108,16 @@ def _unified_diff(before: str, after: str, name: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
+def check_source(text: str, path: str, settings: Settings) -> FileResult:
+    """The engine's check, imported on the first file that is not served from the cache."""
+    from mlplint.lint import engine
+
+    return engine.check_source(text, path, settings)
+
+
 def _check_python(text: str, path: str, settings: Settings, options: CheckOptions) -> CheckedFile:
+    from mlplint.lint.fixes import apply_fixes
+
     warnings = [f"{path}: empty file, nothing to check"] if not text.strip() else []
     warnings += _noqa_warnings(text, path, str)
     result = check_source(text, path, settings)
@@ -243,7 +250,7 @@ def _check_task(task: _Task, options: CheckOptions) -> CheckedFile:
 def settings_key(settings: Settings, path: str) -> str:
     """The settings in effect for one file, as a stable digest: the rules enabled for it and their
     options (what else a configuration holds, such as exclusions, cannot change a file's result)."""
-    enabled = [rule for rule in all_rules() if settings.enabled(rule.code, path)]
+    enabled = settings.enabled_rules(rule_infos(), path)
     return content_digest(repr([(rule.code, sorted(settings.rule_options(rule).items())) for rule in enabled]).encode())
 
 
@@ -256,6 +263,23 @@ def _digest_on_disk(checked: CheckedFile, read_digest: str) -> Optional[str]:
     return checked.written_digest
 
 
+def open_cache(directory: Optional[Path], config_file: Optional[Path], warn: Callable[[str], None]) -> ResultCache:
+    """The result cache in directory (default: .mlplint_cache at the project root). Its catalogue of
+    the rules, when it has one, is handed to the registry before any configuration is read, so a
+    run whose files are all cached never imports the rules or LibCST."""
+    import mlplint
+    import mlplint.lint
+    import mlplint.rules
+
+    sources = [*mlplint.__path__, *mlplint.lint.__path__, *mlplint.rules.__path__]
+    directory = directory if directory is not None else project_root(config_file) / DEFAULT_CACHE_DIRECTORY
+    cache = ResultCache(directory, build_fingerprint(sources), warn)
+    catalogue = cache.rule_catalogue()
+    if catalogue is not None:
+        use_catalogue(catalogue)
+    return cache
+
+
 def _has_fix_to_apply(findings, options: CheckOptions) -> bool:
     return any(f.fix and (options.unsafe_fixes or f.fix.applicability == "safe") for f in findings)
 
@@ -265,29 +289,11 @@ class Checker:
 
     def __init__(self, options: CheckOptions, cache: Optional[ResultCache] = None, workers: Optional[int] = None):
         self.options = options
-        self.resolver = _resolver(options.config_file)
         self.cache = cache
         self.workers = workers if workers is not None else _available_cores()
 
     def settings_for(self, path: str) -> Settings:
         return _settings(path, self.options)
-
-    def project_root(self) -> Path:
-        """Where the default cache goes: the folder of the configuration in effect for the current
-        directory (the --config file, or the nearest pyproject.toml with [tool.mlplint]), else
-        the current directory, as ruff places .ruff_cache."""
-        root = self.resolver.for_path("-").root
-        return root if root is not None else Path.cwd()
-
-    def use_cache(self, directory: Optional[Path], warn: Callable[[str], None]) -> None:
-        """Keep results in directory (default: .mlplint_cache at the project root)."""
-        import mlplint
-        import mlplint.lint
-        import mlplint.rules
-
-        sources = [*mlplint.__path__, *mlplint.lint.__path__, *mlplint.rules.__path__]
-        directory = directory if directory is not None else self.project_root() / DEFAULT_CACHE_DIRECTORY
-        self.cache = ResultCache(directory, build_fingerprint(sources), warn)
 
     def check_text(self, text: str, path: str) -> CheckedFile:
         """Source that is not a file on disk (stdin): checked here, never cached."""

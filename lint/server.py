@@ -1,14 +1,18 @@
 """`mlplint server`: the static checker as a language server (LSP over stdio, built on pygls).
 
 Python documents are checked when opened and saved, and after changes once the typing pauses
-(`debounce`, 0.25 s by default); notebook documents (LSP 3.17 notebook sync, where the client
+(`debounce`, 0.05 s by default); notebook documents (LSP 3.17 notebook sync, where the client
 offers it) are checked as one module made of their code cells in order, with each finding
-published on its cell. Every finding with a fix gets a quick fix, labelled when unsafe, and every
-finding a "disable for this line" action that writes `# noqa: CODE`; `source.fixAll.mlplint`
-applies the safe fixes. The configuration is the CLI's: the nearest pyproject.toml with
+published on its cell. Each diagnostic links to its rule's page (`codeDescription`). Every
+finding with a fix gets a quick fix, labelled when unsafe, and every finding a "disable for this
+line" action that writes `# noqa: CODE`; `source.fixAll.mlplint` applies the safe fixes. The configuration is the CLI's: the nearest pyproject.toml with
 [tool.mlplint] (or `config` in the initialization options), read again when it changes.
 
-Initialization options: {"config": "path/to/pyproject.toml", "debounce": 0.25}.
+Initialization options: {"config": "path/to/pyproject.toml", "debounce": 0.05}.
+
+The server answers `initialize` before it imports the checker (LibCST and the rules, most of its
+start-up): that import runs on a thread once the client is initialized, and the first check
+finds it done or waits for it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import dataclasses
 import io
 import re
+import threading
 import time
 import tokenize
 from dataclasses import dataclass
@@ -31,9 +36,8 @@ from pygls.workspace.position_codec import ServerTextPosition, ServerTextRange
 
 from mlplint import __version__
 from mlplint.lint.config import ConfigError, ConfigResolver, Settings
-from mlplint.lint.engine import FileResult, check_source
-from mlplint.lint.finding import Edit, FileError, Finding, Severity
-from mlplint.lint.fixes import apply_fixes
+from mlplint.lint.finding import Edit, FileError, FileResult, Finding, Severity
+from mlplint.lint.rule_docs import help_uri
 from mlplint.lint.suppression import _NOQA as NOQA_COMMENT
 
 SOURCE = "mlplint"
@@ -110,7 +114,7 @@ class MlplintServer(LanguageServer):
         )
         super().__init__(SOURCE, __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
                          notebook_document_sync=notebooks)
-        self.debounce = 0.25
+        self.debounce = 0.05
         self.config_file: Optional[Path] = None
         self._resolver: Optional[ConfigResolver] = None
         self._reported_config_errors: set[str] = set()
@@ -118,6 +122,17 @@ class MlplintServer(LanguageServer):
         self._checked: dict[str, list[Finding]] = {}  # text document uri (a .py file, a cell) -> its published findings
         self._cells_of: dict[str, list[str]] = {}  # notebook uri -> the cell uris last published
         self._last: dict[str, tuple[str, FileResult]] = {}  # path -> the text last checked and its result
+        self._importing: Optional[threading.Thread] = None  # imports the checker after `initialize` is answered
+
+    def import_checker_in_background(self) -> None:
+        self._importing = threading.Thread(target=_import_checker, name="mlplint-import", daemon=True)
+        self._importing.start()
+
+    def _wait_for_checker(self) -> None:
+        """One thread imports the rules: a check that comes first waits for it (two threads
+        importing the same modules at once could deadlock on Python's import locks)."""
+        if self._importing is not None:
+            self._importing.join()
 
     # ------------------------------------------------------------- configuration
 
@@ -165,6 +180,7 @@ class MlplintServer(LanguageServer):
 
     def check(self, target: str) -> None:
         self.cancel(target)
+        self._wait_for_checker()
         notebook = self.workspace.get_notebook_document(notebook_uri=target)
         started, started_cpu = time.perf_counter(), time.process_time()
         if notebook is not None:
@@ -185,6 +201,8 @@ class MlplintServer(LanguageServer):
         last = self._last.get(path)
         if last is not None and last[0] == text:
             return last[1]  # saved as it was last checked, or re-opened
+        from mlplint.lint.engine import check_source  # imported at start-up, in the background
+
         result = check_source(text, path, settings)
         self._last[path] = (text, result)
         return result
@@ -243,6 +261,7 @@ class MlplintServer(LanguageServer):
             message=finding.message,
             severity=_SEVERITIES[finding.severity],
             code=finding.code,
+            code_description=types.CodeDescription(href=help_uri(finding.code)),
             source=SOURCE,
         )
 
@@ -255,6 +274,7 @@ class MlplintServer(LanguageServer):
 
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
+        self._wait_for_checker()
         self.flush(uri)
         findings = self._checked.get(uri)
         if findings is None:
@@ -276,6 +296,8 @@ class MlplintServer(LanguageServer):
                         title=f"Disable {finding.code} for this line", kind=types.CodeActionKind.QuickFix,
                         diagnostics=[diagnostic], edit=_workspace_edit(document, [noqa])))
         if _kind_wanted(wanted, FIX_ALL):
+            from mlplint.lint.fixes import apply_fixes
+
             fixed, applied = apply_fixes(document.source, findings, unsafe=False)
             if applied:
                 whole = Edit(1, 1, len(document.lines) + 1, 1, fixed)
@@ -369,6 +391,9 @@ def build_server() -> MlplintServer:
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: MlplintServer, params: types.InitializedParams) -> None:
+        ls.import_checker_in_background()
+        ls.window_log_message(types.LogMessageParams(
+            type=types.MessageType.Info, message=f"mlplint {__version__}: checks {ls.debounce * 1000:g} ms after the typing pauses"))
         watched = ls.client_capabilities.workspace and ls.client_capabilities.workspace.did_change_watched_files
         if watched and watched.dynamic_registration:
             watchers = [types.FileSystemWatcher(glob_pattern=f"**/{name}") for name in _CONFIG_FILES]
@@ -429,6 +454,15 @@ def build_server() -> MlplintServer:
         return ls.code_actions(params)
 
     return server
+
+
+def _import_checker() -> None:
+    """Import the engine and the rules (LibCST with them) off the main thread, after `initialize`
+    has been answered."""
+    from mlplint.lint import engine, fixes  # noqa: F401
+    from mlplint.lint.registry import all_rules
+
+    all_rules()
 
 
 def _is_python(uri: str, language_id: Optional[str]) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import inspect
 import os
 import re
 import sys
@@ -19,7 +18,7 @@ from mlplint.lint.discovery import discover
 from mlplint.lint.finding import FileError, Severity
 from mlplint.lint.registry import all_rules, rule_by_code
 from mlplint.lint.reporters import REPORTERS, ReportContext, plural, report_statistics
-from mlplint.lint.runner import CheckedFile, Checker, CheckOptions, _decode, _resolver, _resolver_cache, _settings, check_text
+from mlplint.lint.runner import CheckedFile, Checker, CheckOptions, _decode, _resolver, _resolver_cache, _settings, check_text, open_cache
 from mlplint.lint.source import SourceError, is_notebook
 from mlplint.probe.symptoms import SYMPTOMS
 
@@ -123,17 +122,17 @@ def check(paths, select, ignore, extend_select, extend_ignore, output_format, st
           unsafe_fixes, diff, statistics, output_file, color_choice, exclude, extend_exclude, force_exclude, config_file, exit_zero, fail_on, no_cache, cache_dir, quiet, verbose):
     """Statically check PyTorch training scripts and notebooks (never runs them)."""
     started = time.perf_counter()
+    # The cache first: it holds the rules' catalogue that reading the selection and the configuration needs
+    cache = None if no_cache else _guarded(open_cache, cache_dir, config_file, lambda line: click.echo(f"mlplint: warning: {line}", err=True))
     options = CheckOptions(
         config_file, _selectors(select, "--select"), _selectors(ignore, "--ignore"), fix, unsafe_fixes,
         _selectors(extend_select, "--extend-select"), _selectors(extend_ignore, "--extend-ignore"), diff,
     )
     try:
         _resolver_cache[config_file] = ConfigResolver(config_file)
-        checker = Checker(options)
     except ConfigError as error:
         raise fail(str(error))
-    if not no_cache:
-        _guarded(checker.use_cache, cache_dir, lambda line: click.echo(f"mlplint: warning: {line}", err=True))
+    checker = Checker(options, cache)
     paths = list(paths) or (["-"] if stdin_filename else ["."])
     checked: list[CheckedFile] = []
     errors: list[FileError] = []
@@ -240,6 +239,8 @@ def rule_command(code: str) -> None:
     """Explain one rule or symptom: what it looks for, why it matters, an example and the fix."""
     rule = rule_by_code(code)
     if rule is not None:
+        import inspect
+
         click.echo(f"{rule.code} {rule.name} ({rule.severity.value})\n")
         click.echo(inspect.cleandoc(rule.__doc__ or ""))
         if rule.symptoms:

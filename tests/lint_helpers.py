@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from mlplint.lint.config import Settings
-from mlplint.lint.engine import FileResult, check_source
+from mlplint.lint.engine import check_source
+from mlplint.lint.finding import FileResult
 from mlplint.lint.fixes import apply_fixes
 
 

@@ -18,6 +18,8 @@ from pygls.lsp.client import LanguageClient  # noqa: E402
 from pygls.uris import from_fs_path  # noqa: E402
 from pygls.workspace import TextDocument  # noqa: E402
 
+from conftest import ROOT  # noqa: E402
+
 TIMEOUT = 60
 
 SCRIPT = """\
@@ -121,6 +123,8 @@ def test_python_document_diagnostics_code_actions_and_config(tmp_path):
         assert _codes(opened) == ["ML203"] and opened.version == 1
         adam = opened.diagnostics[0]
         assert adam.source == "mlplint" and adam.severity == types.DiagnosticSeverity.Warning
+        page = adam.code_description.href  # the rule's page, as SARIF's helpUri
+        assert page.endswith("/docs/rules/ML203.md") and (ROOT / "docs" / "rules" / "ML203.md").is_file()
         decay = SCRIPT.splitlines()[4].index("1e-4)")
         assert (adam.range.start.line, adam.range.start.character, adam.range.end.character) == (4, decay, decay + 4)
 
@@ -187,7 +191,8 @@ def test_safe_fixes_offer_fix_all_and_a_broken_config_is_reported(tmp_path):
 
     async def session() -> None:
         editor = Editor()
-        await editor.start(tmp_path, {})
+        result = await editor.start(tmp_path, {})
+        assert result.server_info.name == "mlplint"
         _open(editor, uri, evaluation)
         opened = await editor.next_for(uri)
         assert _codes(opened) == ["ML502"]
@@ -206,6 +211,7 @@ def test_safe_fixes_offer_fix_all_and_a_broken_config_is_reported(tmp_path):
         assert not broken.diagnostics
         assert await editor.stop() == 0
         assert any("invalid TOML" in message for message in editor.messages)
+        assert "mlplint 0.1.0: checks 50 ms after the typing pauses" in editor.logs  # the default debounce
 
     asyncio.run(session())
 
@@ -250,6 +256,29 @@ def test_notebook_cells_are_checked_as_one_module(tmp_path):
         after = await editor.next_for(cell_uris[0])
         assert not after.diagnostics
         assert await editor.stop() == 0
+
+    asyncio.run(session())
+
+
+def test_a_long_debounce_waits_for_the_pause_and_a_save_checks_at_once(tmp_path):
+    path = tmp_path / "train.py"
+    uri = from_fs_path(str(path))
+
+    async def session() -> None:
+        editor = Editor()
+        await editor.start(tmp_path, {"debounce": 600})
+        _open(editor, uri, SCRIPT)
+        assert _codes(await editor.next_for(uri)) == ["ML203"]
+        unshuffled = SCRIPT.replace("shuffle=True", "shuffle=False")
+        editor.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=unshuffled)]))
+        editor.client.text_document_did_save(types.DidSaveTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+        saved = await editor.next_for(uri)
+        assert saved.version == 2 and _codes(saved) == ["ML102", "ML203"]
+        assert await editor.stop() == 0
+        assert editor.published.empty()  # the change's own check was still waiting for the pause
+        assert "mlplint 0.1.0: checks 600000 ms after the typing pauses" in editor.logs
 
     asyncio.run(session())
 

@@ -67,6 +67,8 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         self._qualname_cache: dict[tuple[Scope, str], Optional[str]] = {}
         self._node_qualnames: dict[cst.CSTNode, Optional[str]] = {}
         self._constructed_cache: dict[tuple[Any, str], list[cst.ClassDef]] = {}
+        self._methods_cache: dict[cst.ClassDef, dict[str, cst.FunctionDef]] = {}
+        self._lineage_cache: dict[cst.ClassDef, tuple[cst.ClassDef, ...]] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
         self.calls: list[cst.Call] = []  # in evaluation order
         self.loops: list[Union[cst.For, cst.While]] = []
@@ -81,6 +83,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
         self.context: dict[cst.CSTNode, tuple[Optional[cst.FunctionDef], tuple]] = {}  # see index.Indexer
         self._bound_cache: dict[cst.Name, Optional[int]] = {}
+        self._reaching_cache: dict[cst.Name, list[cst.CSTNode]] = {}
         self._definitions_cache: dict[tuple[Any, str], tuple[list[cst.CSTNode], list[int], list[cst.Name]]] = {}
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
         self._in_progress: dict[cst.CSTNode, int] = {}  # expressions being resolved -> stack depth
@@ -132,11 +135,15 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         return list(self.context[node][1]) if node in self.context else []
 
     def methods(self, owner: cst.ClassDef) -> dict[str, cst.FunctionDef]:
-        return {
-            stmt.name.value: stmt
-            for stmt in owner.body.body
-            if isinstance(stmt, cst.FunctionDef)
-        }
+        """The functions a class body defines, by name (once per class: read, never change it)."""
+        found = self._methods_cache.get(owner)
+        if found is None:
+            found = self._methods_cache[owner] = {
+                stmt.name.value: stmt
+                for stmt in owner.body.body
+                if isinstance(stmt, cst.FunctionDef)
+            }
+        return found
 
     def method(self, owner: cst.ClassDef, name: str) -> Optional[cst.FunctionDef]:
         """A method of a local class, looked up through local base classes."""
@@ -151,16 +158,20 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         it defines instead (which skips nn.Module's hooks, but computes the output all the same)."""
         return self.method(owner, "forward") or self.method(owner, "__call__")
 
-    def class_lineage(self, owner: cst.ClassDef) -> list[cst.ClassDef]:
-        lineage, todo = [], [owner]
-        while todo:
-            cls = todo.pop(0)
-            if cls in lineage:
-                continue
-            lineage.append(cls)
-            for base in cls.bases:
-                todo.extend(self.local_definitions(base.value, cst.ClassDef))
-        return lineage
+    def class_lineage(self, owner: cst.ClassDef) -> tuple[cst.ClassDef, ...]:
+        """The class, then its local base classes breadth first (once per class)."""
+        found = self._lineage_cache.get(owner)
+        if found is None:
+            lineage, todo = [], [owner]
+            while todo:
+                cls = todo.pop(0)
+                if cls in lineage:
+                    continue
+                lineage.append(cls)
+                for base in cls.bases:
+                    todo.extend(self.local_definitions(base.value, cst.ClassDef))
+            found = self._lineage_cache[owner] = tuple(lineage)
+        return found
 
     def class_bases(self, owner: cst.ClassDef) -> set[str]:
         """Qualified names of the imported classes anywhere in a local class's lineage."""
@@ -500,7 +511,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
                 if binding is not None and not binding.path and isinstance(binding.value, cst.Call) \
                         and isinstance(binding.value.func, cst.Name):
                     found += [n for n in self.referent_nodes(binding.value.func) if isinstance(n, cst.ClassDef)]
-            self._constructed_cache[key] = found
+            found = self._constructed_cache[key] = list(dict.fromkeys(found))  # each class once, however many bindings build it
         return found
 
     def call_sites(self, function: cst.FunctionDef) -> list[cst.Call]:

@@ -93,7 +93,14 @@ class ReachingDefinitions:
         the same scope, and the ones before that when the later ones are conditional (inside an
         if/try/loop that does not also hold the read); in a loop, also the assignments later in
         the same loop (from the previous iteration) unless one before the read in that loop
-        always runs. Definitions from other scopes, imports and parameters always count."""
+        always runs. Definitions from other scopes, imports and parameters always count.
+        Computed once per read (callers read the list, never change it)."""
+        found = self._reaching_cache.get(name)
+        if found is None:
+            found = self._reaching_cache[name] = self._reaching(name)
+        return found
+
+    def _reaching(self, name: cst.Name) -> list[cst.CSTNode]:
         nodes, times, targets, outer = self._definitions(name)
         read_at = self.order.get(name)
         if read_at is None or not targets:
