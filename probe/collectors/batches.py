@@ -19,9 +19,11 @@ MAX_CLASSES = 1000
 
 
 def batch_fingerprint(x: torch.Tensor) -> torch.Tensor:
-    rows = x.detach().reshape(x.shape[0], -1).double().sum(dim=1)
+    # rows summed in float32 (a copy of x in float64 costs more than the step's other statistics);
+    # the same rows give the same sums, and the totals are formed in float64
+    rows = x.detach().reshape(x.shape[0], -1).sum(dim=1, dtype=torch.float32).double()
     positions = torch.arange(1, rows.numel() + 1, device=rows.device, dtype=rows.dtype)
-    return torch.stack([rows.sum(), (rows * positions).sum()])
+    return torch.stack([rows.sum(), rows @ positions])
 
 
 class BatchCollector(Collector):
@@ -33,7 +35,8 @@ class BatchCollector(Collector):
         self.inputs: list[list[Any]] = []  # [step, batch size, sum, weighted sum]
         self.labels: list[list[Any]] = []  # [step, batch size, lowest label, highest label]
         self._label_steps: set[int] = set()
-        self._counts: dict[int, torch.Tensor] = {}  # number of classes -> summed counts, on device
+        # number of classes -> summed counts on the device: [negative labels, class 0, ..., class C-1, labels >= C]
+        self._counts: dict[int, torch.Tensor] = {}
         self._count_calls = 0
 
     def on_model_input(self, step: int, args: tuple) -> None:
@@ -54,18 +57,21 @@ class BatchCollector(Collector):
         t = target.detach().reshape(-1)
         if kind in CLASSIFICATION and not t.is_floating_point() and input.dim() >= 2 and input.shape[1] <= MAX_CLASSES:
             classes = input.shape[1]
-            valid = t[(t >= 0) & (t < classes)]
-            self._counts[classes] = self._counts.get(classes, 0) + torch.bincount(valid, minlength=classes).double()
+            counts = self._counts.get(classes)
+            if counts is None or counts.device != t.device:
+                counts = self._counts[classes] = torch.zeros(classes + 2, dtype=torch.float64, device=t.device)
+            bins = t.long().clamp(-1, classes).add_(1)  # out-of-range labels (ignore_index) go to the end bins
+            counts.index_add_(0, bins, torch.ones((), dtype=torch.float64, device=t.device).expand(bins.numel()))
             self._count_calls += 1
         elif kind not in BINARY:
             return
         self._label_steps.add(step)
         self.labels.append([step, int(t.numel()), None, None])
-        self.buffer.add(("labels", len(self.labels) - 1), torch.stack([t.min(), t.max()]).double())
+        self.buffer.add(("labels", len(self.labels) - 1), torch.stack(torch.aminmax(t)))
 
     def flush(self) -> dict[str, Any]:
         for (kind, index), values in self.buffer.drain():
             (self.inputs if kind == "input" else self.labels)[index][2:] = values
-        counts = {str(classes): [int(c) for c in total.tolist()] for classes, total in self._counts.items()}
+        counts = {str(classes): [int(c) for c in total[1:-1].tolist()] for classes, total in self._counts.items()}
         return {"every": self.every, "inputs": self.inputs, "labels": self.labels,
                 "class_counts": counts, "count_calls": self._count_calls}
