@@ -82,9 +82,7 @@ def probed(session: Session):
 
 def switch_off(collector: Collector) -> None:
     """Make every hook of a collector do nothing (and answer as one that measures nothing)."""
-    for name in dir(type(collector)):
-        if name.startswith("_") or name in ("flush", "active") or not callable(getattr(collector, name)):
-            continue
+    for name in hook_names(collector):
         if name.startswith("wrap_"):
             setattr(collector, name, lambda original, **_: original)
         else:
@@ -93,6 +91,25 @@ def switch_off(collector: Collector) -> None:
 
 # What a switched-off collector's hooks answer where the session uses the answer.
 OFF_ANSWERS = {"due": False, "on_loss_call": False, "calls_since_step": 0}
+
+
+def hook_names(collector: Collector) -> list[str]:
+    return [name for name in dir(type(collector))
+            if not name.startswith("_") and name not in ("flush", "active") and callable(getattr(collector, name))]
+
+
+def time_hooks(collector: Collector, clock, totals: dict[str, float]) -> None:
+    """Add the time spent in each hook of a collector (and in its flushes) to totals[collector.name]."""
+    for name in [*hook_names(collector), "flush"]:
+        if name.startswith("wrap_"):
+            continue
+        def timed(*args, _hook=getattr(collector, name), **kwargs):
+            start = clock()
+            try:
+                return _hook(*args, **kwargs)
+            finally:
+                totals[collector.name] = totals.get(collector.name, 0.0) + clock() - start
+        setattr(collector, name, timed)
 
 
 def new_session(directory: str, off: Optional[str] = None, stats: bool = True) -> Session:
@@ -126,15 +143,20 @@ def main() -> None:
     step = make_training()
     for i in range(WARMUP):
         step(i)
+    own: dict[str, float] = {}  # collector -> seconds spent in its hooks in the timed session
     with tempfile.TemporaryDirectory() as directory:
         sessions = {"probe (defaults)": new_session(directory)}
         if args.per_collector:
             sessions["no stats file"] = new_session(directory, stats=False)
             sessions["all collectors off"] = new_session(directory, "all")
             sessions.update({f"without {c.name}": new_session(directory, c.name) for c in sessions["probe (defaults)"].collectors})
+            sessions["hooks timed"] = new_session(directory)
         for session in sessions.values():
             with probed(session):
                 step(0)  # the model and optimizer are discovered once, at the first step
+        if args.per_collector:
+            for collector in sessions["hooks timed"].collectors:
+                time_hooks(collector, clock, own)
         conditions = {"plain": plain, "no-op hook": noop_hook,
                       **{name: functools.partial(probed, session) for name, session in sessions.items()}}
         rounds: list[dict[str, float]] = []
@@ -144,11 +166,20 @@ def main() -> None:
           f"{args.rounds} rounds x {STEPS_PER_ROUND} steps per condition, {args.clock} clock")
     ratios = {name: statistics.median(r[name] / r["plain"] for r in rounds) for name in conditions}
     for name in conditions:
+        if name.startswith("without ") or name == "hooks timed":
+            continue
         step_time = statistics.median(r[name] for r in rounds)
-        cost = "" if name in ("plain", "probe (defaults)", "no-op hook") else \
-            f"   cost {(ratios['probe (defaults)'] - ratios[name]) * 100:+5.1f}% of a plain step"
-        print(f"  {name:<32} {step_time * 1e3:7.3f} ms/step   ratio {ratios[name]:.3f}x{cost}")
-
+        saved = f"   saves {(ratios['probe (defaults)'] - ratios[name]) * 100:+5.1f}% of a plain step" \
+            if name in ("no stats file", "all collectors off") else ""
+        print(f"  {name:<20} {step_time * 1e3:7.3f} ms/step   ratio {ratios[name]:.3f}x{saved}")
+    if args.per_collector:
+        plain_step = statistics.median(r["plain"] for r in rounds)
+        steps = args.rounds * STEPS_PER_ROUND
+        print("  per collector: time in its hooks (timed session) and the ratio saved by switching it off, in % of a plain step")
+        for name in sorted(own, key=own.get, reverse=True):
+            per_step = own[name] / steps
+            print(f"    {name:<24} {per_step * 1e6:7.1f} us/step {per_step / plain_step * 100:5.1f}%   "
+                  f"off saves {(ratios['probe (defaults)'] - ratios['without ' + name]) * 100:+5.1f}%")
 
 if __name__ == "__main__":
     main()
