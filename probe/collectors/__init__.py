@@ -44,10 +44,12 @@ def vector_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     """The 2-norm of each tensor, as one float32 vector on the first tensor's device: one fused
     `_foreach_norm` per device (what `clip_grad_norm_` uses) instead of one kernel per tensor."""
     dense = [t.coalesce().values() if t.is_sparse else t for t in tensors]
+    target = dense[0].device
+    if all(t.device == target for t in dense):  # the usual case: one fused call, no per-tensor copies
+        return torch.stack(torch._foreach_norm([t.detach() for t in dense])).float()
     by_device: dict[torch.device, list[int]] = {}
     for index, tensor in enumerate(dense):
         by_device.setdefault(tensor.device, []).append(index)
-    target = dense[0].device
     norms: list[torch.Tensor] = [torch.empty(0)] * len(dense)
     for indices in by_device.values():
         for index, norm in zip(indices, torch._foreach_norm([dense[i].detach() for i in indices])):

@@ -6,6 +6,7 @@ steps (every step, so that rare classes are counted)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import torch
@@ -18,12 +19,15 @@ MAX_STEPS = 5000
 MAX_CLASSES = 1000
 
 
-def batch_fingerprint(x: torch.Tensor) -> torch.Tensor:
-    # rows summed in float32 (a copy of x in float64 costs more than the step's other statistics);
-    # the same rows give the same sums, and the totals are formed in float64
-    rows = x.detach().reshape(x.shape[0], -1).sum(dim=1, dtype=torch.float32).double()
-    positions = torch.arange(1, rows.numel() + 1, device=rows.device, dtype=rows.dtype)
-    return torch.stack([rows.sum(), rows @ positions])
+def row_sums(x: torch.Tensor) -> torch.Tensor:
+    """Each row's sum, in float32: one reduction per step. The fingerprint (the sum of the row sums
+    and their sum weighted by row position) is formed in float64 on the host when the stats are
+    read; the same rows in the same order give the same pair."""
+    return x.detach().reshape(x.shape[0], -1).sum(dim=1, dtype=torch.float32)
+
+
+def fingerprint(sums: list[float]) -> list[float]:
+    return [math.fsum(sums), math.fsum(position * value for position, value in enumerate(sums, 1))]
 
 
 class BatchCollector(Collector):
@@ -46,7 +50,7 @@ class BatchCollector(Collector):
         if not x.is_floating_point():  # token ids: a stateful sequence model keeps its order on purpose
             return
         self.inputs.append([step, int(x.shape[0]), None, None])
-        self.buffer.add(("input", len(self.inputs) - 1), batch_fingerprint(x))
+        self.buffer.add(("input", len(self.inputs) - 1), row_sums(x))
 
     def on_loss_call(self, step: int, kind: str, input: Any, target: Any) -> None:
         """The labels of the first classification loss call of each training step."""
@@ -71,7 +75,7 @@ class BatchCollector(Collector):
 
     def flush(self) -> dict[str, Any]:
         for (kind, index), values in self.buffer.drain():
-            (self.inputs if kind == "input" else self.labels)[index][2:] = values
+            (self.inputs if kind == "input" else self.labels)[index][2:] = fingerprint(values) if kind == "input" else values
         counts = {str(classes): [int(c) for c in total[1:-1].tolist()] for classes, total in self._counts.items()}
         return {"every": self.every, "inputs": self.inputs, "labels": self.labels,
                 "class_counts": counts, "count_calls": self._count_calls}
