@@ -3,7 +3,9 @@
 Runs under the user's interpreter, so this package depends on torch and the standard library
 only. A collector keeps its reductions on the tensor's device in a `DeviceBuffer`; `flush`
 moves everything pending to the host in one transfer per device and returns plain data.
-`every` is the collector's schedule: it measures on steps where `step % every == 0`.
+`every` is the collector's schedule: it measures on steps where `step % every == 0`; a sampled
+statistic (`every` > 1) is measured LATER_FACTOR times less often after the first DENSE_STEPS
+steps, where symptoms show first, so that a probe left on for a long run stays cheap.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 from typing import Any, Hashable
 
 import torch
+
+DENSE_STEPS = 100
+LATER_FACTOR = 5
 
 
 class DeviceBuffer:
@@ -20,7 +25,14 @@ class DeviceBuffer:
         self._pending: list[tuple[Hashable, torch.Tensor]] = []
 
     def add(self, key: Hashable, values: torch.Tensor) -> None:
-        self._pending.append((key, values.detach().reshape(-1).float()))
+        # checked first: each call that changes nothing still costs a dispatch, at every step
+        if values.requires_grad:
+            values = values.detach()
+        if values.dim() != 1:
+            values = values.reshape(-1)
+        if values.dtype != torch.float32:
+            values = values.float()
+        self._pending.append((key, values))
 
     def drain(self) -> list[tuple[Hashable, list[float]]]:
         """Everything added since the last drain, in order, as host floats."""
@@ -68,7 +80,9 @@ class Collector:
         self.buffer = DeviceBuffer()
 
     def due(self, step: int) -> bool:
-        return step % self.every == 0
+        if step < DENSE_STEPS or self.every == 1:
+            return step % self.every == 0
+        return step % (self.every * LATER_FACTOR) == 0
 
     def flush(self) -> dict[str, Any]:
         """Move pending values to the host and return the whole record so far."""
