@@ -21,7 +21,7 @@ MAX_CLASSES = 1000
 # read (a few stacked reductions instead of a dozen small ones per step); larger targets
 # (segmentation masks) are summarised at once.
 PENDING_LABELS = 64
-MAX_PENDING_VALUES = 1 << 16
+MAX_PENDING_VALUES = 1 << 14
 
 
 def row_sums(x: torch.Tensor) -> torch.Tensor:
