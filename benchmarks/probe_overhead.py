@@ -13,7 +13,9 @@ round, so drift in the machine's speed cancels out.
 `--per-collector` adds a session per collector with that collector switched off (its hooks do
 nothing), one with every collector off (the hooks and bookkeeping alone) and one that writes no
 stats file; a collector's cost is the full session's ratio minus the ratio without it (in % of a
-plain step). On a shared machine use `--clock cpu` (the process's CPU time, which does not count
+plain step), next to the time spent in its hooks (a session with timed hooks, averaged over all
+its steps: the first round's start-up work, such as the neighbour statistic computed at the early
+stats writes, included). On a shared machine use `--clock cpu` (the process's CPU time, which does not count
 time spent waiting for a core) and `--threads 1` (a thread waiting at a barrier for a descheduled
 one spins): both conditions of a round then see the same machine.
 Run: python benchmarks/probe_overhead.py [--rounds N] [--per-collector] [--clock wall|cpu] [--threads N]
