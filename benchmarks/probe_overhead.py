@@ -8,21 +8,34 @@ Conditions alternate in short rounds of 50 steps. The probe's session is created
 for each of its rounds, so its step count and schedules run on as in one long probed run (the
 one-time discovery of the model at the first step is left out). A condition's ratio is the median
 over rounds of its mean step time (sampled steps included) divided by the plain mean of the same
-round, so drift in the machine's speed cancels out. Run: python benchmarks/probe_overhead.py [--rounds N]
+round, so drift in the machine's speed cancels out.
+
+`--per-collector` adds a session per collector with that collector switched off (its hooks do
+nothing), one with every collector off (the hooks and bookkeeping alone) and one that writes no
+stats file; a collector's cost is the full session's ratio minus the ratio without it (in % of a
+plain step), next to the time spent in its hooks (a session with timed hooks, averaged over all
+its steps: the first round's start-up work, such as the neighbour statistic computed at the early
+stats writes, included). On a shared machine use `--clock cpu` (the process's CPU time, which does not count
+time spent waiting for a core) and `--threads 1` (a thread waiting at a barrier for a descheduled
+one spins): both conditions of a round then see the same machine.
+Run: python benchmarks/probe_overhead.py [--rounds N] [--per-collector] [--clock wall|cpu] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
 
+from mlplint.probe.collectors import Collector
 from mlplint.probe.instrument import Session
 
 BATCH, STEPS_PER_ROUND, WARMUP = 128, 50, 20
@@ -69,39 +82,106 @@ def probed(session: Session):
         session.remove()
 
 
-def time_steps(step, condition) -> list[float]:
+def switch_off(collector: Collector) -> None:
+    """Make every hook of a collector do nothing (and answer as one that measures nothing)."""
+    for name in hook_names(collector):
+        if name.startswith("wrap_"):
+            setattr(collector, name, lambda original, **_: original)
+        else:
+            setattr(collector, name, lambda *args, _answer=OFF_ANSWERS.get(name), **kwargs: _answer)
+
+
+# What a switched-off collector's hooks answer where the session uses the answer.
+OFF_ANSWERS = {"due": False, "on_loss_call": False, "calls_since_step": 0}
+
+
+def hook_names(collector: Collector) -> list[str]:
+    return [name for name in dir(type(collector))
+            if not name.startswith("_") and name not in ("flush", "active") and callable(getattr(collector, name))]
+
+
+def time_hooks(collector: Collector, clock, totals: dict[str, float]) -> None:
+    """Add the time spent in each hook of a collector (and in its flushes) to totals[collector.name]."""
+    for name in [*hook_names(collector), "flush"]:
+        if name.startswith("wrap_"):
+            continue
+        def timed(*args, _hook=getattr(collector, name), **kwargs):
+            start = clock()
+            try:
+                return _hook(*args, **kwargs)
+            finally:
+                totals[collector.name] = totals.get(collector.name, 0.0) + clock() - start
+        setattr(collector, name, timed)
+
+
+def new_session(directory: str, off: Optional[str] = None, stats: bool = True) -> Session:
+    """A session with default settings that never stops; `off`: "all" or a collector's name."""
+    session = Session(steps=10**9, stats_path=str(Path(directory) / f"stats-{off}-{stats}.json") if stats else None)
+    for collector in session.collectors:
+        if off in ("all", collector.name):
+            switch_off(collector)
+    return session
+
+
+def time_steps(step, condition, clock) -> list[float]:
     times = []
     with condition:
         for i in range(STEPS_PER_ROUND):
-            start = time.perf_counter()
+            start = clock()
             step(i)
-            times.append(time.perf_counter() - start)
+            times.append(clock() - start)
     return times
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--per-collector", action="store_true", help="also time the session without each collector")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    torch.set_num_threads(args.threads)
     step = make_training()
     for i in range(WARMUP):
         step(i)
+    own: dict[str, float] = {}  # collector -> seconds spent in its hooks in the timed session
     with tempfile.TemporaryDirectory() as directory:
-        session = Session(steps=10**9, stats_path=str(Path(directory) / "stats.json"))  # default settings, never stops
-        with probed(session):
-            step(0)  # the model and optimizer are discovered once, at the first step
-        conditions = {"plain": plain, "no-op hook": noop_hook, "probe (defaults)": lambda: probed(session)}
+        sessions = {"probe (defaults)": new_session(directory)}
+        if args.per_collector:
+            sessions["no stats file"] = new_session(directory, stats=False)
+            sessions["all collectors off"] = new_session(directory, "all")
+            sessions.update({f"without {c.name}": new_session(directory, c.name) for c in sessions["probe (defaults)"].collectors})
+            sessions["hooks timed"] = new_session(directory)
+        for session in sessions.values():
+            with probed(session):
+                step(0)  # the model and optimizer are discovered once, at the first step
+        if args.per_collector:
+            for collector in sessions["hooks timed"].collectors:
+                time_hooks(collector, clock, own)
+        conditions = {"plain": plain, "no-op hook": noop_hook,
+                      **{name: functools.partial(probed, session) for name, session in sessions.items()}}
         rounds: list[dict[str, float]] = []
         for _ in range(args.rounds):
-            rounds.append({name: statistics.fmean(time_steps(step, make())) for name, make in conditions.items()})
+            rounds.append({name: statistics.fmean(time_steps(step, make(), clock)) for name, make in conditions.items()})
     print(f"MLP 784-512-256-128-10, batch {BATCH}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds x {STEPS_PER_ROUND} steps per condition")
+          f"{args.rounds} rounds x {STEPS_PER_ROUND} steps per condition, {args.clock} clock")
+    ratios = {name: statistics.median(r[name] / r["plain"] for r in rounds) for name in conditions}
     for name in conditions:
+        if name.startswith("without ") or name == "hooks timed":
+            continue
         step_time = statistics.median(r[name] for r in rounds)
-        ratio = statistics.median(r[name] / r["plain"] for r in rounds)
-        print(f"  {name:<18} {step_time * 1e3:7.3f} ms/step   ratio {ratio:.3f}x")
-
+        saved = f"   saves {(ratios['probe (defaults)'] - ratios[name]) * 100:+5.1f}% of a plain step" \
+            if name in ("no stats file", "all collectors off") else ""
+        print(f"  {name:<20} {step_time * 1e3:7.3f} ms/step   ratio {ratios[name]:.3f}x{saved}")
+    if args.per_collector:
+        plain_step = statistics.median(r["plain"] for r in rounds)
+        steps = args.rounds * STEPS_PER_ROUND
+        print("  per collector: time in its hooks (timed session) and the ratio saved by switching it off, in % of a plain step")
+        for name in sorted(own, key=own.get, reverse=True):
+            per_step = own[name] / steps
+            print(f"    {name:<24} {per_step * 1e6:7.1f} us/step {per_step / plain_step * 100:5.1f}%   "
+                  f"off saves {(ratios['probe (defaults)'] - ratios['without ' + name]) * 100:+5.1f}%")
 
 if __name__ == "__main__":
     main()

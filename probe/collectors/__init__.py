@@ -3,7 +3,9 @@
 Runs under the user's interpreter, so this package depends on torch and the standard library
 only. A collector keeps its reductions on the tensor's device in a `DeviceBuffer`; `flush`
 moves everything pending to the host in one transfer per device and returns plain data.
-`every` is the collector's schedule: it measures on steps where `step % every == 0`.
+`every` is the collector's schedule: it measures on steps where `step % every == 0`; a sampled
+statistic (`every` > 1) is measured LATER_FACTOR times less often after the first DENSE_STEPS
+steps, where symptoms show first, so that a probe left on for a long run stays cheap.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 from typing import Any, Hashable
 
 import torch
+
+DENSE_STEPS = 100
+LATER_FACTOR = 5
 
 
 class DeviceBuffer:
@@ -20,7 +25,14 @@ class DeviceBuffer:
         self._pending: list[tuple[Hashable, torch.Tensor]] = []
 
     def add(self, key: Hashable, values: torch.Tensor) -> None:
-        self._pending.append((key, values.detach().reshape(-1).float()))
+        # checked first: each call that changes nothing still costs a dispatch, at every step
+        if values.requires_grad:
+            values = values.detach()
+        if values.dim() != 1:
+            values = values.reshape(-1)
+        if values.dtype != torch.float32:
+            values = values.float()
+        self._pending.append((key, values))
 
     def drain(self) -> list[tuple[Hashable, list[float]]]:
         """Everything added since the last drain, in order, as host floats."""
@@ -44,10 +56,12 @@ def vector_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
     """The 2-norm of each tensor, as one float32 vector on the first tensor's device: one fused
     `_foreach_norm` per device (what `clip_grad_norm_` uses) instead of one kernel per tensor."""
     dense = [t.coalesce().values() if t.is_sparse else t for t in tensors]
+    target = dense[0].device
+    if all(t.device == target for t in dense):  # the usual case: one fused call, no per-tensor copies
+        return torch.stack(torch._foreach_norm([t.detach() for t in dense])).float()
     by_device: dict[torch.device, list[int]] = {}
     for index, tensor in enumerate(dense):
         by_device.setdefault(tensor.device, []).append(index)
-    target = dense[0].device
     norms: list[torch.Tensor] = [torch.empty(0)] * len(dense)
     for indices in by_device.values():
         for index, norm in zip(indices, torch._foreach_norm([dense[i].detach() for i in indices])):
@@ -66,7 +80,9 @@ class Collector:
         self.buffer = DeviceBuffer()
 
     def due(self, step: int) -> bool:
-        return step % self.every == 0
+        if step < DENSE_STEPS or self.every == 1:
+            return step % self.every == 0
+        return step % (self.every * LATER_FACTOR) == 0
 
     def flush(self) -> dict[str, Any]:
         """Move pending values to the host and return the whole record so far."""

@@ -6,6 +6,7 @@ it. The size of the graph behind such a tensor is counted too."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, Optional
@@ -56,10 +57,15 @@ def script_frames(frame: Any) -> list[Any]:
     """The innermost frames that run neither torch nor the probe (the script's own code)."""
     frames = []
     while frame is not None and len(frames) < MAX_FRAMES:
-        if not os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS) and not frame.f_code.co_filename.startswith("<frozen"):
+        if _is_script_file(frame.f_code.co_filename):
             frames.append(frame)
         frame = frame.f_back
     return frames
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_script_file(filename: str) -> bool:
+    return not os.path.abspath(filename).startswith(_LIBRARY_DIRS) and not filename.startswith("<frozen")
 
 
 class GraphGrowthCollector(Collector):

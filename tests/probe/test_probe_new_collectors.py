@@ -11,7 +11,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlplint.probe.collectors.adam_epsilon import step_scale_shares
-from mlplint.probe.collectors.batches import batch_fingerprint
+from mlplint.probe.collectors import DENSE_STEPS, Collector
+from mlplint.probe.collectors.batches import MAX_PENDING_VALUES, PENDING_LABELS, BatchCollector, fingerprint, row_sums
 from mlplint.probe.collectors.loss_graph import pairwise_broadcast
 from mlplint.probe.collectors.loss_inputs import loss_input_summary
 from mlplint.probe.collectors.neighbour_labels import distinct_rows, neighbour_labels
@@ -44,10 +45,35 @@ def test_row_hashes_agree_between_numpy_and_torch():
 
 def test_batch_fingerprint_tells_order_and_content_apart():
     x = torch.randn(8, 3)
-    assert torch.equal(batch_fingerprint(x), batch_fingerprint(x.clone()))
-    assert not torch.equal(batch_fingerprint(x), batch_fingerprint(x.flip(0)))  # same rows, other order
-    rows = x.double().sum(dim=1)
-    assert batch_fingerprint(x)[0].item() == pytest.approx(rows.sum().item())
+    def fingerprint_of(batch):
+        return fingerprint(row_sums(batch).tolist())
+    assert fingerprint_of(x) == fingerprint_of(x.clone())
+    assert fingerprint_of(x) != fingerprint_of(x.flip(0))  # same rows, other order
+    assert fingerprint_of(x)[0] == pytest.approx(x.double().sum().item())
+
+
+def test_batch_labels_summarised_together_match_each_step():
+    collector = BatchCollector()
+    steps = [torch.randint(0, 5, (32 if step % 7 else 20,)) for step in range(PENDING_LABELS + 10)]
+    steps[3][0] = -100  # ignore_index: in the range, not in the counts
+    for step, labels in enumerate(steps):
+        collector.on_loss_call(step, "cross_entropy", torch.randn(labels.numel(), 5), labels)
+        if step == 10:
+            collector.flush()  # a stats write between two summaries
+    large = torch.randint(0, 5, (MAX_PENDING_VALUES + 1,))  # summarised at once
+    collector.on_loss_call(len(steps), "cross_entropy", torch.randn(large.numel(), 5), large)
+    collected = collector.flush()
+    every = torch.cat([*steps, large])
+    assert collected["class_counts"] == {"5": torch.bincount(every[every >= 0], minlength=5).tolist()}
+    assert collected["labels"] == [[step, labels.numel(), float(labels.min()), float(labels.max())]
+                                   for step, labels in enumerate([*steps, large])]
+
+
+def test_sampled_statistics_thin_out_after_the_first_steps():
+    sampled, every_step = Collector(10), Collector(1)
+    assert [step for step in range(DENSE_STEPS) if sampled.due(step)] == list(range(0, DENSE_STEPS, 10))
+    assert [step for step in range(DENSE_STEPS, DENSE_STEPS + 100) if sampled.due(step)] == [100, 150]
+    assert all(every_step.due(step) for step in range(DENSE_STEPS + 100))
 
 
 def test_unit_spread_is_zero_for_identical_rows_only():
