@@ -190,35 +190,10 @@ def delete_item(facts: "ScriptFacts", items: list[Item], index: int) -> Optional
     return [delete(_end(facts, previous.value), _end(facts, item.value))]
 
 
-def import_spellings(facts: "ScriptFacts") -> dict[str, str]:
-    """Qualified module or object name -> the name the module's top-level imports bind it to:
-    `import torch.nn as nn` gives {"torch.nn": "nn"}, `import torch.nn` {"torch": "torch"}."""
-    found: dict[str, str] = {}
-    for statement in facts.module.body:
-        if not isinstance(statement, cst.SimpleStatementLine):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Import):
-                for alias in small.names:
-                    dotted = facts.module.code_for_node(alias.name)
-                    if alias.asname is not None:
-                        found[dotted] = facts.module.code_for_node(alias.asname.name)
-                    else:
-                        found[dotted.split(".")[0]] = dotted.split(".")[0]
-            elif isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative \
-                    and not isinstance(small.names, cst.ImportStar):
-                module = facts.module.code_for_node(small.module)
-                for alias in small.names:
-                    name = facts.module.code_for_node(alias.name)
-                    bound = facts.module.code_for_node(alias.asname.name) if alias.asname is not None else name
-                    found[f"{module}.{name}"] = bound
-    return found
-
-
 def spelling(facts: "ScriptFacts", qualified: str) -> Optional[str]:
     """How to write a qualified name (`torch.nn.ModuleList`) with the module's own imports
     (`nn.ModuleList`), None when no import makes it reachable."""
-    spellings = import_spellings(facts)
+    spellings = facts.import_spellings
     prefixes = [name for name in spellings if qualified == name or qualified.startswith(name + ".")]
     if not prefixes:
         return None

@@ -86,6 +86,8 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         self._reaching_cache: dict[cst.Name, list[cst.CSTNode]] = {}
         self._definitions_cache: dict[tuple[Any, str], tuple[list[cst.CSTNode], list[int], list[cst.Name]]] = {}
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
+        self._spellings: dict[cst.CSTNode, str] = {}
+        self._origin_sets_cache: dict[cst.CSTNode, tuple[frozenset, frozenset]] = {}
         self._in_progress: dict[cst.CSTNode, int] = {}  # expressions being resolved -> stack depth
         self._lowest_cycle = 1 << 30
         self.module_scope = Indexer(self).run(module)
@@ -351,11 +353,53 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         """Whether two expressions may hold the same object: a shared origin, or the same
         spelling of an origin that cannot be resolved (a parameter nobody passes, a global defined
         elsewhere)."""
-        a, b = self.origins(first), self.origins(second)
-        if set(a) & set(b):
-            return True
-        unresolved = lambda origins: {self.module.code_for_node(o) for o in origins if isinstance(o, (cst.Name, cst.Attribute))}
-        return bool(unresolved(a) & unresolved(b))
+        origins_a, spellings_a = self._origin_sets(first)
+        origins_b, spellings_b = self._origin_sets(second)
+        return not origins_a.isdisjoint(origins_b) or not spellings_a.isdisjoint(spellings_b)
+
+    def _origin_sets(self, expr: cst.BaseExpression) -> tuple[frozenset, frozenset]:
+        """expr's origins and the spellings of those that cannot be resolved, as sets, kept once
+        the origins are complete (same_object compares many pairs)."""
+        cached = self._origin_sets_cache.get(expr)
+        if cached is not None:
+            return cached
+        origins = self.origins(expr)
+        found = (frozenset(origins), frozenset(self.spelling(o) for o in origins if isinstance(o, (cst.Name, cst.Attribute))))
+        if expr in self._origins_cache:
+            self._origin_sets_cache[expr] = found
+        return found
+
+    @functools.cached_property
+    def import_spellings(self) -> dict[str, str]:
+        """Qualified module or object name -> the name the module's top-level imports bind it to:
+        `import torch.nn as nn` gives {"torch.nn": "nn"}, `import torch.nn` {"torch": "torch"}."""
+        found: dict[str, str] = {}
+        for statement in self.module.body:
+            if not isinstance(statement, cst.SimpleStatementLine):
+                continue
+            for small in statement.body:
+                if isinstance(small, cst.Import):
+                    for alias in small.names:
+                        dotted = self.spelling(alias.name)
+                        if alias.asname is not None:
+                            found[dotted] = self.spelling(alias.asname.name)
+                        else:
+                            found[dotted.split(".")[0]] = dotted.split(".")[0]
+                elif isinstance(small, cst.ImportFrom) and small.module is not None and not small.relative \
+                        and not isinstance(small.names, cst.ImportStar):
+                    module = self.spelling(small.module)
+                    for alias in small.names:
+                        name = self.spelling(alias.name)
+                        bound = self.spelling(alias.asname.name) if alias.asname is not None else name
+                        found[f"{module}.{name}"] = bound
+        return found
+
+    def spelling(self, node: cst.CSTNode) -> str:
+        """The node's source text, generated once per node (codegen walks the whole subtree)."""
+        spelled = self._spellings.get(node)
+        if spelled is None:
+            spelled = self._spellings[node] = self.module.code_for_node(node)
+        return spelled
 
     def _origins(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
         if isinstance(expr, cst.Name):

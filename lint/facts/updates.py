@@ -161,4 +161,4 @@ class ParameterUpdates:
                 for arg in call.args if isinstance(arg.value, cst.Name)}
 
     def _spelled(self, expr: cst.BaseExpression) -> str:
-        return self.facts.module.code_for_node(expr)
+        return self.facts.spelling(expr)
