@@ -510,6 +510,23 @@ class EvaluationAnalysis:
         sites = facts.training.caller_sites(function) if function is not None and depth > 0 else []
         return set().union(*(self._modes_at(site, switches, exits, depth - 1) for site in sites)) if sites else {None}
 
+    def mode_set_by_library(self, model: cst.BaseExpression) -> bool:
+        """A model a Lightning Trainer runs (`trainer.test(model, ...)`): the trainer switches its
+        mode itself, and leaves it in eval or train mode depending on the version."""
+        return any(o in self._run_by_trainer for o in self.facts.origins(model))
+
+    @functools.cached_property
+    def _run_by_trainer(self) -> set[cst.CSTNode]:
+        facts = self.facts
+        found: set[cst.CSTNode] = set()
+        for call in facts.calls:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in names.LIGHTNING_RUNS and any(
+                    isinstance(o, cst.Call) and facts.qualname(o.func) in names.LIGHTNING_TRAINERS for o in facts.origins(func.value)):
+                model = facts.argument(call, 0, "model")
+                found.update(facts.origins(model) if model is not None else ())
+        return found
+
     def has_dropout(self, model: cst.BaseExpression) -> bool:
         network = self.facts.networks.network_of(model)
         return network is not None and bool({op.api for op in network.ops} & names.DROPOUT_LAYERS)

@@ -23,7 +23,12 @@ class MissingNoGrad(Rule):
     training loop, in a function that trains nothing (`evaluate()`, `sample_images()`), after
     each epoch's training steps, or in a branch of the training loop that runs no backward pass
     (`if step % 50 == 0:`). A model built in the same function and never trained
-    (`net = ResNet18(); net(torch.randn(1, 3, 32, 32))`) is a smoke test, not an evaluation.
+    (`net = ResNet18(); net(torch.randn(1, 3, 32, 32))`) is a smoke test, not an evaluation; a
+    model's own `forward` running its submodules is part of the model; a forward whose result
+    its function returns is its callers' to judge, unless the function is named like an
+    evaluation (`evaluate`, `predict`, `sample`...). `torch.autograd.grad(out, x)` counts as a
+    backward pass, and `optimizer.zero_grad()` as training (the backward pass may run in a
+    callable handed the loss, `loss_scaler(loss, optimizer)`).
 
     The finding is a warning when the pass is large: it runs over every batch of a loader or
     dataset, on a tensor of 1,000 rows or a million values at once, on a batch again and again
