@@ -128,9 +128,14 @@ class EvaluationAnalysis:
         return found
 
     def _model_class(self, owner: cst.ClassDef) -> bool:
-        """An nn.Module subclass, or a class that defines `forward` (through a base the file
-        cannot resolve, `class Module(d2l.nn_Module)`, or none at all: a loss network's wrapper)."""
-        return self.facts.is_module_class(owner) or self.facts.method(owner, "forward") is not None
+        return owner in self._model_classes
+
+    @functools.cached_property
+    def _model_classes(self) -> set[cst.ClassDef]:
+        """nn.Module subclasses, and classes that define `forward` (through a base the file cannot
+        resolve, `class Module(d2l.nn_Module)`, or none at all: a loss network's wrapper)."""
+        facts = self.facts
+        return {owner for owner in facts.classes if facts.is_module_class(owner) or facts.method(owner, "forward") is not None}
 
     @functools.cached_property
     def _forward_method_names(self) -> set[str]:
