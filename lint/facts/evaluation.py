@@ -56,6 +56,7 @@ class EvaluationAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
         self._trained_on_cache: dict[cst.CSTNode, bool] = {}
+        self._returned_cache: dict[cst.CSTNode, bool] = {}
         self._sizes = PassSizes(facts)
 
     def size(self, found: EvaluationPass) -> PassSize:
@@ -91,7 +92,7 @@ class EvaluationAnalysis:
         facts = self.facts
         function = facts.enclosing_function(call)
         owner = facts.enclosing_class(function) if function is not None else None
-        if owner is not None and facts.is_module_class(owner):
+        if owner is not None and self._model_class(owner):
             return None  # a submodule called inside a model's own methods
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
@@ -117,7 +118,7 @@ class EvaluationAnalysis:
         facts = self.facts
         found: dict[cst.FunctionDef, list[cst.Call]] = {}
         for owner in facts.classes:
-            if not facts.is_module_class(owner):
+            if not self._model_class(owner):
                 continue
             for name, method in facts.methods(owner).items():
                 runs = [c for c in nodes_within(method.body, cst.Call) if self._runs_own_layer(c, method)] \
@@ -125,6 +126,16 @@ class EvaluationAnalysis:
                 if runs:
                     found[method] = runs
         return found
+
+    def _model_class(self, owner: cst.ClassDef) -> bool:
+        return owner in self._model_classes
+
+    @functools.cached_property
+    def _model_classes(self) -> set[cst.ClassDef]:
+        """nn.Module subclasses, and classes that define `forward` (through a base the file cannot
+        resolve, `class Module(d2l.nn_Module)`, or none at all: a loss network's wrapper)."""
+        facts = self.facts
+        return {owner for owner in facts.classes if facts.is_module_class(owner) or facts.method(owner, "forward") is not None}
 
     @functools.cached_property
     def _forward_method_names(self) -> set[str]:
@@ -162,7 +173,7 @@ class EvaluationAnalysis:
         """Whether a loop that trains runs the pass: a periodic check, a sample each epoch, a
         helper such as `sample_images()` called from the training loop."""
         training = self.facts.training
-        return any(self._trains(training.reachable(loop)) for loop in training.loops_around(found.call))
+        return any(training.trains(training.reachable(loop)) for loop in training.loops_around(found.call))
 
     def _result_reads(self, call: cst.Call) -> list[cst.Name]:
         """The reads of the name `out = model(x)` binds (none for other statements)."""
@@ -195,8 +206,11 @@ class EvaluationAnalysis:
     def _fresh_untrained(self, call: cst.Call, model: cst.BaseExpression) -> bool:
         """A model built in the function that calls it, directly or by a factory (`net = Net()`,
         `net = ResNet18()`), that nothing trains or loads weights into: a smoke test
-        (`def test(): net = ResNet18(); net(torch.randn(1, 3, 32, 32))`)."""
+        (`def test(): net = ResNet18(); net(torch.randn(1, 3, 32, 32))`), or a layer built on
+        the spot and called at once (`nn.Upsample(scale_factor=2)(x)`)."""
         facts = self.facts
+        if isinstance(model, cst.Call):
+            return facts.kind_of(model) == "model" and not self._loads(model)  # `nn.Upsample(scale_factor=2)(x)`
         if not isinstance(model, cst.Name):
             return False
         function = facts.enclosing_function(call)
@@ -241,34 +255,30 @@ class EvaluationAnalysis:
     def _evaluation_reason(self, call: cst.Call, model: cst.BaseExpression) -> Optional[str]:
         """Why a forward call is an evaluation pass, or None when it is not one: its output
         reaches a backward pass, or it runs in code that trains. A forward whose result its
-        function returns to callers the file does not show is one only when the function is
-        named like one (evaluate, predict, sample...)."""
+        function returns to its callers is one only when the function is named like one
+        (evaluate, predict, sample...): the callers may train on it or run it under no_grad."""
         if self._result_trained_on(call):
             return None
-        if self._trains(self._local_context(call)):
+        if self.facts.training.trains(self._local_context(call)):
             if self._side_branch(call):
                 return SIDE_BRANCH
             return AFTER_EPOCH if self._after_inner_training(call) else None
         if self._after_inner_training(call):
             return AFTER_EPOCH
         function = self.facts.enclosing_function(call)
-        if function is not None and not self._trains(self.facts.training.reachable(function)):
-            if self._returned(call) and not self.facts.call_sites(function) and not EVALUATION_NAME.search(function.name.value):
-                return None  # handed back to callers the file does not show: they may train on it
+        if function is not None and not self.facts.training.trains(self.facts.training.reachable(function)):
+            if self._returned(call) and not EVALUATION_NAME.search(function.name.value):
+                return None  # handed back to callers: they may train on it, or run it under no_grad
             return f"in {function.name.value}()"
         after = self._after_training(call)
         if after is not None:
             return after
         return "on a loaded model" if function is None and self._is_loaded(model) else None
 
-    def _trains(self, nodes: list[cst.CSTNode]) -> bool:
-        training = self.facts.training
-        return any(training.is_backward(n) or training.is_optimizer_step(n) for n in nodes)
-
     def _returned(self, call: cst.Call) -> bool:
-        """`return model(x)`, or `out = model(x)` with `out` read in a return statement."""
-        return isinstance(self._statement(call), cst.Return) or any(
-            isinstance(self._statement(read), cst.Return) for read in self._result_reads(call))
+        """What the statement around the call computes reaches a return statement of its
+        function: `return model(x)`, `feats = model(x); v += feats; return v`, a dict of losses."""
+        return self._flows_to(self._statement(call), self._returned_cache, returned=True)
 
     def _statement(self, node: cst.CSTNode) -> Optional[cst.CSTNode]:
         return next((a for a in self.facts.ancestors(node) if isinstance(a, (cst.BaseSmallStatement, cst.BaseCompoundStatement))), None)
@@ -290,7 +300,7 @@ class EvaluationAnalysis:
             return False
         for inner in nodes_within(branch, cst.Call):
             reached = [inner] + [n for f in facts.called_functions(inner) for n in training.reachable(f)]
-            if self._trains(reached):
+            if training.trains(reached):
                 return False
         return True
 
@@ -303,7 +313,7 @@ class EvaluationAnalysis:
         for outer in facts.enclosing_loops(call):
             inside = [n for n in facts.effects.get(outer, []) if isinstance(n, cst.Call)]
             own_level = [n for n in inside if facts.enclosing_loops(n)[:1] == [outer]]
-            if self._trains(own_level):
+            if training.trains(own_level):
                 continue
             for node in inside:
                 if facts.order_of(node) >= at:
@@ -322,42 +332,46 @@ class EvaluationAnalysis:
         """Whether a backward pass uses what the statement around the call computes, following
         the result forward through the function: `probs = policy(state)`, `m = Categorical(probs)`,
         `policy.saved_log_probs.append(m.log_prob(a))` with that list differentiated elsewhere."""
-        return self._statement_trained_on(self._statement(call))
+        return self._flows_to(self._statement(call), self._trained_on_cache, returned=False)
 
-    def _statement_trained_on(self, statement: Optional[cst.CSTNode]) -> bool:
-        """What a statement computes reaches a backward pass: its assignment targets, the list it
-        appends to, what its function returns, a backward call in it, or (for a name it binds)
-        a later statement that reads the name. Memoised; a statement met again while it is being
-        answered adds nothing."""
+    def _flows_to(self, statement: Optional[cst.CSTNode], cache: dict[cst.CSTNode, bool], returned: bool) -> bool:
+        """What a statement computes reaches a backward pass (`returned` False: its assignment
+        targets, the list it appends to, what its function returns, a backward call in it), or a
+        return statement (`returned` True); for a name it binds, through a later statement that
+        reads the name. Memoised in `cache`; a statement met again while it is being answered
+        adds nothing."""
         if statement is None:
             return False
-        found = self._trained_on_cache.get(statement)
+        found = cache.get(statement)
         if found is None:
-            self._trained_on_cache[statement] = False
-            found = self._trained_on_cache[statement] = self._compute_statement_trained_on(statement)
+            cache[statement] = False
+            found = cache[statement] = self._compute_flows_to(statement, cache, returned)
         return found
 
-    def _compute_statement_trained_on(self, statement: cst.CSTNode) -> bool:
+    def _compute_flows_to(self, statement: cst.CSTNode, cache: dict[cst.CSTNode, bool], returned: bool) -> bool:
         facts, training = self.facts, self.facts.training
         if isinstance(statement, cst.Assign):
             targets = [t.target for t in statement.targets]
         elif isinstance(statement, (cst.AnnAssign, cst.AugAssign)):
             targets = [statement.target]
         elif isinstance(statement, cst.Return):
-            return statement.value is not None and training.returned_to_backward(statement.value)
+            return statement.value is not None and (returned or training.returned_to_backward(statement.value))
         elif isinstance(statement, cst.Expr):
             calls = nodes_within(statement, cst.Call)
-            if any(training.is_backward(c) for c in calls):
+            if not returned and any(training.computes_gradients(c) for c in calls):
                 return True
             targets = [c.func.value for c in calls if isinstance(c.func, cst.Attribute) and c.func.attr.value in ("append", "extend")]
         else:
             return False
         leaves = [leaf for target in targets
                   for leaf in ([target] if isinstance(target, (cst.Name, cst.Attribute)) else nodes_within(target, (cst.Name, cst.Attribute)))]
-        if any(training.feeds_backward(leaf) or isinstance(leaf, cst.Attribute) and training.spelled_in_backward(leaf)
-               or any(training.feeds_backward(d) for d in self._defined_outside(leaf)) for leaf in leaves):
+        if returned:  # `terms["mse"] = ...` or `outs.append(...)` fills a container the function may return
+            leaves += [d for leaf in leaves if isinstance(leaf, cst.Name) and leaf not in facts.bindings
+                       for d in facts.reaching_nodes(leaf) if isinstance(d, cst.Name) and d in facts.bindings]
+        if not returned and any(training.feeds_backward(leaf) or isinstance(leaf, cst.Attribute) and training.spelled_in_backward(leaf)
+                                or any(training.feeds_backward(d) for d in self._defined_outside(leaf)) for leaf in leaves):
             return True
-        return any(self._statement_trained_on(self._statement(read))
+        return any(self._flows_to(self._statement(read), cache, returned)
                    for leaf in leaves if isinstance(leaf, cst.Name) for read in self._reads_by_target.get(leaf, []))
 
     def _defined_outside(self, leaf: cst.BaseExpression) -> list[cst.Name]:
@@ -500,6 +514,23 @@ class EvaluationAnalysis:
             return {max(earlier)[1]}
         sites = facts.training.caller_sites(function) if function is not None and depth > 0 else []
         return set().union(*(self._modes_at(site, switches, exits, depth - 1) for site in sites)) if sites else {None}
+
+    def mode_set_by_library(self, model: cst.BaseExpression) -> bool:
+        """A model a Lightning Trainer runs (`trainer.test(model, ...)`): the trainer switches its
+        mode itself, and leaves it in eval or train mode depending on the version."""
+        return any(o in self._run_by_trainer for o in self.facts.origins(model))
+
+    @functools.cached_property
+    def _run_by_trainer(self) -> set[cst.CSTNode]:
+        facts = self.facts
+        found: set[cst.CSTNode] = set()
+        for call in facts.calls:
+            func = call.func
+            if isinstance(func, cst.Attribute) and func.attr.value in names.LIGHTNING_RUNS and any(
+                    isinstance(o, cst.Call) and facts.qualname(o.func) in names.LIGHTNING_TRAINERS for o in facts.origins(func.value)):
+                model = facts.argument(call, 0, "model")
+                found.update(facts.origins(model) if model is not None else ())
+        return found
 
     def has_dropout(self, model: cst.BaseExpression) -> bool:
         network = self.facts.networks.network_of(model)

@@ -26,6 +26,10 @@ def canonical(name: str) -> str:
     return name
 
 
+# Lightning's Trainer: running a model through it (`trainer.test(model)`) sets the model's mode,
+# and which mode it leaves depends on the version.
+LIGHTNING_TRAINERS = {"pytorch_lightning.Trainer", "pytorch_lightning.trainer.Trainer", "lightning.Trainer"}
+LIGHTNING_RUNS = {"fit", "validate", "test", "predict"}
 MODULE_BASES = {
     "torch.nn.Module",
     "pytorch_lightning.LightningModule",

@@ -82,7 +82,7 @@ class PassSizes:
 
     def _trains(self, loop: cst.CSTNode) -> bool:
         training = self.facts.training
-        return any(training.is_backward(n) or training.is_optimizer_step(n) for n in training.reachable(loop))
+        return training.trains(training.reachable(loop))
 
     def _iterated_kind(self, loop: cst.CSTNode) -> Optional[str]:
         """"batch" for a `for` loop over a loader, "item" over a dataset (a local Dataset class,

@@ -128,6 +128,28 @@ class TrainingAnalysis:
         return name in ("backward", "manual_backward")
 
     @staticmethod
+    def is_autograd_grad(node: cst.CSTNode) -> bool:
+        """`torch.autograd.grad(outputs, inputs)` (`autograd.grad`, `th.autograd.grad`): a backward
+        pass that returns the gradients instead of accumulating them."""
+        return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "grad" \
+            and _terminal_name(node.func.value) == "autograd"
+
+    def computes_gradients(self, node: cst.CSTNode) -> bool:
+        """A backward pass of either kind: `loss.backward()` or `torch.autograd.grad(loss, x)`."""
+        return self.is_backward(node) or self.is_autograd_grad(node)
+
+    def is_zero_grad(self, node: cst.CSTNode) -> bool:
+        """`optimizer.zero_grad()`: the code around it trains, even when the backward pass and the
+        step run in a callable the file does not show (`loss_scaler(loss, optimizer)`)."""
+        return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "zero_grad" \
+            and self.is_optimizer(node.func.value)
+
+    def trains(self, nodes: list[cst.CSTNode]) -> bool:
+        """Whether any of the nodes trains: a backward pass of either kind, an optimizer step or
+        an optimizer's zero_grad()."""
+        return any(self.computes_gradients(n) or self.is_optimizer_step(n) or self.is_zero_grad(n) for n in nodes)
+
+    @staticmethod
     def differentiated(call: cst.Call) -> list[cst.BaseExpression]:
         """What a backward call may differentiate: `X` in `X.backward()` (`scaler.scale(X)`
         included) and the first argument of `accelerator.backward(X)` or `torch.autograd.backward(X)`."""
@@ -191,6 +213,8 @@ class TrainingAnalysis:
         spellings: set[tuple[str, Optional[cst.CSTNode]]] = set()
         seen: set[cst.CSTNode] = set()
         todo = [e for call in self.backward_calls for e in self.differentiated(call)]
+        todo += [outputs for call in facts.calls if self.is_autograd_grad(call)
+                 for outputs in [facts.argument(call, 0, "outputs")] if outputs is not None]
         while todo:
             expr = todo.pop()
             if expr in seen:

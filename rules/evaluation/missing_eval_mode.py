@@ -21,7 +21,8 @@ class MissingEvalMode(Rule):
     latest `model.eval()` / `model.train(False)` / `model.train()` earlier in the same function
     (else before the call that leads there) sets the mode; the pass is reported when some path
     leaves the model in training mode or none calls `eval()`. Models whose layers cannot be seen
-    stay quiet.
+    stay quiet, and so do models a Lightning Trainer runs (`trainer.test(model)`), whose mode
+    the trainer sets itself.
 
     Also finds dropout that `eval()` cannot switch off, in a module's forward: `F.dropout(x, p)`
     with no `training=` (it defaults to True), and dropout gated by a flag of the module's own
@@ -263,6 +264,43 @@ for epoch in range(10):
     with torch.no_grad():
         val_loss = nn.functional.cross_entropy(model(x_val), y_val)
 """,
+        # a Lightning Trainer ran the model (`trainer.test(model)`): it sets the mode itself, and which
+        # mode it leaves depends on the version
+        """
+import os
+
+import pytorch_lightning as pl
+import torch
+import torch.nn as nn
+
+
+class Predictor(pl.LightningModule):
+    def __init__(self, dropout):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(8, 32), nn.Dropout(dropout), nn.Linear(32, 2))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def get_features(self, x):
+        return self.net(x).softmax(-1)
+
+
+def train_model(**kwargs):
+    trainer = pl.Trainer(max_epochs=10)
+    if os.path.isfile("pretrained.ckpt"):
+        model = Predictor.load_from_checkpoint("pretrained.ckpt")
+    else:
+        model = Predictor(**kwargs)
+        trainer.fit(model, train_loader, val_loader)
+    result = trainer.test(model, dataloaders=test_loader)
+    return model, result
+
+
+model, result = train_model(dropout=0.0)
+with torch.no_grad():
+    features = model.get_features(x_test)
+""",
     ]
     INVALID = [
         # d2l's dropout from scratch: the flag is fixed when the model is built
@@ -426,7 +464,7 @@ for epoch in range(10):
             if found.detached and not evaluation.has_dropout(found.model) and evaluation.during_training(found):
                 continue  # a sample saved during training (a GAN generator's images) keeps BatchNorm in training mode by design
             modes = evaluation.modes_before(found.call, found.model)
-            if "eval" in modes and "train" not in modes:
+            if "eval" in modes and "train" not in modes or evaluation.mode_set_by_library(found.model):
                 continue
             model = ctx.facts.module.code_for_node(found.model)
             ctx.report(

@@ -23,7 +23,12 @@ class MissingNoGrad(Rule):
     training loop, in a function that trains nothing (`evaluate()`, `sample_images()`), after
     each epoch's training steps, or in a branch of the training loop that runs no backward pass
     (`if step % 50 == 0:`). A model built in the same function and never trained
-    (`net = ResNet18(); net(torch.randn(1, 3, 32, 32))`) is a smoke test, not an evaluation.
+    (`net = ResNet18(); net(torch.randn(1, 3, 32, 32))`) is a smoke test, not an evaluation; a
+    model's own `forward` running its submodules is part of the model; a forward whose result
+    its function returns is its callers' to judge, unless the function is named like an
+    evaluation (`evaluate`, `predict`, `sample`...). `torch.autograd.grad(out, x)` counts as a
+    backward pass, and `optimizer.zero_grad()` as training (the backward pass may run in a
+    callable handed the loss, `loss_scaler(loss, optimizer)`).
 
     The finding is a warning when the pass is large: it runs over every batch of a loader or
     dataset, on a tensor of 1,000 rows or a million values at once, on a batch again and again
@@ -304,6 +309,114 @@ for epoch in range(5):
         loss_G.backward()
         optimizer_G.step()
 """,
+        # a model's own forward runs its submodules, whatever its base (d2l's `d2l.nn_Module`, lpips' `BaseModel`): part of a model, not an evaluation
+        """
+import sys
+import torch
+from torch import nn
+
+nn_Module = nn.Module
+d2l = sys.modules[__name__]
+
+
+class Module(d2l.nn_Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.Dropout(0.5), nn.Linear(16, 2))
+
+    def forward(self, X):
+        return self.net(X)
+
+
+class DistModel(BaseModel):
+    def forward(self, in0, in1):
+        print(self.net.forward(in0, in1))
+
+
+model = Module()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+for x, y in loader:
+    loss = nn.functional.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+""",
+        # a parameter-free layer built on the spot and called at once is an operation, not a model
+        """
+import torch
+from torch import nn
+from torchvision.utils import save_image
+
+
+def save_upscaled(images, path):
+    save_image(nn.Upsample(scale_factor=2, mode="bilinear")(images), path)
+""",
+        # results returned to callers (guided-diffusion's training_losses, a sampling helper called under no_grad): the callers decide
+        """
+import torch
+
+
+class GaussianDiffusion:
+    def p_mean_variance(self, model, x, t):
+        out = model(x, t)
+        mean, log_var = out.chunk(2, dim=1)
+        return {"mean": mean, "log_variance": log_var}
+
+    def p_sample(self, model, x, t):
+        with torch.no_grad():
+            out = self.p_mean_variance(model, x, t)
+        return out["mean"] + torch.exp(0.5 * out["log_variance"]) * torch.randn_like(x)
+
+    def training_losses(self, model, x_start, t):
+        terms = {}
+        noise = torch.randn_like(x_start)
+        terms["mse"] = ((model(x_start + noise, t) - noise) ** 2).mean()
+        return terms
+""",
+        # features accumulated and returned for a caller the file does not show (dino's multi_scale)
+        """
+import torch
+import torch.nn.functional as F
+
+
+def multi_scale(samples, model):
+    v = None
+    for s in [1, 0.5]:
+        feats = model(F.interpolate(samples, scale_factor=s)).clone()
+        if v is None:
+            v = feats
+        else:
+            v += feats
+    return v / v.norm()
+""",
+        # torch.autograd.grad is a backward pass: classifier guidance differentiates the forward's output
+        """
+import torch
+import torch.nn.functional as F
+
+
+def cond_fn(classifier, x, t, y, scale):
+    with torch.enable_grad():
+        x_in = x.detach().requires_grad_(True)
+        log_probs = F.log_softmax(classifier(x_in, t), dim=-1)
+        selected = log_probs[range(len(log_probs)), y.view(-1)]
+        grad = torch.autograd.grad(selected.sum(), x_in)[0]
+    print(grad.norm() * scale)
+""",
+        # the backward pass and the step run in a callable handed the loss (deit's loss_scaler), next to optimizer.zero_grad()
+        """
+import torch
+
+
+def train_one_epoch(model, criterion, data_loader, optimizer, loss_scaler):
+    model.train()
+    for samples, targets in data_loader:
+        with torch.autocast("cuda"):
+            loss = criterion(model(samples), targets)
+        print(loss.item())
+        optimizer.zero_grad()
+        loss_scaler(loss, optimizer, parameters=model.parameters())
+""",
     ]
     INVALID = [
         # the model variable shadows the module it comes from (pytorch/examples word_language_model)
@@ -527,7 +640,7 @@ def _trains(facts, node: cst.CSTNode) -> bool:
     reached = training.reachable(node) if isinstance(node, (cst.FunctionDef, cst.For, cst.While)) else [
         n for call in nodes_within(node, cst.Call)
         for n in [call, *(m for f in facts.called_functions(call) for m in training.reachable(f))]]
-    return any(training.is_backward(n) or training.is_optimizer_step(n) for n in reached)
+    return training.trains(reached)
 
 
 def _no_grad_fix(facts, call: cst.Call) -> Optional[FixSpec]:
