@@ -12,7 +12,7 @@ import libcst as cst
 
 from mlplint.lint.facts import names
 from mlplint.lint.facts.core import ScriptFacts, nodes_within
-from mlplint.lint.facts.index import first_param
+from mlplint.lint.facts.index import first_param, terminal_name
 from mlplint.lint.facts.pass_size import PassSize, PassSizes
 
 # Functions whose name says they evaluate or sample: evaluate, validate, test, predict, sample_images...
@@ -35,8 +35,6 @@ NOT_FORWARD_METHODS = {"__init__", "forward", "__call__"}
 _MAX_DEPTH = 6
 
 
-def _spelled(expr: cst.BaseExpression) -> str:
-    return expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
 
 
 @dataclass(frozen=True)
@@ -155,12 +153,12 @@ class EvaluationAnalysis:
         facts = self.facts
         if any(facts.local_definitions(o, cst.ClassDef) for o in facts.origins(func) if isinstance(o, cst.Name)):
             return True
-        last = _spelled(func)
+        last = terminal_name(func)
         return last[:1].isupper() and any(c.islower() for c in last)
 
     @staticmethod
     def _named_like_model(expr: cst.BaseExpression) -> bool:
-        spelled = _spelled(expr)
+        spelled = terminal_name(expr)
         return bool(MODEL_NAME.search(spelled)) and not ACTION_NAME.search(spelled)
 
     def _only_detached(self, call: cst.Call) -> bool:
@@ -225,7 +223,7 @@ class EvaluationAnalysis:
     @staticmethod
     def _loads(call: cst.Call) -> bool:
         """`torch.load(path)`, `Model.from_pretrained(name)`: a call that returns a loaded model."""
-        return _spelled(call.func) in LOAD_METHODS
+        return terminal_name(call.func) in LOAD_METHODS
 
     @functools.cached_property
     def _loaded(self) -> set[cst.CSTNode]:

@@ -384,6 +384,14 @@ def first_param(function: cst.FunctionDef) -> Optional[str]:
     return params[0].name.value if params else None
 
 
+def terminal_name(expr: cst.BaseExpression) -> str:
+    """`x` for `x` and for `a.b.x`; "" for anything else."""
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        return expr.attr.value
+    return ""
+
 
 def _unpacked_value(binding: Binding, target: cst.BaseExpression) -> cst.BaseExpression:
     """The expression a target receives: the element of a literal tuple or list for unpacking

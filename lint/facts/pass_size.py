@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import libcst as cst
 
 from mlplint.lint.facts.core import ScriptFacts
+from mlplint.lint.facts.index import terminal_name
 
 if TYPE_CHECKING:
     from mlplint.lint.facts.evaluation import EvaluationPass
@@ -108,8 +109,8 @@ class PassSizes:
                         return "item"
                     if any(facts.method(cls, "__getitem__") for cls in facts.local_definitions(origin.func, cst.ClassDef)):
                         return "item"
-                elif isinstance(origin, (cst.Name, cst.Attribute)) and DATA_NAME.search(_spelled(origin)):
-                    return "batch" if "load" in _spelled(origin).lower() or _spelled(origin).lower().endswith("dl") else "item"
+                elif isinstance(origin, (cst.Name, cst.Attribute)) and DATA_NAME.search(terminal_name(origin)):
+                    return "batch" if "load" in terminal_name(origin).lower() or terminal_name(origin).lower().endswith("dl") else "item"
         return None
 
     def _unwrapped(self, iterable: cst.BaseExpression) -> cst.BaseExpression:
@@ -187,8 +188,6 @@ class PassSizes:
         return _code(self.facts, self._unwrapped(iterator))
 
 
-def _spelled(expr: cst.BaseExpression) -> str:
-    return expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
 
 
 def _code(facts: ScriptFacts, expr: cst.CSTNode) -> str:

@@ -10,6 +10,7 @@ from typing import Iterator, Optional, Union
 import libcst as cst
 
 from mlplint.lint.facts.core import ScriptFacts, nodes_within
+from mlplint.lint.facts.index import terminal_name
 
 Loop = Union[cst.For, cst.While]
 # Receivers we cannot resolve are judged by name only as a last resort (functions imported
@@ -20,12 +21,6 @@ MAX_CALL_DEPTH = 6
 _SEEN_APIS = ("torch.", "builtins.", "tqdm.")
 
 
-def _terminal_name(expr: cst.BaseExpression) -> str:
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        return expr.attr.value
-    return ""
 
 # Calls that return a new model object (not the one they are given): a reload or a deep copy.
 NEW_MODEL_CALLS = {"torch.load", "torch.jit.load", "copy.deepcopy"}
@@ -103,7 +98,7 @@ class TrainingAnalysis:
         kind = self.facts.kind_of(expr)
         if kind is not None:
             return kind == "optimizer"
-        return bool(_OPTIMIZER_NAME.search(_terminal_name(expr)))
+        return bool(_OPTIMIZER_NAME.search(terminal_name(expr)))
 
     def is_optimizer_step(self, node: cst.CSTNode) -> bool:
         """`optimizer.step()` or `scaler.step(optimizer)`."""
@@ -124,7 +119,7 @@ class TrainingAnalysis:
         `torch.autograd.backward(...)`, `manual_backward(loss)` (Lightning)."""
         if not isinstance(node, cst.Call):
             return False
-        name = _terminal_name(node.func)
+        name = terminal_name(node.func)
         return name in ("backward", "manual_backward")
 
     @staticmethod
@@ -132,7 +127,7 @@ class TrainingAnalysis:
         """`torch.autograd.grad(outputs, inputs)` (`autograd.grad`, `th.autograd.grad`): a backward
         pass that returns the gradients instead of accumulating them."""
         return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "grad" \
-            and _terminal_name(node.func.value) == "autograd"
+            and terminal_name(node.func.value) == "autograd"
 
     def computes_gradients(self, node: cst.CSTNode) -> bool:
         """A backward pass of either kind: `loss.backward()` or `torch.autograd.grad(loss, x)`."""

@@ -53,7 +53,7 @@ class ParameterUpdates:
             elif isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.BinaryOperation):
                 target = strip_data(node.targets[0].target)
                 value = node.value
-                if isinstance(value.operator, (cst.Add, cst.Subtract)) and self._spelled(strip_data(value.left)) == self._spelled(target):
+                if isinstance(value.operator, (cst.Add, cst.Subtract)) and self.facts.spelling(strip_data(value.left)) == self.facts.spelling(target):
                     sign = self._gradient_sign(value.right, target)
                     update = (target, sign * (-1 if isinstance(value.operator, cst.Subtract) else 1)) if sign else None
             elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add_", "sub_"):
@@ -94,13 +94,13 @@ class ParameterUpdates:
         facts = self.facts
         expr = strip_data(expr)
         if isinstance(expr, cst.Attribute) and expr.attr.value == "grad":
-            return self._spelled(strip_data(expr.value)) == self._spelled(owner)
+            return self.facts.spelling(strip_data(expr.value)) == self.facts.spelling(owner)
         if isinstance(expr, cst.Name):  # d_p = p.grad (.data)
             values = [facts.bindings[n].value for n in facts.reaching_nodes(expr)
                       if n in facts.bindings and not facts.bindings[n].path and not facts.bindings[n].loop]
             return bool(values) and all(
                 isinstance(strip_data(v), cst.Attribute) and strip_data(v).attr.value == "grad"
-                and self._spelled(strip_data(strip_data(v).value)) == self._spelled(owner) for v in values)
+                and self.facts.spelling(strip_data(strip_data(v).value)) == self.facts.spelling(owner) for v in values)
         return False
 
     def _scalar_sign(self, expr: cst.BaseExpression) -> int:
@@ -160,5 +160,3 @@ class ParameterUpdates:
                 if facts.qualname(call.func) is None and not isinstance(call.func, cst.Attribute)
                 for arg in call.args if isinstance(arg.value, cst.Name)}
 
-    def _spelled(self, expr: cst.BaseExpression) -> str:
-        return self.facts.spelling(expr)

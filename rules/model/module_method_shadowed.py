@@ -6,7 +6,7 @@ from typing import Optional, Union
 import libcst as cst
 
 from mlplint.lint.facts.core import nodes_within
-from mlplint.lint.facts.index import first_param
+from mlplint.lint.facts.index import first_param, terminal_name
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
@@ -590,8 +590,7 @@ def _may_be_flag(facts, expr: cst.BaseExpression) -> bool:
 def _skipped(facts, method: cst.FunctionDef) -> bool:
     for decorator in method.decorators:
         expr = decorator.decorator.func if isinstance(decorator.decorator, cst.Call) else decorator.decorator
-        name = expr.attr.value if isinstance(expr, cst.Attribute) else expr.value if isinstance(expr, cst.Name) else ""
-        if name in SKIPPED_DECORATORS:
+        if terminal_name(expr) in SKIPPED_DECORATORS:
             return True
     return first_param(method) is None
 
@@ -677,8 +676,7 @@ def _method_problem(facts, owner: cst.ClassDef, method: cst.FunctionDef, spec: _
 
 
 def _decorator_name(decorator: cst.Decorator) -> str:
-    expr = decorator.decorator
-    return expr.value if isinstance(expr, cst.Name) else expr.attr.value if isinstance(expr, cst.Attribute) else ""
+    return terminal_name(decorator.decorator)
 
 
 def _sets_state(node: Union[cst.Assign, cst.AugAssign], spec: _Spec) -> bool:

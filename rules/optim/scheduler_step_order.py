@@ -5,6 +5,7 @@ from typing import Optional
 
 import libcst as cst
 
+from mlplint.lint.facts.index import terminal_name
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
@@ -226,8 +227,7 @@ for epoch in range(50):
         kind = facts.kind_of(func.value)
         if kind is not None:
             return kind == "scheduler"
-        name = func.value.value if isinstance(func.value, cst.Name) else func.value.attr.value if isinstance(func.value, cst.Attribute) else ""
-        return bool(_SCHEDULER_NAME.search(name))
+        return bool(_SCHEDULER_NAME.search(terminal_name(func.value)))
 
     @staticmethod
     def _position_in(facts, loop: cst.CSTNode, node: cst.Call) -> Optional[int]:

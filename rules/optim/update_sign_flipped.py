@@ -124,7 +124,7 @@ for x, y in loader:
         for update in ctx.facts.parameter_updates:
             if update.sign > 0:
                 yield update.node, (
-                    f"this update adds the gradient of `{_spelled(ctx, update.parameter)}` to it: that is gradient "
+                    f"this update adds the gradient of `{ctx.facts.spelling(update.parameter)}` to it: that is gradient "
                     "ascent, so the loss grows at every step; subtract it (p -= lr * p.grad, or p.add_(p.grad, alpha=-lr))")
 
     # ------------------------------------------------------------------ negated losses
@@ -160,5 +160,3 @@ for x, y in loader:
         return [v for v in values if isinstance(v, cst.UnaryOperation) and isinstance(v.operator, cst.Minus)]
 
 
-def _spelled(ctx: RuleContext, expr: cst.BaseExpression) -> str:
-    return ctx.facts.module.code_for_node(expr)
