@@ -8,7 +8,6 @@ report. Child-process side: torch and the standard library only.
 from __future__ import annotations
 
 import faulthandler
-import functools
 import os
 import signal
 import socket
@@ -18,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from .patches import Patches
 
 # Environment torchrun gives every rank; a world of one gets the same.
 WORLD_OF_ONE = {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": "0",
@@ -82,7 +83,7 @@ class CpuMapping:
 
     def __init__(self, mapped: list[str]) -> None:
         self.mapped = mapped
-        self._patches: list[tuple[Any, str, Any]] = []
+        self._patches = Patches()
 
     def note(self, change: str) -> None:
         if change not in self.mapped:
@@ -90,27 +91,20 @@ class CpuMapping:
 
     def install(self) -> None:
         if dist.is_available():  # some builds (older macOS wheels) have no torch.distributed
-            self._patch(dist, "init_process_group", self._init_process_group)
-        self._patch(torch.cuda, "set_device", self._ignored("torch.cuda.set_device() ignored"))
-        self._patch(torch.cuda, "synchronize", self._ignored("torch.cuda.synchronize() ignored"))
-        self._patch(torch.Tensor, "cuda", self._kept("Tensor.cuda() kept on the CPU", lambda tensor, *a, **k: tensor))
-        self._patch(nn.Module, "cuda", self._kept("Module.cuda() kept on the CPU", lambda module, *a, **k: module))
-        self._patch(torch.Tensor, "to", self._to)
-        self._patch(nn.Module, "to", self._to)
-        self._patch(DistributedDataParallel, "__init__", self._ddp_init)
-        self._patch(torch, "load", self._load)
+            self._patches.wrap(dist, "init_process_group", self._init_process_group)
+        self._patches.wrap(torch.cuda, "set_device", self._ignored("torch.cuda.set_device() ignored"))
+        self._patches.wrap(torch.cuda, "synchronize", self._ignored("torch.cuda.synchronize() ignored"))
+        self._patches.wrap(torch.Tensor, "cuda", self._kept("Tensor.cuda() kept on the CPU", lambda tensor, *a, **k: tensor))
+        self._patches.wrap(nn.Module, "cuda", self._kept("Module.cuda() kept on the CPU", lambda module, *a, **k: module))
+        self._patches.wrap(torch.Tensor, "to", self._to)
+        self._patches.wrap(nn.Module, "to", self._to)
+        self._patches.wrap(DistributedDataParallel, "__init__", self._ddp_init)
+        self._patches.wrap(torch, "load", self._load)
         for name in FACTORIES:
-            self._patch(torch, name, self._factory)
+            self._patches.wrap(torch, name, self._factory)
 
     def remove(self) -> None:
-        for owner, attribute, original in reversed(self._patches):
-            setattr(owner, attribute, original)
-        self._patches = []
-
-    def _patch(self, owner: Any, attribute: str, make_wrapper: Callable[[Callable], Callable]) -> None:
-        original = getattr(owner, attribute)
-        self._patches.append((owner, attribute, original))
-        setattr(owner, attribute, functools.wraps(original)(make_wrapper(original)))
+        self._patches.remove()
 
     def _init_process_group(self, original: Callable) -> Callable:
         def init_process_group(*args: Any, **kwargs: Any) -> Any:

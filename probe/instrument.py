@@ -53,6 +53,7 @@ from .collectors.unit_similarity import UnitSimilarityCollector
 from .collectors.updates import UpdateRatioCollector
 from .collectors.weight_decay import WeightDecayCollector
 from .collectors.zero_grad import ZeroGradCollector
+from .patches import Patches
 from .distributed import CpuMapping, current_rank, dump_stacks_on_signal, needs_world_of_one, rank_file, set_world_of_one
 from .interventions import Intervention, from_config, run_source, seed_everything
 from .tracking import ModelInfo, Tracker
@@ -130,7 +131,7 @@ class Session:
         self._handles: list[Any] = []  # removed by remove(): optimizer hooks and per-model hooks
         self._discovery: Optional[Any] = None  # the global forward pre-hook, while models are looked for
         self._layer_hook: Optional[Any] = None  # the global forward hook, while layers are measured
-        self._patches: list[tuple[Any, str, Any]] = []
+        self._patches = Patches()
         self._last_flush = time.monotonic()
         self._flush_interval = FLUSH_SECONDS
         self._early_flushed: set[int] = set()  # the EARLY_FLUSH_STEPS written (each once, whatever optimizer reached it)
@@ -145,21 +146,21 @@ class Session:
         for model in self.tracker.models.values():  # known from an earlier install
             self._hook_root(model.module)
         self._discover(True)
-        self._patch(torch.autograd, "backward", self._wrap_backward)  # Tensor.backward calls it too
-        self._patch(torch.optim.Optimizer, "zero_grad", self._wrap_optimizer_zero_grad)
-        self._patch(nn.Module, "zero_grad", self._wrap_module_zero_grad)
+        self._patches.wrap(torch.autograd, "backward", self._wrap_backward)  # Tensor.backward calls it too
+        self._patches.wrap(torch.optim.Optimizer, "zero_grad", self._wrap_optimizer_zero_grad)
+        self._patches.wrap(nn.Module, "zero_grad", self._wrap_module_zero_grad)
         for kind in LOSS_FUNCTIONS:
-            self._patch(F, kind, functools.partial(self._wrap_loss, kind))
-        self._patch(lr_scheduler.LRScheduler, "__init__", self.schedulers.wrap_init)
+            self._patches.wrap(F, kind, functools.partial(self._wrap_loss, kind))
+        self._patches.wrap(lr_scheduler.LRScheduler, "__init__", self.schedulers.wrap_init)
         for scheduler_class in _scheduler_classes():
-            self._patch(scheduler_class, "step", functools.partial(self.schedulers.wrap_step, optimizer_steps=self._optimizer_steps,
+            self._patches.wrap(scheduler_class, "step", functools.partial(self.schedulers.wrap_step, optimizer_steps=self._optimizer_steps,
                                                                    step=lambda: self.tracker.step))
-        self._patch(os, "_exit", self._wrap_os_exit)
-        self._patch(DataLoader, "__iter__", self.epochs.wrap_iter)
-        self._patch(torch.optim.Optimizer, "__init__", self.manual.wrap_optimizer_init)
-        self._patch(torch.optim.Optimizer, "__init__", self._wrap_optimizer_init)
+        self._patches.wrap(os, "_exit", self._wrap_os_exit)
+        self._patches.wrap(DataLoader, "__iter__", self.epochs.wrap_iter)
+        self._patches.wrap(torch.optim.Optimizer, "__init__", self.manual.wrap_optimizer_init)
+        self._patches.wrap(torch.optim.Optimizer, "__init__", self._wrap_optimizer_init)
         self.scaler_fits.install()
-        self._patch(torch.amp.GradScaler, "step", lambda original: self.grad_scaler.wrap_step(original, lambda: self.tracker.step))
+        self._patches.wrap(torch.amp.GradScaler, "step", lambda original: self.grad_scaler.wrap_step(original, lambda: self.tracker.step))
         if self.progress_path is not None and self._progress is None:
             self._progress = os.open(self.progress_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if self.intervention is not None:
@@ -180,14 +181,7 @@ class Session:
             handle.remove()
         self._handles = []
         self._root_calls = 0
-        for owner, attribute, original in reversed(self._patches):
-            setattr(owner, attribute, original)
-        self._patches = []
-
-    def _patch(self, owner: Any, attribute: str, make_wrapper: Callable[[Callable], Callable]) -> None:
-        original = getattr(owner, attribute)
-        self._patches.append((owner, attribute, original))
-        setattr(owner, attribute, functools.wraps(original)(make_wrapper(original)))
+        self._patches.remove()
 
     # -- running -------------------------------------------------------------------------------
     def run_script(self, script: str, args: list[str], source: Optional[str] = None) -> dict[str, Any]:
