@@ -68,6 +68,11 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     return found
 
 
+def _leaves_block(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(small, (cst.Return, cst.Raise, cst.Break, cst.Continue)) for small in statement.body)
+
+
 def syntax_children(node: cst.CSTNode) -> list[cst.CSTNode]:
     """A node's syntax children in source order (what the walk visits below it)."""
     children = []
@@ -101,6 +106,7 @@ class Indexer:
         # (enclosing function, loops around the node within it, innermost first), one per container
         self.contexts: list[tuple[Optional[cst.FunctionDef], tuple]] = [(None, ())]
         self.clock = 0
+        self.unreachable = 0  # > 0 inside statements that follow a return/raise/break/continue in their block
 
     def run(self, module: cst.Module) -> Scope:
         scope = Scope("module", None)
@@ -118,10 +124,22 @@ class Indexer:
             self._class(node, scope)
         elif node_type in _COMPREHENSIONS:
             self._comprehension(node, scope)
+        elif node_type is cst.IndentedBlock:
+            self._block(node, scope)
         else:
             for child in syntax_children(node):
                 self._walk(child, scope)
         self._leave(node)
+
+    def _block(self, block: cst.IndentedBlock, scope: Scope) -> None:
+        """A block's statements; those after one that leaves the block ("old code below" after a
+        `return`) are indexed but never run, so they record no effects."""
+        left = False
+        for statement in syntax_children(block):
+            self.unreachable += left
+            self._walk(statement, scope)
+            self.unreachable -= left
+            left = left or _leaves_block(statement)
 
     def _function(self, node: Union[cst.FunctionDef, cst.Lambda], scope: Scope) -> None:
         """Decorators, defaults, annotations and the name belong to the scope around the
@@ -339,6 +357,8 @@ class Indexer:
         return None
 
     def _record_effect(self, node: cst.CSTNode) -> None:
+        if self.unreachable:
+            return
         facts = self.facts
         facts.effects.setdefault(facts.module, []).append(node)
         for container in self.containers:

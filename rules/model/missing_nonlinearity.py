@@ -49,6 +49,23 @@ class MissingNonlinearity(Rule):
     symptoms = ()
 
     VALID = [
+        # the "old code below" a return never runs (RoMa's attention layer)
+        """
+import torch.nn as nn
+import torch.nn.functional as F
+class Attention(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+    def forward(self, x):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        x = self.proj(F.scaled_dot_product_attention(q, k, v))
+        return x
+        # old code below
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.proj((q @ k.transpose(-2, -1)).softmax(-1) @ v)
+""",
         # the layer list is rebound for a second model: the first list's appends are not the second's
         """
 import torch
