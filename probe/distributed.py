@@ -99,9 +99,10 @@ class CpuMapping:
         self._patches.wrap(torch.Tensor, "to", self._to)
         self._patches.wrap(nn.Module, "to", self._to)
         self._patches.wrap(DistributedDataParallel, "__init__", self._ddp_init)
-        self._patches.wrap(torch, "load", self._load)
+        self._patches.wrap(torch, "load", self._keyword_to_cpu("map_location", "torch.load(map_location=CUDA) mapped to the CPU"))
+        on_cpu = self._keyword_to_cpu("device", "device='cuda' in tensor factories mapped to the CPU")
         for name in FACTORIES:
-            self._patches.wrap(torch, name, self._factory)
+            self._patches.wrap(torch, name, on_cpu)
 
     def remove(self) -> None:
         self._patches.remove()
@@ -150,23 +151,19 @@ class CpuMapping:
 
         return to
 
-    def _factory(self, original: Callable) -> Callable:
-        def factory(*args: Any, **kwargs: Any) -> Any:
-            if _is_cuda(kwargs.get("device")):
-                self.note("device='cuda' in tensor factories mapped to the CPU")
-                kwargs["device"] = "cpu"
-            return original(*args, **kwargs)
+    def _keyword_to_cpu(self, keyword: str, note: str) -> Callable[[Callable], Callable]:
+        """A wrapper maker that turns a CUDA value of `keyword` into "cpu" (`device=` of the tensor
+        factories, `map_location=` of torch.load)."""
+        def make(original: Callable) -> Callable:
+            def on_cpu(*args: Any, **kwargs: Any) -> Any:
+                if _is_cuda(kwargs.get(keyword)):
+                    self.note(note)
+                    kwargs[keyword] = "cpu"
+                return original(*args, **kwargs)
 
-        return factory
+            return on_cpu
 
-    def _load(self, original: Callable) -> Callable:
-        def load(*args: Any, **kwargs: Any) -> Any:
-            if _is_cuda(kwargs.get("map_location")):
-                self.note("torch.load(map_location=CUDA) mapped to the CPU")
-                kwargs["map_location"] = "cpu"
-            return original(*args, **kwargs)
-
-        return load
+        return make
 
     def _ddp_init(self, original: Callable) -> Callable:
         def __init__(ddp: Any, module: nn.Module, *args: Any, **kwargs: Any) -> None:

@@ -149,7 +149,7 @@ class PassSizes:
             if isinstance(func, cst.Attribute) and func.attr.value in ("next", "__next__"):
                 return "batch", self._iterated(func.value)
             if qualified is not None and qualified.startswith(GENERATED):
-                return "generated", facts.module.code_for_node(func)
+                return "generated", facts.spelling(func)
             functions = facts.local_definitions(func, cst.FunctionDef)
             if functions:
                 found = {self._source(value, steps - 1, path) for f in functions for value in facts.returns.get(f, [])}
@@ -191,5 +191,5 @@ class PassSizes:
 
 
 def _code(facts: ScriptFacts, expr: cst.CSTNode) -> str:
-    text = " ".join(facts.module.code_for_node(expr).split())
+    text = " ".join(facts.spelling(expr).split())
     return text if len(text) <= 40 else text[:37] + "..."
