@@ -110,7 +110,8 @@ class PassSizes:
                     if any(facts.method(cls, "__getitem__") for cls in facts.local_definitions(origin.func, cst.ClassDef)):
                         return "item"
                 elif isinstance(origin, (cst.Name, cst.Attribute)) and DATA_NAME.search(terminal_name(origin)):
-                    return "batch" if "load" in terminal_name(origin).lower() or terminal_name(origin).lower().endswith("dl") else "item"
+                    name = terminal_name(origin).lower()
+                    return "batch" if "load" in name or name.endswith("dl") else "item"
         return None
 
     def _unwrapped(self, iterable: cst.BaseExpression) -> cst.BaseExpression:
@@ -186,8 +187,6 @@ class PassSizes:
             if len(bindings) == 1 and bindings[0] is not None and not bindings[0].loop:
                 iterator = bindings[0].value
         return _code(self.facts, self._unwrapped(iterator))
-
-
 
 
 def _code(facts: ScriptFacts, expr: cst.CSTNode) -> str:
