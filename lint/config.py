@@ -109,14 +109,14 @@ class Settings:
     source: Optional[str] = None  # the configuration file these settings come from
 
     def enabled(self, code: str, path: str) -> bool:
-        return self._selected(code, self._ignore_for(path))
+        return self.selected(code, self.ignore_for(path))
 
     def enabled_rules(self, rules: list, path: str) -> list:
         """The rules (anything with a `code`) enabled for path, its per-file ignores matched once."""
-        ignore = self._ignore_for(path)
-        return [rule for rule in rules if self._selected(rule.code, ignore)]
+        ignore = self.ignore_for(path)
+        return [rule for rule in rules if self.selected(rule.code, ignore)]
 
-    def _ignore_for(self, path: str) -> list[str]:
+    def ignore_for(self, path: str) -> list[str]:
         if not self.per_file_ignores:
             return self.ignore
         ignore = list(self.ignore)
@@ -126,7 +126,7 @@ class Settings:
                 ignore.extend(codes)
         return ignore
 
-    def _selected(self, code: str, ignore: list[str]) -> bool:
+    def selected(self, code: str, ignore: list[str]) -> bool:
         selected = _matches(code, self.select)
         return selected >= 0 and selected > _matches(code, ignore)
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from mlplint.lint.finding import Edit, FileError, Finding
-from mlplint.lint.fixes import apply_fixes
 from mlplint.lint.source import SourceError, split_lines
 
 # Cell magics whose body is Python (the list ruff uses); any other cell magic makes the cell foreign.

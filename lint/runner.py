@@ -80,9 +80,18 @@ def _resolver(config_file: Optional[Path]) -> ConfigResolver:
     return resolver
 
 
+# (configuration's settings, options) -> the settings with the command line's selection applied:
+# one object per configuration, so what is derived from it below is derived once per run.
+_with_cli: dict[tuple[int, int], tuple[Settings, CheckOptions, Settings]] = {}
+
+
 def _settings(path: str, options: CheckOptions) -> Settings:
-    return _resolver(options.config_file).for_path(path).with_cli(
-        options.select, options.ignore, options.extend_select, options.extend_ignore)
+    configured = _resolver(options.config_file).for_path(path)
+    entry = _with_cli.get((id(configured), id(options)))
+    if entry is None or entry[0] is not configured or entry[1] is not options:
+        entry = _with_cli[id(configured), id(options)] = (configured, options, configured.with_cli(
+            options.select, options.ignore, options.extend_select, options.extend_ignore))
+    return entry[2]
 
 
 def _noqa_warnings(text: str, path: str, where: Callable[[int], str]) -> list[str]:
@@ -247,11 +256,20 @@ def _check_task(task: _Task, options: CheckOptions) -> CheckedFile:
     return check_path(task.path, options, task.text)
 
 
+_settings_keys: dict[tuple[int, tuple[str, ...]], tuple[Settings, str]] = {}
+
+
 def settings_key(settings: Settings, path: str) -> str:
     """The settings in effect for one file, as a stable digest: the rules enabled for it and their
-    options (what else a configuration holds, such as exclusions, cannot change a file's result)."""
-    enabled = settings.enabled_rules(rule_infos(), path)
-    return content_digest(repr([(rule.code, sorted(settings.rule_options(rule).items())) for rule in enabled]).encode())
+    options (what else a configuration holds, such as exclusions, cannot change a file's result).
+    Computed once per settings and set of ignored codes."""
+    ignore = settings.ignore_for(path)
+    entry = _settings_keys.get((id(settings), tuple(ignore)))
+    if entry is None or entry[0] is not settings:
+        enabled = [rule for rule in rule_infos() if settings.selected(rule.code, ignore)]
+        digest = content_digest(repr([(rule.code, sorted(settings.rule_options(rule).items())) for rule in enabled]).encode())
+        entry = _settings_keys[id(settings), tuple(ignore)] = (settings, digest)
+    return entry[1]
 
 
 def _digest_on_disk(checked: CheckedFile, read_digest: str) -> Optional[str]:
