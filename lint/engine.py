@@ -13,6 +13,7 @@ import libcst as cst
 from mlplint.lint.config import Settings
 from mlplint.lint.facts import ScriptFacts
 from mlplint.lint.finding import Edit, FileError, FileResult, Finding, Fix
+from mlplint.lint.incremental import StatementCache
 from mlplint.lint.registry import FixSpec, Report, RuleContext, all_rules
 from mlplint.lint.suppression import Suppressions
 
@@ -53,9 +54,10 @@ def run_deep(function, *args):
     return outcome["value"]
 
 
-def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[ast.Module], Optional[FileError]]:
-    """LibCST's and CPython's trees of a file. CPython's parser runs first: it rejects what would
-    crash LibCST's native parser (1,500 nested parentheses segfault it) with its own message."""
+def parse(text: str, path: str, statements: Optional[StatementCache] = None) -> tuple[Optional[cst.Module], Optional[ast.Module], Optional[FileError]]:
+    """LibCST's and CPython's trees of a file (with statements, re-parsing only the top-level
+    statements that changed since its last parse). CPython's parser runs first: it rejects what
+    would crash LibCST's native parser (1,500 nested parentheses segfault it) with its own message."""
     try:
         tree = compile(text, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as error:
@@ -65,7 +67,7 @@ def parse(text: str, path: str) -> tuple[Optional[cst.Module], Optional[ast.Modu
     except ValueError as error:  # source CPython cannot take at all (NUL bytes)
         return None, None, FileError(path, f"cannot parse: {error}")
     try:
-        return cst.parse_module(text), tree, None
+        return (statements.parse(text, tree) if statements is not None else cst.parse_module(text)), tree, None
     except cst.ParserSyntaxError as error:
         return None, None, FileError(path, _syntax_error_message(error))
     except (RecursionError, MemoryError):
@@ -96,13 +98,15 @@ def _compiler_message(text: str, error: Exception) -> str:
     return f"cannot parse: {error}"
 
 
-def check_source(text: str, path: str, settings: Settings) -> FileResult:
-    return run_deep(_check_source, text, path, settings)
+def check_source(text: str, path: str, settings: Settings, statements: Optional[StatementCache] = None) -> FileResult:
+    """The findings in one text; `statements` (the language server's, one per document) carries
+    the unchanged top-level statements of its last check over to this one."""
+    return run_deep(_check_source, text, path, settings, statements)
 
 
-def _check_source(text: str, path: str, settings: Settings) -> FileResult:
+def _check_source(text: str, path: str, settings: Settings, statements: Optional[StatementCache] = None) -> FileResult:
     result = FileResult(path)
-    module, tree, error = parse(text, path)
+    module, tree, error = parse(text, path, statements)
     if module is None:
         result.errors.append(error)
         return result
@@ -110,7 +114,7 @@ def _check_source(text: str, path: str, settings: Settings) -> FileResult:
     if not rules:
         return result
     try:
-        facts = ScriptFacts(module, path, tree)
+        facts = ScriptFacts(module, path, tree, statements.generated if statements is not None else None)
     except RecursionError:
         result.errors.append(FileError(path, "file too deeply nested to analyse"))
         return result

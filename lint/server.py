@@ -1,7 +1,8 @@
 """`mlplint server`: the static checker as a language server (LSP over stdio, built on pygls).
 
 Python documents are checked when opened and saved, and after changes once the typing pauses
-(`debounce`, 0.05 s by default); notebook documents (LSP 3.17 notebook sync, where the client
+(`debounce`, 0.05 s by default), re-parsing only the top-level statements whose text changed
+since the document's last check (lint/incremental.py); notebook documents (LSP 3.17 notebook sync, where the client
 offers it) are checked as one module made of their code cells in order, with each finding
 published on its cell. Each diagnostic links to its rule's page (`codeDescription`). Every
 finding with a fix gets a quick fix, labelled when unsafe, and every finding a "disable for this
@@ -26,7 +27,7 @@ import time
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -39,6 +40,9 @@ from mlplint.lint.config import ConfigError, ConfigResolver, Settings
 from mlplint.lint.finding import Edit, FileError, FileResult, Finding, Severity
 from mlplint.lint.rule_docs import help_uri
 from mlplint.lint.suppression import _NOQA as NOQA_COMMENT
+
+if TYPE_CHECKING:
+    from mlplint.lint.incremental import StatementCache
 
 SOURCE = "mlplint"
 FIX_ALL = f"{types.CodeActionKind.SourceFixAll.value}.{SOURCE}"
@@ -122,6 +126,7 @@ class MlplintServer(LanguageServer):
         self._checked: dict[str, list[Finding]] = {}  # text document uri (a .py file, a cell) -> its published findings
         self._cells_of: dict[str, list[str]] = {}  # notebook uri -> the cell uris last published
         self._last: dict[str, tuple[str, FileResult]] = {}  # path -> the text last checked and its result
+        self._statements: dict[str, "StatementCache"] = {}  # path -> its unchanged statements, kept for the next check
         self._importing: Optional[threading.Thread] = None  # imports the checker after `initialize` is answered
 
     def import_checker_in_background(self) -> None:
@@ -202,8 +207,9 @@ class MlplintServer(LanguageServer):
         if last is not None and last[0] == text:
             return last[1]  # saved as it was last checked, or re-opened
         from mlplint.lint.engine import check_source  # imported at start-up, in the background
+        from mlplint.lint.incremental import StatementCache
 
-        result = check_source(text, path, settings)
+        result = check_source(text, path, settings, self._statements.setdefault(path, StatementCache()))
         self._last[path] = (text, result)
         return result
 
@@ -268,6 +274,7 @@ class MlplintServer(LanguageServer):
     def forget(self, uri: str) -> None:
         self._checked.pop(uri, None)
         self._last.pop(to_fs_path(uri) or uri, None)
+        self._statements.pop(to_fs_path(uri) or uri, None)
         self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     # ------------------------------------------------------------- code actions

@@ -56,11 +56,15 @@ def _is_dotted_name(expr: cst.CSTNode) -> bool:
 class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
     """What is in one script: computed once per file, shared by every rule."""
 
-    def __init__(self, module: cst.Module, path: str = "<source>", tree: Optional[ast.Module] = None):
-        """`tree` is CPython's tree of the same source, when the caller has it (see `positions`)."""
+    def __init__(self, module: cst.Module, path: str = "<source>", tree: Optional[ast.Module] = None,
+                 generated_positions: Optional[dict] = None):
+        """`tree` is CPython's tree of the same source, when the caller has it (see `positions`);
+        `generated_positions` keeps the positions generated for top-level statements from one
+        check to the next (statements that did not change are the same objects: see incremental)."""
         self.path = path
         self.module = module
         self._tree = tree
+        self._generated_positions = generated_positions
         self.scope_of: dict[cst.CSTNode, Scope] = {}  # the scope of every Name and Attribute
         self.bound_names: set[str] = set()  # every name some scope binds
         self._assignments_cache: dict[tuple[Scope, str], tuple[Definition, ...]] = {}
@@ -97,7 +101,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
     @functools.cached_property
     def positions(self) -> Positions:
         """Source ranges of every node; worked out only when something needs a position."""
-        return Positions(self.module, self.parent, self._tree)
+        return Positions(self.module, self.parent, self._tree, self._generated_positions)
 
     @functools.cached_property
     def source_lines(self) -> list[str]:

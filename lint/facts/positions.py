@@ -73,18 +73,21 @@ class Positions:
     syntax guard), so a finding near the end of a long file does not regenerate the whole file.
     """
 
-    def __init__(self, module: cst.Module, parent: dict, tree: Optional[ast.Module] = None):
+    def __init__(self, module: cst.Module, parent: dict, tree: Optional[ast.Module] = None,
+                 generated: Optional[dict] = None):
+        """generated: a record kept from an earlier tree that shares top-level statements with this one."""
         self._module = module
         self._parent = parent
         self._starts = _statement_starts(module, tree if tree is not None else ast.parse(module.code))
-        # per generated root: the offsets of the nodes in it, its first line and where its lines start
-        self._generated: dict[cst.CSTNode, tuple[dict, int, list[int]]] = {}
+        # per generated root: the offsets of the nodes in it and where its lines start
+        self._generated: dict[cst.CSTNode, tuple[dict, list[int]]] = generated if generated is not None else {}
 
     def __getitem__(self, node: cst.CSTNode) -> CodeRange:
         root = self._root(node)
         if root not in self._generated:
             self._generate(root)
-        spans, first, line_starts = self._generated[root]
+        spans, line_starts = self._generated[root]
+        first = self._starts.get(root, 1)
         start, end = spans[node]
         return CodeRange(_position(first, line_starts, start), _position(first, line_starts, end))
 
@@ -103,7 +106,7 @@ class Positions:
         root._codegen(state)
         text = "".join(state.tokens) + state.popped
         line_starts = [0] + [match.end() for match in _NEWLINE.finditer(text)]
-        self._generated[root] = (state.spans, self._starts.get(root, 1), line_starts)
+        self._generated[root] = (state.spans, line_starts)
 
 
 def _position(first_line: int, line_starts: list[int], offset: int) -> CodePosition:
