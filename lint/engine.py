@@ -122,7 +122,7 @@ def _check_source(text: str, path: str, settings: Settings, statements: Optional
     if facts.uses_other_framework:
         return result
     if facts.is_test_module:
-        rules = [rule for rule in rules if not rule.judges_procedure]
+        rules = [rule for rule in rules if not (rule.judges_procedure or rule.judges_design)]
     for rule in rules:
         context = RuleContext(facts, settings.rule_options(rule))
         try:

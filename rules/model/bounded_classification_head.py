@@ -130,6 +130,7 @@ class BoundedClassificationHead(Rule):
     code = "ML309"
     name = "bounded-classification-head"
     severity = Severity.ERROR
+    judges_design = True
     # None: a class the head stops predicting shows in the accuracy, not in a short run's
     # statistics (probe/confirm.py UNTESTABLE says why); the autofix's trial (--trials) tests it.
     symptoms = ()

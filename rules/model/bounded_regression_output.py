@@ -71,6 +71,7 @@ class BoundedRegressionOutput(Rule):
     code = "ML305"
     name = "bounded-regression-output"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ("ML925", "ML907")
 
     VALID = [

@@ -72,6 +72,7 @@ class DeepDefaultInit(Rule):
     code = "ML302"
     name = "deep-default-init"
     severity = Severity.INFO
+    judges_design = True
     symptoms = ("ML938", "ML909", "ML906", "ML907")
     options = {"min-depth": 8}
 

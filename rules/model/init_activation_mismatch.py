@@ -59,6 +59,7 @@ class InitActivationMismatch(Rule):
     code = "ML301"
     name = "init-activation-mismatch"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ("ML929", "ML909", "ML906", "ML907")
 
     VALID = [

@@ -46,6 +46,7 @@ class MissingNonlinearity(Rule):
     code = "ML306"
     name = "missing-nonlinearity"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ()
 
     VALID = [

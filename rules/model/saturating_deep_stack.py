@@ -60,6 +60,7 @@ class SaturatingDeepStack(Rule):
     code = "ML303"
     name = "saturating-deep-stack"
     severity = Severity.INFO
+    judges_design = True
     symptoms = ("ML908", "ML906")
     options = {"min-depth": 5}
 

@@ -65,6 +65,7 @@ class SoftmaxHiddenActivation(Rule):
     code = "ML308"
     name = "softmax-hidden-activation"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ("ML930", "ML904", "ML906", "ML909")
 
     VALID = [

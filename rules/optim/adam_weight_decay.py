@@ -50,6 +50,7 @@ class AdamWeightDecay(Rule):
     code = "ML203"
     name = "adam-weight-decay"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ()
 
     VALID = [

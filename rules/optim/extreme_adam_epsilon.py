@@ -43,6 +43,7 @@ class ExtremeAdamEpsilon(Rule):
     code = "ML208"
     name = "extreme-adam-epsilon"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ("ML933", "ML901", "ML905", "ML902", "ML904", "ML911")
     options = {"min-eps": 1e-10, "max-eps": 0.5}
 

@@ -59,6 +59,7 @@ class ExtremeLearningRate(Rule):
     code = "ML201"
     name = "extreme-learning-rate"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ("ML911", "ML902", "ML901", "ML903", "ML904", "ML907")
     options = {
         "adam": (1e-6, 0.05), "sgd": (1e-4, 1.0), "rmsprop": (1e-6, 0.05), "adagrad": (1e-5, 1.0),

@@ -57,6 +57,7 @@ class ExtremeRegularization(Rule):
     code = "ML210"
     name = "extreme-regularization"
     severity = Severity.WARNING
+    judges_design = True
     symptoms = ("ML937", "ML940", "ML904", "ML912")
     options = {"max-dropout": 0.8, "max-l2": 0.1, "max-decoupled-decay": 1.0}
 

@@ -43,6 +43,7 @@ class PlainSgdSmallLr(Rule):
     code = "ML205"
     name = "plain-sgd-small-lr"
     severity = Severity.INFO
+    judges_design = True
     symptoms = ("ML931", "ML911", "ML904")
     options = {"min-lr": 1e-4, "max-lr": 0.01}
 
