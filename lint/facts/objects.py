@@ -3,6 +3,7 @@ the API a call applies, and the calls of a given API. Part of `core.ScriptFacts`
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator, Optional, Union
 
 import libcst as cst
@@ -51,17 +52,36 @@ class ObjectKinds:
             return "model"
         return None
 
-    def calls_to(self, *qualified: str) -> Iterator[cst.Call]:
-        """Calls whose callee is one of the given APIs (canonical names)."""
-        wanted = set(qualified)
+    @functools.cached_property
+    def _calls_by_callee(self) -> dict[str, list[cst.Call]]:
+        """The calls of each imported or builtin API (canonical name), in evaluation order."""
+        index: dict[str, list[cst.Call]] = {}
         for call in self.calls:
-            if self.qualname(call.func) in wanted:
-                yield call
+            qualified = self.qualname(call.func)
+            if qualified is not None:
+                index.setdefault(qualified, []).append(call)
+        return index
+
+    def calls_to(self, *qualified: str) -> Iterator[cst.Call]:
+        """Calls whose callee is one of the given APIs (canonical names), in evaluation order."""
+        found = [call for api in set(qualified) for call in self._calls_by_callee.get(api, ())]
+        if len(qualified) > 1:
+            found.sort(key=self.order_of)
+        return iter(found)
+
+    @functools.cached_property
+    def _applied_apis(self) -> dict[cst.Call, Optional[str]]:
+        return {}
 
     def applied_api(self, call: cst.Call) -> Optional[str]:
         """The API a call applies to its arguments, as a canonical name: the function for
         `F.cross_entropy(out, y)`, the instance's class for `criterion(out, y)` or
         `criterion.forward(out, y)`. None for constructor calls such as `nn.CrossEntropyLoss()`."""
+        if call not in self._applied_apis:
+            self._applied_apis[call] = self._applied_api(call)
+        return self._applied_apis[call]
+
+    def _applied_api(self, call: cst.Call) -> Optional[str]:
         func = call.func
         qualified = self.qualname(func)
         if qualified is not None:
