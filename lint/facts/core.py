@@ -400,6 +400,8 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
 
     def spelling(self, node: cst.CSTNode) -> str:
         """The node's source text, generated once per node (codegen walks the whole subtree)."""
+        if isinstance(node, cst.Name) and not node.lpar:
+            return node.value
         spelled = self._spellings.get(node)
         if spelled is None:
             spelled = self._spellings[node] = self.module.code_for_node(node)

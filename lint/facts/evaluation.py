@@ -86,7 +86,16 @@ class EvaluationAnalysis:
         """The model a call runs forward, when it calls a module (or its `forward`, or one of its
         own methods that runs it, such as `predict`): not a constructor (`Net()`), not a method
         of a model that runs no forward (`model.get_classifier()`), not a function whose name
-        mentions a model (`task.get_eval_model()`)."""
+        mentions a model (`task.get_eval_model()`). Worked out once per call."""
+        if call not in self._called_models:
+            self._called_models[call] = self._called_model(call)
+        return self._called_models[call]
+
+    @functools.cached_property
+    def _called_models(self) -> dict[cst.Call, Optional[cst.BaseExpression]]:
+        return {}
+
+    def _called_model(self, call: cst.Call) -> Optional[cst.BaseExpression]:
         facts = self.facts
         function = facts.enclosing_function(call)
         owner = facts.enclosing_class(function) if function is not None else None
@@ -408,7 +417,7 @@ class EvaluationAnalysis:
         for call in facts.calls:
             if not facts.enclosing_loops(call) and any(
                     training.is_optimizer_step(n) for f in facts.called_functions(call) for n in training.reachable(f)):
-                ends.setdefault(facts.enclosing_function(call), []).append((facts.order_of(call), f"after `{facts.module.code_for_node(call.func)}()` trains it"))
+                ends.setdefault(facts.enclosing_function(call), []).append((facts.order_of(call), f"after `{facts.spelling(call.func)}()` trains it"))
         return ends
 
     # ------------------------------------------------------------------ context

@@ -321,7 +321,7 @@ class InitAnalysis:
             if isinstance(ancestor, cst.FunctionDef):
                 break
             if isinstance(ancestor, cst.If):
-                code = self.facts.module.code_for_node(ancestor.test)
+                code = self.facts.spelling(ancestor.test)
                 if "weight" in code or "dim()" in code or ".ndim" in code or "len(" in code and ".shape" in code:
                     kind = "weight"
                 elif "bias" in code:

@@ -206,7 +206,7 @@ class LinearChains:
         if facts.literal(facts.argument(first, 2, "bias")) is False:
             return True
         inner = facts.argument(first, 1, "out_features")
-        return inner is not None and RANK_NAME.search(facts.module.code_for_node(inner).rsplit(".", 1)[-1]) is not None
+        return inner is not None and RANK_NAME.search(facts.spelling(inner).rsplit(".", 1)[-1]) is not None
 
     def _across_blocks(self, chain: LinearChain) -> bool:
         """The two layers end and start two different nn.Sequential blocks joined by a call in

@@ -471,7 +471,7 @@ class NetworkAnalysis(IterationCounts):
             if isinstance(ancestor, cst.Assign) and ancestor.value is network.node and len(ancestor.targets) == 1:
                 target = ancestor.targets[0].target
                 if isinstance(target, (cst.Name, cst.Attribute)):
-                    return self.facts.module.code_for_node(target)
+                    return self.facts.spelling(target)
             break
         return "nn.Sequential"
 

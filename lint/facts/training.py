@@ -180,12 +180,12 @@ class TrainingAnalysis:
         targets, spellings, _ = self._backward_dependencies
         if isinstance(value, cst.Name) and value in self.facts.bindings:
             return value in targets
-        return (self.facts.module.code_for_node(value), self._scope(value)) in spellings
+        return (self.facts.spelling(value), self._scope(value)) in spellings
 
     def spelled_in_backward(self, value: cst.Attribute) -> bool:
         """Whether a backward pass reads an attribute spelled the same in any function: a list
         that one function fills (`policy.saved_log_probs.append(...)`) and another differentiates."""
-        return self.facts.module.code_for_node(value) in self._backward_spellings
+        return self.facts.spelling(value) in self._backward_spellings
 
     @functools.cached_property
     def _backward_spellings(self) -> set[str]:
@@ -220,7 +220,7 @@ class TrainingAnalysis:
                     for function in facts.local_definitions(node.func, cst.FunctionDef):
                         todo.extend(facts.returns.get(function, []))
                     continue
-                spelled = (facts.module.code_for_node(node), self._scope(node))
+                spelled = (facts.spelling(node), self._scope(node))
                 spellings.add(spelled)
                 todo.extend(self._appended.get(spelled, []))
                 if not isinstance(node, cst.Name):
@@ -239,7 +239,7 @@ class TrainingAnalysis:
         for call in self.facts.calls:
             func = call.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("append", "extend", "appendleft") and call.args:
-                key = (self.facts.module.code_for_node(func.value), self._scope(func.value))
+                key = (self.facts.spelling(func.value), self._scope(func.value))
                 found.setdefault(key, []).append(call.args[0].value)
         return found
 
@@ -437,8 +437,8 @@ class TrainingAnalysis:
         root = value  # `Net().to(device)`: the constructor call under the method calls
         while isinstance(root.func, cst.Attribute) and isinstance(root.func.value, cst.Call):
             root = root.func.value
-        made_before = {facts.module.code_for_node(o.func) for o in facts.origins(old) if isinstance(o, cst.Call)}
-        return facts.module.code_for_node(root.func) in made_before  # the same constructor again
+        made_before = {facts.spelling(o.func) for o in facts.origins(old) if isinstance(o, cst.Call)}
+        return facts.spelling(root.func) in made_before  # the same constructor again
 
     def _time_in_scope(self, node: cst.CSTNode, function: Optional[cst.FunctionDef]) -> Optional[int]:
         """When node runs on the clock of `function`'s scope: the time of its first name there, or
