@@ -127,7 +127,8 @@ def check_source(text: str, path: str, settings: Settings) -> FileResult:
 def _check_python(text: str, path: str, settings: Settings, options: CheckOptions) -> CheckedFile:
     from mlplint.lint.fixes import apply_fixes
 
-    warnings = [f"{path}: empty file, nothing to check"] if not text.strip() else []
+    empty = not text.strip() and os.path.basename(path) != "__init__.py"  # a package's marker is empty by design
+    warnings = [f"{path}: empty file, nothing to check"] if empty else []
     warnings += _noqa_warnings(text, path, str)
     result = check_source(text, path, settings)
     fixed, count = text, 0

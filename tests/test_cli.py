@@ -168,9 +168,11 @@ def test_missing_path(project):
 
 def test_empty_file_is_checked_with_a_note(project):
     write(project, "empty.py", "")
-    result = run_cli("check", "empty.py", cwd=project)
+    write(project, "pkg/__init__.py", "")
+    result = run_cli("check", "empty.py", "pkg", cwd=project)
     assert result.returncode == 0
     assert "empty.py: empty file" in result.stderr.decode()
+    assert "__init__" not in result.stderr.decode()  # a package's marker is empty by design
 
 
 def test_folder_without_python_files(project):
