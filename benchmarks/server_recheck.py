@@ -4,7 +4,8 @@
 Run: python benchmarks/server_recheck.py [--edits N] [--file PATH]
 Starts the real server over stdio with a pygls client (the time from starting the process to the
 `initialize` response is the start-up an editor waits for), opens the script (the first check warms
-the imports and the rule registry up), then makes N one-line edits, each followed by the
+the imports and the rule registry up), then makes N edits one after the other, each a line of
+code (`edit_7 = 7`) typed before a statement somewhere in the file, each followed by the
 publishDiagnostics it triggers. Prints the median and the worst of the server's own check time
 (its "checked ... in X ms (cpu Y ms)" log line; CPU time is the steadier figure on a shared
 machine) and of the round trip from didChange to publishDiagnostics
@@ -14,6 +15,7 @@ less the debounce delay.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import re
 import statistics
@@ -40,6 +42,14 @@ def three_hundred_line_script() -> str:
     return "\n".join(lines) + "\n"
 
 
+def statement_start(text: str, version: int) -> tuple[int, int]:
+    """Where a statement begins (0-based line, column), spread over the file: an edit there is
+    code typed inside a function or at the top level, which changes what the check sees."""
+    starts = sorted({(min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", ()))]) - 1, node.col_offset)
+                     for node in ast.walk(ast.parse(text)) if isinstance(node, ast.stmt)})
+    return starts[(version * 37) % len(starts)]
+
+
 async def measure(text: str, edits: int) -> tuple[float, list[tuple[float, float]], list[float]]:
     client = LanguageClient("benchmark", "1")
     published: asyncio.Queue = asyncio.Queue()
@@ -64,15 +74,16 @@ async def measure(text: str, edits: int) -> tuple[float, list[tuple[float, float
             text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)))
         await published.get()
         round_trips = []
-        lines = text.splitlines(keepends=True)
         for version in range(2, edits + 2):
-            line = (version * 37) % len(lines)  # spread the edits over the file: a comment at a line's end
-            position = types.Position(line=line, character=len(lines[line].rstrip("\n")))
+            line, indent = statement_start(text, version)
+            inserted = f"{' ' * indent}edit_{version} = {version}\n"
+            text = "".join(text.splitlines(keepends=True)[:line]) + inserted + "".join(text.splitlines(keepends=True)[line:])
+            position = types.Position(line=line, character=0)
             sent = time.perf_counter()
             client.text_document_did_change(types.DidChangeTextDocumentParams(
                 text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
                 content_changes=[types.TextDocumentContentChangePartial(
-                    range=types.Range(start=position, end=position), text=f"  # edit {version}")]))
+                    range=types.Range(start=position, end=position), text=inserted)]))
             received = await published.get()
             round_trips.append((received - sent - DEBOUNCE) * 1000)
         await client.shutdown_async(None)

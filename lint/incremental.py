@@ -28,8 +28,8 @@ class StatementCache:
     and the positions generated for them (the engine's Positions fills `generated`)."""
 
     def __init__(self) -> None:
-        self._pieces: dict[str, cst.Module] = {}  # a piece's text -> its parse alone
-        self._moved: dict[tuple[cst.CSTNode, tuple], cst.CSTNode] = {}  # (statement, lines moved in) -> statement with them
+        self._pieces: dict[str, list[cst.Module]] = {}  # a piece's text -> its parses alone, one per occurrence
+        self._moved: dict[tuple[cst.CSTNode, tuple[cst.EmptyLine, ...]], cst.CSTNode] = {}  # (statement, lines moved in) -> statement with them
         self.generated: dict[cst.CSTNode, object] = {}  # top-level statement -> Positions' record of it
         self.reused = 0  # statements taken from the last check, in the last parse
 
@@ -49,33 +49,39 @@ class StatementCache:
         if not cuts:
             return None
         bounds = [0, *cuts, len(lines)]
-        pieces: dict[str, cst.Module] = {}
+        # A text that occurs twice (the same import in two joined scripts) gets two parses: a node
+        # must stand at one place in the tree.
+        unused = {piece: list(modules) for piece, modules in self._pieces.items()}
+        pieces: dict[str, list[cst.Module]] = {}
         parsed: list[cst.Module] = []
+        reused = 0
         for begin, end in zip(bounds, bounds[1:]):
             piece = "".join(lines[begin:end])
-            module = self._pieces.get(piece)
-            if module is None:
+            earlier = unused.get(piece)
+            if earlier:
+                module = earlier.pop()
+                reused += 1
+            else:
                 try:
                     module = cst.parse_module(piece)
                 except Exception:  # noqa: BLE001 - the whole text's parse gives the error
                     return None
             if not module.body:
                 return None
-            pieces[piece] = module
+            pieces.setdefault(piece, []).append(module)
             parsed.append(module)
         indent = next((m.default_indent for m in parsed if any(map(_has_indented_body, m.body))), parsed[0].default_indent)
         newline = parsed[0].default_newline
         if any(m.default_newline != newline or (any(isinstance(b, _COMPOUND_WITH_BLOCK) for b in m.body) and m.default_indent != indent)
                for m in parsed):
             return None
-        reused = sum(piece in self._pieces for piece in pieces)
         moved: dict = {}
         body = []
         carried: tuple[cst.EmptyLine, ...] = ()
         for module in parsed:
             statement, *rest = module.body
             if carried:
-                key = (statement, tuple(map(_line_text, carried)))
+                key = (statement, carried)  # the very lines: the previous piece's, so they stand once in the tree
                 statement = moved[key] = self._moved.get(key) or statement.with_changes(
                     leading_lines=(*carried, *statement.leading_lines))
             body += [statement, *rest]
@@ -106,10 +112,6 @@ def _cuts(tree: ast.Module, lines: list[str]) -> list[int]:
 def _first_line(statement: ast.stmt) -> int:
     decorators = getattr(statement, "decorator_list", None) or ()
     return min([statement.lineno, *(decorator.lineno for decorator in decorators)])
-
-
-def _line_text(line: cst.EmptyLine) -> tuple:
-    return line.indent, line.whitespace.value, line.comment.value if line.comment else None, line.newline.value
 
 
 def _has_indented_body(statement: cst.CSTNode) -> bool:

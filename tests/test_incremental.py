@@ -48,11 +48,24 @@ def _edited(text: str, seed: int, count: int) -> list[str]:
 def _same_tree(cache: StatementCache, text: str) -> cst.Module:
     module = cache.parse(text, ast.parse(text))
     whole = cst.parse_module(text)
+    assert _stands_once(module)
     assert module.code == whole.code  # the text itself, except where LibCST's own parse loses trailing spaces
     assert module.deep_equals(whole)
     for name in ("default_indent", "default_newline", "has_trailing_newline", "encoding"):
         assert getattr(module, name) == getattr(whole, name), name
     return module
+
+
+def _stands_once(module: cst.Module) -> bool:
+    """Every node of the tree stands at one place in it (the analysis keys its facts by node)."""
+    seen, stack = set(), [module]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            return False
+        seen.add(id(node))
+        stack.extend(node.children)
+    return True
 
 
 @pytest.mark.parametrize("script", SCRIPTS[::5], ids=lambda path: path.name)
@@ -70,7 +83,9 @@ def test_an_edit_inside_one_function_reparses_only_that_function():
     first = _same_tree(cache, text)
     second = _same_tree(cache, text.replace("return 2", "return 3"))
     assert cache.reused == 3
-    assert [a is b for a, b in zip(first.body, second.body)] == [True, True, False, True]
+    assert [a is b for a, b in zip(first.body[:3], second.body[:3])] == [True, True, False]
+    # the statement after it keeps its parse; the blank lines before it are the edited piece's
+    assert second.body[3] is not first.body[3] and second.body[3].body is first.body[3].body
 
 
 @pytest.mark.parametrize("text", [
@@ -98,4 +113,17 @@ def test_rechecks_find_what_a_check_from_scratch_finds(script):
     cache = StatementCache()
     text = script.read_text()
     for version in [text, *_edited(text, seed=7, count=6)]:
+        assert check_source(version, "train.py", settings, cache) == check_source(version, "train.py", settings)
+
+
+def test_scripts_joined_twice_keep_one_node_per_place_and_their_findings():
+    """The same statements twice in one file (scripts pasted one after the other): each copy is
+    its own tree, so a name's last definition before a read is the one in the same copy."""
+    first, second = SCRIPTS[0].read_text(), SCRIPTS[1].read_text()
+    text = first + "\n\n" + second + "\n\n" + first
+    settings = Settings()
+    cache = StatementCache()
+    check_source(text, "train.py", settings, cache)
+    for version in _edited(text, seed=3, count=4):
+        _same_tree(cache, version)
         assert check_source(version, "train.py", settings, cache) == check_source(version, "train.py", settings)
