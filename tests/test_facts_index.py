@@ -78,7 +78,7 @@ def test_every_name_means_what_libcst_scope_analysis_says():
     for name in names:
         if scopes.get(name) is None or any(isinstance(a, cst.Match) for a in facts.ancestors(name)):
             continue  # LibCST gives names in imports no scope (they are not reads) and binds no match capture
-        mine = {definition.node for definition in facts._assignments(facts.scope_of[name], name.value)} - {None}
+        mine = {definition.node for definition in facts.bindings_of(facts.resolution(facts.scope_of[name], name.value))} - {None}
         assert mine == _libcst_definitions(scopes, name), (name.value, facts.line_of(name))
 
 

@@ -23,8 +23,8 @@ from mlplint.lint.facts.index import Binding, Indexer, first_param, syntax_child
 from mlplint.lint.facts.literals import MISSING, LiteralValues
 from mlplint.lint.facts.objects import ObjectKinds
 from mlplint.lint.facts.positions import Positions
-from mlplint.lint.facts.reaching import ReachingDefinitions
-from mlplint.lint.facts.scopes import Definition, Scope
+from mlplint.lint.facts.reaching import ReachingDefinitions, ResolvedDefinitions
+from mlplint.lint.facts.scopes import Definition, Scope, bindings_in
 from mlplint.lint.source import split_lines
 
 # How many expressions one question may follow through each other (a chain of 2,000
@@ -67,10 +67,12 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         self._generated_positions = generated_positions
         self.scope_of: dict[cst.CSTNode, Scope] = {}  # the scope of every Name and Attribute
         self.bound_names: set[str] = set()  # every name some scope binds
-        self._assignments_cache: dict[tuple[Scope, str], tuple[Definition, ...]] = {}
+        self._resolutions: dict[tuple[Scope, str], tuple[Optional[Scope], str]] = {}
+        self._bindings_cache: dict[tuple[Optional[Scope], str], tuple[Definition, ...]] = {}
         self._qualname_cache: dict[tuple[Scope, str], Optional[str]] = {}
+        self._imported_cache: dict[tuple[tuple[Optional[Scope], str], str], tuple[list[str], bool]] = {}
+        self._rebound_cache: dict[tuple[Optional[Scope], str], bool] = {}
         self._node_qualnames: dict[cst.CSTNode, Optional[str]] = {}
-        self._constructed_cache: dict[tuple[Any, str], list[cst.ClassDef]] = {}
         self._methods_cache: dict[cst.ClassDef, dict[str, cst.FunctionDef]] = {}
         self._lineage_cache: dict[cst.ClassDef, tuple[cst.ClassDef, ...]] = {}
         self.parent: dict[cst.CSTNode, cst.CSTNode] = {}
@@ -84,11 +86,14 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         self.effects: dict[cst.CSTNode, list[cst.CSTNode]] = {}
         self.argparse_defaults: dict[str, cst.BaseExpression] = {}
         self.imported_roots: set[str] = set()  # top-level packages the file imports
-        self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments complete
+        self.order: dict[cst.CSTNode, int] = {}  # when Names are read and assignments and definitions complete
+        self.loop_ends: dict[cst.CSTNode, int] = {}  # when each loop's code ends, on the same clock
         self.context: dict[cst.CSTNode, tuple[Optional[cst.FunctionDef], tuple]] = {}  # see index.Indexer
         self._bound_cache: dict[cst.Name, Optional[int]] = {}
+        self._conditions_cache: dict[cst.CSTNode, tuple[cst.CSTNode, ...]] = {}
         self._reaching_cache: dict[cst.Name, list[cst.CSTNode]] = {}
-        self._definitions_cache: dict[tuple[Any, str], tuple[list[cst.CSTNode], list[int], list[cst.Name]]] = {}
+        self._definitions_cache: dict[tuple[Any, str], tuple[list[cst.CSTNode], list[int], list[cst.CSTNode], list[cst.CSTNode]]] = {}
+        self._resolved_cache: dict[tuple[Optional[Scope], str], ResolvedDefinitions] = {}
         self._origins_cache: dict[cst.CSTNode, tuple[cst.BaseExpression, ...]] = {}
         self._spellings: dict[cst.CSTNode, str] = {}
         self._origin_sets_cache: dict[cst.CSTNode, tuple[frozenset, frozenset]] = {}
@@ -246,20 +251,27 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
 
     def _resolve_qualname(self, expr: cst.CSTNode, scope: Scope, full_name: str) -> Optional[str]:
         # as LibCST's QualifiedNameProvider does: the bindings of the longest bound prefix
-        prefix, assignments = full_name, ()
-        while prefix:
-            assignments = self._assignments(scope, prefix)
-            if assignments:
-                break
+        prefix = full_name
+        while prefix and not self.bindings_of(self.resolution(scope, prefix)):
             cut = prefix.rfind(".")
             prefix = prefix[:cut] if cut != -1 else ""
-        candidates = sorted(
-            qualified for definition in assignments for qualified in [definition.qualified_name_for(full_name)] if qualified
-        )
-        local = any(definition.is_local for definition in assignments)
+        candidates, local = self._imported_names(self.resolution(scope, prefix), full_name) if prefix else ([], False)
         if candidates and local and self._rebound_to_object(expr):
             return None  # `import model` then `model = model.RNNModel(...)`: the name now holds a value
         return names.canonical(candidates[0]) if candidates else self._conventional_alias(expr)
+
+    def _imported_names(self, resolution: tuple[Optional[Scope], str], full_name: str) -> tuple[list[str], bool]:
+        """The qualified names the bindings behind a resolution give a dotted name that starts
+        with the bound name, sorted, and whether the script's own code binds it too: once per
+        (resolution, dotted name), however many scopes spell it."""
+        key = (resolution, full_name)
+        found = self._imported_cache.get(key)
+        if found is None:
+            assignments = self.bindings_of(resolution)
+            found = self._imported_cache[key] = (
+                sorted(qualified for definition in assignments for qualified in [definition.qualified_name_for(full_name)] if qualified),
+                any(definition.is_local for definition in assignments))
+        return found
 
     def _conventional_alias(self, expr: cst.CSTNode) -> Optional[str]:
         """`optim.SGD` in a snippet that never imports `optim` (pasted from a forum answer, a
@@ -280,12 +292,21 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
                    for statement in self.module.body if isinstance(statement, cst.SimpleStatementLine)
                    for small in statement.body)
 
-    def _assignments(self, scope: Scope, name: str) -> tuple[Definition, ...]:
-        """Every binding a name may refer to in a scope, computed once per (scope, name)."""
+    def resolution(self, scope: Scope, name: str) -> tuple[Optional[Scope], str]:
+        """The scope whose bindings a read of `name` in `scope` means, with the name: one key for
+        every scope that reads the same bindings (a module-level name read in many functions),
+        worked out once per (scope, name)."""
         key = (scope, name)
-        found = self._assignments_cache.get(key)
+        found = self._resolutions.get(key)
         if found is None:
-            found = self._assignments_cache[key] = scope.lookup(name)
+            found = self._resolutions[key] = (scope.resolve(name), name)
+        return found
+
+    def bindings_of(self, resolution: tuple[Optional[Scope], str]) -> tuple[Definition, ...]:
+        """Every binding a read with this resolution may mean, listed once per resolution."""
+        found = self._bindings_cache.get(resolution)
+        if found is None:
+            found = self._bindings_cache[resolution] = bindings_in(*resolution)
         return found
 
     def _rebound_to_object(self, expr: cst.CSTNode) -> bool:
@@ -294,15 +315,22 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         (a fallback such as `except ImportError: nn = None` keeps the import)."""
         while isinstance(expr, cst.Attribute):
             expr = expr.value
-        return any(
-            isinstance(self.bindings[node].value, cst.Call) and not self.bindings[node].loop
-            for node in self.referent_nodes(expr) if node in self.bindings
-        )
+        scope = self.scope_of.get(expr)
+        if scope is None:
+            return False
+        resolution = self.resolution(scope, expr.value)
+        found = self._rebound_cache.get(resolution)
+        if found is None:  # once per resolution: the answer is the same in every scope reading it
+            found = self._rebound_cache[resolution] = any(
+                isinstance(self.bindings[definition.node].value, cst.Call) and not self.bindings[definition.node].loop
+                for definition in self.bindings_of(resolution) if definition.node in self.bindings
+            )
+        return found
 
     def local_definitions(self, expr: cst.CSTNode, kind: type) -> list:
-        """Local FunctionDef/ClassDef nodes a Name (or `self.method`) refers to."""
+        """Local FunctionDef/ClassDef nodes a Name (those that reach it) or `self.method` refers to."""
         if isinstance(expr, cst.Name):
-            return [node for node in self.referent_nodes(expr) if isinstance(node, kind)]
+            return [node for node in self.reaching_nodes(expr) if isinstance(node, kind)]
         if isinstance(expr, cst.Attribute) and kind is cst.FunctionDef:
             owners = self.receiver_classes(expr.value)
             return [m for owner in owners for m in [self.method(owner, expr.attr.value)] if m is not None]
@@ -357,13 +385,14 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         """Whether two expressions may hold the same object: a shared origin, or the same
         spelling of an origin that cannot be resolved (a parameter nobody passes, a global defined
         elsewhere)."""
-        origins_a, spellings_a = self._origin_sets(first)
-        origins_b, spellings_b = self._origin_sets(second)
+        origins_a, spellings_a = self.origin_sets(first)
+        origins_b, spellings_b = self.origin_sets(second)
         return not origins_a.isdisjoint(origins_b) or not spellings_a.isdisjoint(spellings_b)
 
-    def _origin_sets(self, expr: cst.BaseExpression) -> tuple[frozenset, frozenset]:
+    def origin_sets(self, expr: cst.BaseExpression) -> tuple[frozenset, frozenset]:
         """expr's origins and the spellings of those that cannot be resolved, as sets, kept once
-        the origins are complete (same_object compares many pairs)."""
+        the origins are complete: what `same_object` compares (it compares many pairs, and an
+        index of objects keys on them)."""
         cached = self._origin_sets_cache.get(expr)
         if cached is not None:
             return cached
@@ -437,7 +466,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         """The lambdas a called name is assigned (`f = lambda a: torch.tensor(a)`)."""
         if not isinstance(func, cst.Name):
             return []
-        bound = [self.bindings.get(node) for node in self.referent_nodes(func)]
+        bound = [self.bindings.get(node) for node in self.reaching_nodes(func)]
         return [b.value for b in bound if b is not None and isinstance(b.value, cst.Lambda) and not b.path and not b.loop]
 
     def _self_classes(self, name: cst.Name) -> list[cst.ClassDef]:
@@ -538,7 +567,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
     def _direct_callees(self, func: cst.BaseExpression) -> list[cst.FunctionDef]:
         if isinstance(func, cst.Name):
             callees = []
-            for node in self.referent_nodes(func):
+            for node in self.reaching_nodes(func):
                 if isinstance(node, cst.FunctionDef):
                     callees.append(node)
                 elif isinstance(node, cst.ClassDef) and self.method(node, "__init__") is not None:
@@ -550,19 +579,15 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         return []
 
     def _constructed_classes(self, name: cst.Name) -> list[cst.ClassDef]:
-        """Local classes whose constructor call some definition of the name holds (`net = Net()`),
-        once per (scope, name)."""
-        key = (self.scope_of.get(name), name.value)
-        found = self._constructed_cache.get(key)
-        if found is None:
-            found = []
-            for node in self.referent_nodes(name):
-                binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
-                if binding is not None and not binding.path and isinstance(binding.value, cst.Call) \
-                        and isinstance(binding.value.func, cst.Name):
-                    found += [n for n in self.referent_nodes(binding.value.func) if isinstance(n, cst.ClassDef)]
-            found = self._constructed_cache[key] = list(dict.fromkeys(found))  # each class once, however many bindings build it
-        return found
+        """Local classes whose constructor call some definition of the name that reaches this
+        read holds (`net = Net()`)."""
+        found = []
+        for node in self.reaching_nodes(name):
+            binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
+            if binding is not None and not binding.path and isinstance(binding.value, cst.Call) \
+                    and isinstance(binding.value.func, cst.Name):
+                found += self.local_definitions(binding.value.func, cst.ClassDef)
+        return list(dict.fromkeys(found))  # each class once, however many bindings build it
 
     def call_sites(self, function: cst.FunctionDef) -> list[cst.Call]:
         return self._call_sites.get(function, [])

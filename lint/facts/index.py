@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from mlplint.lint.facts.core import ScriptFacts
 
 _ASSIGNMENTS = frozenset({cst.Assign, cst.AnnAssign, cst.AugAssign, cst.NamedExpr, cst.WithItem})
+# Statements that bind the names they define once they complete (see reaching).
+DEFINITION_STATEMENTS = frozenset({cst.FunctionDef, cst.ClassDef, cst.Import, cst.ImportFrom})
 # Fields that hold only whitespace, comments and punctuation.
 _TOKEN_FIELDS = frozenset({
     "lpar", "rpar", "lbracket", "rbracket", "lbrace", "rbrace", "comma", "trailing_comma", "semicolon", "dot",
@@ -236,11 +238,13 @@ class Indexer:
             self.facts.calls.append(node)
             self._record_effect(node)
             self._record_argparse(node)
-        elif node_type in _ASSIGNMENTS:
-            self.facts.order[node] = self.clock  # a target is bound once its value is computed
-        elif node_type in _CONTAINERS:
+        elif node_type in _ASSIGNMENTS or node_type in DEFINITION_STATEMENTS:
+            self.facts.order[node] = self.clock  # what a statement binds is bound once it completes
+        if node_type in _CONTAINERS:
             self.contexts.pop()
             self.containers.pop()
+            if node_type is not cst.FunctionDef:
+                self.facts.loop_ends[node] = self.clock
 
     def _enter_function(self, node: cst.FunctionDef, scope: Scope) -> None:
         self.contexts.append((node, ()))

@@ -1,19 +1,30 @@
-"""Reaching definitions: which assignments of a name can reach a given read of it.
+"""Reaching definitions: which bindings of a name can reach a given read of it.
 
-Computed once per (scope, name) as a timeline of the scope's bindings, then picked per read: the
-last assignment before it, the earlier ones where the later are conditional, the ones later in a
-loop around the read (from the previous iteration), and those of outer scopes a function sees when
-it runs after the module's code (as a script's functions usually do).
+The bindings a read may mean are indexed once per scope they resolve to (however many scopes read
+them), as a timeline once per (scope, name), then picked per read: the last binding before it,
+the earlier ones where the later are conditional, the ones later in a loop around the read (from
+the previous iteration), and those of outer scopes a function sees when it runs after the module's
+code (as a script's functions usually do). Assignments, `def`, `class` and `import` statements are
+all bindings in the timeline: in a file that defines `train` or imports `torch` again and again
+(scripts pasted one after another, a long notebook) each read gets the ones that reach it, and
+never more than MAX_REACHING, so the work per read stays bounded.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Iterator, Optional
+from typing import Any, Collection, Iterator, Optional
 
 import libcst as cst
 
+from mlplint.lint.facts.index import DEFINITION_STATEMENTS
+
 _CONDITIONAL = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp)
+# How many definitions one read may reach, the nearest kept: past it the file repeats itself (a
+# chain of conditional bindings through scripts pasted one after another, a notebook's cells), and
+# the reads of a name would together cost the square of its definitions. In the repositories
+# audited for issue 24 no read reaches more than 30.
+MAX_REACHING = 64
 
 
 def is_main_guard(node: cst.CSTNode) -> bool:
@@ -26,75 +37,126 @@ def is_main_guard(node: cst.CSTNode) -> bool:
         and bool(values & {'"__main__"', "'__main__'"})
 
 
+class ResolvedDefinitions:
+    """The bindings one read of a name may mean (those of the scope it resolves to), indexed once
+    however many scopes read them: `timed`, the assignment targets and def/class/import statements
+    in the order they are bound, with `times`; `by_site`, the positions in `timed` of those bound
+    by each scope's code; `loose`, the parameters and other bindings without a time, which always
+    count; `outer`, what a read from a scope that binds none of them sees."""
+
+    __slots__ = ("nodes", "times", "timed", "by_site", "loose", "outer")
+
+    def __init__(self, nodes: list[cst.CSTNode], times: list[int], timed: list[cst.CSTNode],
+                 by_site: dict[Any, list[int]], loose: list[cst.CSTNode]):
+        self.nodes = nodes
+        self.times = times
+        self.timed = timed
+        self.by_site = by_site
+        self.loose = loose
+        self.outer: list[cst.CSTNode] = []
+
+
 class ReachingDefinitions:
     """Mixed into ScriptFacts, whose indexes (scope_of, bindings, order, parent) it reads."""
 
-    def _definitions(self, name: cst.Name) -> tuple[list[cst.CSTNode], list[int], list[cst.Name], list[cst.CSTNode]]:
-        """Every definition a name may refer to from its scope, the targets among them bound in
-        that same scope as a timeline sorted by when they are bound, and the definitions from an
-        outer scope that can reach a read here: computed once per (scope, name);
-        `reaching_nodes` picks the ones that reach a given read."""
+    def _definitions(self, name: cst.Name) -> tuple[list[cst.CSTNode], list[int], list[cst.CSTNode], list[cst.CSTNode]]:
+        """Every definition a name may refer to from its scope, the ones bound in that same scope
+        as a timeline sorted by when they are bound, and the definitions from an outer scope that
+        can reach a read here: computed once per (scope, name), from an index of the bindings
+        computed once per scope they resolve to; `reaching_nodes` picks the ones that reach a
+        given read."""
         scope = self.scope_of.get(name)
         if scope is None:
             return [], [], [], []
         key = (scope, name.value)
         cached = self._definitions_cache.get(key)
-        if cached is not None:
-            return cached
-        nodes = [definition.node for definition in self._assignments(scope, name.value) if definition.node is not None]
+        if cached is None:
+            cached = self._definitions_cache[key] = self._definitions_from(scope, name.value)
+        return cached
+
+    def _definitions_from(self, scope: Any, name: str) -> tuple[list[cst.CSTNode], list[int], list[cst.CSTNode], list[cst.CSTNode]]:
+        resolved = self._resolved_definitions(self.resolution(scope, name))
         home = scope  # a comprehension runs where it stands: its free names read the scope around it then
-        while home.kind == "comprehension" and name.value not in home.bindings and home.parent is not None:
+        while home.kind == "comprehension" and name not in home.bindings and home.parent is not None:
             home = home.parent
-        timeline = sorted(
-            ((bound, node) for node in nodes if node in self.bindings and self.scope_of.get(node) is home
-             for bound in [self._bound_at(node)] if bound is not None),
+        own = resolved.by_site.get(home)
+        if own is None:  # the usual read of an outer scope's name: shared by every scope reading it
+            return resolved.nodes, [], [], resolved.outer
+        return (resolved.nodes, [resolved.times[index] for index in own], [resolved.timed[index] for index in own],
+                self._outer_reaching(resolved, set(own)))
+
+    def _resolved_definitions(self, resolution: tuple[Any, str]) -> ResolvedDefinitions:
+        found = self._resolved_cache.get(resolution)
+        if found is not None:
+            return found
+        definitions = [definition for definition in self.bindings_of(resolution) if definition.node is not None]
+        timed = sorted(
+            ((bound, definition) for definition in definitions
+             if definition.node in self.bindings or type(definition.node) in DEFINITION_STATEMENTS
+             for bound in [self._bound_at(definition.node)] if bound is not None),
             key=lambda entry: entry[0],
         )
-        in_timeline = {node for _, node in timeline}
-        found = self._definitions_cache[key] = (nodes, [bound for bound, _ in timeline], [node for _, node in timeline],
-                                                self._outer_reaching([node for node in nodes if node not in in_timeline]))
+        by_site: dict[Any, list[int]] = {}
+        for index, (_, definition) in enumerate(timed):
+            by_site.setdefault(definition.site, []).append(index)
+        in_timeline = {definition.node for _, definition in timed}
+        found = self._resolved_cache[resolution] = ResolvedDefinitions(
+            [definition.node for definition in definitions], [bound for bound, _ in timed],
+            [definition.node for _, definition in timed], by_site,
+            [definition.node for definition in definitions if definition.node not in in_timeline])
+        found.outer = self._outer_reaching(found, ())
         return found
 
-    def _outer_reaching(self, nodes: list[cst.CSTNode]) -> list[cst.CSTNode]:
-        """Of definitions bound in an outer scope (a module-level name a function reads), those
-        the read sees when the function runs after the outer scope's code, as a script's functions
-        usually do (`main()` at the end): the last unconditional assignment and any after it.
-        Parameters, imports, functions and classes always count."""
-        targets = sorted((bound, node) for node in nodes if node in self.bindings
-                         for bound in [self._bound_at(node)] if bound is not None)
+    def _outer_reaching(self, resolved: ResolvedDefinitions, excluded: Collection[int]) -> list[cst.CSTNode]:
+        """Of the bindings of an outer scope (a module-level name a function reads; `excluded`
+        gives those the reading scope binds itself), those the read sees when the function runs
+        after the outer scope's code, as a script's functions usually do (`main()` at the end):
+        the last unconditional binding and any after it. Parameters always count."""
         kept: list[cst.CSTNode] = []
-        for _, node in reversed(targets):
+        for index in range(len(resolved.timed) - 1, -1, -1):
+            if index in excluded:
+                continue
+            node = resolved.timed[index]
             kept.append(node)
-            if self._always_runs(node):
+            if self._always_runs(node) or len(kept) == MAX_REACHING:
                 break
-        assigned = {node for _, node in targets}
-        return kept + [node for node in nodes if node not in assigned]
+        room = MAX_REACHING - len(kept)
+        return kept + resolved.loose[max(len(resolved.loose) - room, 0):]
 
     def _always_runs(self, target: cst.CSTNode) -> bool:
         """Whether an assignment runs whenever its scope's code does: inside no if/try/loop, the
         script's `if __name__ == "__main__":` block excepted (it runs whenever the script does)."""
         return all(is_main_guard(condition) for condition in self._conditions(target))
 
-    def _conditions(self, target: cst.CSTNode) -> Iterator[cst.CSTNode]:
-        """The if/try/loop statements around a node, up to its function, class or module."""
+    def _conditions(self, target: cst.CSTNode) -> tuple[cst.CSTNode, ...]:
+        """The if/try/loop statements around a binding, up to its function, class or module (once
+        per binding: the reads after it walk back through it)."""
+        found = self._conditions_cache.get(target)
+        if found is None:
+            found = self._conditions_cache[target] = tuple(self._enclosing_conditions(target))
+        return found
+
+    def _enclosing_conditions(self, target: cst.CSTNode) -> Iterator[cst.CSTNode]:
         for ancestor in self.ancestors(target):
             if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda)):
                 return
             if isinstance(ancestor, _CONDITIONAL):
                 yield ancestor
 
-    def timeline(self, name: cst.Name) -> list[tuple[int, cst.Name]]:
-        """The assignment targets of a name in the scope of this read, with when each is bound."""
+    def timeline(self, name: cst.Name) -> list[tuple[int, cst.CSTNode]]:
+        """The bindings of a name in the scope of this read (assignment targets, def, class and
+        import statements), with when each is bound."""
         _, times, targets, _ = self._definitions(name)
         return list(zip(times, targets))
 
     def reaching_nodes(self, name: cst.Name) -> list[cst.CSTNode]:
-        """The definitions of a name that can reach this read: the last assignment before it in
-        the same scope, and the ones before that when the later ones are conditional (inside an
-        if/try/loop that does not also hold the read); in a loop, also the assignments later in
-        the same loop (from the previous iteration) unless one before the read in that loop
-        always runs. Definitions from other scopes, imports and parameters always count.
-        Computed once per read (callers read the list, never change it)."""
+        """The definitions of a name that can reach this read: the last binding (assignment,
+        def, class or import) before it in the same scope, and the ones before that when the
+        later ones are conditional (inside an if/try/loop that does not also hold the read); in a
+        loop, also the bindings later in the same loop (from the previous iteration) unless one
+        before the read in that loop always runs; those of outer scopes as `_outer_reaching`
+        picks them. Parameters always count. Computed once per read (callers read the list,
+        never change it)."""
         found = self._reaching_cache.get(name)
         if found is None:
             found = self._reaching_cache[name] = self._reaching(name)
@@ -108,22 +170,32 @@ class ReachingDefinitions:
         split = bisect.bisect_left(times, read_at)
         kept: list[cst.CSTNode] = []
         killed_in: Optional[cst.CSTNode] = None
-        for node in reversed(targets[:split]):
+        read_context: set[cst.CSTNode] = set()  # the read's ancestors, listed when first needed
+        for index in range(split - 1, max(split - 1 - MAX_REACHING, -1), -1):
+            node = targets[index]
             kept.append(node)
-            if self._unconditional_before(node, name):
+            conditions = self._conditions(node)
+            if conditions and not read_context:
+                read_context.update(self.ancestors(name))
+            if all(condition in read_context for condition in conditions):  # it runs whenever the read does
                 killed_in = node
                 break
         read_loops = self.enclosing_loops(name)
         if read_loops:
-            # a definition before the read inside the innermost shared loop hides the later ones
+            # a definition before the read inside the innermost shared loop hides the later ones;
+            # the loops that do not hide them are the innermost ones, so the bindings they carry
+            # are those after the read up to the end of the outermost of them
             kill_loops = set(self.enclosing_loops(killed_in)) if killed_in is not None else set()
             carried = [loop for loop in read_loops if loop not in kill_loops]
-            kept += [node for node in targets[split:] if any(loop in carried for loop in self.enclosing_loops(node))]
+            if carried:
+                kept += targets[split:bisect.bisect_right(times, self.loop_ends[carried[-1]])]
         if killed_in is None:
             kept += outer
-        return kept
+        return kept[:MAX_REACHING]
 
-    def _bound_at(self, target: cst.Name) -> Optional[int]:
+    def _bound_at(self, target: cst.CSTNode) -> Optional[int]:
+        if type(target) in DEFINITION_STATEMENTS:
+            return self.order.get(target)
         if target in self._bound_cache:
             return self._bound_cache[target]
         found = None
@@ -133,11 +205,3 @@ class ReachingDefinitions:
                 break
         self._bound_cache[target] = found
         return found
-
-    def _unconditional_before(self, target: cst.Name, read: cst.Name) -> bool:
-        read_context: Optional[set] = None
-        for condition in self._conditions(target):
-            read_context = set(self.ancestors(read)) if read_context is None else read_context
-            if condition not in read_context:
-                return False
-        return True

@@ -22,14 +22,17 @@ _BUILTIN_NAMES = frozenset(dir(builtins))
 class Definition:
     """One binding of a name: `node` is the target Name, the Param, FunctionDef or ClassDef, or the
     Import / ImportFrom statement; `imported` is the qualified name an import (or a builtin) binds
-    the name to (`from torch import nn as tnn` binds tnn to "torch.nn")."""
+    the name to (`from torch import nn as tnn` binds tnn to "torch.nn"); `site` is the scope whose
+    code binds it (a function's, for a name it declares `global`)."""
 
-    __slots__ = ("name", "node", "imported")
+    __slots__ = ("name", "node", "imported", "site")
 
-    def __init__(self, name: str, node: Optional[cst.CSTNode], imported: Optional[str] = None):
+    def __init__(self, name: str, node: Optional[cst.CSTNode], imported: Optional[str] = None,
+                 site: Optional["Scope"] = None):
         self.name = name
         self.node = node
         self.imported = imported
+        self.site = site
 
     @property
     def is_local(self) -> bool:
@@ -73,7 +76,7 @@ class Scope:
             scope = scope.module_scope
         elif name in scope.nonlocal_names:
             scope = scope._enclosing_function_binding(name)
-        scope.bindings.setdefault(name, []).append(Definition(name, node, imported))
+        scope.bindings.setdefault(name, []).append(Definition(name, node, imported, self))
 
     def _enclosing_function_binding(self, name: str) -> "Scope":
         first_function, outer = None, self.parent
@@ -85,23 +88,24 @@ class Scope:
             outer = outer.parent
         return first_function or self.module_scope
 
-    def lookup(self, name: str) -> tuple[Definition, ...]:
-        """Every binding a read of `name` in this scope may mean: those of the innermost scope
-        that binds it (class bodies are skipped from the scopes inside them), else the builtin."""
+    def resolve(self, name: str) -> Optional["Scope"]:
+        """The scope whose bindings a read of `name` in this scope means: the innermost scope
+        that binds it (class bodies are skipped from the scopes inside them); None for a builtin
+        or an unbound name."""
         scope, innermost = self, True
         while scope is not None:
             if name in scope.global_names:
-                return self._global(scope.module_scope, name)
+                module = scope.module_scope
+                return module if module.bindings.get(name) else None
             if name not in scope.nonlocal_names and (innermost or scope.kind != "class") and name in scope.bindings:
-                return tuple(scope.bindings[name])
+                return scope
             innermost = False
             scope = scope.parent
-        return self._builtin(name)
+        return None
 
-    def _global(self, module: "Scope", name: str) -> tuple[Definition, ...]:
-        found = module.bindings.get(name)
-        return tuple(found) if found else self._builtin(name)
 
-    @staticmethod
-    def _builtin(name: str) -> tuple[Definition, ...]:
-        return (Definition(name, None, f"builtins.{name}"),) if name in _BUILTIN_NAMES else ()
+def bindings_in(scope: Optional[Scope], name: str) -> tuple[Definition, ...]:
+    """The bindings of `name` in a scope `Scope.resolve` gave, or the builtin where it gave None."""
+    if scope is not None:
+        return tuple(scope.bindings[name])
+    return (Definition(name, None, f"builtins.{name}"),) if name in _BUILTIN_NAMES else ()
