@@ -180,7 +180,7 @@ class EvaluationAnalysis:
         """Whether a loop that trains runs the pass: a periodic check, a sample each epoch, a
         helper such as `sample_images()` called from the training loop."""
         training = self.facts.training
-        return any(training.trains(training.reachable(loop)) for loop in training.loops_around(found.call))
+        return any(training.trains_in(loop) for loop in training.loops_around(found.call))
 
     def _result_reads(self, call: cst.Call) -> list[cst.Name]:
         """The reads of the name `out = model(x)` binds (none for other statements)."""
@@ -266,14 +266,14 @@ class EvaluationAnalysis:
         (evaluate, predict, sample...): the callers may train on it or run it under no_grad."""
         if self._result_trained_on(call):
             return None
-        if self.facts.training.trains(self._local_context(call)):
+        if self._context_trains(call):
             if self._side_branch(call):
                 return SIDE_BRANCH
             return AFTER_EPOCH if self._after_inner_training(call) else None
         if self._after_inner_training(call):
             return AFTER_EPOCH
         function = self.facts.enclosing_function(call)
-        if function is not None and not self.facts.training.trains(self.facts.training.reachable(function)):
+        if function is not None and not self.facts.training.trains_in(function):
             if self._returned(call) and not EVALUATION_NAME.search(function.name.value):
                 return None  # handed back to callers: they may train on it, or run it under no_grad
             return f"in {function.name.value}()"
@@ -389,15 +389,19 @@ class EvaluationAnalysis:
         return [d for d in facts.reaching_nodes(leaf) if isinstance(d, cst.Name) and d in facts.bindings
                 and facts.enclosing_function(d) is not facts.enclosing_function(leaf)]
 
-    def _local_context(self, call: cst.Call) -> list[cst.CSTNode]:
-        """What runs next to a forward call: its innermost loop, else its function."""
+    def _context_trains(self, call: cst.Call) -> bool:
+        """Whether what runs next to a forward call trains: its innermost loop, else its function,
+        else the module's own statements (outside loops and functions)."""
         facts = self.facts
         loops = facts.enclosing_loops(call)
-        container = loops[0] if loops else (facts.enclosing_function(call) or facts.module)
-        if container is facts.module:
-            return [n for n in facts.effects.get(container, []) if facts.enclosing_function(n) is None
-                    and not facts.enclosing_loops(n)]
-        return facts.training.reachable(container)
+        container = loops[0] if loops else facts.enclosing_function(call)
+        return facts.training.trains_in(container) if container is not None else self._module_level_trains
+
+    @functools.cached_property
+    def _module_level_trains(self) -> bool:
+        facts = self.facts
+        return facts.training.trains([n for n in facts.effects.get(facts.module, []) if facts.enclosing_function(n) is None
+                                      and not facts.enclosing_loops(n)])
 
     def _after_training(self, call: cst.Call) -> Optional[str]:
         """"after the training loop" when a loop, or "after `train()`" when a call of a local
@@ -466,9 +470,14 @@ class EvaluationAnalysis:
 
     def _grad_disabled_globally(self, node: cst.CSTNode) -> bool:
         at = self.facts.order_of(node) if isinstance(node, cst.Call) else len(self.facts.calls)
-        return any(self._disables_grad(call) and self.facts.enclosing_function(call) is None
-                   and self.facts.order_of(call) < at for call in self.facts.calls
-                   if self.facts.qualname(call.func) in GRAD_SWITCHES)
+        return self._first_global_grad_off < at
+
+    @functools.cached_property
+    def _first_global_grad_off(self) -> float:
+        """When the first module-level `torch.set_grad_enabled(False)` runs (infinity: never)."""
+        facts = self.facts
+        return min((facts.order_of(call) for call in facts.calls_to(*GRAD_SWITCHES)
+                    if facts.enclosing_function(call) is None and self._disables_grad(call)), default=float("inf"))
 
     # ------------------------------------------------------------------ modes
 
@@ -490,7 +499,27 @@ class EvaluationAnalysis:
         return [call for call, switch in self._switches_of(model) if switch == mode]
 
     def _switches_of(self, model: cst.BaseExpression) -> list[tuple[cst.Call, str]]:
-        return [(call, mode) for call, mode in self._mode_switches if self.facts.same_object(call.func.value, model)]
+        """The mode switches on the same object as `model` (`same_object`), in call order, looked
+        up in an index of the switches by what their receivers may hold."""
+        by_origin, by_spelling = self._switch_index
+        origins, spellings = self.facts.origin_sets(model)
+        found = {position for origin in origins for position in by_origin.get(origin, ())}
+        found.update(position for spelled in spellings for position in by_spelling.get(spelled, ()))
+        return [self._mode_switches[position] for position in sorted(found)]
+
+    @functools.cached_property
+    def _switch_index(self) -> tuple[dict[cst.CSTNode, list[int]], dict[str, list[int]]]:
+        """The positions in `_mode_switches` of the switches on each origin, and on each spelling
+        of an origin that cannot be resolved, of their receivers."""
+        by_origin: dict[cst.CSTNode, list[int]] = {}
+        by_spelling: dict[str, list[int]] = {}
+        for position, (call, _) in enumerate(self._mode_switches):
+            origins, spellings = self.facts.origin_sets(call.func.value)
+            for origin in origins:
+                by_origin.setdefault(origin, []).append(position)
+            for spelled in spellings:
+                by_spelling.setdefault(spelled, []).append(position)
+        return by_origin, by_spelling
 
     def modes_before(self, node: cst.CSTNode, model: cst.BaseExpression) -> set[Optional[str]]:
         """The mode ("eval" or "train") each path leaves `model` in when it reaches `node`: the

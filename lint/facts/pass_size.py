@@ -60,7 +60,7 @@ class PassSizes:
         loops = list(facts.training.loops_around(found.call))
         for loop in loops:
             kind = self._iterated_kind(loop)
-            if kind is not None and not self._trains(loop):
+            if kind is not None and not self.facts.training.trains_in(loop):
                 return PassSize(True, f"every {kind} of `{_code(facts, self._unwrapped(loop.iter))}`")  # type: ignore[attr-defined]
         source = self._source(found.input, _MAX_STEPS) if found.input is not None else None
         if source is not None and source[0] == "shape":
@@ -80,10 +80,6 @@ class PassSizes:
             return PassSize(False, f"one batch of `{source[1]}`")
         what = f"`{_code(facts, found.input)}`" if found.input is not None else "its inputs"
         return PassSize(True, f"{what} (size unknown)")
-
-    def _trains(self, loop: cst.CSTNode) -> bool:
-        training = self.facts.training
-        return training.trains(training.reachable(loop))
 
     def _iterated_kind(self, loop: cst.CSTNode) -> Optional[str]:
         """"batch" for a `for` loop over a loader, "item" over a dataset (a local Dataset class,

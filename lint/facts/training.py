@@ -32,6 +32,9 @@ class TrainingAnalysis:
     def __init__(self, facts: ScriptFacts):
         self.facts = facts
         self._reachable_cache: dict[cst.CSTNode, list[cst.CSTNode]] = {}
+        self._trains_in_cache: dict[cst.CSTNode, bool] = {}
+        self._reached_sets: dict[cst.CSTNode, frozenset[cst.CSTNode]] = {}
+        self._steps_reached: dict[cst.CSTNode, list[cst.Call]] = {}
         self._stale_cache: dict[cst.Call, Optional[tuple[cst.Call, cst.Name]]] = {}
 
     def reachable(self, container: cst.CSTNode) -> list[cst.CSTNode]:
@@ -41,6 +44,33 @@ class TrainingAnalysis:
         if cached is None:
             cached = self._reachable_cache[container] = self._collect(container)
         return cached
+
+    def reaches(self, container: cst.CSTNode, node: cst.CSTNode) -> bool:
+        """Whether `node` is among what a loop or function reaches (`reachable`), from a set
+        built once per container."""
+        found = self._reached_sets.get(container)
+        if found is None:
+            found = self._reached_sets[container] = frozenset(self.reachable(container))
+        return node in found
+
+    def steps_reached(self, container: cst.CSTNode) -> list[cst.Call]:
+        """The optimizer steps a loop or function reaches, in evaluation order (once per container)."""
+        found = self._steps_reached.get(container)
+        if found is None:
+            steps = {node for node in self.reachable(container) if node in self._optimizer_step_set}
+            found = self._steps_reached[container] = sorted(steps, key=self.facts.order_of)
+        return found
+
+    @functools.cached_property
+    def _optimizer_step_set(self) -> frozenset[cst.Call]:
+        return frozenset(self.optimizer_steps)
+
+    def trains_in(self, container: cst.CSTNode) -> bool:
+        """Whether what a loop or function reaches trains (see `trains`), once per container."""
+        found = self._trains_in_cache.get(container)
+        if found is None:
+            found = self._trains_in_cache[container] = self.trains(self.reachable(container))
+        return found
 
     def _collect(self, container: cst.CSTNode) -> list[cst.CSTNode]:
         nodes: list[cst.CSTNode] = []

@@ -190,8 +190,7 @@ for step, (x, y) in enumerate(loader):
                 for eval_call, model in self._eval_calls(facts, call):
                     if evaluation.has_mode_layers(model) is False:
                         continue
-                    if evaluation.mode_calls(model, "train") and any(
-                            n in reached for n in evaluation.mode_calls(model, "train")):
+                    if any(training.reaches(loop, n) for n in evaluation.mode_calls(model, "train")):
                         continue
                     if any(self._trains_unknown_object(facts, n) for n in reached):
                         continue  # `task.get_trainable_module().train()`: may be this model

@@ -125,11 +125,15 @@ class Net(nn.Module):
     def _check_dropout(self, ctx: RuleContext) -> None:
         facts = ctx.facts
         limit = ctx.options["max-dropout"]
+        applications: Optional[dict[cst.CSTNode, list[cst.Call]]] = None
         for constructor in facts.calls:
             if facts.qualname(constructor.func) not in names.DROPOUT_LAYERS:
                 continue
             p = _number(facts.literal(facts.argument(constructor, 0, "p")))
-            where = self._hidden_position(ctx, constructor) if p is not None and p >= limit else None
+            if p is None or p < limit:
+                continue
+            applications = _applications(facts) if applications is None else applications
+            where = self._hidden_position(ctx, constructor, applications)
             if where is None:
                 continue
             ctx.report(
@@ -139,7 +143,8 @@ class Net(nn.Module):
                 "kept); the model can barely fit, use p=0.1-0.5",
             )
 
-    def _hidden_position(self, ctx: RuleContext, constructor: cst.Call) -> Optional[str]:
+    def _hidden_position(self, ctx: RuleContext, constructor: cst.Call,
+                         applications: dict[cst.CSTNode, list[cst.Call]]) -> Optional[str]:
         """The layer a Dropout follows when it acts on hidden units: an earlier layer argument of
         the same nn.Sequential, or, for a module attribute, the layer whose output (through an
         activation) forward() passes to it. None for input dropout or an unknown place."""
@@ -149,9 +154,7 @@ class Net(nn.Module):
             earlier = [a.value for a in parent.args[:[a.value for a in parent.args].index(constructor)]]
             layer = next((_layer_name(ctx, e) for e in reversed(earlier) if _layer_name(ctx, e)), None)
             return f"{layer} in nn.Sequential" if layer else None
-        for call in facts.calls:
-            if facts.qualname(call.func) is not None or not call.args or constructor not in facts.origins(call.func):
-                continue
+        for call in applications.get(constructor, []):
             for value in facts.origins(call.args[0].value):
                 layer = _layer_name(ctx, value) or (
                     _layer_name(ctx, value.args[0].value) if isinstance(value, cst.Call) and value.args
@@ -183,6 +186,18 @@ class Net(nn.Module):
                                "gradient, as strong as the data's pull: the weights stay near zero and the model "
                                "underfits; usual values are 1e-5 to 5e-4")
                 ctx.report(expr, message)
+
+
+def _applications(facts) -> dict[cst.CSTNode, list[cst.Call]]:
+    """The calls of local objects on an argument (`self.drop(x)`), in call order, under each
+    origin of their callee: built once per file, so finding where a layer is applied does not
+    scan every call."""
+    found: dict[cst.CSTNode, list[cst.Call]] = {}
+    for call in facts.calls:
+        if facts.qualname(call.func) is None and call.args:
+            for origin in facts.origins(call.func):
+                found.setdefault(origin, []).append(call)
+    return found
 
 
 def _layer_name(ctx: RuleContext, expr: cst.BaseExpression) -> Optional[str]:

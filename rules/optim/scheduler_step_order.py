@@ -184,13 +184,12 @@ for epoch in range(50):
     def check(self, ctx: RuleContext) -> None:
         facts = ctx.facts
         training = facts.training
-        steps = training.optimizer_steps
         for call in facts.calls:
             if not self._is_scheduler_step(facts, call):
                 continue
             paired = self._pairs_with(facts, call)
             for loop in training.loops_around(call):
-                step = next((s for s in steps if s in training.reachable(loop) and paired(s)), None)
+                step = next((s for s in training.steps_reached(loop) if paired(s)), None)
                 if step is None:
                     continue
                 scheduler_at = self._position_in(facts, loop, call)
@@ -238,6 +237,6 @@ for epoch in range(50):
             return facts.order_of(node)
         for candidate in direct:
             if isinstance(candidate, cst.Call) and any(
-                    node in facts.training.reachable(f) for f in facts.called_functions(candidate)):
+                    facts.training.reaches(f, node) for f in facts.called_functions(candidate)):
                 return facts.order_of(candidate)
         return None
