@@ -10,6 +10,8 @@ Cases (each skipped with a message when its sources are missing):
            (pytorch/examples): check time, per-line cost and its growth relative to the smallest size,
            and the peak memory of the process (--sizes 100000 for the issue's 100,000-line file);
            measured inside one child process per size, so start-up does not hide the per-line cost
+  repeated the same, from a 2,000-line cycle of those scripts joined again and again (a long
+           notebook, scripts pasted into one file): the same module-level names defined once per copy
   big      timm's vision_transformer.py: in-process ratio and whole-CLI ratio
   corpus   every .py file under --repos, and pytorch/examples + nanoGPT alone: the CLI cold (no cache,
            all cores) and warm (a second run over a filled cache), against one process that parses them all
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+REPEATED_CYCLE = 2_000  # lines of distinct scripts the `repeated` case joins again and again
 BARE_PARSE = (
     "import sys, libcst\n"
     "for path in open(sys.argv[1]).read().splitlines():\n"
@@ -187,10 +190,30 @@ def training_scripts(examples: Path) -> list[Path]:
 
 def case_growth(options, scratch: Path) -> None:
     print("\n== growth: one file of joined training scripts (in-process, start-up excluded) ==")
+    _growth_table(_growth_sources(options), options, scratch)
+
+
+def case_repeated(options, scratch: Path) -> None:
+    print(f"\n== repeated: the first {REPEATED_CYCLE:,} lines of those scripts joined again and again, as a long "
+          "notebook does: every copy defines `model` and `train` and imports torch again ==")
+    cycle, lines = [], 0
+    for source in _growth_sources(options):
+        if lines >= REPEATED_CYCLE:
+            break
+        cycle.append(source)
+        lines += source.read_text(encoding="utf-8").count("\n")
+    _growth_table(cycle, options, scratch)
+
+
+def _growth_sources(options) -> list[Path]:
     sources = training_scripts(options.examples) if options.examples.is_dir() else []
     if not sources:
         sources = sorted((ROOT / "fixtures" / "clean").glob("*.py"))
         print(f"  ({options.examples} not found: joining the fixtures/clean scripts instead)")
+    return sources
+
+
+def _growth_table(sources: list[Path], options, scratch: Path) -> None:
     print(f"  {'lines':>6} {'parse s':>8} {'check s':>8} {'x parse':>8} {'ms/100 lines':>13} {'growth':>7} {'peak MiB':>9}")
     first_per_line = None
     for size in options.sizes:
@@ -301,7 +324,7 @@ def case_phases(options, scratch: Path) -> None:
           f"{overhead:.2f} s ({overhead / cpu:.1%}) of start-up, imports, discovery, workers and pickling; wall {wall:.2f} s")
 
 
-CASES = {"growth": case_growth, "big": case_big, "corpus": case_corpus, "startup": case_startup, "phases": case_phases}
+CASES = {"growth": case_growth, "repeated": case_repeated, "big": case_big, "corpus": case_corpus, "startup": case_startup, "phases": case_phases}
 
 
 def main() -> None:
