@@ -24,7 +24,7 @@ from mlplint.lint.facts.literals import MISSING, LiteralValues
 from mlplint.lint.facts.objects import ObjectKinds
 from mlplint.lint.facts.positions import Positions
 from mlplint.lint.facts.reaching import ReachingDefinitions, ResolvedDefinitions
-from mlplint.lint.facts.scopes import Definition, Scope, bindings_in
+from mlplint.lint.facts.scopes import Definition, Scope
 from mlplint.lint.source import split_lines
 
 # How many expressions one question may follow through each other (a chain of 2,000
@@ -291,23 +291,6 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         return any(isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar)
                    for statement in self.module.body if isinstance(statement, cst.SimpleStatementLine)
                    for small in statement.body)
-
-    def resolution(self, scope: Scope, name: str) -> tuple[Optional[Scope], str]:
-        """The scope whose bindings a read of `name` in `scope` means, with the name: one key for
-        every scope that reads the same bindings (a module-level name read in many functions),
-        worked out once per (scope, name)."""
-        key = (scope, name)
-        found = self._resolutions.get(key)
-        if found is None:
-            found = self._resolutions[key] = (scope.resolve(name), name)
-        return found
-
-    def bindings_of(self, resolution: tuple[Optional[Scope], str]) -> tuple[Definition, ...]:
-        """Every binding a read with this resolution may mean, listed once per resolution."""
-        found = self._bindings_cache.get(resolution)
-        if found is None:
-            found = self._bindings_cache[resolution] = bindings_in(*resolution)
-        return found
 
     def _rebound_to_object(self, expr: cst.CSTNode) -> bool:
         """Whether the imported name at the base of a dotted name is also assigned a constructed

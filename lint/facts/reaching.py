@@ -13,11 +13,12 @@ never more than MAX_REACHING, so the work per read stays bounded.
 from __future__ import annotations
 
 import bisect
-from typing import Any, Collection, Iterator, Optional
+from typing import Collection, Iterator, Optional
 
 import libcst as cst
 
 from mlplint.lint.facts.index import DEFINITION_STATEMENTS
+from mlplint.lint.facts.scopes import Definition, Scope, bindings_in
 
 _CONDITIONAL = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp)
 # How many definitions one read may reach, the nearest kept: past it the file repeats itself (a
@@ -47,7 +48,7 @@ class ResolvedDefinitions:
     __slots__ = ("nodes", "times", "timed", "by_site", "loose", "outer")
 
     def __init__(self, nodes: list[cst.CSTNode], times: list[int], timed: list[cst.CSTNode],
-                 by_site: dict[Any, list[int]], loose: list[cst.CSTNode]):
+                 by_site: dict[Scope, list[int]], loose: list[cst.CSTNode]):
         self.nodes = nodes
         self.times = times
         self.timed = timed
@@ -58,6 +59,23 @@ class ResolvedDefinitions:
 
 class ReachingDefinitions:
     """Mixed into ScriptFacts, whose indexes (scope_of, bindings, order, parent) it reads."""
+
+    def resolution(self, scope: Scope, name: str) -> tuple[Optional[Scope], str]:
+        """The scope whose bindings a read of `name` in `scope` means, with the name: one key for
+        every scope that reads the same bindings (a module-level name read in many functions),
+        worked out once per (scope, name)."""
+        key = (scope, name)
+        found = self._resolutions.get(key)
+        if found is None:
+            found = self._resolutions[key] = (scope.resolve(name), name)
+        return found
+
+    def bindings_of(self, resolution: tuple[Optional[Scope], str]) -> tuple[Definition, ...]:
+        """Every binding a read with this resolution may mean, listed once per resolution."""
+        found = self._bindings_cache.get(resolution)
+        if found is None:
+            found = self._bindings_cache[resolution] = bindings_in(*resolution)
+        return found
 
     def _definitions(self, name: cst.Name) -> tuple[list[cst.CSTNode], list[int], list[cst.CSTNode], list[cst.CSTNode]]:
         """Every definition a name may refer to from its scope, the ones bound in that same scope
@@ -74,7 +92,7 @@ class ReachingDefinitions:
             cached = self._definitions_cache[key] = self._definitions_from(scope, name.value)
         return cached
 
-    def _definitions_from(self, scope: Any, name: str) -> tuple[list[cst.CSTNode], list[int], list[cst.CSTNode], list[cst.CSTNode]]:
+    def _definitions_from(self, scope: Scope, name: str) -> tuple[list[cst.CSTNode], list[int], list[cst.CSTNode], list[cst.CSTNode]]:
         resolved = self._resolved_definitions(self.resolution(scope, name))
         home = scope  # a comprehension runs where it stands: its free names read the scope around it then
         while home.kind == "comprehension" and name not in home.bindings and home.parent is not None:
@@ -85,7 +103,7 @@ class ReachingDefinitions:
         return (resolved.nodes, [resolved.times[index] for index in own], [resolved.timed[index] for index in own],
                 self._outer_reaching(resolved, set(own)))
 
-    def _resolved_definitions(self, resolution: tuple[Any, str]) -> ResolvedDefinitions:
+    def _resolved_definitions(self, resolution: tuple[Optional[Scope], str]) -> ResolvedDefinitions:
         found = self._resolved_cache.get(resolution)
         if found is not None:
             return found
@@ -96,7 +114,7 @@ class ReachingDefinitions:
              for bound in [self._bound_at(definition.node)] if bound is not None),
             key=lambda entry: entry[0],
         )
-        by_site: dict[Any, list[int]] = {}
+        by_site: dict[Scope, list[int]] = {}
         for index, (_, definition) in enumerate(timed):
             by_site.setdefault(definition.site, []).append(index)
         in_timeline = {definition.node for _, definition in timed}
