@@ -214,7 +214,8 @@ class Session:
         self.write(stats)
         return stats
 
-    def stats(self, status: str, error: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def stats(self, status: str, error: Optional[dict[str, Any]], early: bool = False) -> dict[str, Any]:
+        """`early`: one of the writes at EARLY_FLUSH_STEPS (the neighbour statistic is not computed again)."""
         devices = [info.device for info in self.tracker.models.values()]
         return {
             "schema": STATS_SCHEMA,
@@ -233,7 +234,8 @@ class Session:
                 **self.counts,
             },
             **self.tracker.to_json(),
-            "collectors": {collector.name: collector.flush() for collector in self.collectors},
+            "collectors": {collector.name: self.sample.flush(neighbours=not early) if collector is self.sample else collector.flush()
+                           for collector in self.collectors},
         }
 
     def _finish_sample(self) -> None:
@@ -382,7 +384,7 @@ class Session:
         if self.stats_path is not None and (early or time.monotonic() - self._last_flush >= self._flush_interval):
             self._early_flushed.add(step)
             started = time.monotonic()
-            self.write(self.stats("running", None))
+            self.write(self.stats("running", None, early=early))
             self._last_flush = time.monotonic()
             self._flush_interval = max(FLUSH_SECONDS, FLUSH_COST_FACTOR * (self._last_flush - started))
 

@@ -3,6 +3,8 @@ trained by hand under an installed session."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -242,6 +244,20 @@ def test_neighbour_labels_tell_paired_from_shuffled_rows():
     assert neighbour_labels("mse_loss", inputs, targets)["agreement"] > 0.8
     assert abs(neighbour_labels("mse_loss", inputs, targets[torch.randperm(300)])["agreement"]) < 0.2
     assert neighbour_labels("mse_loss", inputs, torch.randn(300, 4)) is None  # several targets per row
+
+
+def test_early_stats_writes_keep_the_neighbour_statistic_for_the_later_ones(tmp_path):
+    """The writes at the first steps (EARLY_FLUSH_STEPS) do not compute the neighbour statistic of
+    the small sample again; the run's final stats do."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    session = Session(steps=1000, stats_path=str(tmp_path / "stats.json"))
+    final = train(session, model, optimizer, 8, lambda step: (x[8 * step : 8 * step + 8], y[8 * step : 8 * step + 8]))
+    written = json.loads((tmp_path / "stats.json").read_text())["collectors"]["training_sample"]  # the write at step 8
+    assert written["rows"] == 64 and written["neighbours"] is None
+    assert final["training_sample"]["neighbours"]["rows"] == 64
 
 
 def test_augmented_copies_of_a_row_are_not_its_neighbours():
