@@ -123,10 +123,17 @@ class Session:
             self.init_signal, self.adam_epsilon, self.weight_decay, self.optimizer_constructions,
             self.rank_params, self.grad_scaler,
         ]
+        # Collectors with nothing to do between the steps their schedules sample: their hooks are
+        # skipped at steps where none of them is due (one check per distinct schedule and step
+        # instead of one per hook).
+        sampled_only = [self.activations, self.inputs, self.output_activation, self.loss_inputs, self.loss_targets,
+                        self.loss_graph, self.updates, self.adam_epsilon, self.unit_similarity]
+        self._schedules = [Collector(every) for every in sorted({collector.every for collector in sampled_only})]
+        self._sampling = True  # whether one of them is due at the current step (step 0 is every schedule's)
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
         self._measuring: Optional[ModelInfo] = None  # the root model whose layers this forward measures
-        self._measured: set[tuple[int, str]] = set()  # (step, model) already measured
+        self._measured: dict[str, int] = {}  # model -> the latest step whose first training forward it has run
         self._first_forward = False  # whether the root forward running is the model's first of the step
         self._handles: list[Any] = []  # removed by remove(): optimizer hooks and per-model hooks
         self._discovery: Optional[Any] = None  # the global forward pre-hook, while models are looked for
@@ -306,17 +313,17 @@ class Session:
             self.eval_mode.on_no_grad_forward(step, model.name, model.module.training, model.mode_layers)
             self.scaler_fits.on_model_input(False, args)
             return
-        if (step, model.name) in self._measured:
+        if self._measured.get(model.name) == step:
             self.grad_forwards.start_measuring([record["tensor"] for record in model.params.values()])
             return
-        self._measured.add((step, model.name))
+        self._measured[model.name] = step
         self._first_forward = True
         self.batches.on_model_input(step, args)
         self.scaler_fits.on_model_input(True, args)
-        if self.inputs.due(step):
+        if self._sampling and self.inputs.due(step):
             self.inputs.on_model_input(step, model.name, args)
         self.sample.on_model_input(model.name, args)
-        if self.activations.due(step):
+        if self._sampling and self.activations.due(step):
             self._measure_layers(model)
         if step == 0:
             self.init_signal.start(model.name, model.module)
@@ -330,7 +337,7 @@ class Session:
             model = self.tracker.models.get(id(module))
             if model is not None and torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
                 self.grad_forwards.on_forward(self.tracker.step, model.name, output, saved_bytes)
-                if self._first_forward:
+                if self._first_forward and self._sampling:
                     self.output_activation.on_output(self.tracker.step, model.name, output)
             self.sample.on_model_output(output)
 
@@ -360,22 +367,27 @@ class Session:
         self.graph_growth.before_step(step)
         cleared = self.zero_grad.calls_since_step(id(optimizer)) > 0
         self.gradients.before_step(info.index, step, info.named_params, cleared)
-        self.updates.before_step(info.index, step, info.named_params)
+        if self._sampling:
+            self.updates.before_step(info.index, step, info.named_params)
         self.weight_decay.before_step(optimizer, info.index, step)
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         info = self.tracker.optimizer(optimizer)
         step = self.tracker.step
-        self.updates.after_step(info.index)
-        self.adam_epsilon.after_step(optimizer, info.index, step)
-        self.unit_similarity.after_step(step, info.index, info.named_params)
+        if self._sampling:
+            self.updates.after_step(info.index)
+            self.adam_epsilon.after_step(optimizer, info.index, step)
+            self.unit_similarity.after_step(step, info.index, info.named_params)
         self.loss.on_step(info.index, step)
         self.zero_grad.on_step(id(optimizer), info.index, step)
         self.optimizer_constructions.after_step(optimizer)
         self.tracker.count_step(info)
+        self._sampling = any(collector.due(self.tracker.step) for collector in self._schedules)
         self.gradients.after_step(info.index, self.tracker.step, info.params)
-        self.rank_params.after_step(self.tracker.step, info.index, info.named_params)
-        self._report_progress(info.index)
+        if self.rank_params.enabled:
+            self.rank_params.after_step(self.tracker.step, info.index, info.named_params)
+        if self._progress is not None:
+            self._report_progress(info.index)
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
         step = self.tracker.step
@@ -395,7 +407,8 @@ class Session:
             loss = tensors if isinstance(tensors, torch.Tensor) else next(iter(tensors), None)
             if isinstance(loss, torch.Tensor):
                 self.loss.on_backward(loss)
-                self.loss_graph.on_backward(self.tracker.step, loss)
+                if self._sampling:
+                    self.loss_graph.on_backward(self.tracker.step, loss)
                 self.graph_growth.on_backward(loss)
             if not self.manual.active:
                 self.gradients.on_backward()
@@ -442,8 +455,9 @@ class Session:
             input = args[0] if args else kwargs.get("input")
             target = args[1] if len(args) > 1 else kwargs.get("target")
             reduction = kwargs.get("reduction", "mean")
-            recorded = self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
-            self.loss_targets.on_loss_call(self.tracker.step, kind, input, target)
+            recorded = self._sampling and self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
+            if self._sampling:
+                self.loss_targets.on_loss_call(self.tracker.step, kind, input, target)
             if torch.is_grad_enabled():
                 self.batches.on_loss_call(self.tracker.step, kind, input, target)
             self.sample.on_loss_call(kind, input, target)

@@ -13,8 +13,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlplint.probe.collectors.adam_epsilon import step_scale_shares
-from mlplint.probe.collectors import DENSE_STEPS, Collector
-from mlplint.probe.collectors.batches import MAX_PENDING_VALUES, PENDING_LABELS, BatchCollector, fingerprint, row_sums
+from mlplint.probe.collectors import DENSE_STEPS, LATER_FACTOR, Collector
+from mlplint.probe.collectors.batches import MAX_PENDING_VALUES, PENDING_LABELS, BatchCollector, fingerprints, row_sums
+from mlplint.probe.collectors.graph_growth import GraphGrowthCollector
 from mlplint.probe.collectors.loss_graph import pairwise_broadcast
 from mlplint.probe.collectors.loss_inputs import loss_input_summary
 from mlplint.probe.collectors.neighbour_labels import distinct_rows, neighbour_labels
@@ -48,10 +49,16 @@ def test_row_hashes_agree_between_numpy_and_torch():
 def test_batch_fingerprint_tells_order_and_content_apart():
     x = torch.randn(8, 3)
     def fingerprint_of(batch):
-        return fingerprint(row_sums(batch).tolist())
+        return fingerprints(row_sums(batch).unsqueeze(0))[0]
     assert fingerprint_of(x) == fingerprint_of(x.clone())
     assert fingerprint_of(x) != fingerprint_of(x.flip(0))  # same rows, other order
     assert fingerprint_of(x)[0] == pytest.approx(x.double().sum().item())
+    assert fingerprint_of(x)[1] == pytest.approx(sum(position * row.double().sum().item() for position, row in enumerate(x, 1)))
+    together = fingerprints(torch.stack([row_sums(x), row_sums(x.flip(0))]))  # the steps of one stats write
+    assert together == [fingerprint_of(x), fingerprint_of(x.flip(0))]
+    images = torch.randn(8, 3, 4, 4)
+    assert row_sums(images).tolist() == pytest.approx(images.reshape(8, -1).sum(dim=1).tolist())
+    assert row_sums(x[:, 0]).tolist() == x[:, 0].tolist()  # one value per row
 
 
 def test_batch_labels_summarised_together_match_each_step():
@@ -76,12 +83,19 @@ def test_sampled_statistics_thin_out_after_the_first_steps():
     assert [step for step in range(DENSE_STEPS) if sampled.due(step)] == list(range(0, DENSE_STEPS, 10))
     assert [step for step in range(DENSE_STEPS, DENSE_STEPS + 100) if sampled.due(step)] == [100, 150]
     assert all(every_step.due(step) for step in range(DENSE_STEPS + 100))
+    thinned = GraphGrowthCollector()  # every step at first, then LATER_FACTOR times less often
+    assert [step for step in range(DENSE_STEPS + 20) if thinned.due(step)] == [*range(DENSE_STEPS), *range(DENSE_STEPS, DENSE_STEPS + 20, LATER_FACTOR)]
 
 
 def test_unit_spread_is_zero_for_identical_rows_only():
     assert unit_spread(torch.full((4, 3), 0.5)).tolist() == [0.0, 0.5]
     w = torch.randn(4, 3)
     assert unit_spread(w)[0].item() == pytest.approx(w.std(dim=0, unbiased=False).mean().item())
+    wide = torch.randn(64, 4096)  # measured on a strided subset of its inputs
+    spread, magnitude = unit_spread(wide).tolist()
+    assert spread == pytest.approx(wide.std(dim=0, unbiased=False).mean().item(), rel=0.05)
+    assert magnitude == pytest.approx(wide.abs().mean().item(), rel=0.05)
+    assert unit_spread(wide[:1].expand(64, -1)).tolist()[0] == 0.0
 
 
 def test_pairwise_broadcast_and_output_operation():
