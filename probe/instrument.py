@@ -154,6 +154,7 @@ class Session:
             self._hook_root(model.module)
         self._discover(True)
         self._patches.wrap(torch.autograd, "backward", self._wrap_backward)  # Tensor.backward calls it too
+        self._patches.wrap(torch.autograd, "grad", self._wrap_grad)
         self._patches.wrap(torch.optim.Optimizer, "zero_grad", self._wrap_optimizer_zero_grad)
         self._patches.wrap(nn.Module, "zero_grad", self._wrap_module_zero_grad)
         for kind in LOSS_FUNCTIONS:
@@ -313,6 +314,7 @@ class Session:
             self.eval_mode.on_no_grad_forward(step, model.name, model.module.training, model.mode_layers)
             self.scaler_fits.on_model_input(False, args)
             return
+        self.grad_forwards.settle()  # before another forward: a pass watched since the last backward gets a hook
         if self._measured.get(model.name) == step:
             self.grad_forwards.start_measuring([record["tensor"] for record in model.params.values()])
             return
@@ -363,7 +365,8 @@ class Session:
         step = self.tracker.step
         stepped = self.tracker.stepped_models(info)
         self.step_mode.before_step(step, info.index, stepped)
-        self.grad_forwards.judge_pending([model.name for model in stepped + self.tracker.unoptimized_models()])
+        if self.grad_forwards.pending:
+            self.grad_forwards.judge_pending([model.name for model in stepped + self.tracker.unoptimized_models()])
         self.graph_growth.before_step(step)
         cleared = self.zero_grad.calls_since_step(id(optimizer)) > 0
         self.gradients.before_step(info.index, step, info.named_params, cleared)
@@ -405,19 +408,24 @@ class Session:
         def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
             self.counts["backward"] += 1
             loss = tensors if isinstance(tensors, torch.Tensor) else next(iter(tensors), None)
+            roots = None  # the nodes the backward pass starts from, unless it differentiates some inputs only
             if isinstance(loss, torch.Tensor):
                 self.loss.on_backward(loss)
                 if self._sampling:
                     self.loss_graph.on_backward(self.tracker.step, loss)
                 self.graph_growth.on_backward(loss)
+                if loss.grad_fn is not None and kwargs.get("inputs") is None and len(args) < 5:
+                    roots = [loss.grad_fn]
             if not self.manual.active:
                 self.gradients.on_backward()
+                self.grad_forwards.settle(roots)
                 return original(tensors, *args, **kwargs)
             updates = self.manual.before_backward(loss)
             if self.manual.open:  # the script has applied its update since the last backward
                 self.manual.open = False
                 self._after_step(updates, (), {})
             self.gradients.on_backward()  # after the previous hand-written step is closed
+            self.grad_forwards.settle(roots)
             result = original(tensors, *args, **kwargs)
             if updates is not None:
                 if not self.tracker.optimizers:
@@ -427,6 +435,13 @@ class Session:
             return result
 
         return backward
+
+    def _wrap_grad(self, original: Callable) -> Callable:
+        def grad(*args: Any, **kwargs: Any) -> Any:
+            self.grad_forwards.settle()
+            return original(*args, **kwargs)
+
+        return grad
 
     def _wrap_optimizer_init(self, original: Callable) -> Callable:
         def __init__(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
@@ -469,6 +484,7 @@ class Session:
                 raise
             if recorded:
                 self.loss_inputs.on_loss_value(result)
+            self.grad_forwards.on_loss(input, result)
             return result
 
         return loss

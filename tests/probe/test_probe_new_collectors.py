@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from mlplint.probe.collectors.adam_epsilon import step_scale_shares
 from mlplint.probe.collectors import DENSE_STEPS, LATER_FACTOR, Collector
 from mlplint.probe.collectors.batches import MAX_PENDING_VALUES, PENDING_LABELS, BatchCollector, fingerprints, row_sums
+from mlplint.probe.collectors.grad_forwards import SEARCH_NODES
 from mlplint.probe.collectors.graph_growth import GraphGrowthCollector
 from mlplint.probe.collectors.loss_graph import pairwise_broadcast
 from mlplint.probe.collectors.loss_inputs import loss_input_summary
@@ -132,6 +133,41 @@ def test_step_mode_grad_forwards_and_scheduler_order():
     assert passes["unused_saved_bytes"] > 0  # the (8, 8) hidden activations at least
     (calls,) = collected["scheduler_calls"]["records"]
     assert calls["optimizer_steps_at_first_call"] == 0 and calls["calls"] == 7  # the constructor's step is not one
+
+
+def test_grad_forwards_follow_every_way_a_backward_reaches_the_output():
+    """A pass is used when a backward reaches its output: found behind the loss (a scaled loss too),
+    or by a hook where the loss is further than the search goes or where only some inputs are
+    differentiated (`inputs=`, `autograd.grad`)."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+
+    def far(out):
+        for _ in range(SEARCH_NODES + 2):
+            out = out * 1.0
+        return out.sum()
+
+    uses = [
+        lambda out: (F.cross_entropy(out, y) * 1024.0).backward(),  # as GradScaler scales it
+        lambda out: far(out).backward(),
+        lambda out: torch.autograd.grad(F.cross_entropy(out, y), model.weight),
+        lambda out: F.cross_entropy(out, y).backward(inputs=[model.weight]),
+        lambda out: None,  # the only unused pass
+        lambda out: F.cross_entropy(out, y).backward(),
+    ]
+    session = Session(steps=1000)
+    session.install()
+    try:
+        for use in uses:
+            optimizer.zero_grad()
+            use(model(x))
+            optimizer.step()
+    finally:
+        session.remove()
+    (passes,) = session.stats("completed", None)["collectors"]["grad_forwards"]["records"]
+    assert passes["grad_forwards"] == len(uses) and passes["unused"] == 1 and passes["first_unused_step"] == 4
 
 
 def test_graph_growth_finds_a_total_that_keeps_the_graphs():
