@@ -14,8 +14,9 @@ round, so drift in the machine's speed cancels out.
 nothing), one with every collector off (the hooks and bookkeeping alone) and one that writes no
 stats file; a collector's cost is the full session's ratio minus the ratio without it (in % of a
 plain step), next to the time spent in its hooks (a session with timed hooks, averaged over all
-its steps: the first round's start-up work, such as the neighbour statistic computed at the early
-stats writes, included). On a shared machine use `--clock cpu` (the process's CPU time, which does not count
+its steps: the first round's start-up work, such as the neighbour statistic computed at the first
+timed stats write, included). Each "off saves" figure is the difference of two medians that
+each move by a few % on a busy machine; the time in the hooks is the steadier measure. On a shared machine use `--clock cpu` (the process's CPU time, which does not count
 time spent waiting for a core) and `--threads 1` (a thread waiting at a barrier for a descheduled
 one spins): both conditions of a round then see the same machine.
 Run: python benchmarks/probe_overhead.py [--rounds N] [--per-collector] [--clock wall|cpu] [--threads N]
@@ -86,7 +87,7 @@ def switch_off(collector: Collector) -> None:
     """Make every hook of a collector do nothing (and answer as one that measures nothing)."""
     for name in hook_names(collector):
         if name.startswith("wrap_"):
-            setattr(collector, name, lambda original, **_: original)
+            setattr(collector, name, lambda original, *_, **__: original)
         else:
             setattr(collector, name, lambda *args, _answer=OFF_ANSWERS.get(name), **kwargs: _answer)
 

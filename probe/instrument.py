@@ -123,10 +123,17 @@ class Session:
             self.init_signal, self.adam_epsilon, self.weight_decay, self.optimizer_constructions,
             self.rank_params, self.grad_scaler,
         ]
+        # Collectors with nothing to do between the steps their schedules sample: their hooks are
+        # skipped at steps where none of them is due (one check per distinct schedule and step
+        # instead of one per hook).
+        sampled_only = [self.activations, self.inputs, self.output_activation, self.loss_inputs, self.loss_targets,
+                        self.loss_graph, self.updates, self.adam_epsilon, self.unit_similarity]
+        self._schedules = [Collector(every) for every in sorted({collector.every for collector in sampled_only})]
+        self._sampling = True  # whether one of them is due at the current step (step 0 is every schedule's)
         self.counts = {"forward": 0, "backward": 0}
         self._root_calls = 0  # nesting depth of root-model forwards (a root model may call another)
         self._measuring: Optional[ModelInfo] = None  # the root model whose layers this forward measures
-        self._measured: set[tuple[int, str]] = set()  # (step, model) already measured
+        self._measured: dict[str, int] = {}  # model -> the latest step whose first training forward it has run
         self._first_forward = False  # whether the root forward running is the model's first of the step
         self._handles: list[Any] = []  # removed by remove(): optimizer hooks and per-model hooks
         self._discovery: Optional[Any] = None  # the global forward pre-hook, while models are looked for
@@ -147,6 +154,7 @@ class Session:
             self._hook_root(model.module)
         self._discover(True)
         self._patches.wrap(torch.autograd, "backward", self._wrap_backward)  # Tensor.backward calls it too
+        self._patches.wrap(torch.autograd, "grad", self._wrap_grad)
         self._patches.wrap(torch.optim.Optimizer, "zero_grad", self._wrap_optimizer_zero_grad)
         self._patches.wrap(nn.Module, "zero_grad", self._wrap_module_zero_grad)
         for kind in LOSS_FUNCTIONS:
@@ -214,7 +222,8 @@ class Session:
         self.write(stats)
         return stats
 
-    def stats(self, status: str, error: Optional[dict[str, Any]]) -> dict[str, Any]:
+    def stats(self, status: str, error: Optional[dict[str, Any]], early: bool = False) -> dict[str, Any]:
+        """`early`: one of the writes at EARLY_FLUSH_STEPS (the neighbour statistic is not computed again)."""
         devices = [info.device for info in self.tracker.models.values()]
         return {
             "schema": STATS_SCHEMA,
@@ -233,7 +242,8 @@ class Session:
                 **self.counts,
             },
             **self.tracker.to_json(),
-            "collectors": {collector.name: collector.flush() for collector in self.collectors},
+            "collectors": {collector.name: self.sample.flush(neighbours=not early) if collector is self.sample else collector.flush()
+                           for collector in self.collectors},
         }
 
     def _finish_sample(self) -> None:
@@ -304,17 +314,18 @@ class Session:
             self.eval_mode.on_no_grad_forward(step, model.name, model.module.training, model.mode_layers)
             self.scaler_fits.on_model_input(False, args)
             return
-        if (step, model.name) in self._measured:
+        self.grad_forwards.settle()  # before another forward: a pass watched since the last backward gets a hook
+        if self._measured.get(model.name) == step:
             self.grad_forwards.start_measuring([record["tensor"] for record in model.params.values()])
             return
-        self._measured.add((step, model.name))
+        self._measured[model.name] = step
         self._first_forward = True
         self.batches.on_model_input(step, args)
         self.scaler_fits.on_model_input(True, args)
-        if self.inputs.due(step):
+        if self._sampling and self.inputs.due(step):
             self.inputs.on_model_input(step, model.name, args)
         self.sample.on_model_input(model.name, args)
-        if self.activations.due(step):
+        if self._sampling and self.activations.due(step):
             self._measure_layers(model)
         if step == 0:
             self.init_signal.start(model.name, model.module)
@@ -328,7 +339,7 @@ class Session:
             model = self.tracker.models.get(id(module))
             if model is not None and torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
                 self.grad_forwards.on_forward(self.tracker.step, model.name, output, saved_bytes)
-                if self._first_forward:
+                if self._first_forward and self._sampling:
                     self.output_activation.on_output(self.tracker.step, model.name, output)
             self.sample.on_model_output(output)
 
@@ -354,26 +365,32 @@ class Session:
         step = self.tracker.step
         stepped = self.tracker.stepped_models(info)
         self.step_mode.before_step(step, info.index, stepped)
-        self.grad_forwards.judge_pending([model.name for model in stepped + self.tracker.unoptimized_models()])
+        if self.grad_forwards.pending:
+            self.grad_forwards.judge_pending([model.name for model in stepped + self.tracker.unoptimized_models()])
         self.graph_growth.before_step(step)
         cleared = self.zero_grad.calls_since_step(id(optimizer)) > 0
         self.gradients.before_step(info.index, step, info.named_params, cleared)
-        self.updates.before_step(info.index, step, info.named_params)
+        if self._sampling:
+            self.updates.before_step(info.index, step, info.named_params)
         self.weight_decay.before_step(optimizer, info.index, step)
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         info = self.tracker.optimizer(optimizer)
         step = self.tracker.step
-        self.updates.after_step(info.index)
-        self.adam_epsilon.after_step(optimizer, info.index, step)
-        self.unit_similarity.after_step(step, info.index, info.named_params)
+        if self._sampling:
+            self.updates.after_step(info.index)
+            self.adam_epsilon.after_step(optimizer, info.index, step)
+            self.unit_similarity.after_step(step, info.index, info.named_params)
         self.loss.on_step(info.index, step)
         self.zero_grad.on_step(id(optimizer), info.index, step)
         self.optimizer_constructions.after_step(optimizer)
         self.tracker.count_step(info)
+        self._sampling = any(collector.due(self.tracker.step) for collector in self._schedules)
         self.gradients.after_step(info.index, self.tracker.step, info.params)
-        self.rank_params.after_step(self.tracker.step, info.index, info.named_params)
-        self._report_progress(info.index)
+        if self.rank_params.enabled:
+            self.rank_params.after_step(self.tracker.step, info.index, info.named_params)
+        if self._progress is not None:
+            self._report_progress(info.index)
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
         step = self.tracker.step
@@ -382,7 +399,7 @@ class Session:
         if self.stats_path is not None and (early or time.monotonic() - self._last_flush >= self._flush_interval):
             self._early_flushed.add(step)
             started = time.monotonic()
-            self.write(self.stats("running", None))
+            self.write(self.stats("running", None, early=early))
             self._last_flush = time.monotonic()
             self._flush_interval = max(FLUSH_SECONDS, FLUSH_COST_FACTOR * (self._last_flush - started))
 
@@ -391,18 +408,24 @@ class Session:
         def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
             self.counts["backward"] += 1
             loss = tensors if isinstance(tensors, torch.Tensor) else next(iter(tensors), None)
+            roots = None  # the nodes the backward pass starts from, unless it differentiates some inputs only
             if isinstance(loss, torch.Tensor):
                 self.loss.on_backward(loss)
-                self.loss_graph.on_backward(self.tracker.step, loss)
+                if self._sampling:
+                    self.loss_graph.on_backward(self.tracker.step, loss)
                 self.graph_growth.on_backward(loss)
+                if loss.grad_fn is not None and kwargs.get("inputs") is None and len(args) < 5:
+                    roots = [loss.grad_fn]
             if not self.manual.active:
                 self.gradients.on_backward()
+                self.grad_forwards.settle(roots)
                 return original(tensors, *args, **kwargs)
             updates = self.manual.before_backward(loss)
             if self.manual.open:  # the script has applied its update since the last backward
                 self.manual.open = False
                 self._after_step(updates, (), {})
             self.gradients.on_backward()  # after the previous hand-written step is closed
+            self.grad_forwards.settle(roots)
             result = original(tensors, *args, **kwargs)
             if updates is not None:
                 if not self.tracker.optimizers:
@@ -412,6 +435,13 @@ class Session:
             return result
 
         return backward
+
+    def _wrap_grad(self, original: Callable) -> Callable:
+        def grad(*args: Any, **kwargs: Any) -> Any:
+            self.grad_forwards.settle()
+            return original(*args, **kwargs)
+
+        return grad
 
     def _wrap_optimizer_init(self, original: Callable) -> Callable:
         def __init__(optimizer: torch.optim.Optimizer, *args: Any, **kwargs: Any) -> None:
@@ -440,8 +470,9 @@ class Session:
             input = args[0] if args else kwargs.get("input")
             target = args[1] if len(args) > 1 else kwargs.get("target")
             reduction = kwargs.get("reduction", "mean")
-            recorded = self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
-            self.loss_targets.on_loss_call(self.tracker.step, kind, input, target)
+            recorded = self._sampling and self.loss_inputs.on_loss_call(self.tracker.step, kind, input, target, reduction)
+            if self._sampling:
+                self.loss_targets.on_loss_call(self.tracker.step, kind, input, target)
             if torch.is_grad_enabled():
                 self.batches.on_loss_call(self.tracker.step, kind, input, target)
             self.sample.on_loss_call(kind, input, target)
@@ -453,6 +484,7 @@ class Session:
                 raise
             if recorded:
                 self.loss_inputs.on_loss_value(result)
+            self.grad_forwards.on_loss(input, result)
             return result
 
         return loss

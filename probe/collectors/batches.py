@@ -6,7 +6,6 @@ steps (every step, so that rare classes are counted)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional
 
 import torch
@@ -25,14 +24,21 @@ MAX_PENDING_VALUES = 1 << 14
 
 
 def row_sums(x: torch.Tensor) -> torch.Tensor:
-    """Each row's sum, in float32: one reduction per step. The fingerprint (the sum of the row sums
-    and their sum weighted by row position) is formed in float64 on the host when the stats are
-    read; the same rows in the same order give the same pair."""
-    return x.detach().reshape(x.shape[0], -1).sum(dim=1, dtype=torch.float32)
+    """Each row's sum, in float32: one reduction per step. The fingerprints (the sum of the row
+    sums and their sum weighted by row position) are formed together in float64 on the host when
+    the stats are read; the same rows in the same order give the same pair."""
+    if x.requires_grad:
+        x = x.detach()
+    if x.dim() == 1:
+        x = x.reshape(-1, 1)
+    return x.sum(dim=tuple(range(1, x.dim())), dtype=torch.float32)
 
 
-def fingerprint(sums: list[float]) -> list[float]:
-    return [math.fsum(sums), math.fsum(position * value for position, value in enumerate(sums, 1))]
+def fingerprints(sums: torch.Tensor) -> list[list[float]]:
+    """[sum, sum weighted by row position] of each row of row sums (steps x batch size)."""
+    sums = sums.to("cpu", torch.float64)
+    positions = torch.arange(1, sums.shape[1] + 1, dtype=torch.float64)
+    return torch.stack([sums.sum(dim=1), (sums * positions).sum(dim=1)], dim=1).tolist()
 
 
 class BatchCollector(Collector):
@@ -43,11 +49,12 @@ class BatchCollector(Collector):
         super().__init__(every)
         self.inputs: list[list[Any]] = []  # [step, batch size, sum, weighted sum]
         self.labels: list[list[Any]] = []  # [step, batch size, lowest label, highest label]
-        self._label_steps: set[int] = set()
+        self._label_step = -1  # the latest step whose labels were recorded
         # number of classes -> summed counts on the device: [negative labels, class 0, ..., class C-1, labels >= C]
         self._counts: dict[int, torch.Tensor] = {}
         self._count_calls = 0
         self._pending: list[tuple[int, Optional[int], torch.Tensor]] = []  # (labels index, classes or None, copied labels)
+        self._pending_inputs: list[tuple[int, torch.Tensor]] = []  # (inputs index, row sums on the input's device)
 
     def on_model_input(self, step: int, args: tuple) -> None:
         x = args[0] if args else None
@@ -55,38 +62,41 @@ class BatchCollector(Collector):
             return
         if not x.is_floating_point():  # token ids: a stateful sequence model keeps its order on purpose
             return
+        self._pending_inputs.append((len(self.inputs), row_sums(x)))
         self.inputs.append([step, int(x.shape[0]), None, None])
-        self.buffer.add(("input", len(self.inputs) - 1), row_sums(x))
 
     def on_loss_call(self, step: int, kind: str, input: Any, target: Any) -> None:
         """The labels of the first classification loss call of each training step."""
-        if not self.due(step) or step in self._label_steps or len(self.labels) >= MAX_STEPS:
+        if not self.due(step) or step == self._label_step or len(self.labels) >= MAX_STEPS:
             return
-        if not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor) or target.numel() == 0:
+        if not isinstance(input, torch.Tensor) or not isinstance(target, torch.Tensor):
             return
-        t = target.detach().reshape(-1)
+        size = target.numel()
+        if size == 0:
+            return
         classes = None
-        if kind in CLASSIFICATION and not t.is_floating_point() and input.dim() >= 2 and input.shape[1] <= MAX_CLASSES:
+        if kind in CLASSIFICATION and not target.is_floating_point() and input.dim() >= 2 and input.shape[1] <= MAX_CLASSES:
             classes = input.shape[1]
             self._count_calls += 1
         elif kind not in BINARY:
             return
-        self._label_steps.add(step)
-        self.labels.append([step, int(t.numel()), None, None])
-        self._pending.append((len(self.labels) - 1, classes, t.clone() if t.numel() <= MAX_PENDING_VALUES else t))
-        if len(self._pending) >= PENDING_LABELS or t.numel() > MAX_PENDING_VALUES:
+        t = target.detach() if target.requires_grad else target
+        self._label_step = step
+        self.labels.append([step, size, None, None])
+        self._pending.append((len(self.labels) - 1, classes, t.clone() if size <= MAX_PENDING_VALUES else t))
+        if len(self._pending) >= PENDING_LABELS or size > MAX_PENDING_VALUES:
             self._summarise_labels()
 
     def _summarise_labels(self) -> None:
         """Each pending step's lowest and highest label, and the class counts, from stacked copies."""
         groups: dict[tuple, list[tuple[int, Optional[int], torch.Tensor]]] = {}
         for pending in self._pending:
-            groups.setdefault((pending[1], pending[2].numel(), pending[2].dtype, pending[2].device), []).append(pending)
+            groups.setdefault((pending[1], pending[2].shape, pending[2].dtype, pending[2].device), []).append(pending)
         self._pending = []
         for (classes, _, _, device), members in groups.items():
-            stacked = torch.stack([labels for _, _, labels in members])
+            stacked = torch.stack([labels for _, _, labels in members]).reshape(len(members), -1)
             low, high = torch.aminmax(stacked, dim=1)
-            self.buffer.add(("labels", tuple(index for index, _, _ in members)), torch.stack([low, high], dim=1))
+            self.buffer.add(tuple(index for index, _, _ in members), torch.stack([low, high], dim=1))
             if classes is None:
                 continue
             counts = self._counts.get(classes)
@@ -97,10 +107,14 @@ class BatchCollector(Collector):
 
     def flush(self) -> dict[str, Any]:
         self._summarise_labels()
-        for (kind, index), values in self.buffer.drain():
-            if kind == "input":
-                self.inputs[index][2:] = fingerprint(values)
-                continue
+        groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
+        for pending in self._pending_inputs:
+            groups.setdefault((pending[1].numel(), pending[1].device), []).append(pending)
+        self._pending_inputs = []
+        for members in groups.values():
+            for (index, _), pair in zip(members, fingerprints(torch.stack([sums for _, sums in members]))):
+                self.inputs[index][2:] = pair
+        for index, values in self.buffer.drain():
             for position, labels_index in enumerate(index):
                 self.labels[labels_index][2:] = values[2 * position : 2 * position + 2]
         counts = {str(classes): [int(c) for c in total[1:-1].tolist()] for classes, total in self._counts.items()}

@@ -1,6 +1,7 @@
-"""Autograd graphs kept alive from step to step: at each optimizer step, whether a tensor held in
-a local variable of the script's frames (the training loop and the functions that call it) still
-reaches, through its autograd graph, the loss that was backpropagated before the previous step.
+"""Autograd graphs kept alive from step to step: at each optimizer step (each LATER_FACTOR-th one
+after the first DENSE_STEPS), whether a tensor held in a local variable of the script's frames
+(the training loop and the functions that call it) still reaches, through its autograd graph,
+the loss that was backpropagated before the previous step.
 A loss total summed without `.item()` (`total_loss += loss`) does: each step's graph hangs off
 it. The size of the graph behind such a tensor is counted too."""
 
@@ -71,6 +72,7 @@ def _is_script_file(filename: str) -> bool:
 class GraphGrowthCollector(Collector):
     name = "graph_growth"
     default_every = 1
+    thinned = True  # reading the script's frames is the costliest check of a step; a total keeps the graphs at every step
 
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)
@@ -84,8 +86,8 @@ class GraphGrowthCollector(Collector):
             self._since_step.append(loss.grad_fn)
 
     def before_step(self, step: int) -> None:
-        earlier, current = {id(node) for node in self._before_last}, {id(node) for node in self._since_step}
-        if self.due(step) and earlier and len(self.records) < MAX_RECORDS:
+        if self._before_last and self.due(step) and len(self.records) < MAX_RECORDS:
+            earlier, current = {id(node) for node in self._before_last}, {id(node) for node in self._since_step}
             self.checked_steps += 1
             for frame in script_frames(sys._getframe(1)):
                 tensors = [(name, value) for name, value in list(frame.f_locals.items())

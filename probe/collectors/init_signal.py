@@ -104,8 +104,9 @@ class InitSignalCollector(Collector):
         self._mode.__enter__()
 
     def stop(self) -> None:
-        if self._mode is not None:
-            self._mode.__exit__(None, None, None)
+        if self._mode is None:  # after every root forward: nothing to do but at a model's first
+            return
+        self._mode.__exit__(None, None, None)
         self._mode, self._model = None, None
         self._outputs, self._softmaxes = {}, {}
 

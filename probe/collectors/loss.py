@@ -26,7 +26,9 @@ class LossCollector(Collector):
 
     def on_step(self, optimizer_index: int, step: int) -> None:
         pending, self._pending = self._pending, []
-        series = self._series.setdefault(optimizer_index, [])
+        series = self._series.get(optimizer_index)
+        if series is None:
+            series = self._series[optimizer_index] = []
         self.last_value = None
         if not pending:
             self.steps_without_backward += 1

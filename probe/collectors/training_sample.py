@@ -123,12 +123,12 @@ class TrainingSampleCollector(Collector):
         self._targets.append(target.detach()[: x.shape[0]].clone())
         self.rows += x.shape[0]
 
-    def _neighbours(self) -> Optional[dict[str, Any]]:
-        """The neighbour statistic of the sample, computed again only when the sample grew
-        (flushes repeat through the run; the sample stops growing at its row limit)."""
+    def _neighbours(self, refresh: bool) -> Optional[dict[str, Any]]:
+        """The neighbour statistic of the sample, computed again only when `refresh` and the sample
+        grew (flushes repeat through the run; the sample stops growing at its row limit)."""
         if not self._inputs or self.skipped is not None or not self.loss_reads_model_output:
             return None
-        if self._neighbours_of != self.rows:
+        if refresh and self._neighbours_of != self.rows:
             try:
                 self._neighbours_found = neighbour_labels(self.loss_kind, torch.cat(self._inputs), torch.cat(self._targets))
             except Exception as error:  # out of memory on the device, odd dtypes: the statistic is left out, the run kept
@@ -175,9 +175,12 @@ class TrainingSampleCollector(Collector):
                 chunks.append(output.detach().float().reshape(output.shape[0], -1).cpu())
         return torch.cat(chunks)
 
-    def flush(self) -> dict[str, Any]:
+    def flush(self, neighbours: bool = True) -> dict[str, Any]:
+        """`neighbours`: False at the early stats writes of a run, which keep the statistic last
+        found (a small sample that grows from write to write: computing it at each was most of the
+        probe's start-up time)."""
         return {
-            "neighbours": self._neighbours(),
+            "neighbours": self._neighbours(neighbours),
             "wanted": self.directory is not None,
             "model": self.model,
             "skipped": self.skipped,

@@ -45,11 +45,12 @@ class UpdateRatioCollector(Collector):
             return
         olds = [old for _, _, old, _ in copies]
         changes = torch._foreach_sub([sampled_values(p) for _, p, _, _ in copies], olds)
-        ratios = vector_norms(changes) / vector_norms(olds).clamp_min(1e-12)
-        grads = [grad for _, _, _, grad in copies]
+        change_norms = vector_norms(changes)
+        ratios = change_norms / vector_norms(olds).clamp_min(1e-12)
+        grads = [grad if grad.dtype == change.dtype else grad.to(change.dtype) for change, (_, _, _, grad) in zip(changes, copies)]
         # sum of change . grad from norms alone (fused): 2 a.b = |a + b|^2 - |a|^2 - |b|^2
-        change_norms, grad_norms = vector_norms(changes), vector_norms(grads)
-        sums = vector_norms(torch._foreach_add(changes, [g.to(c.dtype) for c, g in zip(changes, grads)]))
+        grad_norms = vector_norms(grads)
+        sums = vector_norms(torch._foreach_add(changes, grads))
         along = ((sums ** 2).sum() - (change_norms ** 2).sum() - (grad_norms ** 2).sum()) / 2
         descent = -along / (change_norms.norm() * grad_norms.norm()).clamp_min(1e-30)
         self.records.append({"step": step, "optimizer": optimizer_index, "ratios": {}})

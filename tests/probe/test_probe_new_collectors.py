@@ -3,6 +3,8 @@ trained by hand under an installed session."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from mlplint.probe.collectors.adam_epsilon import step_scale_shares
-from mlplint.probe.collectors import DENSE_STEPS, Collector
-from mlplint.probe.collectors.batches import MAX_PENDING_VALUES, PENDING_LABELS, BatchCollector, fingerprint, row_sums
+from mlplint.probe.collectors import DENSE_STEPS, LATER_FACTOR, Collector
+from mlplint.probe.collectors.batches import MAX_PENDING_VALUES, PENDING_LABELS, BatchCollector, fingerprints, row_sums
+from mlplint.probe.collectors.grad_forwards import SEARCH_NODES
+from mlplint.probe.collectors.graph_growth import GraphGrowthCollector
 from mlplint.probe.collectors.loss_graph import pairwise_broadcast
 from mlplint.probe.collectors.loss_inputs import loss_input_summary
 from mlplint.probe.collectors.neighbour_labels import distinct_rows, neighbour_labels
@@ -46,10 +50,16 @@ def test_row_hashes_agree_between_numpy_and_torch():
 def test_batch_fingerprint_tells_order_and_content_apart():
     x = torch.randn(8, 3)
     def fingerprint_of(batch):
-        return fingerprint(row_sums(batch).tolist())
+        return fingerprints(row_sums(batch).unsqueeze(0))[0]
     assert fingerprint_of(x) == fingerprint_of(x.clone())
     assert fingerprint_of(x) != fingerprint_of(x.flip(0))  # same rows, other order
     assert fingerprint_of(x)[0] == pytest.approx(x.double().sum().item())
+    assert fingerprint_of(x)[1] == pytest.approx(sum(position * row.double().sum().item() for position, row in enumerate(x, 1)))
+    together = fingerprints(torch.stack([row_sums(x), row_sums(x.flip(0))]))  # the steps of one stats write
+    assert together == [fingerprint_of(x), fingerprint_of(x.flip(0))]
+    images = torch.randn(8, 3, 4, 4)
+    assert row_sums(images).tolist() == pytest.approx(images.reshape(8, -1).sum(dim=1).tolist())
+    assert row_sums(x[:, 0]).tolist() == x[:, 0].tolist()  # one value per row
 
 
 def test_batch_labels_summarised_together_match_each_step():
@@ -74,12 +84,19 @@ def test_sampled_statistics_thin_out_after_the_first_steps():
     assert [step for step in range(DENSE_STEPS) if sampled.due(step)] == list(range(0, DENSE_STEPS, 10))
     assert [step for step in range(DENSE_STEPS, DENSE_STEPS + 100) if sampled.due(step)] == [100, 150]
     assert all(every_step.due(step) for step in range(DENSE_STEPS + 100))
+    thinned = GraphGrowthCollector()  # every step at first, then LATER_FACTOR times less often
+    assert [step for step in range(DENSE_STEPS + 20) if thinned.due(step)] == [*range(DENSE_STEPS), *range(DENSE_STEPS, DENSE_STEPS + 20, LATER_FACTOR)]
 
 
 def test_unit_spread_is_zero_for_identical_rows_only():
     assert unit_spread(torch.full((4, 3), 0.5)).tolist() == [0.0, 0.5]
     w = torch.randn(4, 3)
     assert unit_spread(w)[0].item() == pytest.approx(w.std(dim=0, unbiased=False).mean().item())
+    wide = torch.randn(64, 4096)  # measured on a strided subset of its inputs
+    spread, magnitude = unit_spread(wide).tolist()
+    assert spread == pytest.approx(wide.std(dim=0, unbiased=False).mean().item(), rel=0.05)
+    assert magnitude == pytest.approx(wide.abs().mean().item(), rel=0.05)
+    assert unit_spread(wide[:1].expand(64, -1)).tolist()[0] == 0.0
 
 
 def test_pairwise_broadcast_and_output_operation():
@@ -116,6 +133,41 @@ def test_step_mode_grad_forwards_and_scheduler_order():
     assert passes["unused_saved_bytes"] > 0  # the (8, 8) hidden activations at least
     (calls,) = collected["scheduler_calls"]["records"]
     assert calls["optimizer_steps_at_first_call"] == 0 and calls["calls"] == 7  # the constructor's step is not one
+
+
+def test_grad_forwards_follow_every_way_a_backward_reaches_the_output():
+    """A pass is used when a backward reaches its output: found behind the loss (a scaled loss too),
+    or by a hook where the loss is further than the search goes or where only some inputs are
+    differentiated (`inputs=`, `autograd.grad`)."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+
+    def far(out):
+        for _ in range(SEARCH_NODES + 2):
+            out = out * 1.0
+        return out.sum()
+
+    uses = [
+        lambda out: (F.cross_entropy(out, y) * 1024.0).backward(),  # as GradScaler scales it
+        lambda out: far(out).backward(),
+        lambda out: torch.autograd.grad(F.cross_entropy(out, y), model.weight),
+        lambda out: F.cross_entropy(out, y).backward(inputs=[model.weight]),
+        lambda out: None,  # the only unused pass
+        lambda out: F.cross_entropy(out, y).backward(),
+    ]
+    session = Session(steps=1000)
+    session.install()
+    try:
+        for use in uses:
+            optimizer.zero_grad()
+            use(model(x))
+            optimizer.step()
+    finally:
+        session.remove()
+    (passes,) = session.stats("completed", None)["collectors"]["grad_forwards"]["records"]
+    assert passes["grad_forwards"] == len(uses) and passes["unused"] == 1 and passes["first_unused_step"] == 4
 
 
 def test_graph_growth_finds_a_total_that_keeps_the_graphs():
@@ -242,6 +294,20 @@ def test_neighbour_labels_tell_paired_from_shuffled_rows():
     assert neighbour_labels("mse_loss", inputs, targets)["agreement"] > 0.8
     assert abs(neighbour_labels("mse_loss", inputs, targets[torch.randperm(300)])["agreement"]) < 0.2
     assert neighbour_labels("mse_loss", inputs, torch.randn(300, 4)) is None  # several targets per row
+
+
+def test_early_stats_writes_keep_the_neighbour_statistic_for_the_later_ones(tmp_path):
+    """The writes at the first steps (EARLY_FLUSH_STEPS) do not compute the neighbour statistic of
+    the small sample again; the run's final stats do."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(64, 4), torch.randint(0, 3, (64,))
+    session = Session(steps=1000, stats_path=str(tmp_path / "stats.json"))
+    final = train(session, model, optimizer, 8, lambda step: (x[8 * step : 8 * step + 8], y[8 * step : 8 * step + 8]))
+    written = json.loads((tmp_path / "stats.json").read_text())["collectors"]["training_sample"]  # the write at step 8
+    assert written["rows"] == 64 and written["neighbours"] is None
+    assert final["training_sample"]["neighbours"]["rows"] == 64
 
 
 def test_augmented_copies_of_a_row_are_not_its_neighbours():
