@@ -142,6 +142,7 @@ class Session:
         self._last_flush = time.monotonic()
         self._flush_interval = FLUSH_SECONDS
         self._early_flushed: set[int] = set()  # the EARLY_FLUSH_STEPS written (each once, whatever optimizer reached it)
+        self._encoded: dict[str, tuple[Any, str]] = {}  # collector -> (its flush() at the last write, that as JSON)
         self._pid = os.getpid()
 
     # -- installing and removing ---------------------------------------------------------------
@@ -242,8 +243,8 @@ class Session:
                 **self.counts,
             },
             **self.tracker.to_json(),
-            "collectors": {collector.name: self.sample.flush(neighbours=not early) if collector is self.sample else collector.flush()
-                           for collector in self.collectors},
+            "collectors": {collector.name: self.sample.flush(neighbours=not early) if collector is self.sample
+                           else collector.flush() for collector in self.collectors},
         }
 
     def _finish_sample(self) -> None:
@@ -258,8 +259,21 @@ class Session:
             return
         temporary = f"{self.stats_path}.partial"
         with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(stats))  # dumps uses the C encoder; dump to a stream does not
+            handle.write(self._encode(stats))
         os.replace(temporary, self.stats_path)
+
+    def _encode(self, stats: dict[str, Any]) -> str:
+        """The stats as JSON (json.dumps: the C encoder; dump to a stream is not). A collector's part
+        is encoded again only when its flush() returned another object than at the last write: one
+        whose record is complete returns the same object (input features: thousands of floats)."""
+        parts = []
+        for name, collected in stats["collectors"].items():
+            last = self._encoded.get(name)
+            if last is None or last[0] is not collected:
+                last = self._encoded[name] = (collected, json.dumps(collected))
+            parts.append(f"{json.dumps(name)}: {last[1]}")
+        head = json.dumps({key: value for key, value in stats.items() if key != "collectors"})
+        return f'{head[:-1]}, "collectors": {{{", ".join(parts)}}}}}'
 
     # -- hooks ---------------------------------------------------------------------------------
     # A global module hook sends every module call through torch's slow path, so global hooks are on
@@ -312,19 +326,23 @@ class Session:
         self._first_forward = False
         if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
             self.eval_mode.on_no_grad_forward(step, model.name, model.module.training, model.mode_layers)
-            self.scaler_fits.on_model_input(False, args)
+            if self.scaler_fits.fits:
+                self.scaler_fits.on_model_input(False, args)
             return
-        self.grad_forwards.settle()  # before another forward: a pass watched since the last backward gets a hook
+        if self.grad_forwards.watched:  # before another forward: a pass watched since the last backward gets a hook
+            self.grad_forwards.settle()
         if self._measured.get(model.name) == step:
             self.grad_forwards.start_measuring([record["tensor"] for record in model.params.values()])
             return
         self._measured[model.name] = step
         self._first_forward = True
         self.batches.on_model_input(step, args)
-        self.scaler_fits.on_model_input(True, args)
+        if self.scaler_fits.fits:
+            self.scaler_fits.on_model_input(True, args)
         if self._sampling and self.inputs.due(step):
             self.inputs.on_model_input(step, model.name, args)
-        self.sample.on_model_input(model.name, args)
+        if self.sample.active:
+            self.sample.on_model_input(model.name, args)
         if self._sampling and self.activations.due(step):
             self._measure_layers(model)
         if step == 0:
@@ -333,7 +351,8 @@ class Session:
     def _after_root(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._root_calls = max(0, self._root_calls - 1)
         if self._root_calls == 0:
-            self._measure_layers(None)
+            if self._measuring is not None:
+                self._measure_layers(None)
             self.init_signal.stop()
             saved_bytes = self.grad_forwards.stop_measuring()
             model = self.tracker.models.get(id(module))
@@ -341,7 +360,8 @@ class Session:
                 self.grad_forwards.on_forward(self.tracker.step, model.name, output, saved_bytes)
                 if self._first_forward and self._sampling:
                     self.output_activation.on_output(self.tracker.step, model.name, output)
-            self.sample.on_model_output(output)
+            if self.sample.active:
+                self.sample.on_model_output(output)
 
     def _after_layer(self, module: nn.Module, args: tuple, output: Any) -> None:
         # layers are looked up (and unregistered ones adopted) on measured steps only
@@ -372,7 +392,8 @@ class Session:
         self.gradients.before_step(info.index, step, info.named_params, cleared)
         if self._sampling:
             self.updates.before_step(info.index, step, info.named_params)
-        self.weight_decay.before_step(optimizer, info.index, step)
+        if info.steps == 0:  # the decay is weighed at an optimizer's first step
+            self.weight_decay.before_step(optimizer, info.index, step)
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         info = self.tracker.optimizer(optimizer)
@@ -414,11 +435,12 @@ class Session:
                 if self._sampling:
                     self.loss_graph.on_backward(self.tracker.step, loss)
                 self.graph_growth.on_backward(loss)
-                if loss.grad_fn is not None and kwargs.get("inputs") is None and len(args) < 5:
+                if self.grad_forwards.watched and loss.grad_fn is not None and kwargs.get("inputs") is None and len(args) < 5:
                     roots = [loss.grad_fn]
             if not self.manual.active:
                 self.gradients.on_backward()
-                self.grad_forwards.settle(roots)
+                if self.grad_forwards.watched:
+                    self.grad_forwards.settle(roots)
                 return original(tensors, *args, **kwargs)
             updates = self.manual.before_backward(loss)
             if self.manual.open:  # the script has applied its update since the last backward
@@ -475,7 +497,8 @@ class Session:
                 self.loss_targets.on_loss_call(self.tracker.step, kind, input, target)
             if torch.is_grad_enabled():
                 self.batches.on_loss_call(self.tracker.step, kind, input, target)
-            self.sample.on_loss_call(kind, input, target)
+            if self.sample.active:
+                self.sample.on_loss_call(kind, input, target)
             try:
                 result = original(*args, **kwargs)
             except Exception:  # a loss that rejects its input (BCE outside [0, 1]) ends the run: keep that input
@@ -484,7 +507,8 @@ class Session:
                 raise
             if recorded:
                 self.loss_inputs.on_loss_value(result)
-            self.grad_forwards.on_loss(input, result)
+            if self.grad_forwards.watched:
+                self.grad_forwards.on_loss(input, result)
             return result
 
         return loss

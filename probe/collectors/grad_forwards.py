@@ -52,7 +52,7 @@ class GradForwardCollector(Collector):
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)
         self.pending: dict[str, list[_Pass]] = {}  # model -> its passes not judged yet (a pass found used is at once)
-        self._watched: list[_Pass] = []  # pending passes whose node is held, not hooked (see settle)
+        self.watched: list[_Pass] = []  # pending passes whose node is held, not hooked (see settle)
         self._totals: dict[str, dict[str, Any]] = {}
         self._saving: Optional[Any] = None  # the saved-tensor hooks context of the pass being measured
         self._saved_bytes = 0
@@ -92,14 +92,14 @@ class GradForwardCollector(Collector):
             record.handle = tensor.register_hook(record.mark_used)
         else:
             record.node = tensor.grad_fn
-            self._watched.append(record)
+            self.watched.append(record)
         self.pending.setdefault(model, []).append(record)
 
     def on_loss(self, input: Any, loss: Any) -> None:
         """A loss function computed `loss` from `input` (a watched pass's output, or not)."""
-        if self._watched and isinstance(input, torch.Tensor) and isinstance(loss, torch.Tensor):
+        if isinstance(input, torch.Tensor) and isinstance(loss, torch.Tensor):
             node = input.grad_fn
-            for record in self._watched:
+            for record in self.watched:
                 if record.node is node:
                     record.loss = loss.grad_fn
 
@@ -107,9 +107,9 @@ class GradForwardCollector(Collector):
         """A backward pass from the autograd nodes `roots` is about to run (None: another forward, or
         a backward that differentiates some inputs only): the watched passes it reaches are used, the
         others get a hook, so that no node is held past it."""
-        if not self._watched:
+        if not self.watched:
             return
-        for record in self._watched:
+        for record in self.watched:
             if roots and (record.loss is roots[0] or any(reaches(root, {id(record.node)}, SEARCH_NODES) for root in roots)):
                 passes = self.pending[record.model]
                 passes.remove(record)  # used: nothing left to judge
@@ -118,7 +118,7 @@ class GradForwardCollector(Collector):
             else:
                 record.handle = record.node.register_prehook(record.mark_used)
             record.node = record.loss = None
-        self._watched = []
+        self.watched = []
 
     def judge_pending(self, models: Optional[list[str]] = None) -> None:
         """Settle the passes of `models` (all when None): a pass no gradient reached is unused."""
@@ -128,7 +128,7 @@ class GradForwardCollector(Collector):
                     record.handle.remove()
                 if record.node is not None:  # watched, and no backward pass ran since
                     record.node = record.loss = None
-                    self._watched.remove(record)
+                    self.watched.remove(record)
                 if record.used:
                     continue
                 totals = self._totals[model]
@@ -146,7 +146,7 @@ class GradForwardCollector(Collector):
                 if record.handle is not None:
                     record.handle.remove()
                 record.node = record.loss = None
-        self._watched = []
+        self.watched = []
 
     def flush(self) -> dict[str, Any]:
         return {"every": self.every, "records": list(self._totals.values())}

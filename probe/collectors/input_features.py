@@ -30,6 +30,7 @@ class InputFeatureCollector(Collector):
     def __init__(self, every: Optional[int] = None) -> None:
         super().__init__(every)
         self.records: list[dict[str, Any]] = []
+        self._complete: Optional[dict[str, Any]] = None  # the record once MAX_RECORDS are in (the same object at each flush)
 
     def on_model_input(self, step: int, model: str, args: tuple) -> None:
         x = args[0] if args else None
@@ -42,7 +43,12 @@ class InputFeatureCollector(Collector):
             self.buffer.add(len(self.records) - 1, feature_moments(x))
 
     def flush(self) -> dict[str, Any]:
+        if self._complete is not None:
+            return self._complete
         for index, values in self.buffer.drain():
             half = len(values) // 2
             self.records[index].update(mean=values[:half], std=values[half:])
-        return {"every": self.every, "records": self.records}
+        collected = {"every": self.every, "records": self.records}
+        if len(self.records) >= MAX_RECORDS:
+            self._complete = collected
+        return collected

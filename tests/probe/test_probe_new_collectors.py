@@ -23,6 +23,7 @@ from mlplint.probe.collectors.neighbour_labels import distinct_rows, neighbour_l
 from mlplint.probe.collectors.output_activation import output_operation
 from mlplint.probe.collectors.scaler_fits import numpy_row_hashes, tensor_row_hashes
 from mlplint.probe.collectors.unit_similarity import unit_spread
+from mlplint.probe import instrument
 from mlplint.probe.instrument import Session
 
 
@@ -296,9 +297,10 @@ def test_neighbour_labels_tell_paired_from_shuffled_rows():
     assert neighbour_labels("mse_loss", inputs, torch.randn(300, 4)) is None  # several targets per row
 
 
-def test_early_stats_writes_keep_the_neighbour_statistic_for_the_later_ones(tmp_path):
+def test_early_stats_writes_keep_the_neighbour_statistic_for_the_later_ones(tmp_path, monkeypatch):
     """The writes at the first steps (EARLY_FLUSH_STEPS) do not compute the neighbour statistic of
     the small sample again; the run's final stats do."""
+    monkeypatch.setattr(instrument, "FLUSH_SECONDS", 1e9)  # no timed write in between, however slow the machine
     torch.manual_seed(0)
     model = nn.Linear(4, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -308,6 +310,19 @@ def test_early_stats_writes_keep_the_neighbour_statistic_for_the_later_ones(tmp_
     written = json.loads((tmp_path / "stats.json").read_text())["collectors"]["training_sample"]  # the write at step 8
     assert written["rows"] == 64 and written["neighbours"] is None
     assert final["training_sample"]["neighbours"]["rows"] == 64
+
+
+def test_the_stats_file_holds_the_stats_with_a_complete_record_encoded_once(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    session = Session(steps=1000, stats_path=str(tmp_path / "stats.json"))
+    train(session, model, optimizer, 25, lambda step: (torch.randn(8, 4), torch.randint(0, 3, (8,))))
+    stats = session.stats("completed", None)
+    session.write(stats)
+    assert json.loads((tmp_path / "stats.json").read_text()) == json.loads(json.dumps(stats))
+    assert len(stats["collectors"]["input_features"]["records"]) == 3  # complete: the same object from now on
+    assert session.stats("completed", None)["collectors"]["input_features"] is stats["collectors"]["input_features"]
 
 
 def test_augmented_copies_of_a_row_are_not_its_neighbours():
