@@ -178,3 +178,19 @@ def test_the_walk_visits_syntax_nodes_in_libcst_visiting_order():
 
 def test_child_fields_of_a_call_skip_its_punctuation():
     assert child_fields(cst.Call) == ("func", "args")
+
+
+def test_nodes_keep_identity_equality_with_the_c_level_hash():
+    """The analysis swaps LibCST's Python-level `__hash__`/`__eq__` for object's: nodes must still
+    be equal only to themselves, deep-equal copies must stay distinct keys, and every node class
+    must have been switched."""
+    first, second = cst.parse_expression("model(x)"), cst.parse_expression("model(x)")
+    assert first.deep_equals(second) and first != second and first == first
+    assert len({first, second, first.func, second.func}) == 4
+    classes, unswitched = [cst.CSTNode], []
+    while classes:
+        cls = classes.pop()
+        classes += cls.__subclasses__()
+        if cls.__hash__ is not object.__hash__ or cls.__eq__ is not object.__eq__:
+            unswitched.append(cls.__name__)
+    assert unswitched == []

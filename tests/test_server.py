@@ -299,3 +299,32 @@ def test_positions_are_sent_in_the_clients_utf16_units():
     column = document.lines[0].index("1e-4") + 1  # 1-based, in code points as findings count
     sent = _range(document, 1, column, 1, column + 4)
     assert (sent.start.character, sent.end.character) == (column, column + 4)  # the emoji is two UTF-16 units
+
+
+def test_the_garbage_collector_waits_until_the_diagnostics_are_out():
+    """A full collection walks every tree the server keeps: it must not run inside the check of an
+    edit, and must run as usual once the diagnostics are published."""
+    import gc
+
+    from pygls.workspace import Workspace
+
+    from mlplint.lint.server import MlplintServer
+
+    server = MlplintServer()
+    server.protocol._workspace = Workspace(None)  # what `initialize` sets up
+    uri = "file:///project/train.py"
+    server.workspace.put_text_document(types.TextDocumentItem(uri=uri, language_id="python", version=1, text=SCRIPT))
+    collector_on: dict[str, bool] = {}
+    check = server._run
+
+    def checking(text: str, path: str):
+        collector_on["check"] = gc.isenabled()
+        return check(text, path)
+
+    server._run = checking
+    server._publish = lambda target, findings, errors: collector_on.setdefault("publish", gc.isenabled())
+    server.window_log_message = lambda params: collector_on.setdefault("after", gc.isenabled())
+    assert gc.isenabled()
+    server.check(uri)
+    assert collector_on == {"check": False, "publish": False, "after": True}
+    assert gc.isenabled()

@@ -36,12 +36,14 @@ Container = Union[cst.FunctionDef, cst.For, cst.While, cst.Module]
 
 
 def nodes_within(node: cst.CSTNode, kinds: Union[type, tuple[type, ...]]) -> list:
-    """The syntax nodes of the given types in a subtree (whitespace, comments and punctuation are
-    not walked), the root included, in source order."""
+    """The syntax nodes of the given concrete types in a subtree (whitespace, comments and
+    punctuation are not walked), the root included, in source order. Matched by exact type: a
+    LibCST isinstance goes through ABCMeta, the costliest step of this walk."""
+    wanted = kinds if isinstance(kinds, tuple) else (kinds,)
     found, stack = [], [node]
     while stack:
         current = stack.pop()
-        if isinstance(current, kinds):
+        if type(current) in wanted:
             found.append(current)
         stack.extend(reversed(syntax_children(current)))
     return found
@@ -312,9 +314,9 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
 
     def local_definitions(self, expr: cst.CSTNode, kind: type) -> list:
         """Local FunctionDef/ClassDef nodes a Name (those that reach it) or `self.method` refers to."""
-        if isinstance(expr, cst.Name):
-            return [node for node in self.reaching_nodes(expr) if isinstance(node, kind)]
-        if isinstance(expr, cst.Attribute) and kind is cst.FunctionDef:
+        if type(expr) is cst.Name:  # exact types, here and in the other per-read look-ups: see nodes_within
+            return [node for node in self.reaching_nodes(expr) if type(node) is kind]
+        if type(expr) is cst.Attribute and kind is cst.FunctionDef:
             owners = self.receiver_classes(expr.value)
             return [m for owner in owners for m in [self.method(owner, expr.attr.value)] if m is not None]
         return []
@@ -332,7 +334,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
                 owner = self.enclosing_class(function)
                 if owner is not None and self._is_unbound_param(receiver):
                     return [owner]
-        return [cls for cls in map(self.class_of, self.origins(receiver)) if isinstance(cls, cst.ClassDef)]
+        return [cls for cls in map(self.class_of, self.origins(receiver)) if type(cls) is cst.ClassDef]
 
     def _is_unbound_param(self, name: cst.Name) -> bool:
         return all(isinstance(node, cst.Param) for node in self.referent_nodes(name))
@@ -420,15 +422,16 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         return spelled
 
     def _origins(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
-        if isinstance(expr, cst.Name):
+        kind = type(expr)
+        if kind is cst.Name:
             return self._name_origins(expr)
-        if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
+        if kind is cst.Attribute and type(expr.value) is cst.Name:
             owners = self._self_classes(expr.value)
             values = [v for owner in owners for cls in self.class_lineage(owner)
                       for v in self.self_attributes.get((cls, expr.attr.value), [])]
             if values:
                 return [o for value in values for o in self.origins(value)]
-        if isinstance(expr, cst.Call):
+        if kind is cst.Call:
             func = expr.func
             if isinstance(func, cst.Attribute) and func.attr.value in names.PASS_THROUGH_METHODS \
                     and self.qualname(func) is None:
@@ -462,7 +465,7 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
     def _name_origins(self, name: cst.Name) -> list[cst.BaseExpression]:
         out: list[cst.BaseExpression] = []
         for node in self.reaching_nodes(name):
-            binding = self.bindings.get(node) if isinstance(node, cst.Name) else None
+            binding = self.bindings.get(node)
             if binding is not None and not binding.path and not binding.loop:
                 out.extend(self.origins(binding.value))
             elif binding is not None and len(binding.path) == 1 and not binding.loop:

@@ -195,9 +195,9 @@ class EvaluationAnalysis:
         facts = self.facts
         index: dict[cst.Name, list[cst.Name]] = {}
         for name in facts.order:
-            if isinstance(name, cst.Name) and name not in facts.bindings:
+            if type(name) is cst.Name and name not in facts.bindings:
                 for node in facts.reaching_nodes(name):
-                    if isinstance(node, cst.Name) and node in facts.bindings:
+                    if node in facts.bindings:
                         index.setdefault(node, []).append(name)
         return index
 

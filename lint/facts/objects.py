@@ -16,7 +16,7 @@ class ObjectKinds:
 
     def class_of(self, expr: cst.BaseExpression) -> Union[str, cst.ClassDef, None]:
         """The class that constructed an origin expression: a canonical API name or a local class."""
-        if not isinstance(expr, cst.Call):
+        if type(expr) is not cst.Call:  # exact type: see nodes_within
             return None
         qualified = self.qualname(expr.func)
         if qualified is not None:

@@ -20,7 +20,10 @@ import libcst as cst
 from mlplint.lint.facts.index import DEFINITION_STATEMENTS
 from mlplint.lint.facts.scopes import Definition, Scope, bindings_in
 
-_CONDITIONAL = (cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp)
+# Node types, matched by `type(node) in`: LibCST's isinstance goes through ABCMeta, which costs
+# more than the rest of this walk.
+_CONDITIONAL = frozenset({cst.If, cst.Else, cst.Try, cst.ExceptHandler, cst.For, cst.While, cst.Match, cst.IfExp})
+_FRAMES = frozenset({cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda})
 # How many definitions one read may reach, the nearest kept: past it the file repeats itself (a
 # chain of conditional bindings through scripts pasted one after another, a notebook's cells), and
 # the reads of a name would together cost the square of its definitions. In the repositories
@@ -156,9 +159,10 @@ class ReachingDefinitions:
 
     def _enclosing_conditions(self, target: cst.CSTNode) -> Iterator[cst.CSTNode]:
         for ancestor in self.ancestors(target):
-            if isinstance(ancestor, (cst.FunctionDef, cst.ClassDef, cst.Module, cst.Lambda)):
+            kind = type(ancestor)
+            if kind in _FRAMES:
                 return
-            if isinstance(ancestor, _CONDITIONAL):
+            if kind in _CONDITIONAL:
                 yield ancestor
 
     def timeline(self, name: cst.Name) -> list[tuple[int, cst.CSTNode]]:
