@@ -194,3 +194,14 @@ def test_nodes_keep_identity_equality_with_the_c_level_hash():
         if cls.__hash__ is not object.__hash__ or cls.__eq__ is not object.__eq__:
             unswitched.append(cls.__name__)
     assert unswitched == []
+
+
+def test_spellings_of_attributes_are_the_source_text():
+    """Dotted names are spelled without codegen; every other form still is the node's code."""
+    source = "a.b.c\n(a).b\na . b\n(a.\n   b)\nf().b\na[0].b\nx = (a.b).c\nself.model.fc\n"
+    module = cst.parse_module(source)
+    facts = ScriptFacts(module, "t.py", ast.parse(source))
+    attributes = [node for node in facts.parent if isinstance(node, cst.Attribute)]
+    assert len(attributes) == 11
+    for node in attributes:
+        assert facts.spelling(node) == module.code_for_node(node)

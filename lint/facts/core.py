@@ -49,6 +49,13 @@ def nodes_within(node: cst.CSTNode, kinds: Union[type, tuple[type, ...]]) -> lis
     return found
 
 
+def _plain_dot(attribute: cst.Attribute) -> bool:
+    """An attribute written `value.attr`: no parentheses, no space around the dot."""
+    dot = attribute.dot
+    return not attribute.lpar and getattr(dot.whitespace_before, "value", None) == "" \
+        and getattr(dot.whitespace_after, "value", None) == ""
+
+
 def _is_dotted_name(expr: cst.CSTNode) -> bool:
     while isinstance(expr, cst.Attribute):
         expr = expr.value
@@ -414,11 +421,16 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
 
     def spelling(self, node: cst.CSTNode) -> str:
         """The node's source text, generated once per node (codegen walks the whole subtree)."""
-        if isinstance(node, cst.Name) and not node.lpar:
+        kind = type(node)
+        if kind is cst.Name and not node.lpar:
             return node.value
         spelled = self._spellings.get(node)
         if spelled is None:
-            spelled = self._spellings[node] = self.module.code_for_node(node)
+            if kind is cst.Attribute and _plain_dot(node) and type(node.value) in (cst.Name, cst.Attribute):
+                spelled = f"{self.spelling(node.value)}.{node.attr.value}"  # `a.b.c`, as codegen writes it
+            else:
+                spelled = self.module.code_for_node(node)
+            self._spellings[node] = spelled
         return spelled
 
     def _origins(self, expr: cst.BaseExpression) -> list[cst.BaseExpression]:
