@@ -3,6 +3,7 @@ from __future__ import annotations
 import libcst as cst
 
 from mlplint.lint.facts import names
+from mlplint.lint.facts.core import nodes_within
 from mlplint.lint.finding import Severity
 from mlplint.lint.registry import Invalid, Rule, RuleContext, register
 
@@ -62,6 +63,32 @@ class ConstantWeightInit(Rule):
     symptoms = ("ML926", "ML918")
 
     VALID = [
+        # FCN: every conv zeroed, then the backbone's weights copied in from a pretrained VGG16
+        """
+import torch.nn as nn
+
+class FCN32s(nn.Module):
+    def __init__(self, n_class=21):
+        super().__init__()
+        self.conv1_1 = nn.Conv2d(3, 64, 3, padding=100)
+        self.relu1_1 = nn.ReLU(inplace=True)
+        self.conv1_2 = nn.Conv2d(64, 64, 3, padding=1)
+        self.score_fr = nn.Conv2d(64, n_class, 1)
+        self._initialize_weights()
+
+    def _initialize_weights(self):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data.zero_()
+
+    def forward(self, x):
+        return self.score_fr(self.conv1_2(self.relu1_1(self.conv1_1(x))))
+
+    def copy_params_from_vgg16(self, vgg16):
+        for l1, l2 in zip(vgg16.features, [self.conv1_1, self.relu1_1, self.conv1_2]):
+            if isinstance(l1, nn.Conv2d):
+                l2.weight.data.copy_(l1.weight.data)
+""",
         # the else branch of a weight test holds the biases: zeros there are fine
         """
 import torch
@@ -301,7 +328,7 @@ if __name__ == "__main__":
                 if init.layers != frozenset({facts.class_of(init.layer_node)}) or not init.reaches(WEIGHTED):
                     continue
                 if not networks or any(self._deliberate(analysis, network, init.layer_node) or self._never_run(facts, network)
-                                       for network in networks):
+                                       or _overwritten(facts, network) for network in networks):
                     continue
                 ctx.report(
                     init.call,
@@ -311,7 +338,7 @@ if __name__ == "__main__":
                     "or nn.init.kaiming_normal_/xavier_uniform_) and keep constants for biases",
                 )
                 continue
-            if networks and all(len(analysis.weighted_layers(network)[0]) <= 1 for network in networks):
+            if networks and all(len(analysis.weighted_layers(network)[0]) <= 1 or _overwritten(facts, network) for network in networks):
                 continue  # a single layer (logistic/linear regression): zero init is fine, nothing to be symmetric
             if init.layers is not None:
                 if not init.layers or not init.layers <= WEIGHTED:
@@ -368,6 +395,18 @@ if __name__ == "__main__":
         if any(isinstance(s, cst.FunctionDef) and s.name.value == "forward" for s in node.body.body):
             return False
         return all(facts.qualname(base.value) == "torch.nn.Module" for base in node.bases)
+
+
+def _overwritten(facts, network) -> bool:
+    """A module class with a method that copies weights into its layers or loads a state dict
+    (FCN's `copy_params_from_vgg16`: `l2.weight.data.copy_(l1.weight.data)`): the constants are
+    placeholders for the pretrained weights."""
+    if not isinstance(network.node, cst.ClassDef):
+        return False
+    return any(isinstance(call.func, cst.Attribute) and (
+        call.func.attr.value == "load_state_dict"
+        or call.func.attr.value == "copy_" and "weight" in facts.spelling(call.func.value))
+        for call in nodes_within(network.node, cst.Call))
 
 
 def _upsamples_channels(facts, op) -> bool:

@@ -36,6 +36,10 @@ class ExtremeLearningRate(Rule):
     RMSprop 1e-6..0.05; Adagrad 1e-5..1.0 (default 0.01); Adadelta 0.01..10 (default 1.0,
     Zeiler 2012); LBFGS 1e-3..10 (default 1.0); Rprop 1e-6..0.1; Adafactor 1e-5..0.1.
 
+    A learning rate below the range is fine for a loss summed over its elements
+    (`reduction="sum"`): the rule is quiet when the file has one, and reports at `info` level when
+    the file computes no loss it differentiates (the training loop is elsewhere).
+
     ## Why is this bad?
     A learning rate orders of magnitude too large makes the loss diverge or oscillate (often to
     NaN); one orders of magnitude too small makes training crawl, so the model looks worse than
@@ -94,6 +98,17 @@ sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.1 * min(1.0, step 
         # fine-tuning with SGD and momentum at 1e-4: small, but in use
         "import torch\nopt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)\n",
         "from torch import optim\nopt = optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.01)\n",
+        # a loss summed over every pixel: FCN's lr=1e-10 is the usual choice for it
+        """
+import torch
+import torch.nn.functional as F
+optimizer = torch.optim.SGD(model.parameters(), lr=1e-10, momentum=0.99)
+for image, target in loader:
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(image), target, reduction="sum")
+    loss.backward()
+    optimizer.step()
+""",
         # unknown value: stay quiet
         "import torch, os\nopt = torch.optim.Adam(model.parameters(), lr=float(os.environ['LR']))\n",
         # not torch's Adam
@@ -113,8 +128,13 @@ opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     ]
     INVALID = [
         # momentum does not rescue an lr 1,000x below the usual
-        Invalid("import torch\nopt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)\n", line=2,
-                message="1,000x smaller"),
+        Invalid(
+            "import torch\nopt = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)\n"
+            "for x, y in loader:\n    opt.zero_grad()\n    loss_fn(model(x), y).backward()\n    opt.step()\n",
+            line=2, message="1,000x smaller than the usual 0.01, so training will barely move"),
+        # the training loop is elsewhere (a trainer given the optimizer): its loss may sum
+        Invalid("import torch\nopt = torch.optim.SGD(model.parameters(), lr=1e-10, momentum=0.99)\ntrainer = Trainer(model, opt)\n",
+                line=2, message="unless the loss it minimises sums over its elements", severity=Severity.INFO),
         # found in pytorch/examples: tensor-parallel examples with AdamW(lr=0.25)
         """
 import torch
@@ -140,7 +160,8 @@ if args.optimizer == "adam":
             "opt = torch.optim.RMSprop(m.parameters(), lr=args.learning_rate)\n",
             line=5,
         ),
-        Invalid("from torch.optim import Adam\nconfig = {'lr': 1e-9, 'epochs': 3}\nopt = Adam(m.parameters(), lr=config['lr'])\n", message="smaller"),
+        Invalid("from torch.optim import Adam\nconfig = {'lr': 1e-9, 'epochs': 3}\nopt = Adam(m.parameters(), lr=config['lr'])\n"
+                "for x in data:\n    opt.zero_grad()\n    m(x).pow(2).mean().backward()\n    opt.step()\n", message="smaller"),
         Invalid("import torch\nopt = torch.optim.SGD([{'params': a.parameters(), 'lr': 50.0}], lr=0.01)\n", line=2),
         Invalid(
             """
@@ -173,13 +194,32 @@ opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
                     continue  # lr=0.0 is a placeholder a scheduler or an lr finder sets
                 usual = USUAL_LR[family]
                 source = "" if isinstance(expr, (cst.Float, cst.Integer)) else f" (from `{facts.module.code_for_node(expr)}`)"
+                severity = None
                 if lr > high:
                     effect = f"is about {_ratio(lr, usual)} the usual {usual:g} and will likely diverge or oscillate"
                 elif lr < 0:
                     effect = "climbs the loss instead of descending it"
+                elif _sums_loss(facts):
+                    continue  # the step scales with every summed element: a tiny lr is the usual choice
+                elif not facts.training.backward_calls:
+                    severity = Severity.INFO  # the loss is computed elsewhere: its reduction is unknown
+                    effect = (f"is {_ratio(lr, usual)} smaller than the usual {usual:g}: unless the loss it minimises "
+                              "sums over its elements (computed elsewhere), training will barely move")
                 else:
                     effect = f"is {_ratio(lr, usual)} smaller than the usual {usual:g}, so training will barely move"
                 ctx.report(
                     expr,
                     f"{optimizer} lr={lr:g}{source} {effect}; try {usual / 10:g}..{min(high, usual * 10):g}",
+                    severity=severity,
                 )
+
+
+def _sums_loss(facts) -> bool:
+    """A loss in the file sums over its elements (`reduction="sum"`, the old `size_average=False`):
+    its gradient, and so each step, grows with the batch and the outputs (FCN trains at lr=1e-10
+    on a loss summed over every pixel)."""
+    return any(
+        arg.keyword is not None and (arg.keyword.value == "reduction" and facts.literal(arg.value) == "sum"
+                                     or arg.keyword.value == "size_average" and facts.literal(arg.value) is False)
+        for call in facts.calls for arg in call.args
+    )
