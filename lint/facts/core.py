@@ -57,9 +57,9 @@ def _plain_dot(attribute: cst.Attribute) -> bool:
 
 
 def _is_dotted_name(expr: cst.CSTNode) -> bool:
-    while isinstance(expr, cst.Attribute):
+    while type(expr) is cst.Attribute:
         expr = expr.value
-    return isinstance(expr, cst.Name)
+    return type(expr) is cst.Name
 
 
 class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
@@ -563,15 +563,15 @@ class ScriptFacts(ReachingDefinitions, ObjectKinds, LiteralValues):
         return sites
 
     def _direct_callees(self, func: cst.BaseExpression) -> list[cst.FunctionDef]:
-        if isinstance(func, cst.Name):
+        if type(func) is cst.Name:
             callees = []
             for node in self.reaching_nodes(func):
-                if isinstance(node, cst.FunctionDef):
+                if type(node) is cst.FunctionDef:
                     callees.append(node)
-                elif isinstance(node, cst.ClassDef) and self.method(node, "__init__") is not None:
+                elif type(node) is cst.ClassDef and self.method(node, "__init__") is not None:
                     callees.append(self.method(node, "__init__"))
             return callees
-        if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name):
+        if type(func) is cst.Attribute and type(func.value) is cst.Name:
             owners = self._self_classes(func.value) or self._constructed_classes(func.value)
             return [m for owner in owners for m in [self.method(owner, func.attr.value)] if m is not None]
         return []

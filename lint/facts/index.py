@@ -429,9 +429,9 @@ def first_param(function: cst.FunctionDef) -> Optional[str]:
 
 def terminal_name(expr: cst.BaseExpression) -> str:
     """`x` for `x` and for `a.b.x`; "" for anything else."""
-    if isinstance(expr, cst.Name):
+    if type(expr) is cst.Name:
         return expr.value
-    if isinstance(expr, cst.Attribute):
+    if type(expr) is cst.Attribute:
         return expr.attr.value
     return ""
 

@@ -31,31 +31,31 @@ class LiteralValues:
     def _literal(self, expr: cst.BaseExpression, depth: int) -> Any:
         if depth > 12:
             return MISSING
-        if isinstance(expr, (cst.Integer, cst.Float)):
+        if type(expr) in (cst.Integer, cst.Float):
             return expr.evaluated_value
-        if isinstance(expr, (cst.SimpleString, cst.ConcatenatedString)):
+        if type(expr) in (cst.SimpleString, cst.ConcatenatedString):
             return expr.evaluated_value
-        if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        if type(expr) is cst.Name and expr.value in ("True", "False", "None"):
             return {"True": True, "False": False, "None": None}[expr.value]
-        if isinstance(expr, cst.UnaryOperation):
+        if type(expr) is cst.UnaryOperation:
             operand = self._literal(expr.expression, depth + 1)
             if isinstance(operand, (int, float)) and not isinstance(operand, bool):
-                if isinstance(expr.operator, cst.Minus):
+                if type(expr.operator) is cst.Minus:
                     return -operand
-                if isinstance(expr.operator, cst.Plus):
+                if type(expr.operator) is cst.Plus:
                     return operand
-            if isinstance(expr.operator, cst.Not) and operand is not MISSING:
+            if type(expr.operator) is cst.Not and operand is not MISSING:
                 return not operand
             return MISSING
-        if isinstance(expr, cst.BinaryOperation):
+        if type(expr) is cst.BinaryOperation:
             return self._binary(expr, depth)
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             return self._agreed([o for o in self.origins(expr) if o is not expr], depth)
-        if isinstance(expr, cst.Attribute):
+        if type(expr) is cst.Attribute:
             return self._attribute_literal(expr, depth)
-        if isinstance(expr, cst.Subscript):
+        if type(expr) is cst.Subscript:
             return self._subscript_literal(expr, depth)
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self._call_literal(expr, depth)
         return MISSING
 

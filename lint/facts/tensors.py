@@ -88,31 +88,31 @@ class TensorAnalysis(TensorSources):
         return result
 
     def _dispatch(self, expr: cst.BaseExpression, path: tuple[PathItem, ...]) -> TensorValue:
-        if isinstance(expr, (cst.Integer, cst.Float)):
-            kind = "int" if isinstance(expr, cst.Integer) else "float"
+        if type(expr) in (cst.Integer, cst.Float):
+            kind = "int" if type(expr) is cst.Integer else "float"
             return self.select(TensorValue((), kind, point(expr.evaluated_value)), path)
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             if expr.value in ("True", "False"):
                 return TensorValue((), "bool", point(expr.value == "True"))
             return self._name(expr, path)
-        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, (cst.Minus, cst.Plus)):
+        if type(expr) is cst.UnaryOperation and type(expr.operator) in (cst.Minus, cst.Plus):
             inner = self._value(expr.expression, path)
-            if isinstance(expr.operator, cst.Plus):
+            if type(expr.operator) is cst.Plus:
                 return inner
             return replace(inner, range=map_columns(inner.range, lambda r: ValueRange(-r.high, -r.low)))
-        if isinstance(expr, cst.BinaryOperation):
+        if type(expr) is cst.BinaryOperation:
             return self._binary(expr.operator, self._value(expr.left, path), self._value(expr.right, path))
-        if isinstance(expr, (cst.Tuple, cst.List)):
+        if type(expr) in (cst.Tuple, cst.List):
             return self._sequence(expr, path)
-        if isinstance(expr, (cst.ListComp, cst.GeneratorExp)) and not path:
+        if type(expr) in (cst.ListComp, cst.GeneratorExp) and not path:
             return self._comprehension(expr)
-        if isinstance(expr, cst.Dict):
+        if type(expr) is cst.Dict:
             return self._frame(expr, path)
-        if isinstance(expr, cst.Attribute):
+        if type(expr) is cst.Attribute:
             return self._attribute(expr, path)
-        if isinstance(expr, cst.Subscript):
+        if type(expr) is cst.Subscript:
             return self._subscript(expr, path)
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self._call(expr, path)
         return UNKNOWN
 
@@ -171,18 +171,18 @@ class TensorAnalysis(TensorSources):
         mutated = set()
         for node in self.facts.effects.get(self.facts.module, []):
             targets: list[cst.BaseExpression] = []
-            if isinstance(node, cst.AugAssign):
+            if type(node) is cst.AugAssign:
                 targets = [node.target]
-            elif isinstance(node, cst.Assign):
-                targets = [t.target for t in node.targets if isinstance(t.target, cst.Subscript)]
-            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and (
+            elif type(node) is cst.Assign:
+                targets = [t.target for t in node.targets if type(t.target) is cst.Subscript]
+            elif type(node) is cst.Call and type(node.func) is cst.Attribute and (
                     node.func.attr.value.endswith("_") and not node.func.attr.value.startswith("_")
                     or node.func.attr.value in LIST_MUTATORS):
                 targets = [node.func.value]
             for target in targets:
-                while isinstance(target, (cst.Subscript, cst.Attribute)):
+                while type(target) in (cst.Subscript, cst.Attribute):
                     target = target.value
-                if isinstance(target, cst.Name):
+                if type(target) is cst.Name:
                     mutated.add(target.value)
         return mutated
 

@@ -132,7 +132,7 @@ class TrainingAnalysis:
 
     def is_optimizer_step(self, node: cst.CSTNode) -> bool:
         """`optimizer.step()` or `scaler.step(optimizer)`."""
-        if not (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "step"):
+        if not (type(node) is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value == "step"):
             return False
         receiver = node.func.value
         if self.facts.kind_of(receiver) == "scaler":
@@ -147,7 +147,7 @@ class TrainingAnalysis:
     def is_backward(node: cst.CSTNode) -> bool:
         """`loss.backward()`, `scaler.scale(loss).backward()`, `accelerator.backward(loss)`,
         `torch.autograd.backward(...)`, `manual_backward(loss)` (Lightning)."""
-        if not isinstance(node, cst.Call):
+        if type(node) is not cst.Call:
             return False
         name = terminal_name(node.func)
         return name in ("backward", "manual_backward")
@@ -156,7 +156,7 @@ class TrainingAnalysis:
     def is_autograd_grad(node: cst.CSTNode) -> bool:
         """`torch.autograd.grad(outputs, inputs)` (`autograd.grad`, `th.autograd.grad`): a backward
         pass that returns the gradients instead of accumulating them."""
-        return isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "grad" \
+        return type(node) is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value == "grad" \
             and terminal_name(node.func.value) == "autograd"
 
     def computes_gradients(self, node: cst.CSTNode) -> bool:
@@ -246,17 +246,17 @@ class TrainingAnalysis:
                 continue
             seen.add(expr)
             for node in nodes_within(expr, (cst.Call, cst.Name, cst.Attribute)):
-                if isinstance(node, cst.Call):
+                if type(node) is cst.Call:
                     for function in facts.local_definitions(node.func, cst.FunctionDef):
                         todo.extend(facts.returns.get(function, []))
                     continue
                 spelled = (facts.spelling(node), self._scope(node))
                 spellings.add(spelled)
                 todo.extend(self._appended.get(spelled, []))
-                if not isinstance(node, cst.Name):
+                if type(node) is not cst.Name:
                     continue
                 for definition in facts.reaching_nodes(node):
-                    binding = facts.bindings.get(definition) if isinstance(definition, cst.Name) else None
+                    binding = facts.bindings.get(definition) if type(definition) is cst.Name else None
                     targets.add(definition)
                     if binding is not None:
                         todo.append(binding.value)

@@ -46,17 +46,17 @@ class ParameterUpdates:
         found = []
         for node in self.facts.effects.get(self.facts.module, []):
             update = None
-            if isinstance(node, cst.AugAssign) and isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)):
+            if type(node) is cst.AugAssign and type(node.operator) in (cst.AddAssign, cst.SubtractAssign):
                 sign = self._gradient_sign(node.value, strip_data(node.target))
-                flipped = -1 if isinstance(node.operator, cst.SubtractAssign) else 1
+                flipped = -1 if type(node.operator) is cst.SubtractAssign else 1
                 update = (node.target, sign * flipped) if sign else None
-            elif isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.BinaryOperation):
+            elif type(node) is cst.Assign and len(node.targets) == 1 and type(node.value) is cst.BinaryOperation:
                 target = strip_data(node.targets[0].target)
                 value = node.value
-                if isinstance(value.operator, (cst.Add, cst.Subtract)) and self.facts.spelling(strip_data(value.left)) == self.facts.spelling(target):
+                if type(value.operator) in (cst.Add, cst.Subtract) and self.facts.spelling(strip_data(value.left)) == self.facts.spelling(target):
                     sign = self._gradient_sign(value.right, target)
-                    update = (target, sign * (-1 if isinstance(value.operator, cst.Subtract) else 1)) if sign else None
-            elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value in ("add_", "sub_"):
+                    update = (target, sign * (-1 if type(value.operator) is cst.Subtract else 1)) if sign else None
+            elif type(node) is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value in ("add_", "sub_"):
                 update = self._in_place(node)
             if update is not None and self._is_parameter(strip_data(update[0])):
                 found.append(ParameterUpdate(node, strip_data(update[0]), update[1]))

@@ -311,14 +311,14 @@ def test(model, loader):
     @staticmethod
     def _accumulated(node: cst.CSTNode) -> Optional[tuple[cst.BaseExpression, cst.BaseExpression]]:
         """(total, value) for `total += value`, `total = total + value`, `total.append(value)`."""
-        if isinstance(node, cst.AugAssign) and isinstance(node.operator, cst.AddAssign):
+        if type(node) is cst.AugAssign and type(node.operator) is cst.AddAssign:
             return node.target, node.value
-        if isinstance(node, cst.Assign) and len(node.targets) == 1 and isinstance(node.value, cst.BinaryOperation) \
-                and isinstance(node.value.operator, cst.Add):
+        if type(node) is cst.Assign and len(node.targets) == 1 and type(node.value) is cst.BinaryOperation \
+                and type(node.value.operator) is cst.Add:
             target = node.targets[0].target
-            if isinstance(target, cst.Name) and isinstance(node.value.left, cst.Name) and node.value.left.value == target.value:
+            if type(target) is cst.Name and type(node.value.left) is cst.Name and node.value.left.value == target.value:
                 return target, node.value.right
-        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute) and node.func.attr.value == "append" \
+        if type(node) is cst.Call and type(node.func) is cst.Attribute and node.func.attr.value == "append" \
                 and len(node.args) == 1:
             return node.func.value, node.args[0].value
         return None
