@@ -326,23 +326,19 @@ class Session:
         self._first_forward = False
         if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
             self.eval_mode.on_no_grad_forward(step, model.name, model.module.training, model.mode_layers)
-            if self.scaler_fits.fits:
-                self.scaler_fits.on_model_input(False, args)
+            self.scaler_fits.on_model_input(False, args)
             return
-        if self.grad_forwards.watched:  # before another forward: a pass watched since the last backward gets a hook
-            self.grad_forwards.settle()
+        self.grad_forwards.settle()  # before another forward: a pass watched since the last backward gets a hook
         if self._measured.get(model.name) == step:
             self.grad_forwards.start_measuring([record["tensor"] for record in model.params.values()])
             return
         self._measured[model.name] = step
         self._first_forward = True
         self.batches.on_model_input(step, args)
-        if self.scaler_fits.fits:
-            self.scaler_fits.on_model_input(True, args)
+        self.scaler_fits.on_model_input(True, args)
         if self._sampling and self.inputs.due(step):
             self.inputs.on_model_input(step, model.name, args)
-        if self.sample.active:
-            self.sample.on_model_input(model.name, args)
+        self.sample.on_model_input(model.name, args)
         if self._sampling and self.activations.due(step):
             self._measure_layers(model)
         if step == 0:
@@ -351,8 +347,7 @@ class Session:
     def _after_root(self, module: nn.Module, args: tuple, output: Any) -> None:
         self._root_calls = max(0, self._root_calls - 1)
         if self._root_calls == 0:
-            if self._measuring is not None:
-                self._measure_layers(None)
+            self._measure_layers(None)
             self.init_signal.stop()
             saved_bytes = self.grad_forwards.stop_measuring()
             model = self.tracker.models.get(id(module))
@@ -360,8 +355,7 @@ class Session:
                 self.grad_forwards.on_forward(self.tracker.step, model.name, output, saved_bytes)
                 if self._first_forward and self._sampling:
                     self.output_activation.on_output(self.tracker.step, model.name, output)
-            if self.sample.active:
-                self.sample.on_model_output(output)
+            self.sample.on_model_output(output)
 
     def _after_layer(self, module: nn.Module, args: tuple, output: Any) -> None:
         # layers are looked up (and unregistered ones adopted) on measured steps only
@@ -392,8 +386,7 @@ class Session:
         self.gradients.before_step(info.index, step, info.named_params, cleared)
         if self._sampling:
             self.updates.before_step(info.index, step, info.named_params)
-        if info.steps == 0:  # the decay is weighed at an optimizer's first step
-            self.weight_decay.before_step(optimizer, info.index, step)
+        self.weight_decay.before_step(optimizer, info.index, step)
 
     def _after_step(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
         info = self.tracker.optimizer(optimizer)
@@ -408,10 +401,8 @@ class Session:
         self.tracker.count_step(info)
         self._sampling = any(collector.due(self.tracker.step) for collector in self._schedules)
         self.gradients.after_step(info.index, self.tracker.step, info.params)
-        if self.rank_params.enabled:
-            self.rank_params.after_step(self.tracker.step, info.index, info.named_params)
-        if self._progress is not None:
-            self._report_progress(info.index)
+        self.rank_params.after_step(self.tracker.step, info.index, info.named_params)
+        self._report_progress(info.index)
         if self.tracker.step >= self.budget:
             raise StepBudgetReached()
         step = self.tracker.step
@@ -439,8 +430,7 @@ class Session:
                     roots = [loss.grad_fn]
             if not self.manual.active:
                 self.gradients.on_backward()
-                if self.grad_forwards.watched:
-                    self.grad_forwards.settle(roots)
+                self.grad_forwards.settle(roots)
                 return original(tensors, *args, **kwargs)
             updates = self.manual.before_backward(loss)
             if self.manual.open:  # the script has applied its update since the last backward
@@ -507,8 +497,7 @@ class Session:
                 raise
             if recorded:
                 self.loss_inputs.on_loss_value(result)
-            if self.grad_forwards.watched:
-                self.grad_forwards.on_loss(input, result)
+            self.grad_forwards.on_loss(input, result)
             return result
 
         return loss

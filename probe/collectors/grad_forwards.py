@@ -97,7 +97,7 @@ class GradForwardCollector(Collector):
 
     def on_loss(self, input: Any, loss: Any) -> None:
         """A loss function computed `loss` from `input` (a watched pass's output, or not)."""
-        if isinstance(input, torch.Tensor) and isinstance(loss, torch.Tensor):
+        if self.watched and isinstance(input, torch.Tensor) and isinstance(loss, torch.Tensor):
             node = input.grad_fn
             for record in self.watched:
                 if record.node is node:

@@ -101,7 +101,8 @@ class TrainingSampleCollector(Collector):
         self._pending = (x.shape[0], x.detach()[: self.row_limit - self.rows].clone())
 
     def on_model_output(self, output: Any) -> None:
-        self._last_output = output if isinstance(output, torch.Tensor) else None
+        if self.active:  # no output is held once the sample is complete
+            self._last_output = output if isinstance(output, torch.Tensor) else None
 
     def on_loss_call(self, kind: str, input: Any, target: Any) -> None:
         if self._pending is None or not self.active:
