@@ -77,7 +77,8 @@ async def measure(text: str, edits: int) -> tuple[float, list[tuple[float, float
         for version in range(2, edits + 2):
             line, indent = statement_start(text, version)
             inserted = f"{' ' * indent}edit_{version} = {version}\n"
-            text = "".join(text.splitlines(keepends=True)[:line]) + inserted + "".join(text.splitlines(keepends=True)[line:])
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[:line]) + inserted + "".join(lines[line:])
             position = types.Position(line=line, character=0)
             sent = time.perf_counter()
             client.text_document_did_change(types.DidChangeTextDocumentParams(

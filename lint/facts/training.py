@@ -34,7 +34,6 @@ class TrainingAnalysis:
         self._reachable_cache: dict[cst.CSTNode, list[cst.CSTNode]] = {}
         self._trains_in_cache: dict[cst.CSTNode, bool] = {}
         self._reached_sets: dict[cst.CSTNode, frozenset[cst.CSTNode]] = {}
-        self._steps_reached: dict[cst.CSTNode, list[cst.Call]] = {}
         self._stale_cache: dict[cst.Call, Optional[tuple[cst.Call, cst.Name]]] = {}
 
     def reachable(self, container: cst.CSTNode) -> list[cst.CSTNode]:
@@ -54,16 +53,20 @@ class TrainingAnalysis:
         return node in found
 
     def steps_reached(self, container: cst.CSTNode) -> list[cst.Call]:
-        """The optimizer steps a loop or function reaches, in evaluation order (once per container)."""
-        found = self._steps_reached.get(container)
-        if found is None:
-            steps = {node for node in self.reachable(container) if node in self._optimizer_step_set}
-            found = self._steps_reached[container] = sorted(steps, key=self.facts.order_of)
-        return found
+        """The optimizer steps a loop or function reaches, in evaluation order."""
+        return [step for step in self.optimizer_steps if self.reaches(container, step)]
 
     @functools.cached_property
-    def _optimizer_step_set(self) -> frozenset[cst.Call]:
-        return frozenset(self.optimizer_steps)
+    def sums_loss(self) -> bool:
+        """Whether a loss in the file sums over its elements (`reduction="sum"`, the old
+        `size_average=False`): its gradient, and so each step, grows with the batch and the
+        outputs (FCN trains at lr=1e-10 on a loss summed over every pixel)."""
+        facts = self.facts
+        return any(
+            arg.keyword is not None and (arg.keyword.value == "reduction" and facts.literal(arg.value) == "sum"
+                                         or arg.keyword.value == "size_average" and facts.literal(arg.value) is False)
+            for call in facts.calls for arg in call.args
+        )
 
     def trains_in(self, container: cst.CSTNode) -> bool:
         """Whether what a loop or function reaches trains (see `trains`), once per container."""

@@ -199,7 +199,7 @@ opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
                     effect = f"is about {_ratio(lr, usual)} the usual {usual:g} and will likely diverge or oscillate"
                 elif lr < 0:
                     effect = "climbs the loss instead of descending it"
-                elif _sums_loss(facts):
+                elif facts.training.sums_loss:
                     continue  # the step scales with every summed element: a tiny lr is the usual choice
                 elif not facts.training.backward_calls:
                     severity = Severity.INFO  # the loss is computed elsewhere: its reduction is unknown
@@ -213,13 +213,3 @@ opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
                     severity=severity,
                 )
 
-
-def _sums_loss(facts) -> bool:
-    """A loss in the file sums over its elements (`reduction="sum"`, the old `size_average=False`):
-    its gradient, and so each step, grows with the batch and the outputs (FCN trains at lr=1e-10
-    on a loss summed over every pixel)."""
-    return any(
-        arg.keyword is not None and (arg.keyword.value == "reduction" and facts.literal(arg.value) == "sum"
-                                     or arg.keyword.value == "size_average" and facts.literal(arg.value) is False)
-        for call in facts.calls for arg in call.args
-    )
